@@ -1,0 +1,42 @@
+# Two entry points for a newcomer: `make demo` and `make test`. Both install what is missing
+# (a cached virtualenv keyed by pyproject.toml, stack binaries keyed by version) and go.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+PYTHON ?= python3.11
+CACHE ?= $(HOME)/.cache/llm-audit
+VENV := $(CACHE)/venv-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+STAMP := $(VENV)/.complete
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-unit stack-up stack-down clean-venvs
+
+install: $(STAMP)
+	@# The project itself is re-pointed at this checkout every time (cheap): the venv is shared.
+	@$(BIN)/pip install -q --no-deps --no-build-isolation -e . >$(VENV)/editable.log 2>&1 || { cat $(VENV)/editable.log; exit 1; }
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
+	@echo "==> creating $(VENV) (first run only: PyFlink, torch and transformers are several GB, ~5-10 min)"
+	@rm -rf $(VENV) && $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install -q --upgrade pip
+	@$(BIN)/pip install -e '.[dev]' | grep -v '^Requirement already satisfied' || { echo "error: pip install failed; see its output above"; exit 1; }
+	@touch $(STAMP)
+
+stack-up: install
+	@$(BIN)/llm-audit stack up
+
+stack-down: install
+	@$(BIN)/llm-audit stack down
+
+demo: stack-up
+	@$(BIN)/llm-audit demo
+
+test: stack-up
+	@$(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: install
+	@$(BIN)/pytest -m unit $(PYTEST_ARGS)
+
+clean-venvs:
+	@ls -d $(CACHE)/venv-* | grep -v $(VENV) | xargs -r rm -rf

@@ -1,0 +1,1 @@
+"""The no-Docker local stack (Kafka, FerretDB, InfluxDB) and synthetic LLM traffic for demos and tests."""

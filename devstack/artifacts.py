@@ -1,0 +1,120 @@
+"""Builds and caches what the local stack runs, keyed by version, outside the clone.
+
+Kafka and Flink's Kafka connector come from Maven Central through `mvn`; FerretDB and
+InfluxDB are compiled from the Go module proxy. A first run takes a few minutes and
+streams the tools' own progress; later runs find everything in the cache.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+KAFKA_VERSION = "4.2.0"
+FLINK_KAFKA_CONNECTOR_VERSION = "5.0.0-2.2"
+INFLUXDB_VERSION = "v1.8.10"
+
+HERE = Path(__file__).resolve().parent
+console = Console(stderr=True, highlight=False)
+
+
+class BuildError(RuntimeError):
+    """A download or build step failed; the message says which command and how to retry."""
+
+
+def cache_dir() -> Path:
+    """Root of everything cached: LLM_AUDIT_CACHE, else ~/.cache/llm-audit."""
+    return Path(os.environ.get("LLM_AUDIT_CACHE", Path.home() / ".cache" / "llm-audit")).expanduser()
+
+
+def ferretdb_version() -> str:
+    """The FerretDB version pinned by devstack/ferretdb/go.mod."""
+    for line in (HERE / "ferretdb" / "go.mod").read_text().splitlines():
+        if line.strip().startswith("require github.com/FerretDB/FerretDB "):
+            return line.split()[-1]
+    raise BuildError("devstack/ferretdb/go.mod: no 'require github.com/FerretDB/FerretDB vX.Y.Z' line")
+
+
+def kafka_libs() -> Path:
+    """Directory of the Kafka broker's jars, resolved on first use."""
+    target = cache_dir() / f"kafka-{KAFKA_VERSION}" / "libs"
+    return _cached(target, f"Kafka {KAFKA_VERSION} jars (Maven Central)", lambda tmp: _mvn(
+        "-f", str(HERE / "kafka" / "pom.xml"), f"-Dkafka.version={KAFKA_VERSION}",
+        "dependency:copy-dependencies", f"-DoutputDirectory={tmp}",
+    ))
+
+
+def flink_kafka_connector_jar() -> Path:
+    """flink-sql-connector-kafka for the pinned Flink, resolved on first use."""
+    name = f"flink-sql-connector-kafka-{FLINK_KAFKA_CONNECTOR_VERSION}"
+    target = cache_dir() / name
+    _cached(target, f"{name}.jar (Maven Central)", lambda tmp: _mvn(
+        "dependency:copy", f"-Dartifact=org.apache.flink:flink-sql-connector-kafka:{FLINK_KAFKA_CONNECTOR_VERSION}",
+        f"-DoutputDirectory={tmp}",
+    ))
+    return target / f"{name}.jar"
+
+
+def ferretdb_binary() -> Path:
+    """The FerretDB server (SQLite backend), compiled on first use."""
+    version = ferretdb_version()
+    target = cache_dir() / f"ferretdb-{version}"
+    _cached(target, f"FerretDB {version} (Go module proxy, ~2-3 min)", lambda tmp: _run(
+        ["go", "build", "-v", "-trimpath", "-o", str(Path(tmp) / "ferretdb"), "."], cwd=HERE / "ferretdb",
+    ))
+    return target / "ferretdb"
+
+
+def influxd_binary() -> Path:
+    """InfluxDB 1.8 OSS (serves the v2 write/query API), compiled on first use."""
+    target = cache_dir() / f"influxdb-{INFLUXDB_VERSION}"
+    _cached(target, f"InfluxDB {INFLUXDB_VERSION} (Go module proxy, ~2-3 min)", lambda tmp: _run(
+        ["go", "install", "-v", f"github.com/influxdata/influxdb/cmd/influxd@{INFLUXDB_VERSION}"],
+        env={**os.environ, "GOBIN": tmp},
+    ))
+    return target / "influxd"
+
+
+def ensure_all() -> None:
+    """Resolve every artefact; each one is skipped when already cached."""
+    kafka_libs()
+    flink_kafka_connector_jar()
+    ferretdb_binary()
+    influxd_binary()
+
+
+def _cached(target: Path, what: str, build) -> Path:
+    """Return target, building it into a temp dir first so a failed build never looks cached."""
+    if target.is_dir() and any(target.iterdir()):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    console.print(f"[bold]==>[/] fetching {what} into {target} (first run only)")
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}-") as tmp:
+        build(tmp)
+        if not any(Path(tmp).iterdir()):
+            raise BuildError(f"building {what} produced nothing in {tmp}")
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(tmp, target)
+    console.print(f"[bold]==>[/] {what} ready in {time.monotonic() - started:.0f}s")
+    return target
+
+
+def _mvn(*args: str) -> None:
+    _run(["mvn", "-B", *args], cwd=HERE / "kafka")
+
+
+def _run(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
+    tool = cmd[0]
+    if shutil.which(tool) is None:
+        raise BuildError(f"'{tool}' is not on PATH; install it (this project needs Java 17 + Maven and Go >= 1.24)")
+    result = subprocess.run(cmd, cwd=cwd, env=env, stdout=sys.stderr, stderr=subprocess.STDOUT)
+    if result.returncode != 0:
+        raise BuildError(f"command failed with exit code {result.returncode}: {' '.join(cmd)} (in {cwd or os.getcwd()})")

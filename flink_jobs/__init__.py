@@ -1,0 +1,1 @@
+"""PyFlink job wiring: sources, pipelines, sinks, settings; logic lives in udfs/."""

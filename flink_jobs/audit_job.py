@@ -1,0 +1,136 @@
+"""The audit job: Kafka audit events -> parse -> rules -> MongoDB violations, InfluxDB counts, DLQ.
+
+Run locally with `llm-audit run audit`, or on a cluster with `flink run -py flink_jobs/audit_job.py`
+(settings from LLM_AUDIT_* env vars, see flink_jobs/settings.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from pyflink.common import Configuration, Duration, Types, WatermarkStrategy
+from pyflink.common.serialization import SimpleStringSchema
+from pyflink.datastream import CheckpointingMode, DataStream, StreamExecutionEnvironment
+from pyflink.datastream.connectors.base import DeliveryGuarantee, Sink
+from pyflink.datastream.connectors.kafka import (
+    KafkaOffsetResetStrategy,
+    KafkaOffsetsInitializer,
+    KafkaRecordSerializationSchema,
+    KafkaSink,
+    KafkaSource,
+)
+from pyflink.datastream.window import TumblingEventTimeWindows
+from pyflink.java_gateway import get_gateway
+
+from flink_jobs.functions import DEAD_LETTERS, AuditEvents, CountEvents, EmitWindowCounts, EventTime, ParseEvent
+from flink_jobs.settings import AuditJobSettings
+from flink_jobs.sinks import InfluxCountsWriter, MongoViolationWriter
+from udfs.rules import RuleSet, load_rules
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AuditOutputs:
+    results: DataStream  # (tenant, model, [violation documents]) per valid event
+    window_counts: DataStream  # {"tenant", "model", "time_ms", "events", "violations"} per window
+    dead_letters: DataStream  # DLQ JSON strings
+
+
+def build_pipeline(raw: DataStream, settings: AuditJobSettings, ruleset: RuleSet) -> AuditOutputs:
+    """The transformation, without sources or sinks, so tests can feed any stream."""
+    parsed = raw.process(ParseEvent()).uid("parse").name("parse and validate")
+    events = parsed.assign_timestamps_and_watermarks(
+        WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_seconds(settings.max_out_of_orderness_s))
+        .with_timestamp_assigner(EventTime())
+        .with_idleness(Duration.of_seconds(settings.idleness_s))
+    ).uid("event-time").name("event time")
+    results = events.map(AuditEvents(ruleset, settings.store_raw_text)).uid("rules").name("apply rules")
+    window_counts = (
+        results.key_by(lambda r: (r[0], r[1]))
+        .window(TumblingEventTimeWindows.of(Duration.of_seconds(settings.metrics_window_s)))
+        .aggregate(CountEvents(), window_function=EmitWindowCounts())
+        .uid("window-counts").name("counts per tenant and model")
+    )
+    return AuditOutputs(results, window_counts, parsed.get_side_output(DEAD_LETTERS))
+
+
+def create_env(settings: AuditJobSettings) -> StreamExecutionEnvironment:
+    config = Configuration()
+    if settings.python_executable:
+        config.set_string("python.executable", settings.python_executable)
+    if settings.pipeline_jars:
+        config.set_string("pipeline.jars", ";".join(settings.pipeline_jars))
+    if settings.checkpoint_dir:
+        config.set_string("execution.checkpointing.dir", settings.checkpoint_dir)
+        config.set_string("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
+    env = StreamExecutionEnvironment.get_execution_environment(config)
+    env.set_parallelism(settings.parallelism)
+    env.enable_checkpointing(settings.checkpoint_interval_ms, CheckpointingMode.EXACTLY_ONCE)
+    return env
+
+
+def kafka_source(settings: AuditJobSettings) -> KafkaSource:
+    starting = {
+        "earliest": KafkaOffsetsInitializer.earliest(),
+        "latest": KafkaOffsetsInitializer.latest(),
+        "committed": KafkaOffsetsInitializer.committed_offsets(KafkaOffsetResetStrategy.EARLIEST),
+    }[settings.starting_offsets]
+    builder = (
+        KafkaSource.builder()
+        .set_bootstrap_servers(settings.kafka_bootstrap)
+        .set_topics(settings.source_topic)
+        .set_group_id(settings.group_id)
+        .set_starting_offsets(starting)
+        .set_value_only_deserializer(SimpleStringSchema())
+        .set_property("isolation.level", "read_committed")
+    )
+    if settings.bounded:
+        builder = builder.set_bounded(KafkaOffsetsInitializer.latest())
+    return builder.build()
+
+
+def dlq_sink(settings: AuditJobSettings) -> KafkaSink:
+    return (
+        KafkaSink.builder()
+        .set_bootstrap_servers(settings.kafka_bootstrap)
+        .set_record_serializer(
+            KafkaRecordSerializationSchema.builder()
+            .set_topic(settings.dlq_topic)
+            .set_value_serialization_schema(SimpleStringSchema())
+            .build()
+        )
+        .set_delivery_guarantee(DeliveryGuarantee.EXACTLY_ONCE)
+        .set_transactional_id_prefix(f"{settings.group_id}-dlq")
+        .build()
+    )
+
+
+def discard() -> Sink:
+    """A terminal for operators whose effect is their own idempotent write."""
+    return Sink(get_gateway().jvm.org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink())
+
+
+def main(settings: AuditJobSettings | None = None) -> None:
+    settings = settings or AuditJobSettings()
+    ruleset = load_rules(settings.rules_path)  # fail at submission, not on a worker
+    env = create_env(settings)
+    raw = env.from_source(kafka_source(settings), WatermarkStrategy.no_watermarks(), "audit events").uid("source")
+    out = build_pipeline(raw, settings, ruleset)
+
+    mongo = MongoViolationWriter(settings.mongo_uri.get_secret_value(), settings.mongo_database,
+                                 settings.violations_collection)
+    out.results.filter(lambda r: bool(r[2])).uid("has-violations").map(mongo, Types.INT()) \
+        .uid("mongo-violations").name("upsert violations").sink_to(discard()).uid("mongo-done")
+    influx = InfluxCountsWriter(settings.influx_url, settings.influx_token.get_secret_value(),
+                                settings.influx_org, settings.influx_bucket)
+    out.window_counts.map(influx, Types.INT()).uid("influx-counts").name("write counts") \
+        .sink_to(discard()).uid("influx-done")
+    out.dead_letters.sink_to(dlq_sink(settings)).uid("dlq").name("dead-letter queue")
+
+    env.execute("llm-audit")
+
+
+if __name__ == "__main__":
+    main()

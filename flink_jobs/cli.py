@@ -1,0 +1,158 @@
+"""`llm-audit`: the local stack, sample traffic, running the audit job, and the demo."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from devstack import artifacts, stack, traffic
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+stack_app = typer.Typer(no_args_is_help=True, help="The local stack: Kafka (KRaft), FerretDB, InfluxDB on 127.0.0.1.")
+run_app = typer.Typer(no_args_is_help=True, help="Run a job on the local Flink MiniCluster.")
+app.add_typer(stack_app, name="stack")
+app.add_typer(run_app, name="run")
+console = Console(stderr=True, highlight=False)
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/] {message}")
+    raise typer.Exit(1)
+
+
+@stack_app.command("up")
+def stack_up() -> None:
+    """Build what is missing (cached), start every service, create topics and databases."""
+    try:
+        stack.up()
+    except (stack.StackError, artifacts.BuildError) as exc:
+        _fail(str(exc))
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop the services; their data stays for the next `up`."""
+    stack.down()
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Show each service's state; exit code 1 unless all are healthy."""
+    states = stack.status()
+    for name, state in states.items():
+        colour = {"healthy": "green", "stopped": "yellow"}.get(state, "red")
+        console.print(f"{name:10} [{colour}]{state}[/]")
+    if any(state != "healthy" for state in states.values()):
+        raise typer.Exit(1)
+
+
+@app.command()
+def produce(
+    events: int = typer.Option(..., "--events", "-n", min=1, help="How many messages to write."),
+    rate: Optional[float] = typer.Option(None, "--rate", "-r", min=0.001, help="Messages per second (default: as fast as possible)."),
+    seed: int = typer.Option(7, "--seed", "-s", help="Same seed, same events."),
+    topic: str = typer.Option("model-audit-logs", help="Target topic."),
+    bootstrap: str = typer.Option("127.0.0.1:9092", envvar="LLM_AUDIT_KAFKA_BOOTSTRAP", help="Kafka bootstrap servers."),
+    labels: Optional[Path] = typer.Option(None, help="Where to write the ground truth (JSON lines); default beside the cache."),
+    start_ms: Optional[int] = typer.Option(None, help="Timestamp of the first event, epoch ms (default: now)."),
+) -> None:
+    """Write synthetic LLM traffic to Kafka and its ground-truth labels to a file."""
+    labels = labels or artifacts.cache_dir() / "traffic" / f"labels-seed{seed}.jsonl"
+    truths = _produce_with_progress(bootstrap, topic, events, seed, rate, labels, start_ms)
+    _print_counts(traffic.summarize(truths))
+    console.print(f"ground truth: {labels}")
+
+
+def _produce_with_progress(bootstrap, topic, events, seed, rate, labels, start_ms) -> list[dict]:
+    with Progress(TextColumn("producing to [bold]{task.fields[topic]}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("produce", total=events, topic=topic)
+        return traffic.produce(bootstrap, topic, events, seed, rate, labels, start_ms,
+                               progress=lambda done: bar.update(task, completed=done))
+
+
+def _print_counts(counts) -> None:
+    table = Table("label", "events", title="generated traffic")
+    for kind, count in sorted(counts.items()):
+        table.add_row(kind, str(count))
+    console.print(table)
+
+
+def local_job_settings(**overrides):
+    """AuditJobSettings from the environment, plus what a local MiniCluster run needs."""
+    from flink_jobs.settings import AuditJobSettings
+
+    settings = AuditJobSettings(**overrides)
+    local = {
+        "python_executable": settings.python_executable or sys.executable,
+        "pipeline_jars": settings.pipeline_jars or [artifacts.flink_kafka_connector_jar().as_uri()],
+        "checkpoint_dir": settings.checkpoint_dir or (artifacts.cache_dir() / "checkpoints").as_uri(),
+    }
+    return settings.model_copy(update=local)
+
+
+@run_app.command("audit")
+def run_audit(
+    bounded: bool = typer.Option(False, help="Stop once the input present at start is consumed."),
+) -> None:
+    """Run the audit job on a local MiniCluster (settings: LLM_AUDIT_* env vars)."""
+    from flink_jobs import audit_job
+    from udfs.rules import RuleError
+
+    try:
+        audit_job.main(local_job_settings(bounded=bounded))
+    except RuleError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def demo(
+    events: int = typer.Option(2000, "--events", "-n", min=1, help="How many messages to audit."),
+    seed: int = typer.Option(7, "--seed", "-s"),
+) -> None:
+    """Start the stack, produce a sample stream, audit it end to end, compare with the ground truth."""
+    from flink_jobs import audit_job
+
+    stack_up()
+    run = time.strftime("%Y%m%d-%H%M%S")
+    settings = local_job_settings(
+        source_topic=f"demo-{run}.model-audit-logs", dlq_topic=f"demo-{run}.model-audit-dlq",
+        group_id=f"llm-audit-demo-{run}", bounded=True,
+    )
+    stack.create_topics(settings.kafka_bootstrap, {settings.source_topic: {}, settings.dlq_topic: {}})
+    labels = artifacts.cache_dir() / "traffic" / f"demo-{run}.jsonl"
+    truths = _produce_with_progress(settings.kafka_bootstrap, settings.source_topic, events, seed, None, labels, None)
+    console.print(f"[bold]==>[/] auditing {events} events with {settings.rules_path} (PyFlink MiniCluster)")
+    began = time.monotonic()
+    audit_job.main(settings)
+    console.print(f"[bold]==>[/] job finished in {time.monotonic() - began:.1f}s")
+    from devstack.check import compare
+
+    report = compare(settings, truths)
+    table = Table("what", "generator (truth)", "audit job", "", title=f"demo {run}: truth vs. stored results")
+    for row in report.rows:
+        table.add_row(row.what, str(row.expected), str(row.actual), "[green]✓[/]" if row.ok else "[red]✗[/]")
+    console.print(table)
+    console.print(f"violations: MongoDB {settings.mongo_database}.{settings.violations_collection}; "
+                  f"counts: InfluxDB {settings.influx_bucket}; dead letters: topic {settings.dlq_topic}")
+    if not report.ok:
+        _fail("the stored results differ from the ground truth")
+
+
+@app.command("schema")
+def schema() -> None:
+    """Print the audit event JSON Schema (v1)."""
+    from udfs.events import SCHEMA_PATH
+
+    sys.stdout.write(SCHEMA_PATH.read_text())
+
+
+if __name__ == "__main__":
+    app()

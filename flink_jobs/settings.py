@@ -1,0 +1,71 @@
+"""Settings of the audit job: every endpoint, name and credential, from LLM_AUDIT_* env vars."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class AuditJobSettings(BaseSettings):
+    """Audit job configuration. Each field reads the env var LLM_AUDIT_<FIELD NAME IN CAPITALS>."""
+
+    model_config = SettingsConfigDict(env_prefix="LLM_AUDIT_", frozen=True, extra="forbid")
+
+    # Kafka
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    """LLM_AUDIT_KAFKA_BOOTSTRAP: Kafka bootstrap servers, comma-separated."""
+    source_topic: str = "model-audit-logs"
+    """LLM_AUDIT_SOURCE_TOPIC: topic of audit events (schema v1)."""
+    dlq_topic: str = "model-audit-dlq"
+    """LLM_AUDIT_DLQ_TOPIC: where malformed events go, with the reason."""
+    group_id: str = "llm-audit"
+    """LLM_AUDIT_GROUP_ID: consumer group; offsets live in checkpoints, the group only reports lag."""
+    starting_offsets: Literal["earliest", "latest", "committed"] = "committed"
+    """LLM_AUDIT_STARTING_OFFSETS: where a job without a checkpoint starts; 'committed' falls back to earliest."""
+    bounded: bool = False
+    """LLM_AUDIT_BOUNDED: stop once the offsets that were latest at start are consumed (demo, tests, backfill)."""
+
+    # Rules
+    rules_path: Path = Path("rules/default.yaml")
+    """LLM_AUDIT_RULES_PATH: YAML ruleset loaded at start; a missing file is an error."""
+    store_raw_text: bool = False
+    """LLM_AUDIT_STORE_RAW_TEXT: also store the raw prompt/response text in violations (off: spans and redacted snippets only)."""
+
+    # MongoDB
+    mongo_uri: SecretStr = SecretStr("mongodb://127.0.0.1:27017/")
+    """LLM_AUDIT_MONGO_URI: MongoDB connection string, credentials included."""
+    mongo_database: str = "llm_audit"
+    """LLM_AUDIT_MONGO_DATABASE: database holding the violations collection."""
+    violations_collection: str = "violations"
+    """LLM_AUDIT_VIOLATIONS_COLLECTION: one document per finding, keyed by a deterministic _id."""
+
+    # InfluxDB (2.x API; InfluxDB 1.8 serves it with bucket 'db/rp' and token 'user:password' or empty)
+    influx_url: str = "http://127.0.0.1:8086"
+    """LLM_AUDIT_INFLUX_URL: InfluxDB base URL."""
+    influx_token: SecretStr = SecretStr("")
+    """LLM_AUDIT_INFLUX_TOKEN: API token (2.x) or 'user:password' (1.8 with auth)."""
+    influx_org: str = "-"
+    """LLM_AUDIT_INFLUX_ORG: organisation (ignored by 1.8)."""
+    influx_bucket: str = "llm_audit/autogen"
+    """LLM_AUDIT_INFLUX_BUCKET: bucket (2.x) or 'database/retention-policy' (1.8)."""
+    metrics_window_s: int = Field(default=10, ge=1)
+    """LLM_AUDIT_METRICS_WINDOW_S: event-time window of the per-tenant, per-model counters."""
+
+    # Flink
+    parallelism: int = Field(default=1, ge=1)
+    """LLM_AUDIT_PARALLELISM: default operator parallelism."""
+    checkpoint_interval_ms: int = Field(default=5000, ge=100)
+    """LLM_AUDIT_CHECKPOINT_INTERVAL_MS: exactly-once checkpoint interval."""
+    checkpoint_dir: str | None = None
+    """LLM_AUDIT_CHECKPOINT_DIR: checkpoint storage URI (file:///..., s3://...); unset keeps Flink's config."""
+    max_out_of_orderness_s: int = Field(default=5, ge=0)
+    """LLM_AUDIT_MAX_OUT_OF_ORDERNESS_S: how late an event may arrive and still count in its window."""
+    idleness_s: int = Field(default=30, ge=1)
+    """LLM_AUDIT_IDLENESS_S: a partition silent this long no longer holds the watermark back."""
+    pipeline_jars: list[str] = []
+    """LLM_AUDIT_PIPELINE_JARS: JSON list of jar URLs to ship (local runs); a cluster has them in /opt/flink/lib."""
+    python_executable: str | None = None
+    """LLM_AUDIT_PYTHON_EXECUTABLE: Python of the workers; unset keeps Flink's config."""

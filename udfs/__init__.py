@@ -1,0 +1,1 @@
+"""Plain-Python audit logic (events, detectors, rules, findings); knows nothing of Flink."""

@@ -1,0 +1,106 @@
+"""Audit event schema v1: the JSON each LLM call logs to ``model-audit-logs``.
+
+The pydantic model is the validator the job runs; ``schemas/audit_event.v1.json``
+is the same contract for producers, and a test keeps the two in agreement.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+SCHEMA_VERSION = 1
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "audit_event.v1.json"
+
+# Epoch values below this (1973-03-03 in ms) are almost surely epoch *seconds*.
+_MIN_EPOCH_MS = 100_000_000_000
+
+
+class EventError(ValueError):
+    """A message that is not a valid audit event; ``reason`` is a stable code for the DLQ."""
+
+    def __init__(self, reason: str, errors: list[str]):
+        super().__init__(f"{reason}: {'; '.join(errors)}")
+        self.reason = reason
+        self.errors = errors
+
+
+class AuditEvent(BaseModel):
+    """One LLM call: who asked which model what, and what it answered."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+    event_id: str = Field(min_length=1, max_length=256)
+    timestamp: int = Field(description="Event time in epoch milliseconds (RFC 3339 accepted on input).")
+    tenant: str = Field(min_length=1, max_length=256)
+    application: str | None = None
+    model: str = Field(min_length=1, max_length=256)
+    model_version: str | None = None
+    user_id: str | None = None
+    session_id: str | None = None
+    prompt: str | None = None
+    response: str | None = None
+    latency_ms: float | None = Field(default=None, ge=0)
+    prompt_tokens: int | None = Field(default=None, ge=0)
+    completion_tokens: int | None = Field(default=None, ge=0)
+    cost_usd: float | None = Field(default=None, ge=0)
+    metadata: dict[str, Any] | None = None
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _parse_timestamp(cls, value: Any) -> int:
+        if isinstance(value, bool):
+            raise ValueError("must be an RFC 3339 string or epoch milliseconds, not a boolean")
+        if isinstance(value, (int, float)):
+            if value < _MIN_EPOCH_MS:
+                raise ValueError(f"{value} looks like epoch seconds; send epoch milliseconds")
+            return int(value)
+        if isinstance(value, str):
+            try:
+                parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+            except ValueError:
+                raise ValueError(f"{value!r} is not RFC 3339, e.g. 2026-11-21T10:00:00Z") from None
+            if parsed.tzinfo is None:
+                raise ValueError(f"{value!r} has no UTC offset; add 'Z' or '+00:00'")
+            return int(parsed.timestamp() * 1000)
+        raise ValueError("must be an RFC 3339 string or epoch milliseconds")
+
+    @model_validator(mode="after")
+    def _prompt_or_response(self) -> AuditEvent:
+        if self.prompt is None and self.response is None:
+            raise ValueError("at least one of 'prompt' and 'response' is required")
+        return self
+
+    def texts(self) -> list[tuple[str, str]]:
+        """The audited fields present in this event, as (field name, text)."""
+        return [(name, text) for name, text in (("prompt", self.prompt), ("response", self.response)) if text]
+
+
+def parse_event(raw: str | bytes) -> AuditEvent:
+    """Parse one Kafka message into an event, or raise EventError naming every problem."""
+    try:
+        return AuditEvent.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        if any(err["type"] == "json_invalid" for err in errors):
+            raise EventError("invalid_json", [errors[0]["msg"]]) from None
+        if any(err["type"] == "model_type" for err in errors):
+            raise EventError("not_an_object", ["an audit event must be a JSON object"]) from None
+        raise EventError("schema_violation", [_describe(err) for err in errors]) from None
+
+
+def _describe(err: dict[str, Any]) -> str:
+    field = ".".join(str(part) for part in err["loc"]) or "event"
+    if err["type"] == "extra_forbidden":
+        return f"{field}: unknown field; valid fields: {', '.join(AuditEvent.model_fields)} (put custom data under 'metadata')"
+    return f"{field}: {err['msg'].removeprefix('Value error, ')}"
+
+
+def dead_letter(raw: str | bytes, error: EventError) -> str:
+    """The DLQ record for a rejected message: reason code, every error, and the message itself."""
+    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    return json.dumps({"reason": error.reason, "errors": error.errors, "raw": text}, ensure_ascii=False)

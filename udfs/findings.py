@@ -1,0 +1,65 @@
+"""Finding: one rule match in one event field, the core of a violation document."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from udfs.events import AuditEvent
+
+Category = Literal[
+    "pii", "secret", "prompt_injection", "toxicity", "bias", "prohibited_content", "policy", "anomaly"
+]
+Severity = Literal["info", "low", "medium", "high", "critical"]
+TextField = Literal["prompt", "response"]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """Why an event violated a rule: which rule, where in which field, and how sure."""
+
+    event_id: str
+    rule_id: str
+    rule_version: int
+    category: Category
+    entity: str
+    severity: Severity
+    field: TextField
+    start: int
+    end: int
+    score: float
+    snippet: str
+
+    @property
+    def violation_id(self) -> str:
+        """Deterministic id: a replay of the same event upserts the same document."""
+        return f"{self.event_id}:{self.rule_id}@{self.rule_version}:{self.field}:{self.start}-{self.end}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def redact(value: str, keep: int = 2) -> str:
+    """Mask a matched value, keeping a short prefix so an analyst can tell matches apart."""
+    if len(value) <= keep * 2:
+        return "*" * len(value)
+    return value[:keep] + "*" * (len(value) - keep)
+
+
+def violation_document(event: AuditEvent, finding: Finding, store_raw_text: bool = False) -> dict[str, Any]:
+    """The stored violation: the finding plus the event's context, without raw text unless opted in."""
+    doc = {"_id": finding.violation_id, **finding.to_dict()}
+    doc.update(
+        tenant=event.tenant,
+        application=event.application,
+        model=event.model,
+        model_version=event.model_version,
+        user_id=event.user_id,
+        session_id=event.session_id,
+        event_time=datetime.fromtimestamp(event.timestamp / 1000, tz=timezone.utc),
+    )
+    if store_raw_text:
+        doc["text"] = getattr(event, finding.field)
+    return doc
