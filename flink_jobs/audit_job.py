@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from pyflink.common import Configuration, Duration, Types, WatermarkStrategy
+from pyflink.common import Configuration, Duration, Time, Types, WatermarkStrategy
 from pyflink.common.serialization import SimpleStringSchema
 from pyflink.datastream import CheckpointingMode, DataStream, StreamExecutionEnvironment
 from pyflink.datastream.connectors.base import DeliveryGuarantee, Sink
@@ -49,7 +49,7 @@ def build_pipeline(raw: DataStream, settings: AuditJobSettings, ruleset: RuleSet
     results = events.map(AuditEvents(ruleset, settings.store_raw_text)).uid("rules").name("apply rules")
     window_counts = (
         results.key_by(lambda r: (r[0], r[1]))
-        .window(TumblingEventTimeWindows.of(Duration.of_seconds(settings.metrics_window_s)))
+        .window(TumblingEventTimeWindows.of(Time.seconds(settings.metrics_window_s)))
         .aggregate(CountEvents(), window_function=EmitWindowCounts())
         .uid("window-counts").name("counts per tenant and model")
     )
