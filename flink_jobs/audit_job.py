@@ -43,8 +43,9 @@ def build_pipeline(raw: DataStream, settings: AuditJobSettings, ruleset: RuleSet
     parsed = raw.process(ParseEvent()).uid("parse").name("parse and validate")
     events = parsed.assign_timestamps_and_watermarks(
         WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_seconds(settings.max_out_of_orderness_s))
-        .with_timestamp_assigner(EventTime())
         .with_idleness(Duration.of_seconds(settings.idleness_s))
+        # Last: PyFlink's with_idleness() returns a strategy without the Python timestamp assigner.
+        .with_timestamp_assigner(EventTime())
     ).uid("event-time").name("event time")
     results = events.map(AuditEvents(ruleset, settings.store_raw_text)).uid("rules").name("apply rules")
     window_counts = (
@@ -65,6 +66,9 @@ def create_env(settings: AuditJobSettings) -> StreamExecutionEnvironment:
     if settings.checkpoint_dir:
         config.set_string("execution.checkpointing.dir", settings.checkpoint_dir)
         config.set_string("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
+    config.set_string("restart-strategy.type", "fixed-delay")
+    config.set_string("restart-strategy.fixed-delay.attempts", str(settings.restart_attempts))
+    config.set_string("restart-strategy.fixed-delay.delay", f"{settings.restart_delay_s} s")
     env = StreamExecutionEnvironment.get_execution_environment(config)
     env.set_parallelism(settings.parallelism)
     env.enable_checkpointing(settings.checkpoint_interval_ms, CheckpointingMode.EXACTLY_ONCE)

@@ -61,6 +61,10 @@ class AuditJobSettings(BaseSettings):
     """LLM_AUDIT_CHECKPOINT_INTERVAL_MS: exactly-once checkpoint interval."""
     checkpoint_dir: str | None = None
     """LLM_AUDIT_CHECKPOINT_DIR: checkpoint storage URI (file:///..., s3://...); unset keeps Flink's config."""
+    restart_attempts: int = Field(default=3, ge=0)
+    """LLM_AUDIT_RESTART_ATTEMPTS: restarts from the last checkpoint before the job fails."""
+    restart_delay_s: int = Field(default=5, ge=0)
+    """LLM_AUDIT_RESTART_DELAY_S: pause before each restart."""
     max_out_of_orderness_s: int = Field(default=5, ge=0)
     """LLM_AUDIT_MAX_OUT_OF_ORDERNESS_S: how late an event may arrive and still count in its window."""
     idleness_s: int = Field(default=30, ge=1)

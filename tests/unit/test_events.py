@@ -1,0 +1,79 @@
+import json
+
+import jsonschema
+import pytest
+
+from devstack.traffic import generate
+from udfs.events import SCHEMA_PATH, AuditEvent, EventError, dead_letter, parse_event
+
+SCHEMA = jsonschema.Draft202012Validator(
+    json.loads(SCHEMA_PATH.read_text()), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+)
+VALID = {"event_id": "e1", "timestamp": "2026-11-21T10:00:00Z", "tenant": "acme", "model": "gpt-4o", "prompt": "hi"}
+
+
+def test_parses_rfc3339_and_epoch_ms_to_the_same_instant():
+    a = parse_event(json.dumps(VALID))
+    b = parse_event(json.dumps({**VALID, "timestamp": 1795255200000}))
+    c = parse_event(json.dumps({**VALID, "timestamp": "2026-11-21T11:00:00+01:00"}))
+    assert a.timestamp == b.timestamp == c.timestamp == 1795255200000
+    assert a.texts() == [("prompt", "hi")]
+
+
+@pytest.mark.parametrize(
+    "raw, reason, message",
+    [
+        ('{"event_id": "e1", ', "invalid_json", "EOF"),
+        ("[1, 2]", "not_an_object", "JSON object"),
+        (json.dumps({k: v for k, v in VALID.items() if k != "tenant"}), "schema_violation", "tenant: Field required"),
+        (json.dumps({**VALID, "timestamp": 1795255200}), "schema_violation", "looks like epoch seconds"),
+        (json.dumps({**VALID, "timestamp": "2026-11-21T10:00:00"}), "schema_violation", "no UTC offset"),
+        (json.dumps({**VALID, "timestamp": "yesterday"}), "schema_violation", "not RFC 3339"),
+        (json.dumps({k: v for k, v in VALID.items() if k != "prompt"}), "schema_violation", "at least one of 'prompt' and 'response'"),
+        (json.dumps({**VALID, "promt": "typo"}), "schema_violation", "promt: unknown field; valid fields: event_id"),
+        (json.dumps({**VALID, "latency_ms": -1}), "schema_violation", "latency_ms: Input should be greater than or equal to 0"),
+    ],
+)
+def test_rejects_with_reason_and_field(raw, reason, message):
+    with pytest.raises(EventError, match=message) as info:
+        parse_event(raw)
+    assert info.value.reason == reason
+    record = json.loads(dead_letter(raw, info.value))
+    assert record["reason"] == reason and record["raw"] == raw and record["errors"]
+
+
+def _schema_accepts(obj) -> bool:
+    return SCHEMA.is_valid(obj)
+
+
+def test_json_schema_file_agrees_with_the_validator_on_generated_traffic():
+    samples = list(generate(3000, seed=11))
+    assert sum(s.malformed is not None for s in samples) > 10
+    for sample in samples:
+        try:
+            obj = json.loads(sample.value)
+        except json.JSONDecodeError:
+            assert sample.malformed == "invalid_json"
+            continue
+        try:
+            parse_event(sample.value)
+            pydantic_ok = True
+        except EventError:
+            pydantic_ok = False
+        assert pydantic_ok == _schema_accepts(obj) == (sample.malformed is None), sample.value
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [{"prompt": None, "response": "r"}, {"prompt": None}, {"timestamp": True}, {"event_id": ""}, {"metadata": []},
+     {"prompt_tokens": 1.5}, {"extra": 1}, {"timestamp": "2026-11-21T10:00:00"}, {"timestamp": "yesterday"},
+     {"timestamp": "2026-11-21T10:00:00.123+05:30"}, {"timestamp": 1795255200}],
+)
+def test_json_schema_file_agrees_with_the_validator_on_edge_cases(patch):
+    obj = {**VALID, **patch}
+    try:
+        AuditEvent.model_validate_json(json.dumps(obj))
+        pydantic_ok = True
+    except ValueError:
+        pydantic_ok = False
+    assert pydantic_ok == _schema_accepts(obj)
