@@ -4,7 +4,9 @@ SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 PYTHON ?= python3.11
 CACHE ?= $(HOME)/.cache/llm-audit
-VENV := $(CACHE)/venv-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+# Keyed by the pinned dependencies only: other edits to pyproject.toml reuse the venv.
+DEPS_KEY := $(shell $(PYTHON) -c 'import hashlib, json, tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; print(hashlib.sha256(json.dumps([p["requires-python"], p["dependencies"], p["optional-dependencies"]]).encode()).hexdigest()[:12])' 2>/dev/null)
+VENV := $(CACHE)/venv-$(DEPS_KEY)
 STAMP := $(VENV)/.complete
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
@@ -15,7 +17,7 @@ install: $(STAMP)
 	@# The project itself is re-pointed at this checkout every time (cheap): the venv is shared.
 	@$(BIN)/pip install -q --no-deps --no-build-isolation -e . >$(VENV)/editable.log 2>&1 || { cat $(VENV)/editable.log; exit 1; }
 
-$(STAMP): pyproject.toml
+$(STAMP):
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
 	@echo "==> creating $(VENV) (first run only: PyFlink, torch and transformers are several GB, ~5-10 min)"
 	@rm -rf $(VENV) && $(PYTHON) -m venv $(VENV)

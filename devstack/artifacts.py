@@ -22,7 +22,7 @@ FLINK_KAFKA_CONNECTOR_VERSION = "5.0.0-2.2"
 INFLUXDB_VERSION = "v1.8.10"
 
 HERE = Path(__file__).resolve().parent
-console = Console(stderr=True, highlight=False)
+console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class BuildError(RuntimeError):
@@ -108,7 +108,7 @@ def _cached(target: Path, what: str, build) -> Path:
 
 
 def _mvn(*args: str) -> None:
-    _run(["mvn", "-B", *args], cwd=HERE / "kafka")
+    _run(["mvn", "-B", "-Dstyle.color=never", *args], cwd=HERE / "kafka")
 
 
 def _run(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> None:

@@ -19,7 +19,7 @@ stack_app = typer.Typer(no_args_is_help=True, help="The local stack: Kafka (KRaf
 run_app = typer.Typer(no_args_is_help=True, help="Run a job on the local Flink MiniCluster.")
 app.add_typer(stack_app, name="stack")
 app.add_typer(run_app, name="run")
-console = Console(stderr=True, highlight=False)
+console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _fail(message: str) -> None:

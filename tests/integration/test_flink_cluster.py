@@ -1,0 +1,109 @@
+"""The same job file, unchanged, submitted with `flink run -py` to a real standalone Flink cluster."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pyflink
+import pytest
+import yaml
+
+from devstack import artifacts, stack, traffic
+from devstack.check import compare
+from flink_jobs.settings import AuditJobSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+FLINK_HOME = Path(pyflink.__file__).parent  # the PyPI package ships Flink's distribution and scripts
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def flink_cluster(tmp_path_factory):
+    """A JobManager and a TaskManager as separate JVMs, bound to 127.0.0.1; yields the REST address."""
+    base = tmp_path_factory.mktemp("flink")
+    conf = yaml.safe_load((FLINK_HOME / "conf" / "config.yaml").read_text())
+    rest_port = _free_port()
+    conf["jobmanager"].update({"bind-host": "127.0.0.1", "rpc": {"address": "127.0.0.1", "port": _free_port()},
+                               "memory": {"process": {"size": "1024m"}}})
+    conf["taskmanager"].update({"bind-host": "127.0.0.1", "host": "127.0.0.1", "numberOfTaskSlots": 2,
+                                "memory": {"process": {"size": "1536m"}}})
+    conf["rest"] = {"address": "127.0.0.1", "bind-address": "127.0.0.1", "port": rest_port}
+    conf["python"] = {"executable": sys.executable, "client": {"executable": sys.executable}}
+    (base / "conf").mkdir()
+    (base / "log").mkdir()
+    (base / "conf" / "config.yaml").write_text(yaml.safe_dump(conf))
+    for name in ("log4j.properties", "log4j-cli.properties", "log4j-console.properties"):
+        (base / "conf" / name).write_text((FLINK_HOME / "conf" / name).read_text())
+    env = {**os.environ, "FLINK_CONF_DIR": str(base / "conf"), "FLINK_LOG_DIR": str(base / "log"),
+           "FLINK_PID_DIR": str(base)}
+    scripts = [FLINK_HOME / "bin" / "jobmanager.sh", FLINK_HOME / "bin" / "taskmanager.sh"]
+    for script in scripts:
+        subprocess.run(["bash", str(script), "start"], env=env, check=True, capture_output=True)
+    url = f"http://127.0.0.1:{rest_port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/overview", timeout=2) as resp:
+                    if json.load(resp)["taskmanagers"] >= 1:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                logs = "\n".join(p.read_text()[-1500:] for p in (base / "log").glob("*.log"))
+                pytest.fail(f"standalone Flink cluster did not come up within 90 s:\n{logs}")
+            time.sleep(1)
+        yield f"127.0.0.1:{rest_port}", env
+    finally:
+        for script in reversed(scripts):
+            subprocess.run(["bash", str(script), "stop"], env=env, capture_output=True)
+
+
+def test_flink_run_py_submits_the_job_file_unchanged(flink_cluster, stack_settings, run_id, tmp_path):
+    address, env = flink_cluster
+    settings = AuditJobSettings(
+        kafka_bootstrap=stack_settings.kafka_bootstrap,
+        source_topic=f"cluster-{run_id}.model-audit-logs",
+        dlq_topic=f"cluster-{run_id}.model-audit-dlq",
+        group_id=f"cluster-{run_id}",
+        mongo_uri=stack_settings.mongo_uri,
+        mongo_database=f"llm_audit_cluster_{run_id}",
+        influx_url=stack_settings.influx_url,
+        influx_bucket=f"llm_audit_cluster_{run_id}/autogen",
+        rules_path=ROOT / "rules" / "default.yaml",
+        checkpoint_interval_ms=1000,
+        checkpoint_dir=(tmp_path / "checkpoints").as_uri(),
+        restart_attempts=0,
+        bounded=True,
+    )
+    # The job reads exactly these settings back from the environment of `flink run`.
+    settings_env = {f"LLM_AUDIT_{name.upper()}": str(getattr(settings, name).get_secret_value()
+                                                     if name.endswith(("uri", "token")) else getattr(settings, name))
+                    for name in settings.model_fields_set}
+    stack.create_topics(settings.kafka_bootstrap, {settings.source_topic: {}, settings.dlq_topic: {}})
+    stack.create_influx_database(settings.influx_url, settings.influx_bucket.split("/")[0])
+    truths = traffic.produce(settings.kafka_bootstrap, settings.source_topic, 400, seed=5, start_ms=1_795_100_000_000)
+
+    result = subprocess.run(
+        ["bash", str(FLINK_HOME / "bin" / "flink"), "run", "-m", address,
+         "--jarfile", str(artifacts.flink_kafka_connector_jar()),
+         "-py", str(ROOT / "flink_jobs" / "audit_job.py")],
+        env={**env, **settings_env}, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Job has been submitted with JobID" in result.stdout
+    with urllib.request.urlopen(f"http://{address}/jobs/overview", timeout=5) as resp:
+        jobs = json.load(resp)["jobs"]
+    assert [(job["name"], job["state"]) for job in jobs] == [("llm-audit", "FINISHED")]
+    report = compare(settings, truths)
+    assert report.ok, [row for row in report.rows if not row.ok]
