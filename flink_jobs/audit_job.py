@@ -24,7 +24,7 @@ from pyflink.datastream.window import TumblingEventTimeWindows
 from pyflink.java_gateway import get_gateway
 
 from flink_jobs.functions import DEAD_LETTERS, AuditEvents, CountEvents, EmitWindowCounts, EventTime, ParseEvent
-from flink_jobs.settings import AuditJobSettings
+from flink_jobs.settings import AuditJobSettings, load_settings
 from flink_jobs.sinks import InfluxCountsWriter, MongoViolationWriter
 from udfs.rules import RuleSet, load_rules
 
@@ -117,7 +117,7 @@ def discard() -> Sink:
 
 
 def main(settings: AuditJobSettings | None = None) -> None:
-    settings = settings or AuditJobSettings()
+    settings = settings or load_settings()
     ruleset = load_rules(settings.rules_path)  # fail at submission, not on a worker
     env = create_env(settings)
     raw = env.from_source(kafka_source(settings), WatermarkStrategy.no_watermarks(), "audit events").uid("source")

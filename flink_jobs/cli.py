@@ -87,9 +87,9 @@ def _print_counts(counts) -> None:
 
 def local_job_settings(**overrides):
     """AuditJobSettings from the environment, plus what a local MiniCluster run needs."""
-    from flink_jobs.settings import AuditJobSettings
+    from flink_jobs.settings import load_settings
 
-    settings = AuditJobSettings(**overrides)
+    settings = load_settings(**overrides)
     local = {
         "python_executable": settings.python_executable or sys.executable,
         "pipeline_jars": settings.pipeline_jars or [artifacts.flink_kafka_connector_jar().as_uri()],
@@ -104,11 +104,12 @@ def run_audit(
 ) -> None:
     """Run the audit job on a local MiniCluster (settings: LLM_AUDIT_* env vars)."""
     from flink_jobs import audit_job
+    from flink_jobs.settings import SettingsError
     from udfs.rules import RuleError
 
     try:
         audit_job.main(local_job_settings(bounded=bounded))
-    except RuleError as exc:
+    except (RuleError, SettingsError) as exc:
         _fail(str(exc))
 
 
@@ -129,6 +130,7 @@ def demo(
     stack.create_topics(settings.kafka_bootstrap, {settings.source_topic: {}, settings.dlq_topic: {}})
     labels = artifacts.cache_dir() / "traffic" / f"demo-{run}.jsonl"
     truths = _produce_with_progress(settings.kafka_bootstrap, settings.source_topic, events, seed, None, labels, None)
+    _print_counts(traffic.summarize(truths))
     console.print(f"[bold]==>[/] auditing {events} events with {settings.rules_path} (PyFlink MiniCluster)")
     began = time.monotonic()
     audit_job.main(settings)
@@ -138,12 +140,18 @@ def demo(
     report = compare(settings, truths)
     table = Table("what", "generator (truth)", "audit job", "", title=f"demo {run}: truth vs. stored results")
     for row in report.rows:
-        table.add_row(row.what, str(row.expected), str(row.actual), "[green]✓[/]" if row.ok else "[red]✗[/]")
+        table.add_row(row.what, _cell(row.expected), _cell(row.actual), "[green]✓[/]" if row.ok else "[red]✗[/]")
     console.print(table)
     console.print(f"violations: MongoDB {settings.mongo_database}.{settings.violations_collection}; "
                   f"counts: InfluxDB {settings.influx_bucket}; dead letters: topic {settings.dlq_topic}")
     if not report.ok:
         _fail("the stored results differ from the ground truth")
+
+
+def _cell(value) -> str:
+    if isinstance(value, dict):
+        return "\n".join(f"{key} {count}" for key, count in value.items())
+    return str(value)
 
 
 @app.command("schema")

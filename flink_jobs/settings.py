@@ -5,8 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(ValueError):
+    """A setting with an invalid value; the message names its env var and the valid options."""
 
 
 class AuditJobSettings(BaseSettings):
@@ -73,3 +77,16 @@ class AuditJobSettings(BaseSettings):
     """LLM_AUDIT_PIPELINE_JARS: JSON list of jar URLs to ship (local runs); a cluster has them in /opt/flink/lib."""
     python_executable: str | None = None
     """LLM_AUDIT_PYTHON_EXECUTABLE: Python of the workers; unset keeps Flink's config."""
+
+
+def load_settings(**overrides) -> AuditJobSettings:
+    """AuditJobSettings from the environment (and overrides), with errors that name the env var."""
+    try:
+        return AuditJobSettings(**overrides)
+    except ValidationError as exc:
+        prefix = AuditJobSettings.model_config["env_prefix"]
+        problems = [
+            f"{prefix}{'_'.join(str(p) for p in err['loc']).upper()}={err['input']!r}: {err['msg']}"
+            for err in exc.errors(include_url=False)
+        ]
+        raise SettingsError("invalid audit job settings: " + "; ".join(problems)) from None
