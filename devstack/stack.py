@@ -271,12 +271,13 @@ def _pid_file(settings: StackSettings, service: Service) -> Path:
 
 
 def _running_pid(settings: StackSettings, service: Service) -> int | None:
+    """The service's pid if that process still runs it (a stale pid file may name a reused pid)."""
     try:
         pid = int(_pid_file(settings, service).read_text())
-        os.kill(pid, 0)
-        return pid
-    except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except (FileNotFoundError, ValueError, ProcessLookupError):
         return None
+    return pid if str(settings.dir / service.name) in cmdline else None
 
 
 def _port_in_use(port: int) -> bool:

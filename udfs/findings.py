@@ -48,18 +48,15 @@ def redact(value: str, keep: int = 2) -> str:
     return value[:keep] + "*" * (len(value) - keep)
 
 
+# Event fields copied into each violation so it can be filtered without the event.
+EVENT_CONTEXT = {"tenant", "application", "model", "model_version", "user_id", "session_id"}
+
+
 def violation_document(event: AuditEvent, finding: Finding, store_raw_text: bool = False) -> dict[str, Any]:
     """The stored violation: the finding plus the event's context, without raw text unless opted in."""
     doc = {"_id": finding.violation_id, **finding.to_dict()}
-    doc.update(
-        tenant=event.tenant,
-        application=event.application,
-        model=event.model,
-        model_version=event.model_version,
-        user_id=event.user_id,
-        session_id=event.session_id,
-        event_time=datetime.fromtimestamp(event.timestamp / 1000, tz=timezone.utc),
-    )
+    doc.update(event.model_dump(include=EVENT_CONTEXT))
+    doc["event_time"] = datetime.fromtimestamp(event.timestamp / 1000, tz=timezone.utc)
     if store_raw_text:
         doc["text"] = getattr(event, finding.field)
     return doc

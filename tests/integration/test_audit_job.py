@@ -6,36 +6,17 @@ import pytest
 from influxdb_client import InfluxDBClient
 from pymongo import MongoClient
 
-from devstack import stack, traffic
+from devstack import traffic
 from devstack.check import compare, expected_email_violations, influx_totals, read_topic, stored_violations
 from flink_jobs import audit_job
-from flink_jobs.cli import local_job_settings
 
 WINDOW_S = 10
 START_MS = 1_795_000_000_000  # fixed, in the past: points must carry event time, not arrival time
 
 
 @pytest.fixture
-def job_settings(stack_settings, run_id):
-    settings = local_job_settings(
-        kafka_bootstrap=stack_settings.kafka_bootstrap,
-        source_topic=f"it-{run_id}.model-audit-logs",
-        dlq_topic=f"it-{run_id}.model-audit-dlq",
-        group_id=f"it-{run_id}",
-        mongo_uri=stack_settings.mongo_uri,
-        mongo_database=f"llm_audit_it_{run_id}",
-        influx_url=stack_settings.influx_url,
-        influx_bucket=f"llm_audit_it_{run_id}/autogen",
-        metrics_window_s=WINDOW_S,
-        checkpoint_interval_ms=1000,
-        restart_attempts=0,
-        bounded=True,
-    )
-    stack.create_topics(settings.kafka_bootstrap, {settings.source_topic: {}, settings.dlq_topic: {}})
-    stack.create_influx_database(settings.influx_url, settings.influx_bucket.split("/")[0])
-    yield settings
-    with MongoClient(settings.mongo_uri.get_secret_value()) as client:
-        client.drop_database(settings.mongo_database)
+def job_settings(isolated_job):
+    return isolated_job("it", metrics_window_s=WINDOW_S)
 
 
 def test_job_stores_exactly_the_ground_truth_and_a_replay_changes_nothing(job_settings, tmp_path):

@@ -13,9 +13,8 @@ import pyflink
 import pytest
 import yaml
 
-from devstack import artifacts, stack, traffic
+from devstack import artifacts, traffic
 from devstack.check import compare
-from flink_jobs.settings import AuditJobSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 FLINK_HOME = Path(pyflink.__file__).parent  # the PyPI package ships Flink's distribution and scripts
@@ -69,29 +68,14 @@ def flink_cluster(tmp_path_factory):
             subprocess.run(["bash", str(script), "stop"], env=env, capture_output=True)
 
 
-def test_flink_run_py_submits_the_job_file_unchanged(flink_cluster, stack_settings, run_id, tmp_path):
+def test_flink_run_py_submits_the_job_file_unchanged(flink_cluster, isolated_job, tmp_path):
     address, env = flink_cluster
-    settings = AuditJobSettings(
-        kafka_bootstrap=stack_settings.kafka_bootstrap,
-        source_topic=f"cluster-{run_id}.model-audit-logs",
-        dlq_topic=f"cluster-{run_id}.model-audit-dlq",
-        group_id=f"cluster-{run_id}",
-        mongo_uri=stack_settings.mongo_uri,
-        mongo_database=f"llm_audit_cluster_{run_id}",
-        influx_url=stack_settings.influx_url,
-        influx_bucket=f"llm_audit_cluster_{run_id}/autogen",
-        rules_path=ROOT / "rules" / "default.yaml",
-        checkpoint_interval_ms=1000,
-        checkpoint_dir=(tmp_path / "checkpoints").as_uri(),
-        restart_attempts=0,
-        bounded=True,
-    )
+    settings = isolated_job("cluster", local=False, rules_path=ROOT / "rules" / "default.yaml",
+                            checkpoint_dir=(tmp_path / "checkpoints").as_uri())
     # The job reads exactly these settings back from the environment of `flink run`.
     settings_env = {f"LLM_AUDIT_{name.upper()}": str(getattr(settings, name).get_secret_value()
                                                      if name.endswith(("uri", "token")) else getattr(settings, name))
                     for name in settings.model_fields_set}
-    stack.create_topics(settings.kafka_bootstrap, {settings.source_topic: {}, settings.dlq_topic: {}})
-    stack.create_influx_database(settings.influx_url, settings.influx_bucket.split("/")[0])
     truths = traffic.produce(settings.kafka_bootstrap, settings.source_topic, 400, seed=5, start_ms=1_795_100_000_000)
 
     result = subprocess.run(

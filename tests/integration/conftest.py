@@ -1,0 +1,37 @@
+import pytest
+from pymongo import MongoClient
+
+from devstack import stack
+from flink_jobs.cli import local_job_settings
+from flink_jobs.settings import load_settings
+
+
+@pytest.fixture
+def isolated_job(stack_settings, run_id):
+    """Factory of job settings on the local stack with this test's own topics and databases."""
+    made = []
+
+    def make(prefix: str, *, local: bool = True, **overrides):
+        names = {
+            "kafka_bootstrap": stack_settings.kafka_bootstrap,
+            "source_topic": f"{prefix}-{run_id}.model-audit-logs",
+            "dlq_topic": f"{prefix}-{run_id}.model-audit-dlq",
+            "group_id": f"{prefix}-{run_id}",
+            "mongo_uri": stack_settings.mongo_uri,
+            "mongo_database": f"llm_audit_{prefix}_{run_id}",
+            "influx_url": stack_settings.influx_url,
+            "influx_bucket": f"llm_audit_{prefix}_{run_id}/autogen",
+            "checkpoint_interval_ms": 1000,
+            "restart_attempts": 0,  # a failing job fails the test instead of restarting
+            "bounded": True,
+        }
+        settings = (local_job_settings if local else load_settings)(**{**names, **overrides})
+        stack.create_topics(settings.kafka_bootstrap, {settings.source_topic: {}, settings.dlq_topic: {}})
+        stack.create_influx_database(settings.influx_url, settings.influx_bucket.split("/")[0])
+        made.append(settings)
+        return settings
+
+    yield make
+    for settings in made:
+        with MongoClient(settings.mongo_uri.get_secret_value()) as client:
+            client.drop_database(settings.mongo_database)
