@@ -31,7 +31,7 @@ stack-up: install
 stack-down: install
 	@$(BIN)/llm-audit stack down
 
-demo: stack-up
+demo: install
 	@$(BIN)/llm-audit demo
 
 test: stack-up

@@ -111,6 +111,8 @@ def run_audit(
         audit_job.main(local_job_settings(bounded=bounded))
     except (RuleError, SettingsError) as exc:
         _fail(str(exc))
+    except KeyboardInterrupt:
+        console.print("stopped (offsets are committed to the consumer group at each checkpoint)")
 
 
 @app.command()
