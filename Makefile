@@ -19,7 +19,7 @@ install: $(STAMP)
 
 $(STAMP):
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
-	@echo "==> creating $(VENV) (first run only: PyFlink, torch and transformers are several GB, ~5-10 min)"
+	@echo "==> creating $(VENV) (first run only: PyFlink, torch and transformers are several GB, ~3-10 min)"
 	@rm -rf $(VENV) && $(PYTHON) -m venv $(VENV)
 	@$(BIN)/pip install -q --upgrade pip
 	@$(BIN)/pip install -e '.[dev]' | grep -v '^Requirement already satisfied' || { echo "error: pip install failed; see its output above"; exit 1; }
