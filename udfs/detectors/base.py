@@ -1,0 +1,125 @@
+"""Detector contract, the registry, and the pattern-table detector most built-ins are."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, ClassVar
+
+import re2
+from pydantic import BaseModel, ConfigDict
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # errors are raised with the pattern named; no stderr noise
+
+
+def compile_re2(pattern: str, ignore_case: bool = False):
+    """Compile with RE2 (linear time, no backtracking); raise ValueError saying what is unsupported."""
+    try:
+        return re2.compile(("(?i)" if ignore_case else "") + pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        detail = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise ValueError(
+            f"regex {pattern!r} is not valid RE2 ({detail}); RE2 runs in linear time and has no "
+            "backreferences or lookaround: use a validator or context words instead"
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorMatch:
+    """One entity a detector found: what, where, and how sure."""
+
+    entity: str
+    start: int
+    end: int
+    score: float
+
+
+class NoParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Detector:
+    """Finds entities in a text. Heavy resources (models) load in open(), never in __init__."""
+
+    name: ClassVar[str]
+    version: ClassVar[str] = "1"
+    entities: ClassVar[tuple[str, ...]] = ()
+    Params: ClassVar[type[BaseModel]] = NoParams
+
+    def __init__(self, params: BaseModel | None = None):
+        self.params = params if params is not None else self.Params()
+
+    def open(self) -> None:
+        """Load what the detector needs; called once per worker before the first detect()."""
+
+    def detect(self, text: str) -> list[DetectorMatch]:
+        raise NotImplementedError
+
+
+DETECTORS: dict[str, type[Detector]] = {}
+
+
+def register(cls: type[Detector]) -> type[Detector]:
+    DETECTORS[cls.name] = cls
+    return cls
+
+
+def get_detector(name: str) -> type[Detector]:
+    try:
+        return DETECTORS[name]
+    except KeyError:
+        raise ValueError(f"unknown detector {name!r}; valid detectors: {', '.join(sorted(DETECTORS))}") from None
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A row of a pattern table: entity, RE2 regex, base score, optional validator of the match."""
+
+    entity: str
+    regex: str
+    score: float
+    validator: Callable[[str], bool] | None = None
+    ignore_case: bool = False
+
+
+class EntityParams(BaseModel):
+    """Which of the detector's entities to report (default: all)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    entities: list[str] | None = None
+
+
+class PatternDetector(Detector):
+    """A detector that is a pattern table plus per-pattern validators (Presidio's recognizer shape)."""
+
+    patterns: ClassVar[tuple[Pattern, ...]] = ()
+    Params = EntityParams
+
+    def __init__(self, params: EntityParams | None = None):
+        super().__init__(params)
+        wanted = self.params.entities
+        if wanted is not None:
+            unknown = sorted(set(wanted) - set(self.entities))
+            if unknown:
+                raise ValueError(f"detector {self.name!r} has no entities {unknown}; valid: {', '.join(self.entities)}")
+        self._compiled = [(p, compile_re2(p.regex, p.ignore_case)) for p in self.patterns
+                          if wanted is None or p.entity in wanted]
+
+    def detect(self, text: str) -> list[DetectorMatch]:
+        found: list[DetectorMatch] = []
+        for pattern, regex in self._compiled:
+            for m in regex.finditer(text):
+                value = m.group()
+                if pattern.validator is None or pattern.validator(value):
+                    found.append(DetectorMatch(pattern.entity, m.start(), m.end(), pattern.score))
+        return _drop_overlaps(found)
+
+
+def _drop_overlaps(matches: list[DetectorMatch]) -> list[DetectorMatch]:
+    """Keep the best of overlapping matches (higher score, then longer), in text order."""
+    kept: list[DetectorMatch] = []
+    for m in sorted(matches, key=lambda m: (-m.score, -(m.end - m.start), m.start)):
+        if all(m.end <= k.start or m.start >= k.end for k in kept):
+            kept.append(m)
+    return sorted(kept, key=lambda m: (m.start, m.end))

@@ -1,0 +1,111 @@
+"""Secrets: LLM-era API keys and tokens, private keys, JWTs, and high-entropy assignments.
+
+LLM-era provider formats are our own pattern table; detect-secrets' provider plugins add the
+rest (Azure, GitLab, Twilio, SendGrid, npm, PyPI, ...). Assignments such as `password = "..."`
+count when the value looks random. Placeholders (YOUR_API_KEY, xxxx, <token>, ...EXAMPLE) are
+not secrets.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from typing import ClassVar
+
+from udfs.detectors.base import DetectorMatch, EntityParams, Pattern, PatternDetector, _drop_overlaps, register
+
+_PLACEHOLDER = re.compile(
+    r"(?i)(your|my)[_-]?(api[_-]?)?(key|token|secret)|x{4,}|\*{4,}|<[^>]*>|\{\{|\$\{|example|changeme|placeholder|"
+    r"redacted|dummy|sample|insert[_-]|replace[_-]?me|0{8,}|1234567"
+)
+
+
+# detect-secrets plugins we do not run: our table covers these formats (with placeholder handling),
+# and its generic entropy/keyword/IP plugins are too noisy for prose.
+_COVERED_BY_OUR_TABLE = {
+    "AWS Access Key", "GitHub Token", "JSON Web Token", "OpenAI Token", "Private Key", "Slack Token",
+    "Stripe Access Key", "Secret Keyword", "Base64 High Entropy String", "Hex High Entropy String",
+    "Public IP (ipv4)",
+}
+
+
+def _not_placeholder(value: str) -> bool:
+    return _PLACEHOLDER.search(value) is None
+
+
+def entropy(value: str) -> float:
+    """Shannon entropy in bits per character."""
+    counts = Counter(value)
+    return -sum(n / len(value) * math.log2(n / len(value)) for n in counts.values())
+
+
+def _random_looking(value: str) -> bool:
+    return _not_placeholder(value) and entropy(value) >= 3.0
+
+
+@register
+class SecretsDetector(PatternDetector):
+    """API keys and tokens by provider format, private-key blocks, JWTs, secret-looking assignments."""
+
+    name = "secrets"
+    version = "1"
+    patterns: ClassVar[tuple[Pattern, ...]] = (
+        Pattern("openai_api_key", r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,200}\b", 0.9, _random_looking),
+        Pattern("anthropic_api_key", r"\bsk-ant-(?:api|admin)\d{2}-[A-Za-z0-9_-]{80,120}\b", 0.95, _not_placeholder),
+        Pattern("aws_access_key", r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}\b", 0.9, _not_placeholder),
+        Pattern("github_token", r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{82})\b", 0.95, _not_placeholder),
+        Pattern("slack_token", r"\bxox[abposr]-[A-Za-z0-9-]{10,250}\b", 0.9, _not_placeholder),
+        Pattern("slack_webhook", r"https://hooks\.slack\.com/services/T[A-Za-z0-9_]+/B[A-Za-z0-9_]+/[A-Za-z0-9_]+", 0.95),
+        Pattern("gcp_api_key", r"\bAIza[0-9A-Za-z_-]{35}\b", 0.9, _not_placeholder),
+        Pattern("stripe_key", r"\b(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,247}\b", 0.9, _not_placeholder),
+        Pattern("huggingface_token", r"\bhf_[A-Za-z]{34}\b", 0.85, _random_looking),
+        Pattern("private_key", r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?-----", 0.99),
+        Pattern("jwt", r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}\b", 0.9),
+        # key = value assignments whose value looks random: the value is the secret.
+        Pattern("secret_assignment",
+                r"(?i)\b(?:[a-z0-9_]*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|auth)[a-z0-9_]*)"
+                r"[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9+/_.!@#$%^&*-]{12,}", 0.7),
+    )
+    entities = tuple(dict.fromkeys(p.entity for p in patterns))
+    Params = EntityParams
+
+    def open(self) -> None:
+        from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
+
+        self._plugins = [cls() for name, cls in sorted(get_mapping_from_secret_type_to_class().items())
+                         if name not in _COVERED_BY_OUR_TABLE]
+
+    def detect(self, text: str) -> list[DetectorMatch]:
+        found = self._detect_secrets_plugins(text) if self._plugins is not None else []
+        for pattern, regex in self._compiled:
+            for m in regex.finditer(text):
+                start, end, value = m.start(), m.end(), m.group()
+                if pattern.entity == "secret_assignment":
+                    # Report only the value, and only if it is not a placeholder and looks random.
+                    cut = max(value.rfind("="), value.rfind(":")) + 1
+                    lead = len(value[cut:]) - len(value[cut:].lstrip(" \"'"))
+                    start, value = start + cut + lead, value[cut + lead:]
+                    if not _random_looking(value):
+                        continue
+                elif pattern.validator is not None and not pattern.validator(value):
+                    continue
+                found.append(DetectorMatch(pattern.entity, start, end, pattern.score))
+        return _drop_overlaps(found)
+
+    _plugins = None
+
+    def _detect_secrets_plugins(self, text: str) -> list[DetectorMatch]:
+        found = []
+        offset = 0
+        for line in text.splitlines(keepends=True):
+            for plugin in self._plugins:
+                for secret in plugin.analyze_line(filename="audit", line=line, line_number=0):
+                    value = secret.secret_value or ""
+                    if len(value) < 8 or not _not_placeholder(value):
+                        continue
+                    entity = re.sub(r"[^a-z0-9]+", "_", secret.type.lower()).strip("_")
+                    for m in re.finditer(re.escape(value), line):
+                        found.append(DetectorMatch(entity, offset + m.start(), offset + m.end(), 0.8))
+            offset += len(line)
+        return found
