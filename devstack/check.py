@@ -21,39 +21,38 @@ class Row:
 @dataclass(frozen=True)
 class Report:
     rows: list[Row]
-    expected_violations: set[tuple]
-    stored_violations: set[tuple]
+    findings: list[dict]  # every stored violation of the run's events
     dead_letters: list[dict]
 
     @property
     def ok(self) -> bool:
-        return all(row.ok for row in self.rows) and self.expected_violations == self.stored_violations
+        return all(row.ok for row in self.rows)
 
 
-def expected_email_violations(truths: list[dict]) -> set[tuple]:
-    """(event_id, field, start, end) of every planted email: what rule pii.email must find."""
+def planted_spans(truths: list[dict], kind: str) -> set[tuple]:
+    """(event_id, field, start, end) of every planted value of one kind."""
     return {
         (t["event_id"], label["field"], label["start"], label["end"])
         for t in truths if not t["malformed"]
-        for label in t["labels"] if label["kind"] == "email"
+        for label in t["labels"] if label["kind"] == kind
     }
 
 
-def stored_violations(settings, event_ids: list[str], rule_id: str = "pii.email") -> set[tuple]:
+def labelled_events(truths: list[dict], kind: str) -> set[str]:
+    return {t["event_id"] for t in truths if any(label["kind"] == kind for label in t["labels"])}
+
+
+def stored_findings(settings, event_ids: list[str]) -> list[dict]:
+    """The violation documents of these events."""
     from pymongo import MongoClient
 
     with MongoClient(settings.mongo_uri.get_secret_value()) as client:
         coll = client[settings.mongo_database][settings.violations_collection]
-        docs = coll.find({"rule_id": rule_id, "event_id": {"$in": event_ids}},
-                         {"event_id": 1, "field": 1, "start": 1, "end": 1})
-        found = [(d["event_id"], d["field"], d["start"], d["end"]) for d in docs]
-    if len(found) != len(set(found)):
-        raise AssertionError(f"duplicate violations stored: {len(found) - len(set(found))}")
-    return set(found)
+        return list(coll.find({"event_id": {"$in": event_ids}}))
 
 
 def read_topic(bootstrap: str, topic: str) -> list[str]:
-    """Every committed message of a single-partition topic, oldest first."""
+    """Every committed message of a topic, oldest first per partition."""
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
@@ -89,22 +88,51 @@ from(bucket: "{settings.influx_bucket}")
     return {record.get_field(): int(record.get_value()) for table in tables for record in table.records}
 
 
-def compare(settings, truths: list[dict]) -> Report:
-    valid = [t for t in truths if not t["malformed"]]
-    expected = expected_email_violations(truths)
-    stored = stored_violations(settings, [t["event_id"] for t in valid])
-    dead = [json.loads(m) for m in read_topic(settings.kafka_bootstrap, settings.dlq_topic)]
-    window_ms = settings.metrics_window_s * 1000
+def time_range(settings, truths: list[dict]) -> tuple[int, int]:
+    """Event-time range holding the run's metric points (stamped with their window's end)."""
     times = [t["timestamp"] for t in truths]
-    # Points are stamped with their window's end, up to one window after the last event.
-    totals = influx_totals(settings, min(times), max(times) + window_ms + 1)
+    return min(times), max(times) + settings.metrics_window_s * 1000 + 1
+
+
+# Which rule must flag each planted kind, and whether the spans must match exactly.
+EXACT_SPANS = {"email": "pii.email", "secret": "secret.credential"}
+PER_EVENT = {"prompt_injection": "injection.pattern", "slow": "policy.slow_response",
+             "token_heavy": "policy.token_heavy"}
+
+
+def finding_rows(truths: list[dict], findings: list[dict]) -> list[Row]:
+    """Judge findings (violation documents) against the planted labels, rule by rule."""
+    by_rule: dict[str, list[dict]] = {}
+    for doc in findings:
+        by_rule.setdefault(doc["rule_id"], []).append(doc)
+    rows = []
+    for kind, rule_id in EXACT_SPANS.items():
+        expected = planted_spans(truths, kind)
+        actual = {(d["event_id"], d["field"], d["start"], d["end"]) for d in by_rule.get(rule_id, [])}
+        rows.append(Row(f"{rule_id} at the planted spans", len(expected), len(expected & actual)))
+        rows.append(Row(f"{rule_id} elsewhere", 0, len(actual - expected)))
+    for kind, rule_id in PER_EVENT.items():
+        expected = labelled_events(truths, kind)
+        actual = {d["event_id"] for d in by_rule.get(rule_id, [])}
+        rows.append(Row(f"{rule_id}: events flagged", len(expected), len(expected & actual)))
+        rows.append(Row(f"{rule_id}: clean events flagged", 0, len(actual - expected)))
+    covered = set(EXACT_SPANS.values()) | set(PER_EVENT.values())
+    rows.append(Row("findings of other rules", 0, sum(len(d) for rule, d in by_rule.items() if rule not in covered)))
+    return rows
+
+
+def compare(settings, truths: list[dict]) -> Report:
+    """Everything the job stored for these events, judged against the ground truth."""
+    valid = [t for t in truths if not t["malformed"]]
+    findings = stored_findings(settings, [t["event_id"] for t in valid])
+    dead = [json.loads(m) for m in read_topic(settings.kafka_bootstrap, settings.dlq_topic)]
+    totals = influx_totals(settings, *time_range(settings, truths))
     rows = [
         Row("valid events counted (InfluxDB)", len(valid), totals.get("events", 0)),
-        Row("email violations (MongoDB)", len(expected), len(stored)),
-        Row("  of which at the planted span", len(expected), len(expected & stored)),
-        Row("violations counted (InfluxDB)", len(expected), totals.get("violations", 0)),
+        *finding_rows(truths, findings),
+        Row("violations counted (InfluxDB)", len(findings), totals.get("violations", 0)),
         Row("malformed -> DLQ", len(truths) - len(valid), len(dead)),
         Row("  DLQ reasons", dict(sorted(Counter(t["malformed"] for t in truths if t["malformed"]).items())),
             dict(sorted(Counter(d["reason"] for d in dead).items()))),
     ]
-    return Report(rows, expected, stored, dead)
+    return Report(rows, findings, dead)

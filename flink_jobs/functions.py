@@ -9,7 +9,8 @@ from pyflink.datastream.functions import AggregateFunction, MapFunction, Process
 
 from udfs.events import AuditEvent, EventError, dead_letter, parse_event
 from udfs.findings import violation_document
-from udfs.rules import RuleEngine, RuleSet
+from udfs.engine import RuleEngine
+from udfs.rules import RuleSet
 
 DEAD_LETTERS = OutputTag("dead-letters", Types.STRING())
 
@@ -39,6 +40,7 @@ class AuditEvents(MapFunction):
 
     def open(self, runtime_context: RuntimeContext):
         self._engine = RuleEngine(self._ruleset)
+        self._engine.open()
 
     def map(self, event: AuditEvent):
         findings = self._engine.evaluate(event)

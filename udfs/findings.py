@@ -13,7 +13,6 @@ Category = Literal[
     "pii", "secret", "prompt_injection", "toxicity", "bias", "prohibited_content", "policy", "anomaly"
 ]
 Severity = Literal["info", "low", "medium", "high", "critical"]
-TextField = Literal["prompt", "response"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +25,7 @@ class Finding:
     category: Category
     entity: str
     severity: Severity
-    field: TextField
+    field: str  # prompt or response; the event field a `field` rule tested
     start: int
     end: int
     score: float
@@ -57,6 +56,6 @@ def violation_document(event: AuditEvent, finding: Finding, store_raw_text: bool
     doc = {"_id": finding.violation_id, **finding.to_dict()}
     doc.update(event.model_dump(include=EVENT_CONTEXT))
     doc["event_time"] = datetime.fromtimestamp(event.timestamp / 1000, tz=timezone.utc)
-    if store_raw_text:
+    if store_raw_text and finding.field in ("prompt", "response"):
         doc["text"] = getattr(event, finding.field)
     return doc

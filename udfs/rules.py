@@ -1,132 +1,299 @@
-"""Rules as data: YAML files validated by pydantic, evaluated against audit events."""
+"""Rules as data: YAML files validated by pydantic models (extra="forbid").
+
+A rule author never writes Python: `pattern` (RE2 regex, validator, context words), `keywords`
+(Aho-Corasick deny-list), `detector` (a built-in by name), `score` (threshold on a model score),
+`field` (conditions on event fields) and `sequence` (N findings per key within a time window).
+Errors name the file, the line, the rule id, the field and the valid options.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from udfs.events import AuditEvent
-from udfs.findings import Category, Finding, Severity, redact
+from udfs.detectors import get_detector
+from udfs.detectors.base import compile_re2
+from udfs.detectors.validators import VALIDATORS
+from udfs.findings import Category, Severity
+
+TEXT_FIELDS = ("prompt", "response")
+NUMERIC_FIELDS = ("latency_ms", "prompt_tokens", "completion_tokens", "cost_usd")
+STRING_FIELDS = ("tenant", "application", "model", "model_version", "user_id", "session_id")
+SCORERS = ("toxicity", "bias")  # the scorers issue fills this from its registry
+SEQUENCE_KEYS = ("user_id", "session_id", "tenant")
 
 
 class RuleError(ValueError):
-    """A rules file that cannot be used; the message names the file, rule and field."""
+    """A rules file or push that cannot be used; the message names file:line, rule and field."""
 
 
-class PatternMatch(BaseModel):
-    """A regular expression searched in the audited text."""
-
+class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Context(_Strict):
+    """Words near a match that change its score (Presidio-style context)."""
+
+    words: list[str] = Field(min_length=1)
+    window: int = Field(default=40, ge=1, le=500, description="characters before and after the match")
+    boost: float = Field(default=0.2, ge=-1, le=1, description="added to the score when a word is near")
+
+
+class PatternMatch(_Strict):
+    """An RE2 regex (linear time), optionally confirmed by a validator and scored by context."""
 
     type: Literal["pattern"]
     regex: str
     ignore_case: bool = False
+    validator: str | None = None
+    score: float = Field(default=0.8, ge=0, le=1)
+    context: list[Context] = []
+    min_score: float = Field(default=0.5, ge=0, le=1)
 
     @field_validator("regex")
     @classmethod
     def _compiles(cls, regex: str) -> str:
-        try:
-            re.compile(regex)
-        except re.error as exc:
-            raise ValueError(f"regex does not compile: {exc}") from None
+        compile_re2(regex)
         return regex
 
+    @field_validator("validator")
+    @classmethod
+    def _known_validator(cls, name: str | None) -> str | None:
+        if name is not None and name not in VALIDATORS:
+            raise ValueError(f"unknown validator {name!r}; valid validators: {', '.join(sorted(VALIDATORS))}")
+        return name
 
-Match = Annotated[PatternMatch, Field(discriminator="type")]
+
+class KeywordsMatch(_Strict):
+    """A deny-list matched with Aho-Corasick, whole words and case-folded by default."""
+
+    type: Literal["keywords"]
+    words: list[str] = []
+    file: str | None = Field(default=None, description="one word or phrase per line, relative to the rules file")
+    whole_word: bool = True
+    case_sensitive: bool = False
+
+    @model_validator(mode="after")
+    def _load_file(self, info: ValidationInfo) -> KeywordsMatch:
+        words = list(self.words)
+        if self.file is not None:
+            base = Path((info.context or {}).get("base_dir", "."))
+            path = base / self.file
+            if not path.is_file():
+                raise ValueError(f"keywords file {str(path)!r} not found (paths are relative to the rules file)")
+            words += [w.strip() for w in path.read_text(encoding="utf-8").splitlines()
+                      if w.strip() and not w.lstrip().startswith("#")]
+        if not words:
+            raise ValueError("a keywords match needs 'words' or a non-empty 'file'")
+        object.__setattr__(self, "words", words)
+        object.__setattr__(self, "file", None)  # inlined: the ruleset is self-contained once loaded
+        return self
 
 
-class Rule(BaseModel):
-    """One audit policy: what to look for, where, and how bad a match is."""
+class DetectorMatch(_Strict):
+    """A built-in detector by name, with its parameters."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    type: Literal["detector"]
+    name: str
+    params: dict[str, Any] = {}
+    min_score: float = Field(default=0.0, ge=0, le=1)
 
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    @model_validator(mode="after")
+    def _known_detector(self) -> DetectorMatch:
+        cls = get_detector(self.name)
+        try:
+            cls(cls.Params.model_validate(self.params))
+        except ValidationError as exc:
+            raise ValueError(f"detector {self.name!r} params: {_messages(exc)}") from None
+        return self
+
+
+class ScoreMatch(_Strict):
+    """A threshold on a model score of the audited text."""
+
+    type: Literal["score"]
+    scorer: str
+    label: str | None = Field(default=None, description="one label of a multi-label scorer; default: its main score")
+    threshold: float = Field(ge=0, le=1)
+
+    @field_validator("scorer")
+    @classmethod
+    def _known_scorer(cls, name: str) -> str:
+        if name not in SCORERS:
+            raise ValueError(f"unknown scorer {name!r}; valid scorers: {', '.join(SCORERS)}")
+        return name
+
+
+class Condition(_Strict):
+    field: Literal[NUMERIC_FIELDS + STRING_FIELDS]  # type: ignore[valid-type]
+    op: Literal["gt", "gte", "lt", "lte", "eq", "ne", "in", "not_in"]
+    value: float | str | list[str] | list[float]
+
+    @model_validator(mode="after")
+    def _value_fits(self) -> Condition:
+        listy = self.op in ("in", "not_in")
+        if listy != isinstance(self.value, list):
+            raise ValueError(f"op {self.op!r} needs {'a list' if listy else 'a single value'} as 'value'")
+        if self.field in NUMERIC_FIELDS and self.op in ("gt", "gte", "lt", "lte") and isinstance(self.value, str):
+            raise ValueError(f"'{self.field}' is numeric: compare it with a number")
+        return self
+
+
+class FieldMatch(_Strict):
+    """Conditions on event fields (all must hold), e.g. latency_ms gt 30000."""
+
+    type: Literal["field"]
+    conditions: list[Condition] = Field(min_length=1)
+
+
+class SequenceMatch(_Strict):
+    """Stateful: `count` findings of `rules` by one key within `within`, e.g. 3 injections per user in 10m."""
+
+    type: Literal["sequence"]
+    rules: list[str] = Field(min_length=1)
+    count: int = Field(ge=2)
+    within: str = Field(pattern=r"^\d+(ms|s|m|h)$", description="e.g. 90s, 10m, 1h")
+    per: Literal[SEQUENCE_KEYS]  # type: ignore[valid-type]
+
+    @property
+    def within_ms(self) -> int:
+        number, unit = re.fullmatch(r"(\d+)(ms|s|m|h)", self.within).groups()
+        return int(number) * {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}[unit]
+
+
+Match = Annotated[
+    Union[PatternMatch, KeywordsMatch, DetectorMatch, ScoreMatch, FieldMatch, SequenceMatch],
+    Field(discriminator="type"),
+]
+TEXT_MATCHES = (PatternMatch, KeywordsMatch, DetectorMatch, ScoreMatch)
+
+
+class Examples(_Strict):
+    must_match: list[str] = []
+    must_not_match: list[str] = []
+
+
+class Rule(_Strict):
+    """One audit policy: what to look for, where, how bad a match is, and who owns it."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=100)
     version: int = Field(ge=1)
-    description: str
+    description: str = Field(min_length=1)
     category: Category
-    entity: str
     severity: Severity
+    owner: str = Field(min_length=1, description="team or person to ask about this rule")
     enabled: bool = True
     applies_to: Literal["prompt", "response", "both"] = "both"
+    entity: str | None = Field(default=None, description="what a finding is; default: the detector's entity or the rule id")
+    tenants: list[str] | None = None
+    models: list[str] | None = None
     match: Match
+    examples: Examples = Examples()
+
+    @model_validator(mode="after")
+    def _examples_need_text(self) -> Rule:
+        has_examples = self.examples.must_match or self.examples.must_not_match
+        if has_examples and not isinstance(self.match, (PatternMatch, KeywordsMatch, DetectorMatch)):
+            raise ValueError(f"examples are texts: only pattern, keywords and detector rules take them, not {self.match.type}")
+        return self
+
+    def in_scope(self, tenant: str, model: str) -> bool:
+        return (self.tenants is None or tenant in self.tenants) and (self.models is None or model in self.models)
 
 
-class RuleSet(BaseModel):
+class RuleSet(_Strict):
     """The contents of one rules file."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     rules: list[Rule]
 
     @model_validator(mode="after")
-    def _unique_ids(self) -> RuleSet:
-        seen: set[str] = set()
+    def _consistent(self) -> RuleSet:
+        ids = [rule.id for rule in self.rules]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate rule ids {duplicates}: rule ids must be unique")
+        stateless = {r.id for r in self.rules if not isinstance(r.match, SequenceMatch)}
         for rule in self.rules:
-            if rule.id in seen:
-                raise ValueError(f"duplicate rule id {rule.id!r}: rule ids must be unique")
-            seen.add(rule.id)
+            if isinstance(rule.match, SequenceMatch):
+                unknown = sorted(set(rule.match.rules) - stateless)
+                if unknown:
+                    raise ValueError(f"rule {rule.id!r}: sequence over unknown or stateful rules {unknown}; "
+                                     f"valid: {', '.join(sorted(stateless))}")
         return self
+
+    def content_hash(self) -> str:
+        """Stable hash of the validated content: equal rulesets hash equal whatever the YAML layout."""
+        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def parse_rules(text: str, source: str = "<rules>", base_dir: Path | None = None) -> RuleSet:
+    """Validate YAML rules text; any problem raises RuleError naming source:line, rule and field."""
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise RuleError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    try:
+        return RuleSet.model_validate(data, context={"base_dir": base_dir or Path(".")})
+    except ValidationError as exc:
+        raise RuleError("\n".join(_describe(err, data, root, source) for err in exc.errors())) from None
 
 
 def load_rules(path: str | Path) -> RuleSet:
-    """Load and validate a rules file; any problem raises RuleError naming file, rule and field."""
+    """Load and validate a rules file (keyword files resolve relative to it)."""
     path = Path(path)
     if not path.is_file():
         raise RuleError(f"{path}: rules file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise RuleError(f"{path}: not valid YAML: {exc}") from None
-    try:
-        return RuleSet.model_validate(data)
-    except ValidationError as exc:
-        raise RuleError(f"{path}: " + "; ".join(_describe(err, data) for err in exc.errors())) from None
+    return parse_rules(path.read_text(encoding="utf-8"), str(path), path.parent)
 
 
-def _describe(err: dict, data: object) -> str:
-    loc = list(err["loc"])
-    where = ".".join(str(part) for part in loc) or "file"
-    if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int) and isinstance(data, dict):
-        rule = data["rules"][loc[1]]
-        if isinstance(rule, dict) and "id" in rule:
-            where = f"rule {rule['id']!r} field {'.'.join(str(p) for p in loc[2:]) or '(rule)'}"
-    return f"{where}: {err['msg'].removeprefix('Value error, ')}"
+def rules_json_schema() -> dict:
+    """JSON Schema of a rules file, for editors (yaml-language-server)."""
+    return RuleSet.model_json_schema()
 
 
-class RuleEngine:
-    """Evaluates a ruleset against events; compiled once, reused for every event."""
+def _messages(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in exc.errors())
 
-    def __init__(self, ruleset: RuleSet):
-        self._compiled = [
-            (rule, re.compile(rule.match.regex, re.IGNORECASE if rule.match.ignore_case else 0))
-            for rule in ruleset.rules
-            if rule.enabled
-        ]
 
-    def evaluate(self, event: AuditEvent) -> list[Finding]:
-        findings: list[Finding] = []
-        for field, text in event.texts():
-            for rule, regex in self._compiled:
-                if rule.applies_to not in (field, "both"):
-                    continue
-                for m in regex.finditer(text):
-                    findings.append(
-                        Finding(
-                            event_id=event.event_id,
-                            rule_id=rule.id,
-                            rule_version=rule.version,
-                            category=rule.category,
-                            entity=rule.entity,
-                            severity=rule.severity,
-                            field=field,
-                            start=m.start(),
-                            end=m.end(),
-                            score=1.0,
-                            snippet=redact(m.group()),
-                        )
-                    )
-        return findings
+def _describe(err: dict, data: Any, root: yaml.Node | None, source: str) -> str:
+    # Discriminated unions add the match type to the path (match.pattern.regex): drop it.
+    loc = [part for i, part in enumerate(err["loc"]) if not (i and err["loc"][i - 1] == "match" and part in _MATCH_TAGS)]
+    line = _line_of(root, loc)
+    where = f"{source}:{line}" if line else source
+    message = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        message = "unknown field (check the spelling; see the rules JSON schema for valid fields)"
+    if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
+        rule = data["rules"][loc[1]] if isinstance(data, dict) and isinstance(data.get("rules"), list) else None
+        rule_id = rule.get("id") if isinstance(rule, dict) else None
+        field = ".".join(map(str, loc[2:])) or "(rule)"
+        return f"{where}: rule {rule_id!r} field {field}: {message}"
+    return f"{where}: {'.'.join(map(str, loc)) or 'file'}: {message}"
+
+
+_MATCH_TAGS = {"pattern", "keywords", "detector", "score", "field", "sequence"}
+
+
+def _line_of(node: yaml.Node | None, loc: list) -> int | None:
+    """1-based line of the deepest YAML node on the error's path."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == part), None)
+            if node is None:
+                break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            break
+        line = node.start_mark.line + 1
+    return line

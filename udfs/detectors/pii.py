@@ -16,12 +16,12 @@ class PiiDetector(PatternDetector):
     version = "1"
     patterns = (
         Pattern("email", r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b", 0.9),
-        # International (+CC ...) or separated national formats; bare digit runs are left alone.
-        Pattern("phone_number", r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?|\b\d{2,4}[ .-])\d{2,4}[ .-]\d{3,4}\b",
-                0.6, v.phone_number),
-        Pattern("phone_number", r"\+\d{8,14}\b", 0.6, v.phone_number),
+        # +CC international, or the US (NNN) NNN-NNNN / NNN-NNN-NNNN shapes; bare digit groups are not phones.
+        Pattern("phone_number", r"\+\d{1,3}(?:[ .-]?(?:\(\d{1,4}\)|\d{1,4})){1,5}\b", 0.7, v.phone_number),
+        Pattern("phone_number", r"(?:\(\d{3}\) ?|\b\d{3}[-.])\d{3}[-.]\d{4}\b", 0.6, v.phone_number),
         Pattern("credit_card", r"\b(?:4\d{3}|5[1-5]\d{2}|2[2-7]\d{2}|3[47]\d{2}|6(?:011|5\d\d))(?:[ -]?\d{4}){2}[ -]?\d{1,4}(?:[ -]?\d{3})?\b",
                 0.95, v.luhn),
+        Pattern("credit_card", r"\b3[47]\d{2}[ -]?\d{6}[ -]?\d{5}\b", 0.95, v.luhn),  # Amex 4-6-5
         Pattern("iban", r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b", 0.95, v.iban_mod97),
         Pattern("ip_address", rf"\b{_OCTET}(?:\.{_OCTET}){{3}}\b", 0.7),
         Pattern("ip_address", r"(?:\b[0-9A-Fa-f]{1,4}|)(?::[0-9A-Fa-f]{0,4}){2,7}(?:\b|[0-9A-Fa-f]{1,4}\b)", 0.7, v.ipv6_address),

@@ -1,0 +1,239 @@
+"""The rule engine: compiles a RuleSet once and evaluates events against it, returning Findings.
+
+Plain Python, shared by the Flink job, `llm-audit scan` and `llm-audit rules test`. Stateless
+rules are evaluated here; `sequence` rules need keyed state and are evaluated by
+`SequenceWindow` inside the job.
+"""
+
+from __future__ import annotations
+
+import json
+from bisect import bisect_left
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+import ahocorasick
+
+from udfs.detectors import DetectorMatch as Hit
+from udfs.detectors import get_detector
+from udfs.detectors.base import Detector, compile_re2
+from udfs.detectors.validators import VALIDATORS
+from udfs.events import AuditEvent
+from udfs.findings import Finding, redact
+from udfs.rules import (
+    DetectorMatch,
+    FieldMatch,
+    KeywordsMatch,
+    PatternMatch,
+    Rule,
+    RuleSet,
+    ScoreMatch,
+    SequenceMatch,
+)
+
+# scores[field][scorer or "scorer.label"] -> value in [0, 1], from the scorers.
+Scores = Mapping[str, Mapping[str, float]]
+
+
+class _Matcher:
+    """Finds (entity, start, end, score) hits of one text rule in a text."""
+
+    def __call__(self, text: str) -> list[Hit]:
+        raise NotImplementedError
+
+
+class _PatternMatcher(_Matcher):
+    def __init__(self, rule: Rule, match: PatternMatch):
+        self.entity = rule.entity or rule.id
+        self.regex = compile_re2(match.regex, match.ignore_case)
+        self.validator = VALIDATORS[match.validator] if match.validator else None
+        self.match = match
+        self.context = [(compile_re2(r"\b(?:" + "|".join(map(_escape, c.words)) + r")\b", True), c)
+                        for c in match.context]
+
+    def __call__(self, text: str) -> list[Hit]:
+        hits = []
+        for m in self.regex.finditer(text):
+            if self.validator is not None and not self.validator(m.group()):
+                continue
+            score = self.match.score
+            for regex, context in self.context:
+                around = text[max(0, m.start() - context.window): m.end() + context.window]
+                if regex.search(around):
+                    score += context.boost
+            score = min(1.0, max(0.0, score))
+            if score >= self.match.min_score:
+                hits.append(Hit(self.entity, m.start(), m.end(), round(score, 4)))
+        return hits
+
+
+def _escape(word: str) -> str:
+    return "".join("\\" + ch if not ch.isalnum() and ch != " " else ch for ch in word)
+
+
+class _KeywordMatcher(_Matcher):
+    def __init__(self, rule: Rule, match: KeywordsMatch):
+        self.entity = rule.entity or rule.id
+        self.whole_word = match.whole_word
+        self.fold = not match.case_sensitive
+        self.automaton = ahocorasick.Automaton()
+        for word in match.words:
+            key = word.casefold() if self.fold else word
+            self.automaton.add_word(key, len(key))
+        self.automaton.make_automaton()
+
+    def __call__(self, text: str) -> list[Hit]:
+        # casefold can change lengths (ß -> ss); lower() keeps offsets aligned and folds the common cases.
+        haystack = text.lower() if self.fold else text
+        hits = []
+        for end, length in self.automaton.iter(haystack):
+            start, stop = end - length + 1, end + 1
+            if self.whole_word and (_is_word(text, start - 1) or _is_word(text, stop)):
+                continue
+            hits.append(Hit(self.entity, start, stop, 1.0))
+        return hits
+
+
+def _is_word(text: str, i: int) -> bool:
+    return 0 <= i < len(text) and (text[i].isalnum() or text[i] == "_")
+
+
+class _DetectorMatcher(_Matcher):
+    def __init__(self, rule: Rule, match: DetectorMatch, detector: Detector):
+        self.detector, self.rule, self.min_score = detector, rule, match.min_score
+
+    def __call__(self, text: str) -> list[Hit]:
+        return [Hit(self.rule.entity or hit.entity, hit.start, hit.end, hit.score)
+                for hit in self.detector.detect(text) if hit.score >= self.min_score]
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    rule: Rule
+    matcher: _Matcher | None  # text rules with spans
+    fields: tuple[str, ...]
+
+
+class RuleEngine:
+    """Evaluates a ruleset against events; compiled once, reused for every event."""
+
+    def __init__(self, ruleset: RuleSet):
+        self.ruleset = ruleset
+        self._detectors: dict[str, Detector] = {}
+        self._compiled: list[_Compiled] = []
+        self.sequence_rules: list[Rule] = []
+        for rule in ruleset.rules:
+            if not rule.enabled:
+                continue
+            if isinstance(rule.match, SequenceMatch):
+                self.sequence_rules.append(rule)
+                continue
+            fields = TEXT_FIELDS_FOR[rule.applies_to]
+            self._compiled.append(_Compiled(rule, self._matcher(rule), fields))
+
+    def _matcher(self, rule: Rule) -> _Matcher | None:
+        match = rule.match
+        if isinstance(match, PatternMatch):
+            return _PatternMatcher(rule, match)
+        if isinstance(match, KeywordsMatch):
+            return _KeywordMatcher(rule, match)
+        if isinstance(match, DetectorMatch):
+            # One detector instance per (name, params): rules that share it share its work.
+            key = json.dumps([match.name, match.params], sort_keys=True)
+            if key not in self._detectors:
+                cls = get_detector(match.name)
+                self._detectors[key] = cls(cls.Params.model_validate(match.params))
+            return _DetectorMatcher(rule, match, self._detectors[key])
+        return None  # score and field rules have no text matcher
+
+    def open(self) -> None:
+        """Load detector resources (models); call once per worker before evaluate()."""
+        for detector in self._detectors.values():
+            detector.open()
+
+    def evaluate(self, event: AuditEvent, scores: Scores | None = None) -> list[Finding]:
+        """Findings of every enabled stateless rule in scope for this event."""
+        findings: list[Finding] = []
+        texts = dict(event.texts())
+        for compiled in self._compiled:
+            rule = compiled.rule
+            if not rule.in_scope(event.tenant, event.model):
+                continue
+            if isinstance(rule.match, FieldMatch):
+                findings.extend(_field_findings(rule, rule.match, event))
+                continue
+            for field in compiled.fields:
+                text = texts.get(field)
+                if not text:
+                    continue
+                if isinstance(rule.match, ScoreMatch):
+                    findings.extend(_score_findings(rule, rule.match, event, field, text, scores))
+                    continue
+                for hit in compiled.matcher(text):
+                    findings.append(_finding(rule, event.event_id, field, hit.entity, hit.start, hit.end, hit.score,
+                                             redact(text[hit.start:hit.end])))
+        return findings
+
+    def matches_text(self, rule_id: str, text: str) -> list[Finding]:
+        """Findings of one rule on a bare text as a prompt or response (for `rules test`)."""
+        rule = next(rule for rule in self.ruleset.rules if rule.id == rule_id)
+        field = "response" if rule.applies_to == "response" else "prompt"
+        event = AuditEvent(event_id="example", timestamp=_EXAMPLE_TIME_MS, tenant=(rule.tenants or ["example"])[0],
+                           model=(rule.models or ["example"])[0], **{field: text})
+        return [f for f in self.evaluate(event) if f.rule_id == rule_id]
+
+
+_EXAMPLE_TIME_MS = 1_767_225_600_000  # 2026-01-01, any valid time
+TEXT_FIELDS_FOR = {"prompt": ("prompt",), "response": ("response",), "both": ("prompt", "response")}
+
+_OPS: dict[str, Callable[[object, object], bool]] = {
+    "gt": lambda a, b: a > b, "gte": lambda a, b: a >= b, "lt": lambda a, b: a < b, "lte": lambda a, b: a <= b,
+    "eq": lambda a, b: a == b, "ne": lambda a, b: a != b,
+    "in": lambda a, b: a in b, "not_in": lambda a, b: a not in b,
+}
+
+
+def _field_findings(rule: Rule, match: FieldMatch, event: AuditEvent) -> list[Finding]:
+    values = [getattr(event, c.field) for c in match.conditions]
+    if any(v is None for v in values) or not all(_OPS[c.op](v, c.value) for c, v in zip(match.conditions, values)):
+        return []
+    first = match.conditions[0]
+    return [_finding(rule, event.event_id, first.field, rule.entity or rule.id, 0, 0, 1.0,
+                     ", ".join(f"{c.field}={v}" for c, v in zip(match.conditions, values)))]
+
+
+def _score_findings(rule: Rule, match: ScoreMatch, event: AuditEvent, field: str, text: str,
+                    scores: Scores | None) -> list[Finding]:
+    key = f"{match.scorer}.{match.label}" if match.label else match.scorer
+    value = (scores or {}).get(field, {}).get(key)
+    if value is None or value < match.threshold:
+        return []
+    return [_finding(rule, event.event_id, field, rule.entity or key, 0, len(text), round(value, 4), "")]
+
+
+def _finding(rule: Rule, event_id: str, field: str, entity: str, start: int, end: int, score: float,
+             snippet: str) -> Finding:
+    return Finding(event_id=event_id, rule_id=rule.id, rule_version=rule.version, category=rule.category,
+                   entity=entity, severity=rule.severity, field=field, start=start, end=end, score=score,
+                   snippet=snippet)
+
+
+class SequenceWindow:
+    """Event-time timestamps of one sequence rule's findings for one key; fires at `count` within `within`.
+
+    The job keeps `timestamps` in keyed state; this class holds the logic so it is testable alone.
+    """
+
+    def __init__(self, match: SequenceMatch, timestamps: list[int] | None = None):
+        self.count, self.within_ms = match.count, match.within_ms
+        self.timestamps = sorted(timestamps or [])
+
+    def add(self, timestamp_ms: int) -> bool:
+        """Record one finding; True when this one completes `count` within the window."""
+        self.timestamps.insert(bisect_left(self.timestamps, timestamp_ms), timestamp_ms)
+        newest = self.timestamps[-1]
+        self.timestamps = self.timestamps[bisect_left(self.timestamps, newest - self.within_ms + 1):]
+        if len(self.timestamps) >= self.count:
+            self.timestamps = []  # fire once per burst; the next burst counts afresh
+            return True
+        return False
