@@ -22,7 +22,7 @@ FLINK_KAFKA_CONNECTOR_VERSION = "5.0.0-2.2"
 INFLUXDB_VERSION = "v1.8.10"
 
 HERE = Path(__file__).resolve().parent
-console = Console(stderr=True, highlight=False, soft_wrap=True)
+console = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else 120)
 
 
 class BuildError(RuntimeError):

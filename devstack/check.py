@@ -6,6 +6,8 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 
+from flink_jobs.rules_topic import read_topic
+
 
 @dataclass(frozen=True)
 class Row:
@@ -49,26 +51,6 @@ def stored_findings(settings, event_ids: list[str]) -> list[dict]:
     with MongoClient(settings.mongo_uri.get_secret_value()) as client:
         coll = client[settings.mongo_database][settings.violations_collection]
         return list(coll.find({"event_id": {"$in": event_ids}}))
-
-
-def read_topic(bootstrap: str, topic: str) -> list[str]:
-    """Every committed message of a topic, oldest first per partition."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
-                             enable_auto_commit=False, consumer_timeout_ms=5000)
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        end = consumer.end_offsets(partitions)
-        messages = []
-        while any(consumer.position(tp) < end[tp] for tp in partitions):
-            for records in consumer.poll(timeout_ms=1000).values():
-                messages.extend(r.value.decode() for r in records)
-        return messages
-    finally:
-        consumer.close()
 
 
 def influx_totals(settings, start_ms: int, stop_ms: int) -> dict[str, int]:

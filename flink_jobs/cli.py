@@ -13,13 +13,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from devstack import artifacts, stack, traffic
+from flink_jobs import rules_cli
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 stack_app = typer.Typer(no_args_is_help=True, help="The local stack: Kafka (KRaft), FerretDB, InfluxDB on 127.0.0.1.")
 run_app = typer.Typer(no_args_is_help=True, help="Run a job on the local Flink MiniCluster.")
 app.add_typer(stack_app, name="stack")
 app.add_typer(run_app, name="run")
-console = Console(stderr=True, highlight=False, soft_wrap=True)
+app.add_typer(rules_cli.app, name="rules")
+app.command("scan")(rules_cli.scan)
+console = rules_cli.console
 
 
 def _fail(message: str) -> None:

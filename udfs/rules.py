@@ -255,6 +255,17 @@ def load_rules(path: str | Path) -> RuleSet:
     return parse_rules(path.read_text(encoding="utf-8"), str(path), path.parent)
 
 
+def ruleset_from_push(payload: dict) -> RuleSet:
+    """Re-validate a ruleset received from the audit-rules topic (anyone may write there)."""
+    name = f"push v{payload.get('version', '?')} by {payload.get('author', '?')}"
+    if not isinstance(payload.get("rules"), dict):
+        raise RuleError(f"{name}: no 'rules' object in the pushed record")
+    try:
+        return RuleSet.model_validate(payload["rules"])
+    except ValidationError as exc:
+        raise RuleError("\n".join(_describe(err, payload["rules"], None, name) for err in exc.errors())) from None
+
+
 def rules_json_schema() -> dict:
     """JSON Schema of a rules file, for editors (yaml-language-server)."""
     return RuleSet.model_json_schema()

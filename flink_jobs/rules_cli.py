@@ -1,0 +1,153 @@
+"""`llm-audit rules ...` for rule authors, and `llm-audit scan`: the job's own engine, without Flink."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from flink_jobs import rules_topic
+from udfs.engine import RuleEngine
+from udfs.events import EventError, parse_event
+from udfs.rules import RuleError, RuleSet, load_rules, rules_json_schema
+
+app = typer.Typer(no_args_is_help=True, help="Validate, test, push and inspect YAML rules.")
+console = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else 120)
+
+BOOTSTRAP = typer.Option("127.0.0.1:9092", envvar="LLM_AUDIT_KAFKA_BOOTSTRAP", help="Kafka bootstrap servers.")
+TOPIC = typer.Option("audit-rules", envvar="LLM_AUDIT_RULES_TOPIC", help="Compacted topic of pushed rulesets.")
+NAME = typer.Option("default", help="Ruleset name (the record key on the topic).")
+
+
+def _load(path: Path) -> RuleSet:
+    try:
+        return load_rules(path)
+    except RuleError as exc:
+        console.print(f"[red]invalid[/] {exc}")
+        raise typer.Exit(1)
+
+
+@app.command()
+def validate(path: Path) -> None:
+    """Check a rules file: schema, regexes (RE2), detectors, validators, keyword files."""
+    ruleset = _load(path)
+    console.print(f"[green]valid[/] {path}: {len(ruleset.rules)} rules, hash {ruleset.content_hash()}")
+
+
+@app.command("test")
+def test_rules(path: Path) -> None:
+    """Run every rule's examples (must_match / must_not_match) and print a pass/fail table."""
+    ruleset = _load(path)
+    engine = RuleEngine(ruleset)
+    engine.open()
+    table = Table("rule", "example", "expect", "result", title=f"examples of {path}")
+    failures = 0
+    for rule in ruleset.rules:
+        for expect, texts in (("match", rule.examples.must_match), ("no match", rule.examples.must_not_match)):
+            for text in texts:
+                found = engine.matches_text(rule.id, text)
+                ok = bool(found) == (expect == "match")
+                failures += not ok
+                got = ", ".join(f"{f.entity}[{f.start}:{f.end}]" for f in found) or "-"
+                table.add_row(rule.id, text[:60], expect, f"[green]pass[/] {got}" if ok else f"[red]FAIL[/] {got}")
+    console.print(table)
+    untested = [r.id for r in ruleset.rules if not (r.examples.must_match or r.examples.must_not_match)]
+    console.print(f"{table.row_count - failures} passed, {failures} failed"
+                  + (f"; no examples: {', '.join(untested)}" if untested else ""))
+    if failures:
+        raise typer.Exit(1)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of rules files (for editors)."""
+    sys.stdout.write(json.dumps(rules_json_schema(), indent=2) + "\n")
+
+
+@app.command()
+def push(
+    path: Path,
+    message: str = typer.Option(..., "--message", "-m", help="Why this change (kept with the push)."),
+    author: Optional[str] = typer.Option(None, help="Who pushes (default: the OS user)."),
+    name: str = NAME, bootstrap: str = BOOTSTRAP, topic: str = TOPIC,
+) -> None:
+    """Validate, then publish the ruleset to the running job(s) through the audit-rules topic."""
+    ruleset = _load(path)
+    live = rules_topic.latest(bootstrap, topic, name)
+    if live is not None and live["hash"] == ruleset.content_hash():
+        console.print(f"unchanged: live version {live['version']} has hash {live['hash']}; nothing pushed")
+        return
+    record = rules_topic.push_record(ruleset, name, (live or {}).get("version", 0) + 1, author, message)
+    try:
+        rules_topic.publish(bootstrap, topic, record)
+    except LookupError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1)
+    console.print(f"[green]pushed[/] {name} v{record['version']} hash {record['hash']} by {record['author']}")
+
+
+@app.command("list")
+def list_rules(name: str = NAME, bootstrap: str = BOOTSTRAP, topic: str = TOPIC) -> None:
+    """Show the live (last pushed) ruleset."""
+    live = rules_topic.latest(bootstrap, topic, name)
+    if live is None:
+        console.print(f"nothing pushed under {name!r} on {topic}; the job runs the rules file it started with")
+        raise typer.Exit(1)
+    console.print(f"{name} v{live['version']} hash {live['hash']} by {live['author']} at {live['pushed_at']}: "
+                  f"{live['message']}")
+    table = Table("rule", "version", "category", "severity", "enabled", "match")
+    for rule in live["rules"]["rules"]:
+        table.add_row(rule["id"], str(rule["version"]), rule["category"], rule["severity"], str(rule["enabled"]),
+                      rule["match"]["type"])
+    console.print(table)
+
+
+@app.command()
+def diff(path: Path, name: str = NAME, bootstrap: str = BOOTSTRAP, topic: str = TOPIC) -> None:
+    """What pushing PATH would change in the live ruleset."""
+    local = {r["id"]: r for r in _load(path).model_dump(mode="json")["rules"]}
+    live_record = rules_topic.latest(bootstrap, topic, name)
+    live = {r["id"]: r for r in (live_record or {"rules": {"rules": []}})["rules"]["rules"]}
+    table = Table("change", "rule", "detail")
+    for rule_id in sorted(local.keys() | live.keys()):
+        before, after = live.get(rule_id), local.get(rule_id)
+        if before is None:
+            table.add_row("[green]added[/]", rule_id, f"v{after['version']} {after['severity']}")
+        elif after is None:
+            table.add_row("[red]removed[/]", rule_id, f"was v{before['version']}")
+        elif before != after:
+            fields = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+            table.add_row("[yellow]changed[/]", rule_id, f"v{before['version']} -> v{after['version']}: {', '.join(fields)}")
+    if table.row_count == 0:
+        console.print("no changes")
+    else:
+        console.print(table)
+
+
+def scan(
+    input: Path = typer.Option(Path("-"), "--input", "-i", help="JSON-lines audit events; '-' reads stdin."),
+    rules: Path = typer.Option(Path("rules/default.yaml"), "--rules", "-r", help="Rules file."),
+) -> None:
+    """Audit events from a file or stdin with the job's engine; one JSON line per finding on stdout."""
+    engine = RuleEngine(_load(rules))
+    engine.open()
+    stream = sys.stdin if str(input) == "-" else input.open(encoding="utf-8")
+    bad = 0
+    for number, line in enumerate(stream, 1):
+        if not line.strip():
+            continue
+        try:
+            event = parse_event(line)
+        except EventError as exc:
+            bad += 1
+            console.print(f"[yellow]skipped[/] {input}:{number}: {exc}")
+            continue
+        for finding in engine.evaluate(event):
+            sys.stdout.write(json.dumps({"type": "finding", **finding.to_dict()}) + "\n")
+    if bad:
+        raise typer.Exit(2)

@@ -1,0 +1,75 @@
+"""The audit-rules topic: rulesets pushed by rule authors, one record per push (compacted by name)."""
+
+from __future__ import annotations
+
+import getpass
+import json
+from datetime import datetime, timezone
+
+from udfs.rules import RuleSet
+
+
+def push_record(ruleset: RuleSet, name: str, version: int, author: str | None, message: str) -> dict:
+    """The self-contained record of a push: the validated rules (keyword files inlined) and who/why."""
+    return {
+        "name": name,
+        "version": version,
+        "hash": ruleset.content_hash(),
+        "author": author or getpass.getuser(),
+        "message": message,
+        "pushed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "rules": ruleset.model_dump(mode="json"),
+    }
+
+
+def latest(bootstrap: str, topic: str, name: str) -> dict | None:
+    """The newest record pushed under `name`, or None."""
+    found = None
+    for value in read_topic(bootstrap, topic):
+        try:
+            record = json.loads(value)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and record.get("name") == name:
+            found = record
+    return found
+
+
+def read_topic(bootstrap: str, topic: str) -> list[str]:
+    """Every committed message of a topic, oldest first per partition."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
+                             enable_auto_commit=False, consumer_timeout_ms=5000)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        if not partitions:
+            return []
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        end = consumer.end_offsets(partitions)
+        messages = []
+        while any(consumer.position(tp) < end[tp] for tp in partitions):
+            for records in consumer.poll(timeout_ms=1000).values():
+                messages.extend(r.value.decode() for r in records)
+        return messages
+    finally:
+        consumer.close()
+
+
+def publish(bootstrap: str, topic: str, record: dict) -> None:
+    from kafka import KafkaAdminClient, KafkaProducer
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        if topic not in admin.list_topics():
+            raise LookupError(f"topic {topic!r} does not exist on {bootstrap}; create it with cleanup.policy=compact "
+                              "(`llm-audit stack up` does, locally)")
+    finally:
+        admin.close()
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    try:
+        producer.send(topic, key=record["name"].encode(), value=json.dumps(record).encode()).get(timeout=30)
+    finally:
+        producer.close()

@@ -1,0 +1,27 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from devstack.traffic import generate
+from udfs.engine import RuleEngine
+from udfs.events import parse_event
+from udfs.rules import load_rules
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_scan_prints_the_findings_the_engine_computes(tmp_path):
+    samples = list(generate(200, seed=8, start_ms=1_800_000_000_000))
+    (tmp_path / "events.jsonl").write_text("".join(s.value + "\n" for s in samples))
+    result = subprocess.run([str(Path(sys.executable).parent / "llm-audit"), "scan", "-i", str(tmp_path / "events.jsonl"),
+                             "-r", str(ROOT / "rules" / "default.yaml")], capture_output=True, text=True, timeout=120)
+    malformed = sum(s.malformed is not None for s in samples)
+    assert result.returncode == (2 if malformed else 0)
+    assert result.stderr.count("skipped") == malformed
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    engine = RuleEngine(load_rules(ROOT / "rules" / "default.yaml"))
+    engine.open()
+    expected = [f.to_dict() for s in samples if not s.malformed for f in engine.evaluate(parse_event(s.value))]
+    assert [{k: v for k, v in line.items() if k != "type"} for line in lines] == expected and expected
+    assert {line["type"] for line in lines} == {"finding"}
