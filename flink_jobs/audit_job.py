@@ -23,9 +23,18 @@ from pyflink.datastream.connectors.kafka import (
 from pyflink.datastream.window import TumblingEventTimeWindows
 from pyflink.java_gateway import get_gateway
 
-from flink_jobs.functions import DEAD_LETTERS, AuditEvents, CountEvents, EmitWindowCounts, EventTime, ParseEvent
+from flink_jobs.functions import (
+    ACTIVE_RULES,
+    DEAD_LETTERS,
+    RULE_CHANGES,
+    ApplyRules,
+    CountEvents,
+    EmitWindowCounts,
+    EventTime,
+    ParseEvent,
+)
 from flink_jobs.settings import AuditJobSettings, load_settings
-from flink_jobs.sinks import InfluxCountsWriter, MongoViolationWriter
+from flink_jobs.sinks import InfluxCountsWriter, MongoUpsertWriter
 from udfs.rules import RuleSet, load_rules
 
 log = logging.getLogger(__name__)
@@ -36,10 +45,14 @@ class AuditOutputs:
     results: DataStream  # (tenant, model, [violation documents]) per valid event
     window_counts: DataStream  # {"tenant", "model", "time_ms", "events", "violations"} per window
     dead_letters: DataStream  # DLQ JSON strings
+    rule_changes: DataStream  # rule_changes documents: every push seen, accepted or rejected
 
 
-def build_pipeline(raw: DataStream, settings: AuditJobSettings, ruleset: RuleSet) -> AuditOutputs:
-    """The transformation, without sources or sinks, so tests can feed any stream."""
+def build_pipeline(raw: DataStream, pushes: DataStream, settings: AuditJobSettings, ruleset: RuleSet) -> AuditOutputs:
+    """The transformation, without sources or sinks, so tests can feed any stream.
+
+    raw: audit event JSON strings; pushes: rule push records (JSON) from the rules topic.
+    """
     parsed = raw.process(ParseEvent()).uid("parse").name("parse and validate")
     events = parsed.assign_timestamps_and_watermarks(
         WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_seconds(settings.max_out_of_orderness_s))
@@ -47,14 +60,19 @@ def build_pipeline(raw: DataStream, settings: AuditJobSettings, ruleset: RuleSet
         # Last: PyFlink's with_idleness() returns a strategy without the Python timestamp assigner.
         .with_timestamp_assigner(EventTime())
     ).uid("event-time").name("event time")
-    results = events.map(AuditEvents(ruleset, settings.store_raw_text)).uid("rules").name("apply rules")
+    results = (
+        events.connect(pushes.broadcast(ACTIVE_RULES))
+        .process(ApplyRules(ruleset, settings.ruleset_name, settings.store_raw_text))
+        .uid("rules").name("apply rules")
+    )
     window_counts = (
         results.key_by(lambda r: (r[0], r[1]))
         .window(TumblingEventTimeWindows.of(Time.seconds(settings.metrics_window_s)))
         .aggregate(CountEvents(), window_function=EmitWindowCounts())
         .uid("window-counts").name("counts per tenant and model")
     )
-    return AuditOutputs(results, window_counts, parsed.get_side_output(DEAD_LETTERS))
+    return AuditOutputs(results, window_counts, parsed.get_side_output(DEAD_LETTERS),
+                        results.get_side_output(RULE_CHANGES))
 
 
 def create_env(settings: AuditJobSettings) -> StreamExecutionEnvironment:
@@ -75,16 +93,16 @@ def create_env(settings: AuditJobSettings) -> StreamExecutionEnvironment:
     return env
 
 
-def kafka_source(settings: AuditJobSettings) -> KafkaSource:
+def kafka_source(settings: AuditJobSettings, topic: str, starting: str | None = None) -> KafkaSource:
     starting = {
         "earliest": KafkaOffsetsInitializer.earliest(),
         "latest": KafkaOffsetsInitializer.latest(),
         "committed": KafkaOffsetsInitializer.committed_offsets(KafkaOffsetResetStrategy.EARLIEST),
-    }[settings.starting_offsets]
+    }[starting or settings.starting_offsets]
     builder = (
         KafkaSource.builder()
         .set_bootstrap_servers(settings.kafka_bootstrap)
-        .set_topics(settings.source_topic)
+        .set_topics(topic)
         .set_group_id(settings.group_id)
         .set_starting_offsets(starting)
         .set_value_only_deserializer(SimpleStringSchema())
@@ -116,24 +134,36 @@ def discard() -> Sink:
     return Sink(get_gateway().jvm.org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink())
 
 
-def main(settings: AuditJobSettings | None = None) -> None:
-    settings = settings or load_settings()
+def build_job(settings: AuditJobSettings) -> StreamExecutionEnvironment:
+    """Sources, pipeline and sinks on a new environment, ready to execute."""
     ruleset = load_rules(settings.rules_path)  # fail at submission, not on a worker
     env = create_env(settings)
-    raw = env.from_source(kafka_source(settings), WatermarkStrategy.no_watermarks(), "audit events").uid("source")
-    out = build_pipeline(raw, settings, ruleset)
+    raw = env.from_source(kafka_source(settings, settings.source_topic), WatermarkStrategy.no_watermarks(),
+                          "audit events").uid("source")
+    # Pushes carry Kafka timestamps; an idle rules topic must not hold the event-time watermark back.
+    pushes = env.from_source(
+        kafka_source(settings, settings.rules_topic, "earliest"),
+        WatermarkStrategy.for_monotonous_timestamps().with_idleness(Duration.of_seconds(1)), "rule pushes",
+    ).uid("rules-source")
+    out = build_pipeline(raw, pushes, settings, ruleset)
 
-    mongo = MongoViolationWriter(settings.mongo_uri.get_secret_value(), settings.mongo_database,
-                                 settings.violations_collection)
-    out.results.filter(lambda r: bool(r[2])).uid("has-violations").map(mongo, Types.INT()) \
+    uri = settings.mongo_uri.get_secret_value()
+    out.results.filter(lambda r: bool(r[2])).uid("has-violations").map(lambda r: r[2]).uid("violation-docs") \
+        .map(MongoUpsertWriter(uri, settings.mongo_database, settings.violations_collection), Types.INT()) \
         .uid("mongo-violations").name("upsert violations").sink_to(discard()).uid("mongo-done")
+    out.rule_changes.map(lambda doc: [doc]).uid("rule-change-docs") \
+        .map(MongoUpsertWriter(uri, settings.mongo_database, settings.rule_changes_collection), Types.INT()) \
+        .uid("mongo-rule-changes").name("record rule changes").sink_to(discard()).uid("rule-changes-done")
     influx = InfluxCountsWriter(settings.influx_url, settings.influx_token.get_secret_value(),
                                 settings.influx_org, settings.influx_bucket)
     out.window_counts.map(influx, Types.INT()).uid("influx-counts").name("write counts") \
         .sink_to(discard()).uid("influx-done")
     out.dead_letters.sink_to(dlq_sink(settings)).uid("dlq").name("dead-letter queue")
+    return env
 
-    env.execute("llm-audit")
+
+def main(settings: AuditJobSettings | None = None) -> None:
+    build_job(settings or load_settings()).execute("llm-audit")
 
 
 if __name__ == "__main__":

@@ -130,9 +130,11 @@ def demo(
     run = time.strftime("%Y%m%d-%H%M%S")
     settings = local_job_settings(
         source_topic=f"demo-{run}.model-audit-logs", dlq_topic=f"demo-{run}.model-audit-dlq",
+        rules_topic=f"demo-{run}.audit-rules",
         group_id=f"llm-audit-demo-{run}", bounded=True,
     )
-    stack.create_topics(settings.kafka_bootstrap, {settings.source_topic: {}, settings.dlq_topic: {}})
+    stack.create_topics(settings.kafka_bootstrap, {settings.source_topic: {}, settings.dlq_topic: {},
+                                                   settings.rules_topic: {"cleanup.policy": "compact"}})
     labels = artifacts.cache_dir() / "traffic" / f"demo-{run}.jsonl"
     truths = _produce_with_progress(settings.kafka_bootstrap, settings.source_topic, events, seed, None, labels, None)
     _print_counts(traffic.summarize(truths))

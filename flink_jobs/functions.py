@@ -4,15 +4,26 @@ from __future__ import annotations
 
 from pyflink.common import Types
 from pyflink.common.watermark_strategy import TimestampAssigner
+import json
+
 from pyflink.datastream import OutputTag, ProcessFunction
-from pyflink.datastream.functions import AggregateFunction, MapFunction, ProcessWindowFunction, RuntimeContext
+from pyflink.datastream.functions import (
+    AggregateFunction,
+    BroadcastProcessFunction,
+    ProcessWindowFunction,
+    RuntimeContext,
+)
+from pyflink.datastream.state import MapStateDescriptor
 
 from udfs.events import AuditEvent, EventError, dead_letter, parse_event
 from udfs.findings import violation_document
 from udfs.engine import RuleEngine
-from udfs.rules import RuleSet
+from udfs.rules import RuleError, RuleSet, ruleset_from_push
 
 DEAD_LETTERS = OutputTag("dead-letters", Types.STRING())
+RULE_CHANGES = OutputTag("rule-changes", Types.PICKLED_BYTE_ARRAY())
+# ruleset name -> the accepted push record (JSON); restored from checkpoints like any state.
+ACTIVE_RULES = MapStateDescriptor("active-rules", Types.STRING(), Types.STRING())
 
 
 class ParseEvent(ProcessFunction):
@@ -30,21 +41,61 @@ class EventTime(TimestampAssigner):
         return value.timestamp
 
 
-class AuditEvents(MapFunction):
-    """Applies the ruleset to each event: -> (tenant, model, violation documents)."""
+class ApplyRules(BroadcastProcessFunction):
+    """Applies the active ruleset to each event: -> (tenant, model, violation documents).
 
-    def __init__(self, ruleset: RuleSet, store_raw_text: bool):
-        self._ruleset = ruleset
-        self._store_raw_text = store_raw_text
+    Starts with the ruleset the job was submitted with; a valid push on the rules topic replaces
+    it at once (broadcast state, no restart); an invalid one is rejected and the last good set
+    keeps running. Every push the job sees is reported on the RULE_CHANGES side output.
+    """
+
+    def __init__(self, initial: RuleSet, ruleset_name: str, store_raw_text: bool):
+        self._initial, self._name, self._store_raw_text = initial, ruleset_name, store_raw_text
         self._engine: RuleEngine | None = None
 
     def open(self, runtime_context: RuntimeContext):
-        self._engine = RuleEngine(self._ruleset)
-        self._engine.open()
+        self._engine = None  # built on first use, from restored state if there is one
 
-    def map(self, event: AuditEvent):
+    def _use(self, ruleset: RuleSet) -> None:
+        engine = RuleEngine(ruleset)
+        engine.open()
+        self._engine = engine
+
+    def process_element(self, event: AuditEvent, ctx: BroadcastProcessFunction.ReadOnlyContext):
+        if self._engine is None:
+            pushed = ctx.get_broadcast_state(ACTIVE_RULES).get(self._name)
+            self._use(ruleset_from_push(json.loads(pushed)) if pushed else self._initial)
         findings = self._engine.evaluate(event)
-        return event.tenant, event.model, [violation_document(event, f, self._store_raw_text) for f in findings]
+        yield event.tenant, event.model, [violation_document(event, f, self._store_raw_text) for f in findings]
+
+    def process_broadcast_element(self, value: str, ctx: BroadcastProcessFunction.Context):
+        try:
+            record = json.loads(value)
+        except json.JSONDecodeError as exc:
+            yield RULE_CHANGES, rule_change({}, False, f"not JSON: {exc}")
+            return
+        if not isinstance(record, dict) or record.get("name") != self._name:
+            return  # another ruleset's push
+        try:
+            ruleset = ruleset_from_push(record)
+        except RuleError as exc:
+            yield RULE_CHANGES, rule_change(record, False, str(exc))
+            return
+        if ruleset.content_hash() != record.get("hash"):
+            yield RULE_CHANGES, rule_change(record, False, "hash does not match the rules: corrupted or hand-edited push")
+            return
+        ctx.get_broadcast_state(ACTIVE_RULES).put(self._name, value)
+        self._use(ruleset)
+        yield RULE_CHANGES, rule_change(record, True, None)
+
+
+def rule_change(record: dict, accepted: bool, reason: str | None) -> dict:
+    """The rule_changes document; its _id is deterministic, so every subtask and replay upserts one."""
+    keys = ("name", "version", "hash", "author", "message", "pushed_at")
+    doc = {key: record.get(key) for key in keys}
+    doc.update(accepted=accepted, reason=reason)
+    doc["_id"] = f"{doc['name']}:v{doc['version']}:{doc['hash']}:{'accepted' if accepted else 'rejected'}"
+    return doc
 
 
 class CountEvents(AggregateFunction):

@@ -34,7 +34,11 @@ class AuditJobSettings(BaseSettings):
 
     # Rules
     rules_path: Path = Path("rules/default.yaml")
-    """LLM_AUDIT_RULES_PATH: YAML ruleset loaded at start; a missing file is an error."""
+    """LLM_AUDIT_RULES_PATH: YAML ruleset the job starts with; a missing file is an error."""
+    rules_topic: str = "audit-rules"
+    """LLM_AUDIT_RULES_TOPIC: compacted topic of pushed rulesets (`llm-audit rules push`); the newest valid push wins."""
+    ruleset_name: str = "default"
+    """LLM_AUDIT_RULESET_NAME: which pushed ruleset this job follows (the record key on the rules topic)."""
     store_raw_text: bool = False
     """LLM_AUDIT_STORE_RAW_TEXT: also store the raw prompt/response text in violations (off: spans and redacted snippets only)."""
 
@@ -45,6 +49,8 @@ class AuditJobSettings(BaseSettings):
     """LLM_AUDIT_MONGO_DATABASE: database holding the violations collection."""
     violations_collection: str = "violations"
     """LLM_AUDIT_VIOLATIONS_COLLECTION: one document per finding, keyed by a deterministic _id."""
+    rule_changes_collection: str = "rule_changes"
+    """LLM_AUDIT_RULE_CHANGES_COLLECTION: every push the job saw, accepted or rejected, with the reason."""
 
     # InfluxDB (2.x API; InfluxDB 1.8 serves it with bucket 'db/rp' and token 'user:password' or empty)
     influx_url: str = "http://127.0.0.1:8086"

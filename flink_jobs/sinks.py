@@ -10,8 +10,8 @@ from __future__ import annotations
 from pyflink.datastream.functions import MapFunction, RuntimeContext
 
 
-class MongoViolationWriter(MapFunction):
-    """Upserts one event's violation documents in one unordered bulk write."""
+class MongoUpsertWriter(MapFunction):
+    """Upserts a list of documents (by their deterministic _id) in one unordered bulk write."""
 
     def __init__(self, uri: str, database: str, collection: str):
         self._uri, self._database, self._collection = uri, database, collection
@@ -24,10 +24,9 @@ class MongoViolationWriter(MapFunction):
         self._client.admin.command("ping")  # fail at start, not at the first violation
         self._coll = self._client[self._database][self._collection]
 
-    def map(self, value) -> int:
+    def map(self, docs: list[dict]) -> int:
         from pymongo import ReplaceOne
 
-        docs = value[2]
         self._coll.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs], ordered=False)
         return len(docs)
 

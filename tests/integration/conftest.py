@@ -16,6 +16,7 @@ def isolated_job(stack_settings, run_id):
             "kafka_bootstrap": stack_settings.kafka_bootstrap,
             "source_topic": f"{prefix}-{run_id}.model-audit-logs",
             "dlq_topic": f"{prefix}-{run_id}.model-audit-dlq",
+            "rules_topic": f"{prefix}-{run_id}.audit-rules",
             "group_id": f"{prefix}-{run_id}",
             "mongo_uri": stack_settings.mongo_uri,
             "mongo_database": f"llm_audit_{prefix}_{run_id}",
@@ -26,7 +27,8 @@ def isolated_job(stack_settings, run_id):
             "bounded": True,
         }
         settings = (local_job_settings if local else load_settings)(**{**names, **overrides})
-        stack.create_topics(settings.kafka_bootstrap, {settings.source_topic: {}, settings.dlq_topic: {}})
+        stack.create_topics(settings.kafka_bootstrap, {settings.source_topic: {}, settings.dlq_topic: {},
+                                                       settings.rules_topic: {"cleanup.policy": "compact"}})
         stack.create_influx_database(settings.influx_url, settings.influx_bucket.split("/")[0])
         made.append(settings)
         return settings

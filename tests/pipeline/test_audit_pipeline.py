@@ -6,6 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from pyflink.common import Types
 
 from devstack.check import finding_rows, planted_spans
 from devstack.traffic import generate
@@ -24,7 +25,8 @@ def run(output: str) -> list:
     """Collect one output of the pipeline. One job per output: PyFlink's Python operator chaining
     trips over a diamond (fan-out re-joined by a union) with a uid hash collision."""
     env = create_env(SETTINGS)
-    out = build_pipeline(env.from_collection([s.value for s in SAMPLES]), SETTINGS,
+    pushes = env.from_collection([], type_info=Types.STRING())
+    out = build_pipeline(env.from_collection([s.value for s in SAMPLES]), pushes, SETTINGS,
                          load_rules(ROOT / "rules" / "default.yaml"))
     return list(getattr(out, output).execute_and_collect(f"pipeline-test-{output}"))
 
@@ -63,3 +65,27 @@ def test_malformed_messages_reach_the_dead_letter_output_with_their_reason():
     assert Counter(d["reason"] for d in dead) == Counter(t["malformed"] for t in TRUTHS if t["malformed"])
     malformed_raw = {s.value for s in SAMPLES if s.malformed}
     assert {d["raw"] for d in dead} == malformed_raw and all(d["errors"] for d in dead)
+
+
+def test_rule_pushes_are_validated_and_reported():
+    from flink_jobs.rules_topic import push_record
+
+    ruleset = load_rules(ROOT / "rules" / "default.yaml")
+    good = push_record(ruleset, "default", 1, "alice", "first")
+    bad = {**push_record(ruleset, "default", 2, "bob", "typo"), "hash": "0"}
+    bad["rules"] = {"rules": [{**bad["rules"]["rules"][0], "severity": "urgent"}]}
+    tampered = {**push_record(ruleset, "default", 3, "eve", "edit"), "hash": "deadbeef"}
+    other = push_record(ruleset, "staging", 1, "carol", "another ruleset")
+    pushes = [json.dumps(r) for r in (good, bad, tampered, other)] + ["{not json"]
+
+    env = create_env(SETTINGS)
+    out = build_pipeline(env.from_collection([SAMPLES[0].value]), env.from_collection(pushes, type_info=Types.STRING()),
+                         SETTINGS, ruleset)
+    changes = list(out.rule_changes.execute_and_collect("pipeline-test-rule-changes"))
+    summary = [(c["version"], c["accepted"], (c["reason"] or "")[:60]) for c in changes]
+    assert summary[0] == (1, True, "")
+    assert summary[1][:2] == (2, False) and "severity: Input should be" in changes[1]["reason"]
+    assert summary[2][:2] == (3, False) and "hash does not match" in changes[2]["reason"]
+    assert summary[3][:2] == (None, False) and changes[3]["reason"].startswith("not JSON")
+    assert len(changes) == 4  # the staging push is not this job's
+    assert changes[0]["_id"] == f"default:v1:{ruleset.content_hash()}:accepted"

@@ -1,0 +1,88 @@
+"""Rules pushed to the running job take effect within seconds; a bad push leaves the last good set running."""
+
+import json
+import time
+from pathlib import Path
+
+from kafka import KafkaProducer
+from pymongo import MongoClient
+
+from flink_jobs import audit_job, rules_topic
+from udfs.rules import load_rules, parse_rules
+
+ROOT = Path(__file__).resolve().parents[2]
+ZEBRA_RULE = """
+  - id: custom.zebra
+    version: 1
+    description: Mentions of the internal project codename.
+    category: policy
+    severity: medium
+    owner: test
+    match: {type: keywords, words: [project zebra]}
+"""
+
+
+def _event(i: int, text: str) -> bytes:
+    return json.dumps({"event_id": f"hot-{i}", "timestamp": int(time.time() * 1000), "tenant": "acme",
+                       "model": "m", "prompt": text}).encode()
+
+
+def _wait_for(predicate, timeout_s: float, produce_next) -> float:
+    """Keep producing until predicate() holds; return the seconds it took."""
+    began = time.monotonic()
+    while time.monotonic() - began < timeout_s:
+        produce_next()
+        if predicate():
+            return time.monotonic() - began
+        time.sleep(0.2)
+    raise AssertionError(f"not within {timeout_s}s")
+
+
+def test_push_changes_what_the_running_job_flags_and_a_bad_push_is_rejected(isolated_job):
+    settings = isolated_job("hot", bounded=False, starting_offsets="earliest", checkpoint_interval_ms=500)
+    client = audit_job.build_job(settings).execute_async("llm-audit-hot-reload")
+    mongo = MongoClient(settings.mongo_uri.get_secret_value())
+    db = mongo[settings.mongo_database]
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    counter = iter(range(10**6))
+
+    def send() -> int:
+        i = next(counter)
+        producer.send(settings.source_topic, _event(i, f"status of project zebra, ticket {i}"))
+        producer.flush()
+        return i
+
+    def zebra_findings() -> int:
+        return db[settings.violations_collection].count_documents({"rule_id": "custom.zebra"})
+
+    try:
+        # The job runs the file's rules: the codename is not flagged, though the events are audited.
+        _wait_for(lambda: client.get_job_status().result().name == "RUNNING", 60, lambda: None)
+        for _ in range(5):
+            send()
+        time.sleep(3)
+        assert zebra_findings() == 0
+
+        base = (ROOT / "rules" / "default.yaml").read_text()
+        good = parse_rules(base + ZEBRA_RULE, base_dir=ROOT / "rules")
+        rules_topic.publish(settings.kafka_bootstrap, settings.rules_topic,
+                            rules_topic.push_record(good, "default", 1, "tester", "add zebra"))
+        took = _wait_for(lambda: zebra_findings() > 0, 5, send)
+        print(f"push -> first finding of the new rule: {took:.2f}s")
+
+        # A push that fails validation is recorded as rejected; the last good set keeps running.
+        bad = rules_topic.push_record(load_rules(ROOT / "rules" / "default.yaml"), "default", 2, "tester", "bad")
+        bad["rules"]["rules"][0]["severity"] = "urgent"
+        rules_topic.publish(settings.kafka_bootstrap, settings.rules_topic, bad)
+        _wait_for(lambda: db[settings.rule_changes_collection].count_documents({"accepted": False}) > 0, 10, lambda: None)
+        before = zebra_findings()
+        _wait_for(lambda: zebra_findings() > before, 10, send)
+
+        changes = {(c["version"], c["accepted"]): c for c in db[settings.rule_changes_collection].find()}
+        assert set(changes) == {(1, True), (2, False)}
+        assert changes[(1, True)]["author"] == "tester" and changes[(1, True)]["hash"] == good.content_hash()
+        assert "severity" in changes[(2, False)]["reason"]
+    finally:
+        client.cancel().result()
+        producer.close()
+        mongo.close()
