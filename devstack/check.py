@@ -98,9 +98,30 @@ def finding_rows(truths: list[dict], findings: list[dict]) -> list[Row]:
         actual = {d["event_id"] for d in by_rule.get(rule_id, [])}
         rows.append(Row(f"{rule_id}: events flagged", len(expected), len(expected & actual)))
         rows.append(Row(f"{rule_id}: clean events flagged", 0, len(actual - expected)))
-    covered = set(EXACT_SPANS.values()) | set(PER_EVENT.values())
+    expected = repeated_injections(truths)
+    actual = {d["event_id"] for d in by_rule.get(SEQUENCE_RULE, [])}
+    rows.append(Row(f"{SEQUENCE_RULE}: 3 attempts by one user in 10 min", len(expected), len(expected & actual)))
+    rows.append(Row(f"{SEQUENCE_RULE}: fired wrongly", 0, len(actual - expected)))
+    covered = set(EXACT_SPANS.values()) | set(PER_EVENT.values()) | {SEQUENCE_RULE}
     rows.append(Row("findings of other rules", 0, sum(len(d) for rule, d in by_rule.items() if rule not in covered)))
     return rows
+
+
+SEQUENCE_RULE = "injection.repeated"
+
+
+def repeated_injections(truths: list[dict], count: int = 3, within_ms: int = 600_000) -> set[str]:
+    """Event ids that complete `count` injection attempts by one user within the window (the default rule)."""
+    from udfs.engine import SequenceWindow
+
+    windows: dict[str, SequenceWindow] = {}
+    fired = set()
+    attempts = sorted((t["timestamp"], t["event_id"], t["user_id"]) for t in truths
+                      if not t["malformed"] and any(lb["kind"] == "prompt_injection" for lb in t["labels"]))
+    for timestamp, event_id, user in attempts:
+        if windows.setdefault(user, SequenceWindow(count, within_ms)).add(timestamp):
+            fired.add(event_id)
+    return fired
 
 
 def compare(settings, truths: list[dict]) -> Report:

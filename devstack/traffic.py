@@ -85,11 +85,13 @@ class Sample:
     value: str
     labels: list[Label] = field(default_factory=list)
     malformed: str | None = None  # the DLQ reason code a malformed message must get
+    user_id: str | None = None
 
     def truth(self) -> dict:
         return {
             "event_id": self.event_id,
             "timestamp": self.timestamp,
+            "user_id": self.user_id,
             "malformed": self.malformed,
             "labels": [{k: v for k, v in vars(label).items() if v is not None} for label in self.labels],
         }
@@ -219,9 +221,10 @@ def generate(n: int, seed: int = 7, start_ms: int | None = None, rate: float | N
         labels = prompt.labels + response.labels + [Label(kind) for kind in ("slow", "token_heavy") if kind in kinds]
         if rng.random() < MALFORMED_RATE:
             value, reason = _malformed(rng, event)
-            yield Sample(event_id, event["timestamp"], None, value, [], reason)
+            yield Sample(event_id, event["timestamp"], None, value, [], reason, event["user_id"])
         else:
-            yield Sample(event_id, event["timestamp"], tenant, json.dumps(event, ensure_ascii=False), labels)
+            yield Sample(event_id, event["timestamp"], tenant, json.dumps(event, ensure_ascii=False), labels,
+                         user_id=event["user_id"])
 
 
 def summarize(truths: list[dict]) -> Counter:

@@ -27,11 +27,13 @@ from flink_jobs.functions import (
     ACTIVE_RULES,
     DEAD_LETTERS,
     RULE_CHANGES,
+    SEQUENCE_HITS,
     ApplyRules,
     CountEvents,
     EmitWindowCounts,
     EventTime,
     ParseEvent,
+    SequenceRules,
 )
 from flink_jobs.settings import AuditJobSettings, load_settings
 from flink_jobs.sinks import InfluxCountsWriter, MongoUpsertWriter
@@ -46,6 +48,7 @@ class AuditOutputs:
     window_counts: DataStream  # {"tenant", "model", "time_ms", "events", "violations"} per window
     dead_letters: DataStream  # DLQ JSON strings
     rule_changes: DataStream  # rule_changes documents: every push seen, accepted or rejected
+    sequence_violations: DataStream  # [violation document] per fired sequence rule
 
 
 def build_pipeline(raw: DataStream, pushes: DataStream, settings: AuditJobSettings, ruleset: RuleSet) -> AuditOutputs:
@@ -71,8 +74,12 @@ def build_pipeline(raw: DataStream, pushes: DataStream, settings: AuditJobSettin
         .aggregate(CountEvents(), window_function=EmitWindowCounts())
         .uid("window-counts").name("counts per tenant and model")
     )
+    sequence_violations = (
+        results.get_side_output(SEQUENCE_HITS).key_by(lambda hit: (hit[0], hit[1]))
+        .process(SequenceRules()).uid("sequence-rules").name("sequence rules")
+    )
     return AuditOutputs(results, window_counts, parsed.get_side_output(DEAD_LETTERS),
-                        results.get_side_output(RULE_CHANGES))
+                        results.get_side_output(RULE_CHANGES), sequence_violations)
 
 
 def create_env(settings: AuditJobSettings) -> StreamExecutionEnvironment:
@@ -148,8 +155,9 @@ def build_job(settings: AuditJobSettings) -> StreamExecutionEnvironment:
     out = build_pipeline(raw, pushes, settings, ruleset)
 
     uri = settings.mongo_uri.get_secret_value()
-    out.results.filter(lambda r: bool(r[2])).uid("has-violations").map(lambda r: r[2]).uid("violation-docs") \
-        .map(MongoUpsertWriter(uri, settings.mongo_database, settings.violations_collection), Types.INT()) \
+    violations = out.results.filter(lambda r: bool(r[2])).uid("has-violations").map(lambda r: r[2]) \
+        .uid("violation-docs").union(out.sequence_violations)
+    violations.map(MongoUpsertWriter(uri, settings.mongo_database, settings.violations_collection), Types.INT()) \
         .uid("mongo-violations").name("upsert violations").sink_to(discard()).uid("mongo-done")
     out.rule_changes.map(lambda doc: [doc]).uid("rule-change-docs") \
         .map(MongoUpsertWriter(uri, settings.mongo_database, settings.rule_changes_collection), Types.INT()) \

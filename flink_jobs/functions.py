@@ -13,15 +13,17 @@ from pyflink.datastream.functions import (
     ProcessWindowFunction,
     RuntimeContext,
 )
-from pyflink.datastream.state import MapStateDescriptor
+from pyflink.datastream.functions import KeyedProcessFunction
+from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
 from udfs.events import AuditEvent, EventError, dead_letter, parse_event
-from udfs.findings import violation_document
-from udfs.engine import RuleEngine
+from udfs.engine import RuleEngine, SequenceWindow, sequence_finding, sequence_hits
+from udfs.findings import violation_context, violation_document
 from udfs.rules import RuleError, RuleSet, ruleset_from_push
 
 DEAD_LETTERS = OutputTag("dead-letters", Types.STRING())
 RULE_CHANGES = OutputTag("rule-changes", Types.PICKLED_BYTE_ARRAY())
+SEQUENCE_HITS = OutputTag("sequence-hits", Types.PICKLED_BYTE_ARRAY())
 # ruleset name -> the accepted push record (JSON); restored from checkpoints like any state.
 ACTIVE_RULES = MapStateDescriptor("active-rules", Types.STRING(), Types.STRING())
 
@@ -67,6 +69,9 @@ class ApplyRules(BroadcastProcessFunction):
             self._use(ruleset_from_push(json.loads(pushed)) if pushed else self._initial)
         findings = self._engine.evaluate(event)
         yield event.tenant, event.model, [violation_document(event, f, self._store_raw_text) for f in findings]
+        for rule, key in sequence_hits(self._engine.sequence_rules, event, findings):
+            yield SEQUENCE_HITS, (rule.id, key, event.timestamp, rule, event.event_id,
+                                  violation_context(event))
 
     def process_broadcast_element(self, value: str, ctx: BroadcastProcessFunction.Context):
         try:
@@ -87,6 +92,31 @@ class ApplyRules(BroadcastProcessFunction):
         ctx.get_broadcast_state(ACTIVE_RULES).put(self._name, value)
         self._use(ruleset)
         yield RULE_CHANGES, rule_change(record, True, None)
+
+
+class SequenceRules(KeyedProcessFunction):
+    """Keyed by (sequence rule, key): counts hits in event time and emits a violation when one fires."""
+
+    def open(self, runtime_context: RuntimeContext):
+        self._times = runtime_context.get_state(ValueStateDescriptor("hit-times", Types.PICKLED_BYTE_ARRAY()))
+
+    def process_element(self, hit, ctx: KeyedProcessFunction.Context):
+        _, _, timestamp, rule, event_id, context = hit
+        within_ms = rule.match.within_ms
+        window = SequenceWindow(rule.match.count, within_ms, (self._times.value() or (within_ms, []))[1])
+        fired = window.add(timestamp)
+        self._times.update((within_ms, window.timestamps))
+        # Clear the key's state once its window has passed with no new hit.
+        ctx.timer_service().register_event_time_timer(timestamp + within_ms)
+        if fired:
+            finding = sequence_finding(rule, event_id)
+            yield [{"_id": finding.violation_id, **finding.to_dict(), **context}]
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
+        within_ms, times = self._times.value() or (0, [])
+        if not times or max(times) + within_ms <= timestamp:
+            self._times.clear()
+        return []
 
 
 def rule_change(record: dict, accepted: bool, reason: str | None) -> dict:

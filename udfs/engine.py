@@ -219,17 +219,17 @@ def _finding(rule: Rule, event_id: str, field: str, entity: str, start: int, end
 
 
 class SequenceWindow:
-    """Event-time timestamps of one sequence rule's findings for one key; fires at `count` within `within`.
+    """Event-time timestamps of one sequence rule's hits for one key; fires at `count` within `within_ms`.
 
     The job keeps `timestamps` in keyed state; this class holds the logic so it is testable alone.
     """
 
-    def __init__(self, match: SequenceMatch, timestamps: list[int] | None = None):
-        self.count, self.within_ms = match.count, match.within_ms
+    def __init__(self, count: int, within_ms: int, timestamps: list[int] | None = None):
+        self.count, self.within_ms = count, within_ms
         self.timestamps = sorted(timestamps or [])
 
     def add(self, timestamp_ms: int) -> bool:
-        """Record one finding; True when this one completes `count` within the window."""
+        """Record one hit; True when it completes `count` hits within the window."""
         self.timestamps.insert(bisect_left(self.timestamps, timestamp_ms), timestamp_ms)
         newest = self.timestamps[-1]
         self.timestamps = self.timestamps[bisect_left(self.timestamps, newest - self.within_ms + 1):]
@@ -237,3 +237,20 @@ class SequenceWindow:
             self.timestamps = []  # fire once per burst; the next burst counts afresh
             return True
         return False
+
+
+def sequence_hits(rules: list[Rule], event: AuditEvent, findings: list[Finding]) -> list[tuple]:
+    """(rule id, key) pairs for which this event counts: one hit per event with a finding of the listed rules."""
+    fired = {f.rule_id for f in findings}
+    hits = []
+    for rule in rules:
+        key = getattr(event, rule.match.per)
+        if key is not None and fired.intersection(rule.match.rules):
+            hits.append((rule, key))
+    return hits
+
+
+def sequence_finding(rule: Rule, event_id: str) -> Finding:
+    match = rule.match
+    return _finding(rule, event_id, match.per, rule.entity or rule.id, 0, 0, 1.0,
+                    f"{match.count} events with {', '.join(match.rules)} by one {match.per} within {match.within}")

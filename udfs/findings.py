@@ -51,11 +51,16 @@ def redact(value: str, keep: int = 2) -> str:
 EVENT_CONTEXT = {"tenant", "application", "model", "model_version", "user_id", "session_id"}
 
 
+def violation_context(event: AuditEvent) -> dict[str, Any]:
+    """The event's context fields and its time, as stored with each of its violations."""
+    context = event.model_dump(include=EVENT_CONTEXT)
+    context["event_time"] = datetime.fromtimestamp(event.timestamp / 1000, tz=timezone.utc)
+    return context
+
+
 def violation_document(event: AuditEvent, finding: Finding, store_raw_text: bool = False) -> dict[str, Any]:
     """The stored violation: the finding plus the event's context, without raw text unless opted in."""
-    doc = {"_id": finding.violation_id, **finding.to_dict()}
-    doc.update(event.model_dump(include=EVENT_CONTEXT))
-    doc["event_time"] = datetime.fromtimestamp(event.timestamp / 1000, tz=timezone.utc)
+    doc = {"_id": finding.violation_id, **finding.to_dict(), **violation_context(event)}
     if store_raw_text and finding.field in ("prompt", "response"):
         doc["text"] = getattr(event, finding.field)
     return doc

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pyflink.common import Types
 
-from devstack.check import finding_rows, planted_spans
+from devstack.check import finding_rows, planted_spans, repeated_injections
 from devstack.traffic import generate
 from flink_jobs.audit_job import build_pipeline, create_env
 from flink_jobs.settings import AuditJobSettings
@@ -44,6 +44,20 @@ def test_every_valid_event_is_audited_once_and_findings_match_the_planted_labels
     assert len(planted_spans(TRUTHS, "email")) > 20
     assert len({d["_id"] for d in docs}) == len(docs)  # deterministic ids are unique
     assert all("text" not in d for d in docs)  # raw text is not stored by default
+
+
+def test_sequence_rule_fires_on_repeated_injections_by_one_user():
+    # Compress the stream into ~2 minutes of event time so some users repeat within ten minutes.
+    samples = list(generate(3000, seed=4, start_ms=1_800_000_000_000, rate=25))
+    truths = [s.truth() for s in samples]
+    expected = repeated_injections(truths)
+    assert expected  # the generator's injection share makes repeats certain at this volume
+    env = create_env(SETTINGS)
+    out = build_pipeline(env.from_collection([s.value for s in samples]), env.from_collection([], type_info=Types.STRING()),
+                         SETTINGS, load_rules(ROOT / "rules" / "default.yaml"))
+    docs = [doc for docs in out.sequence_violations.execute_and_collect("pipeline-test-sequences") for doc in docs]
+    assert {d["event_id"] for d in docs} == expected and len(docs) == len(expected)
+    assert {(d["rule_id"], d["field"], d["severity"]) for d in docs} == {("injection.repeated", "user_id", "critical")}
 
 
 def test_window_counts_cover_every_valid_event_in_its_event_time_window(results):

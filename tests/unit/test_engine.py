@@ -90,5 +90,5 @@ def test_sequence_window(times, fires):
   - id: s
     {BASE}    match: {{type: sequence, rules: [a], count: 3, within: 10m, per: user_id}}
 """).rules[1]
-    window = SequenceWindow(rule.match)
+    window = SequenceWindow(rule.match.count, rule.match.within_ms)
     assert [window.add(t) for t in times] == fires
