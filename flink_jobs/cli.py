@@ -22,6 +22,7 @@ app.add_typer(stack_app, name="stack")
 app.add_typer(run_app, name="run")
 app.add_typer(rules_cli.app, name="rules")
 app.command("scan")(rules_cli.scan)
+app.command("eval")(rules_cli.evaluate)
 console = rules_cli.console
 
 

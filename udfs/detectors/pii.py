@@ -22,6 +22,9 @@ class PiiDetector(PatternDetector):
         Pattern("credit_card", r"\b(?:4\d{3}|5[1-5]\d{2}|2[2-7]\d{2}|3[47]\d{2}|6(?:011|5\d\d))(?:[ -]?\d{4}){2}[ -]?\d{1,4}(?:[ -]?\d{3})?\b",
                 0.95, v.luhn),
         Pattern("credit_card", r"\b3[47]\d{2}[ -]?\d{6}[ -]?\d{5}\b", 0.95, v.luhn),  # Amex 4-6-5
+        Pattern("credit_card", r"\b3(?:0[0-5]|[5689]\d)\d(?:[ -]?\d{4}){2}[ -]?\d{2,4}\b", 0.9, v.luhn),  # Diners, JCB
+        Pattern("credit_card", r"\b(?:2131|1800)\d{11}\b", 0.85, v.luhn),  # JCB 15
+        Pattern("credit_card", r"\b(?:5018|5020|5038|5893|6304|6759|676[1-3]|0604)\d{8,15}\b", 0.8, v.luhn),  # Maestro
         Pattern("iban", r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b", 0.95, v.iban_mod97),
         Pattern("ip_address", rf"\b{_OCTET}(?:\.{_OCTET}){{3}}\b", 0.7),
         Pattern("ip_address", r"(?:\b[0-9A-Fa-f]{1,4}|)(?::[0-9A-Fa-f]{0,4}){2,7}(?:\b|[0-9A-Fa-f]{1,4}\b)", 0.7, v.ipv6_address),
