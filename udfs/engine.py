@@ -99,12 +99,19 @@ def _is_word(text: str, i: int) -> bool:
 
 
 class _DetectorMatcher(_Matcher):
-    def __init__(self, rule: Rule, match: DetectorMatch, detector: Detector):
-        self.detector, self.rule, self.min_score = detector, rule, match.min_score
+    """A rule's view of a shared detector: its entities and minimum score."""
+
+    def __init__(self, rule: Rule, match: DetectorMatch, detector: Detector, memo: dict):
+        self.detector, self.rule, self.min_score, self.memo = detector, rule, match.min_score, memo
+        self.entities = set(match.params.get("entities") or ()) or None
 
     def __call__(self, text: str) -> list[Hit]:
-        return [Hit(self.rule.entity or hit.entity, hit.start, hit.end, hit.score)
-                for hit in self.detector.detect(text) if hit.score >= self.min_score]
+        # Rules sharing a detector share one detection per text (the memo is reset per event).
+        key = (id(self.detector), text)
+        if key not in self.memo:
+            self.memo[key] = self.detector.detect(text)
+        return [Hit(self.rule.entity or hit.entity, hit.start, hit.end, hit.score) for hit in self.memo[key]
+                if hit.score >= self.min_score and (self.entities is None or hit.entity in self.entities)]
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,7 @@ class RuleEngine:
     def __init__(self, ruleset: RuleSet):
         self.ruleset = ruleset
         self._detectors: dict[str, Detector] = {}
+        self._memo: dict = {}
         self._compiled: list[_Compiled] = []
         self.sequence_rules: list[Rule] = []
         for rule in ruleset.rules:
@@ -138,12 +146,13 @@ class RuleEngine:
         if isinstance(match, KeywordsMatch):
             return _KeywordMatcher(rule, match)
         if isinstance(match, DetectorMatch):
-            # One detector instance per (name, params): rules that share it share its work.
-            key = json.dumps([match.name, match.params], sort_keys=True)
+            # One detector instance per (name, params other than entities): rules that share it share its work.
+            params = {k: v for k, v in match.params.items() if k != "entities"}
+            key = json.dumps([match.name, params], sort_keys=True)
             if key not in self._detectors:
                 cls = get_detector(match.name)
-                self._detectors[key] = cls(cls.Params.model_validate(match.params))
-            return _DetectorMatcher(rule, match, self._detectors[key])
+                self._detectors[key] = cls(cls.Params.model_validate(params))
+            return _DetectorMatcher(rule, match, self._detectors[key], self._memo)
         return None  # score and field rules have no text matcher
 
     def open(self) -> None:
@@ -155,6 +164,7 @@ class RuleEngine:
         """Findings of every enabled stateless rule in scope for this event."""
         findings: list[Finding] = []
         texts = dict(event.texts())
+        self._memo.clear()
         for compiled in self._compiled:
             rule = compiled.rule
             if not rule.in_scope(event.tenant, event.model):

@@ -105,10 +105,16 @@ class PatternDetector(Detector):
                 raise ValueError(f"detector {self.name!r} has no entities {unknown}; valid: {', '.join(self.entities)}")
         self._compiled = [(p, compile_re2(p.regex, p.ignore_case)) for p in self.patterns
                           if wanted is None or p.entity in wanted]
+        # One RE2 multi-pattern pass tells which patterns occur at all; only those run finditer.
+        self._set = re2.Set.SearchSet(_RE2_OPTIONS)
+        for pattern, _ in self._compiled:
+            self._set.Add(("(?i)" if pattern.ignore_case else "") + pattern.regex)
+        self._set.Compile()
 
     def detect(self, text: str) -> list[DetectorMatch]:
         found: list[DetectorMatch] = []
-        for pattern, regex in self._compiled:
+        for index in self._set.Match(text) or ():
+            pattern, regex = self._compiled[index]
             for m in regex.finditer(text):
                 value = m.group()
                 if pattern.validator is None or pattern.validator(value):
