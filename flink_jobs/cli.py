@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Optional
@@ -89,11 +90,25 @@ def _print_counts(counts) -> None:
     console.print(table)
 
 
+def _quiet_beam_shutdown() -> None:
+    """Local runs host the Python worker in-process; when a job ends, Beam's gRPC reader thread
+    dies with CANCELLED "Multiplexer hanging up". That is shutdown, not an error: keep it off the console."""
+    default = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if args.thread is not None and args.thread.name == "read_grpc_client_inputs" and "CANCELLED" in str(args.exc_value):
+            return
+        default(args)
+
+    threading.excepthook = hook
+
+
 def local_job_settings(**overrides):
     """AuditJobSettings from the environment, plus what a local MiniCluster run needs."""
     from flink_jobs.settings import load_settings
 
     settings = load_settings(**overrides)
+    _quiet_beam_shutdown()
     local = {
         "python_executable": settings.python_executable or sys.executable,
         "pipeline_jars": settings.pipeline_jars or [artifacts.flink_kafka_connector_jar().as_uri()],
