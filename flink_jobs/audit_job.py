@@ -6,7 +6,6 @@ Run locally with `llm-audit run audit`, or on a cluster with `flink run -py flin
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from pyflink.common import Configuration, Duration, Time, Types, WatermarkStrategy
@@ -38,8 +37,6 @@ from flink_jobs.functions import (
 from flink_jobs.settings import AuditJobSettings, load_settings
 from flink_jobs.sinks import InfluxCountsWriter, MongoUpsertWriter
 from udfs.rules import RuleSet, load_rules
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

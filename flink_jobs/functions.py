@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from pyflink.common import Types
-from pyflink.common.watermark_strategy import TimestampAssigner
 import json
 
+from pyflink.common import Types
+from pyflink.common.watermark_strategy import TimestampAssigner
 from pyflink.datastream import OutputTag, ProcessFunction
 from pyflink.datastream.functions import (
     AggregateFunction,
     BroadcastProcessFunction,
+    KeyedProcessFunction,
     ProcessWindowFunction,
     RuntimeContext,
 )
-from pyflink.datastream.functions import KeyedProcessFunction
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
 from udfs.events import AuditEvent, EventError, dead_letter, parse_event

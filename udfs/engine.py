@@ -8,6 +8,7 @@ rules are evaluated here; `sequence` rules need keyed state and are evaluated by
 from __future__ import annotations
 
 import json
+import re
 from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Callable, Mapping
@@ -48,7 +49,7 @@ class _PatternMatcher(_Matcher):
         self.regex = compile_re2(match.regex, match.ignore_case)
         self.validator = VALIDATORS[match.validator] if match.validator else None
         self.match = match
-        self.context = [(compile_re2(r"\b(?:" + "|".join(map(_escape, c.words)) + r")\b", True), c)
+        self.context = [(compile_re2(r"\b(?:" + "|".join(map(re.escape, c.words)) + r")\b", True), c)
                         for c in match.context]
 
     def __call__(self, text: str) -> list[Hit]:
@@ -65,10 +66,6 @@ class _PatternMatcher(_Matcher):
             if score >= self.match.min_score:
                 hits.append(Hit(self.entity, m.start(), m.end(), round(score, 4)))
         return hits
-
-
-def _escape(word: str) -> str:
-    return "".join("\\" + ch if not ch.isalnum() and ch != " " else ch for ch in word)
 
 
 class _KeywordMatcher(_Matcher):
