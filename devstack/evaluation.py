@@ -113,7 +113,8 @@ def cases(n_per_entity: int = 200, seed: int = 13) -> list[Case]:
 
 
 # Rule entities that count as the same kind as a planted label.
-INJECTION_ENTITIES = {"instruction_override", "prompt_extraction", "role_hijack", "delimiter_injection"}
+INJECTION_ENTITIES = {"instruction_override", "prompt_extraction", "role_hijack", "delimiter_injection",
+                      "injection_similarity"}
 
 
 def evaluate(engine: RuleEngine, dataset: list[Case]) -> dict[str, dict[str, float]]:
