@@ -43,7 +43,7 @@ def validate(path: Path) -> None:
 def test_rules(path: Path) -> None:
     """Run every rule's examples (must_match / must_not_match) and print a pass/fail table."""
     ruleset = _load(path)
-    engine = RuleEngine(ruleset)
+    engine = RuleEngine(ruleset.all_enabled())
     engine.open()
     table = Table("rule", "example", "expect", "result", title=f"examples of {path}")
     failures = 0

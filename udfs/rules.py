@@ -227,6 +227,10 @@ class RuleSet(_Strict):
                                      f"valid: {', '.join(sorted(stateless))}")
         return self
 
+    def all_enabled(self) -> RuleSet:
+        """The same rules, every one enabled: disabled rules' examples must pass too."""
+        return RuleSet(rules=[rule.model_copy(update={"enabled": True}) for rule in self.rules])
+
     def content_hash(self) -> str:
         """Stable hash of the validated content: equal rulesets hash equal whatever the YAML layout."""
         return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
