@@ -22,6 +22,7 @@ FLINK_KAFKA_CONNECTOR_VERSION = "5.0.0-2.2"
 INFLUXDB_VERSION = "v1.8.10"
 
 HERE = Path(__file__).resolve().parent
+# The one console of the CLI: progress and tables on stderr (stdout stays machine-readable).
 console = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else 120)
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -24,7 +23,7 @@ app.add_typer(run_app, name="run")
 app.add_typer(rules_cli.app, name="rules")
 app.command("scan")(rules_cli.scan)
 app.command("eval")(rules_cli.evaluate)
-console = rules_cli.console
+console = artifacts.console
 
 
 def _fail(message: str) -> None:

@@ -8,16 +8,15 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from devstack.artifacts import console
 from flink_jobs import rules_topic
 from udfs.engine import RuleEngine
 from udfs.events import EventError, parse_event
 from udfs.rules import RuleError, RuleSet, load_rules, rules_json_schema
 
 app = typer.Typer(no_args_is_help=True, help="Validate, test, push and inspect YAML rules.")
-console = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else 120)
 
 BOOTSTRAP = typer.Option("127.0.0.1:9092", envvar="LLM_AUDIT_KAFKA_BOOTSTRAP", help="Kafka bootstrap servers.")
 TOPIC = typer.Option("audit-rules", envvar="LLM_AUDIT_RULES_TOPIC", help="Compacted topic of pushed rulesets.")
