@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -85,12 +86,25 @@ class AuditJobSettings(BaseSettings):
     """LLM_AUDIT_PYTHON_EXECUTABLE: Python of the workers; unset keeps Flink's config."""
 
 
+# Other settings that share the prefix: the local stack's and the cache's.
+_OTHER_VARS = ("LLM_AUDIT_STACK_", "LLM_AUDIT_CACHE")
+
+
 def load_settings(**overrides) -> AuditJobSettings:
-    """AuditJobSettings from the environment (and overrides), with errors that name the env var."""
+    """AuditJobSettings from the environment (and overrides), with errors that name the env var.
+
+    An LLM_AUDIT_* variable that no setting reads is an error too: a misspelt variable would
+    otherwise leave its setting at the default without a word.
+    """
+    prefix = AuditJobSettings.model_config["env_prefix"]
+    known = {prefix + name.upper() for name in AuditJobSettings.model_fields}
+    unknown = sorted(var for var in os.environ
+                     if var.startswith(prefix) and var not in known and not var.startswith(_OTHER_VARS))
+    if unknown:
+        raise SettingsError(f"unknown environment variables {unknown}; valid: {', '.join(sorted(known))}")
     try:
         return AuditJobSettings(**overrides)
     except ValidationError as exc:
-        prefix = AuditJobSettings.model_config["env_prefix"]
         problems = [
             f"{prefix}{'_'.join(str(p) for p in err['loc']).upper()}={err['input']!r}: {err['msg']}"
             for err in exc.errors(include_url=False)

@@ -245,10 +245,33 @@ def parse_rules(text: str, source: str = "<rules>", base_dir: Path | None = None
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else source
         raise RuleError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    _check_duplicate_ids(root, source)
     try:
         return RuleSet.model_validate(data, context={"base_dir": base_dir or Path(".")})
     except ValidationError as exc:
         raise RuleError("\n".join(_describe(err, data, root, source) for err in exc.errors())) from None
+
+
+def _check_duplicate_ids(root: yaml.Node | None, source: str) -> None:
+    """Name the line of each repeated rule id and of its first use (the model check cannot know lines)."""
+    rules = _child(root, "rules")
+    if not isinstance(rules, yaml.SequenceNode):
+        return
+    first: dict[str, int] = {}
+    for item in rules.value:
+        node = _child(item, "id")
+        if isinstance(node, yaml.ScalarNode):
+            line = node.start_mark.line + 1
+            if node.value in first:
+                raise RuleError(f"{source}:{line}: rule {node.value!r}: duplicate id, first used at line "
+                                f"{first[node.value]}; rule ids must be unique")
+            first[node.value] = line
+
+
+def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        return next((v for k, v in node.value if k.value == key), None)
+    return None
 
 
 def load_rules(path: str | Path) -> RuleSet:
@@ -303,7 +326,7 @@ def _line_of(node: yaml.Node | None, loc: list) -> int | None:
     line = node.start_mark.line + 1 if node is not None else None
     for part in loc:
         if isinstance(node, yaml.MappingNode):
-            node = next((v for k, v in node.value if k.value == part), None)
+            node = _child(node, part)
             if node is None:
                 break
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):

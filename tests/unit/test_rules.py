@@ -13,7 +13,7 @@ FIXTURES = ROOT / "tests" / "fixtures" / "rules"
 @pytest.mark.parametrize(
     "name, message",
     [
-        ("duplicate_id.yaml", r"duplicate_id.yaml:1: file: duplicate rule ids \['pii.email'\]"),
+        ("duplicate_id.yaml", r"duplicate_id.yaml:3: rule 'pii.email': duplicate id, first used at line 2"),
         ("bad_regex.yaml", r"bad_regex.yaml:10: rule 'broken' field match.regex: regex '\(\?=secret\)\\\\w\+' is not valid RE2 .*no backreferences or lookaround"),
         ("bad_severity.yaml", r"bad_severity.yaml:6: rule 'loud' field severity: Input should be 'info', 'low', 'medium', 'high' or 'critical'"),
         ("unknown_field.yaml", r"unknown_field.yaml:8: rule 'typo' field sevrity: unknown field"),

@@ -30,3 +30,10 @@ def test_invalid_env_values_name_the_variable_and_the_valid_options(monkeypatch,
 def test_unknown_override_is_rejected():
     with pytest.raises(SettingsError, match="LLM_AUDIT_KAFKA_BOOTSTRAPS"):
         load_settings(kafka_bootstraps="x:9092")
+
+
+def test_a_misspelt_env_var_is_an_error_that_lists_the_valid_ones(monkeypatch):
+    monkeypatch.setenv("LLM_AUDIT_KAFKA_BOOSTRAP", "broker:9092")
+    monkeypatch.setenv("LLM_AUDIT_STACK_KAFKA_PORT", "9192")  # the local stack's, not the job's: fine
+    with pytest.raises(SettingsError, match=r"unknown environment variables \['LLM_AUDIT_KAFKA_BOOSTRAP'\]; valid: .*LLM_AUDIT_KAFKA_BOOTSTRAP"):
+        load_settings()
