@@ -126,12 +126,9 @@ def evaluate(engine: RuleEngine, dataset: list[Case]) -> dict[str, dict[str, flo
                  for f in engine.evaluate(event) if f.category in ("pii", "secret", "prompt_injection")]
         matched = set()
         for entity, start, end in case.planted:
-            hit = next((j for j, (e, s, t) in enumerate(found) if e == entity and s < end and start < t), None)
-            if hit is None:
-                counts[entity]["fn"] += 1
-            else:
-                counts[entity]["tp"] += 1
-                matched |= {j for j, (e, s, t) in enumerate(found) if e == entity and s < end and start < t}
+            overlapping = {j for j, (e, s, t) in enumerate(found) if e == entity and s < end and start < t}
+            counts[entity]["tp" if overlapping else "fn"] += 1
+            matched |= overlapping
         for j, (entity, _, _) in enumerate(found):
             if j not in matched:
                 counts[entity]["fp"] += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -31,6 +32,12 @@ def _load(path: Path) -> RuleSet:
         raise typer.Exit(1)
 
 
+def _engine(ruleset: RuleSet) -> RuleEngine:
+    engine = RuleEngine(ruleset)
+    engine.open()
+    return engine
+
+
 @app.command()
 def validate(path: Path) -> None:
     """Check a rules file: schema, regexes (RE2), detectors, validators, keyword files."""
@@ -42,8 +49,7 @@ def validate(path: Path) -> None:
 def test_rules(path: Path) -> None:
     """Run every rule's examples (must_match / must_not_match) and print a pass/fail table."""
     ruleset = _load(path)
-    engine = RuleEngine(ruleset.all_enabled())
-    engine.open()
+    engine = _engine(ruleset.all_enabled())
     table = Table("rule", "example", "expect", "result", title=f"examples of {path}")
     failures = 0
     for rule in ruleset.rules:
@@ -133,21 +139,20 @@ def scan(
     rules: Path = typer.Option(Path("rules/default.yaml"), "--rules", "-r", help="Rules file."),
 ) -> None:
     """Audit events from a file or stdin with the job's engine; one JSON line per finding on stdout."""
-    engine = RuleEngine(_load(rules))
-    engine.open()
-    stream = sys.stdin if str(input) == "-" else input.open(encoding="utf-8")
+    engine = _engine(_load(rules))
     bad = 0
-    for number, line in enumerate(stream, 1):
-        if not line.strip():
-            continue
-        try:
-            event = parse_event(line)
-        except EventError as exc:
-            bad += 1
-            console.print(f"[yellow]skipped[/] {input}:{number}: {exc}")
-            continue
-        for finding in engine.evaluate(event):
-            sys.stdout.write(json.dumps({"type": "finding", **finding.to_dict()}) + "\n")
+    with (contextlib.nullcontext(sys.stdin) if str(input) == "-" else input.open(encoding="utf-8")) as stream:
+        for number, line in enumerate(stream, 1):
+            if not line.strip():
+                continue
+            try:
+                event = parse_event(line)
+            except EventError as exc:
+                bad += 1
+                console.print(f"[yellow]skipped[/] {input}:{number}: {exc}")
+                continue
+            for finding in engine.evaluate(event):
+                sys.stdout.write(json.dumps({"type": "finding", **finding.to_dict()}) + "\n")
     if bad:
         raise typer.Exit(2)
 
@@ -161,10 +166,8 @@ def evaluate(
     from devstack.evaluation import cases
     from devstack.evaluation import evaluate as run_eval
 
-    engine = RuleEngine(_load(rules))
-    engine.open()
     dataset = cases(per_entity, seed)
-    report = run_eval(engine, dataset)
+    report = run_eval(_engine(_load(rules)), dataset)
     table = Table("entity", "TP", "FP", "FN", "precision", "recall", "F1",
                   title=f"detection quality, {len(dataset)} cases, seed {seed}, rules {rules}")
     for entity, r in report.items():

@@ -73,13 +73,18 @@ def get_detector(name: str) -> type[Detector]:
 
 @dataclass(frozen=True)
 class Pattern:
-    """A row of a pattern table: entity, RE2 regex, base score, optional validator of the match."""
+    """A row of a pattern table: entity, RE2 regex, base score, optional validator of the match.
+
+    `group` picks the capture group that is the entity (0: the whole match), e.g. the value of
+    a `password = ...` assignment.
+    """
 
     entity: str
     regex: str
     score: float
     validator: Callable[[str], bool] | None = None
     ignore_case: bool = False
+    group: int = 0
 
 
 class EntityParams(BaseModel):
@@ -112,14 +117,18 @@ class PatternDetector(Detector):
         self._set.Compile()
 
     def detect(self, text: str) -> list[DetectorMatch]:
+        return _drop_overlaps(self._pattern_hits(text))
+
+    def _pattern_hits(self, text: str) -> list[DetectorMatch]:
+        """Every validated match of the table, overlaps included."""
         found: list[DetectorMatch] = []
         for index in self._set.Match(text) or ():
             pattern, regex = self._compiled[index]
             for m in regex.finditer(text):
-                value = m.group()
-                if pattern.validator is None or pattern.validator(value):
-                    found.append(DetectorMatch(pattern.entity, m.start(), m.end(), pattern.score))
-        return _drop_overlaps(found)
+                if pattern.validator is None or pattern.validator(m.group(pattern.group)):
+                    start, end = m.span(pattern.group)
+                    found.append(DetectorMatch(pattern.entity, start, end, pattern.score))
+        return found
 
 
 def _drop_overlaps(matches: list[DetectorMatch]) -> list[DetectorMatch]:

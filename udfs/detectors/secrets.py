@@ -13,7 +13,7 @@ import re
 from collections import Counter
 from typing import ClassVar
 
-from udfs.detectors.base import DetectorMatch, EntityParams, Pattern, PatternDetector, _drop_overlaps, register
+from udfs.detectors.base import DetectorMatch, Pattern, PatternDetector, _drop_overlaps, register
 
 _PLACEHOLDER = re.compile(
     r"(?i)(your|my)[_-]?(api[_-]?)?(key|token|secret)|x{4,}|\*{4,}|<[^>]*>|\{\{|\$\{|example|changeme|placeholder|"
@@ -65,13 +65,12 @@ class SecretsDetector(PatternDetector):
         Pattern("huggingface_token", r"\bhf_[A-Za-z]{34}\b", 0.85, _random_looking),
         Pattern("private_key", r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?-----", 0.99),
         Pattern("jwt", r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}\b", 0.9),
-        # key = value assignments whose value looks random: the value is the secret.
+        # key = value assignments whose value looks random: the value (group 1) is the secret.
         Pattern("secret_assignment",
                 r"(?i)\b(?:[a-z0-9_]*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|auth)[a-z0-9_]*)"
-                r"[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9+/_.!@#$%^&*-]{12,}", 0.7),
+                r"[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9+/_.!@#$%^&*-]{12,})", 0.7, _random_looking, group=1),
     )
     entities = tuple(dict.fromkeys(p.entity for p in patterns))
-    Params = EntityParams
 
     def open(self) -> None:
         from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
@@ -80,22 +79,8 @@ class SecretsDetector(PatternDetector):
                          if name not in _COVERED_BY_OUR_TABLE]
 
     def detect(self, text: str) -> list[DetectorMatch]:
-        found = self._detect_secrets_plugins(text) if self._plugins is not None else []
-        for index in self._set.Match(text) or ():
-            pattern, regex = self._compiled[index]
-            for m in regex.finditer(text):
-                start, end, value = m.start(), m.end(), m.group()
-                if pattern.entity == "secret_assignment":
-                    # Report only the value, and only if it is not a placeholder and looks random.
-                    cut = max(value.rfind("="), value.rfind(":")) + 1
-                    lead = len(value[cut:]) - len(value[cut:].lstrip(" \"'"))
-                    start, value = start + cut + lead, value[cut + lead:]
-                    if not _random_looking(value):
-                        continue
-                elif pattern.validator is not None and not pattern.validator(value):
-                    continue
-                found.append(DetectorMatch(pattern.entity, start, end, pattern.score))
-        return _drop_overlaps(found)
+        plugins = self._detect_secrets_plugins(text) if self._plugins is not None else []
+        return _drop_overlaps(plugins + self._pattern_hits(text))
 
     _plugins = None
 
