@@ -32,17 +32,20 @@ from flink_jobs.functions import (
     EmitWindowCounts,
     EventTime,
     ParseEvent,
+    ScoreEvents,
     SequenceRules,
+    score_bucket,
 )
 from flink_jobs.settings import AuditJobSettings, load_settings
 from flink_jobs.sinks import InfluxCountsWriter, MongoUpsertWriter
 from udfs.rules import RuleSet, load_rules
+from udfs.scorers import ScorerError, load_config
 
 
 @dataclass(frozen=True)
 class AuditOutputs:
-    results: DataStream  # (tenant, model, [violation documents]) per valid event
-    window_counts: DataStream  # {"tenant", "model", "time_ms", "events", "violations"} per window
+    results: DataStream  # (tenant, model, [violation documents], {scorer: event's max score}) per valid event
+    window_counts: DataStream  # {"tenant", "model", "time_ms", "events", "violations", score stats} per window
     dead_letters: DataStream  # DLQ JSON strings
     rule_changes: DataStream  # rule_changes documents: every push seen, accepted or rejected
     sequence_violations: DataStream  # [violation document] per fired sequence rule
@@ -54,7 +57,17 @@ def build_pipeline(raw: DataStream, pushes: DataStream, settings: AuditJobSettin
     raw: audit event JSON strings; pushes: rule push records (JSON) from the rules topic.
     """
     parsed = raw.process(ParseEvent()).uid("parse").name("parse and validate")
-    events = parsed.assign_timestamps_and_watermarks(
+    if settings.scorers:
+        # Several keys per subtask, so every subtask gets some; each key batches on its own.
+        buckets = 4 * settings.parallelism
+        scorers = ScoreEvents(load_config(settings.scorers_path), tuple(settings.scorers), settings.scorer_device,
+                              settings.score_batch_size, settings.score_max_wait_ms)
+        scored = parsed.key_by(lambda e: score_bucket(e, buckets), Types.INT()).process(scorers) \
+            .uid("score").name("score toxicity and bias")
+    else:
+        scored = parsed.map(lambda e: (e, {}, {})).uid("no-scores").name("no scorers")
+    # Event time is assigned after scoring: a batch leaves the scorer at processing time.
+    events = scored.assign_timestamps_and_watermarks(
         WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_seconds(settings.max_out_of_orderness_s))
         .with_idleness(Duration.of_seconds(settings.idleness_s))
         # Last: PyFlink's with_idleness() returns a strategy without the Python timestamp assigner.
@@ -62,7 +75,7 @@ def build_pipeline(raw: DataStream, pushes: DataStream, settings: AuditJobSettin
     ).uid("event-time").name("event time")
     results = (
         events.connect(pushes.broadcast(ACTIVE_RULES))
-        .process(ApplyRules(ruleset, settings.ruleset_name, settings.store_raw_text))
+        .process(ApplyRules(ruleset, settings.ruleset_name, settings.store_raw_text, tuple(settings.scorers)))
         .uid("rules").name("apply rules")
     )
     window_counts = (
@@ -77,6 +90,16 @@ def build_pipeline(raw: DataStream, pushes: DataStream, settings: AuditJobSettin
     )
     return AuditOutputs(results, window_counts, parsed.get_side_output(DEAD_LETTERS),
                         results.get_side_output(RULE_CHANGES), sequence_violations)
+
+
+def check_scorers(ruleset: RuleSet, settings: AuditJobSettings) -> None:
+    """Score rules need their scorers running; the scorers config must be valid."""
+    if settings.scorers:
+        load_config(settings.scorers_path)
+    missing = ruleset.scorers_used() - set(settings.scorers)
+    if missing:
+        raise ScorerError(f"{settings.rules_path}: score rules need scorers {sorted(missing)}; "
+                          f"add them to LLM_AUDIT_SCORERS (now {list(settings.scorers)}) or disable those rules")
 
 
 def create_env(settings: AuditJobSettings) -> StreamExecutionEnvironment:
@@ -141,6 +164,7 @@ def discard() -> Sink:
 def build_job(settings: AuditJobSettings) -> StreamExecutionEnvironment:
     """Sources, pipeline and sinks on a new environment, ready to execute."""
     ruleset = load_rules(settings.rules_path)  # fail at submission, not on a worker
+    check_scorers(ruleset, settings)
     env = create_env(settings)
     raw = env.from_source(kafka_source(settings, settings.source_topic), WatermarkStrategy.no_watermarks(),
                           "audit events").uid("source")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 
 from pyflink.common import Types
 from pyflink.common.watermark_strategy import TimestampAssigner
@@ -14,12 +15,16 @@ from pyflink.datastream.functions import (
     ProcessWindowFunction,
     RuntimeContext,
 )
-from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
+from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor, ValueStateDescriptor
 
 from udfs.events import AuditEvent, EventError, dead_letter, parse_event
 from udfs.engine import RuleEngine, SequenceWindow, sequence_finding, sequence_hits
 from udfs.findings import violation_context, violation_document
 from udfs.rules import RuleError, RuleSet, ruleset_from_push
+from udfs.scorers import ScorersConfig, ScorerSuite
+
+# An event with its model scores: (event, {field: {label: score}}, {field: [group terms]}).
+Scored = tuple[AuditEvent, dict, dict]
 
 DEAD_LETTERS = OutputTag("dead-letters", Types.STRING())
 RULE_CHANGES = OutputTag("rule-changes", Types.PICKLED_BYTE_ARRAY())
@@ -39,20 +44,86 @@ class ParseEvent(ProcessFunction):
 
 
 class EventTime(TimestampAssigner):
-    def extract_timestamp(self, value: AuditEvent, record_timestamp: int) -> int:
-        return value.timestamp
+    def extract_timestamp(self, value: Scored, record_timestamp: int) -> int:
+        return value[0].timestamp
+
+
+def score_bucket(event: AuditEvent, buckets: int) -> int:
+    """Spreads events over the scoring keys; crc32 is stable across processes, unlike hash()."""
+    return zlib.crc32(event.event_id.encode()) % buckets
+
+
+_END_OF_INPUT = 2**63 - 2  # an event-time timer only the final watermark of a bounded input reaches
+
+
+class ScoreEvents(KeyedProcessFunction):
+    """Scores events in batches: -> (event, scores, groups) per event.
+
+    Events wait in keyed list state (so a checkpoint holds them, and a restart scores them)
+    until `max_batch` are buffered or the oldest has waited `max_wait_ms`; each batch is one
+    forward pass per model. The models load once per worker, in open().
+    """
+
+    def __init__(self, config: ScorersConfig, enabled: tuple[str, ...], device: str, max_batch: int,
+                 max_wait_ms: int):
+        self._config, self._enabled, self._device = config, enabled, device
+        self._max_batch, self._max_wait_ms = max_batch, max_wait_ms
+
+    def open(self, runtime_context: RuntimeContext):
+        self._suite = ScorerSuite(self._config, self._enabled, self._device)
+        self._suite.open()
+        self._buffer = runtime_context.get_list_state(ListStateDescriptor("score-buffer", Types.PICKLED_BYTE_ARRAY()))
+        # (buffered count, processing-time deadline of the oldest)
+        self._pending = runtime_context.get_state(ValueStateDescriptor("score-pending", Types.PICKLED_BYTE_ARRAY()))
+
+    def process_element(self, event: AuditEvent, ctx: KeyedProcessFunction.Context):
+        self._buffer.add(event)
+        count, deadline = self._pending.value() or (0, None)
+        if count == 0:
+            deadline = ctx.timer_service().current_processing_time() + self._max_wait_ms
+            ctx.timer_service().register_processing_time_timer(deadline)
+            ctx.timer_service().register_event_time_timer(_END_OF_INPUT)
+        if count + 1 >= self._max_batch:
+            yield from self._flush()
+        else:
+            self._pending.update((count + 1, deadline))
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
+        _, deadline = self._pending.value() or (0, None)
+        # A timer of a batch already flushed by size is stale; the final watermark flushes all.
+        if deadline is not None and (timestamp >= deadline or timestamp == _END_OF_INPUT):
+            yield from self._flush()
+
+    def _flush(self):
+        events = list(self._buffer.get() or [])
+        self._buffer.clear()
+        self._pending.clear()
+        texts, where = [], []
+        for i, event in enumerate(events):
+            for field, text in event.texts():
+                if text:
+                    texts.append(text)
+                    where.append((i, field))
+        scores: list[dict] = [{} for _ in events]
+        groups: list[dict] = [{} for _ in events]
+        for (i, field), result in zip(where, self._suite.score(texts)):
+            scores[i][field] = result.scores
+            if result.groups:
+                groups[i][field] = result.groups
+        yield from zip(events, scores, groups)
 
 
 class ApplyRules(BroadcastProcessFunction):
-    """Applies the active ruleset to each event: -> (tenant, model, violation documents).
+    """Applies the active ruleset to each scored event: -> (tenant, model, violation documents, scores).
 
     Starts with the ruleset the job was submitted with; a valid push on the rules topic replaces
     it at once (broadcast state, no restart); an invalid one is rejected and the last good set
     keeps running. Every push the job sees is reported on the RULE_CHANGES side output.
     """
 
-    def __init__(self, initial: RuleSet, ruleset_name: str, store_raw_text: bool):
+    def __init__(self, initial: RuleSet, ruleset_name: str, store_raw_text: bool, scorers: tuple[str, ...]):
         self._initial, self._name, self._store_raw_text = initial, ruleset_name, store_raw_text
+        self._scorers = scorers
         self._engine: RuleEngine | None = None
 
     def open(self, runtime_context: RuntimeContext):
@@ -63,12 +134,14 @@ class ApplyRules(BroadcastProcessFunction):
         engine.open()
         self._engine = engine
 
-    def process_element(self, event: AuditEvent, ctx: BroadcastProcessFunction.ReadOnlyContext):
+    def process_element(self, scored: Scored, ctx: BroadcastProcessFunction.ReadOnlyContext):
+        event, scores, groups = scored
         if self._engine is None:
             pushed = ctx.get_broadcast_state(ACTIVE_RULES).get(self._name)
             self._use(ruleset_from_push(json.loads(pushed)) if pushed else self._initial)
-        findings = self._engine.evaluate(event)
-        yield event.tenant, event.model, [violation_document(event, f, self._store_raw_text) for f in findings]
+        findings = self._engine.evaluate(event, scores)
+        docs = [violation_document(event, f, self._store_raw_text, scores, groups) for f in findings]
+        yield event.tenant, event.model, docs, event_scores(scores)
         for rule, key in sequence_hits(self._engine.sequence_rules, event, findings):
             yield SEQUENCE_HITS, (rule.id, key, event.timestamp, rule, event.event_id,
                                   violation_context(event))
@@ -88,6 +161,11 @@ class ApplyRules(BroadcastProcessFunction):
             return
         if ruleset.content_hash() != record.get("hash"):
             yield RULE_CHANGES, rule_change(record, False, "hash does not match the rules: corrupted or hand-edited push")
+            return
+        missing = ruleset.scorers_used() - set(self._scorers)
+        if missing:
+            yield RULE_CHANGES, rule_change(record, False, f"score rules need scorers {sorted(missing)}, which this "
+                                                           f"job does not run (LLM_AUDIT_SCORERS={list(self._scorers)})")
             return
         ctx.get_broadcast_state(ACTIVE_RULES).put(self._name, value)
         self._use(ruleset)
@@ -128,27 +206,50 @@ def rule_change(record: dict, accepted: bool, reason: str | None) -> dict:
     return doc
 
 
+def event_scores(scores: dict) -> dict[str, float]:
+    """An event's main scores for the metrics: each scorer's highest over prompt and response."""
+    out: dict[str, float] = {}
+    for field_scores in scores.values():
+        for name in ("toxicity", "bias"):
+            if name in field_scores:
+                out[name] = max(out.get(name, 0.0), field_scores[name])
+    return out
+
+
 class CountEvents(AggregateFunction):
-    """Per window: (events, violations)."""
+    """Per window: events, violations, and per scorer (scored events, sum, max)."""
 
     def create_accumulator(self):
-        return 0, 0
+        return {"events": 0, "violations": 0}
 
     def add(self, value, accumulator):
-        return accumulator[0] + 1, accumulator[1] + len(value[2])
+        acc = dict(accumulator, events=accumulator["events"] + 1, violations=accumulator["violations"] + len(value[2]))
+        for name, score in value[3].items():
+            n, total, top = acc.get(name, (0, 0.0, 0.0))
+            acc[name] = (n + 1, total + score, max(top, score))
+        return acc
 
     def get_result(self, accumulator):
         return accumulator
 
     def merge(self, a, b):
-        return a[0] + b[0], a[1] + b[1]
+        merged = {"events": a["events"] + b["events"], "violations": a["violations"] + b["violations"]}
+        for name in (set(a) | set(b)) - set(merged):
+            (n1, s1, m1), (n2, s2, m2) = a.get(name, (0, 0.0, 0.0)), b.get(name, (0, 0.0, 0.0))
+            merged[name] = (n1 + n2, s1 + s2, max(m1, m2))
+        return merged
 
 
 class EmitWindowCounts(ProcessWindowFunction):
     """Attaches key and window end, the metric point's deterministic timestamp."""
 
     def process(self, key, context: ProcessWindowFunction.Context, elements):
-        events, violations = next(iter(elements))
+        acc = next(iter(elements))
         tenant, model = key
-        yield {"tenant": tenant, "model": model, "time_ms": context.window().end,
-               "events": events, "violations": violations}
+        point = {"tenant": tenant, "model": model, "time_ms": context.window().end,
+                 "events": acc["events"], "violations": acc["violations"]}
+        for name in ("toxicity", "bias"):
+            if name in acc:
+                n, total, top = acc[name]
+                point.update({f"{name}_scored": n, f"{name}_mean": round(total / n, 4), f"{name}_max": top})
+        yield point

@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from udfs.scorers.suite import DEFAULT_CONFIG as DEFAULT_SCORERS_CONFIG
+
 
 class SettingsError(ValueError):
     """A setting with an invalid value; the message names its env var and the valid options."""
@@ -42,6 +44,18 @@ class AuditJobSettings(BaseSettings):
     """LLM_AUDIT_RULESET_NAME: which pushed ruleset this job follows (the record key on the rules topic)."""
     store_raw_text: bool = False
     """LLM_AUDIT_STORE_RAW_TEXT: also store the raw prompt/response text in violations (off: spans and redacted snippets only)."""
+
+    # Scorers
+    scorers: list[Literal["toxicity", "bias"]] = ["toxicity", "bias"]
+    """LLM_AUDIT_SCORERS: JSON list of the model scorers to run on every prompt and response; [] for rules only."""
+    scorers_path: Path = DEFAULT_SCORERS_CONFIG
+    """LLM_AUDIT_SCORERS_PATH: YAML of the scorers' models (backends, checkpoints, label maps); see docs/scorers.md."""
+    scorer_device: str = "auto"
+    """LLM_AUDIT_SCORER_DEVICE: auto (a GPU when the TaskManager has one), cpu, cuda or cuda:N."""
+    score_batch_size: int = Field(default=32, ge=1, le=4096)
+    """LLM_AUDIT_SCORE_BATCH_SIZE: events scored in one batch (each of their texts in one forward pass)."""
+    score_max_wait_ms: int = Field(default=200, ge=1)
+    """LLM_AUDIT_SCORE_MAX_WAIT_MS: the longest an event waits for its batch to fill."""
 
     # MongoDB
     mongo_uri: SecretStr = SecretStr("mongodb://127.0.0.1:27017/")

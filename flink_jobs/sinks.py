@@ -36,7 +36,7 @@ class MongoUpsertWriter(MapFunction):
 
 
 class InfluxCountsWriter(MapFunction):
-    """Writes a window's event and violation counts as one point stamped with the window end."""
+    """Writes a window's counts and score statistics as one point stamped with the window end."""
 
     def __init__(self, url: str, token: str, org: str, bucket: str):
         self._url, self._token, self._org, self._bucket = url, token, org, bucket
@@ -58,10 +58,11 @@ class InfluxCountsWriter(MapFunction):
             Point("audit_events")
             .tag("tenant", value["tenant"])
             .tag("model", value["model"])
-            .field("events", value["events"])
-            .field("violations", value["violations"])
             .time(value["time_ms"], WritePrecision.MS)
         )
+        for name, field_value in value.items():
+            if name not in ("tenant", "model", "time_ms"):
+                point = point.field(name, field_value)
         self._write.write(bucket=self._bucket, org=self._org, record=point)
         return 1
 

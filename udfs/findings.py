@@ -47,6 +47,7 @@ def redact(value: str, keep: int = 2) -> str:
     return value[:keep] + "*" * (len(value) - keep)
 
 
+MODEL_SCORED = {"toxicity", "bias"}
 # Event fields copied into each violation so it can be filtered without the event.
 EVENT_CONTEXT = {"tenant", "application", "model", "model_version", "user_id", "session_id"}
 
@@ -58,9 +59,18 @@ def violation_context(event: AuditEvent) -> dict[str, Any]:
     return context
 
 
-def violation_document(event: AuditEvent, finding: Finding, store_raw_text: bool = False) -> dict[str, Any]:
-    """The stored violation: the finding plus the event's context, without raw text unless opted in."""
+def violation_document(event: AuditEvent, finding: Finding, store_raw_text: bool = False,
+                       scores: dict | None = None, groups: dict | None = None) -> dict[str, Any]:
+    """The stored violation: the finding plus the event's context, without raw text unless opted in.
+
+    A model-score finding also carries the field's scores and the social groups it mentions: why
+    the model flagged it.
+    """
     doc = {"_id": finding.violation_id, **finding.to_dict(), **violation_context(event)}
+    if finding.category in MODEL_SCORED and scores and finding.field in scores:
+        doc["scores"] = scores[finding.field]
+        if groups and finding.field in groups:
+            doc["groups"] = groups[finding.field]
     if store_raw_text and finding.field in ("prompt", "response"):
         doc["text"] = getattr(event, finding.field)
     return doc

@@ -21,11 +21,12 @@ from udfs.detectors import get_detector
 from udfs.detectors.base import compile_re2
 from udfs.detectors.validators import VALIDATORS
 from udfs.findings import Category, Severity
+from udfs.scorers.suite import SCORER_NAMES
 
 TEXT_FIELDS = ("prompt", "response")
 NUMERIC_FIELDS = ("latency_ms", "prompt_tokens", "completion_tokens", "cost_usd")
 STRING_FIELDS = ("tenant", "application", "model", "model_version", "user_id", "session_id")
-SCORERS = ("toxicity", "bias")  # the scorers issue fills this from its registry
+SCORERS = SCORER_NAMES
 SEQUENCE_KEYS = ("user_id", "session_id", "tenant")
 
 
@@ -230,6 +231,10 @@ class RuleSet(_Strict):
     def all_enabled(self) -> RuleSet:
         """The same rules, every one enabled: disabled rules' examples must pass too."""
         return RuleSet(rules=[rule.model_copy(update={"enabled": True}) for rule in self.rules])
+
+    def scorers_used(self) -> set[str]:
+        """Scorers the enabled score rules read: the job must run them."""
+        return {rule.match.scorer for rule in self.rules if rule.enabled and isinstance(rule.match, ScoreMatch)}
 
     def content_hash(self) -> str:
         """Stable hash of the validated content: equal rulesets hash equal whatever the YAML layout."""

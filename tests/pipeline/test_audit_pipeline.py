@@ -15,7 +15,8 @@ from flink_jobs.settings import AuditJobSettings
 from udfs.rules import load_rules
 
 ROOT = Path(__file__).resolve().parents[2]
-SETTINGS = AuditJobSettings(python_executable=sys.executable, metrics_window_s=5)
+SETTINGS = AuditJobSettings(python_executable=sys.executable, metrics_window_s=5, scorers=["toxicity"],
+                            scorers_path=ROOT / "tests" / "fixtures" / "scorers" / "packaged.yaml")
 SAMPLES = list(generate(600, seed=21, start_ms=1_800_000_000_000, rate=50))  # 12 s of event time
 TRUTHS = [s.truth() for s in SAMPLES]
 VALID = [t for t in TRUTHS if not t["malformed"]]
@@ -38,7 +39,7 @@ def results():
 
 def test_every_valid_event_is_audited_once_and_findings_match_the_planted_labels(results):
     assert len(results) == len(VALID)
-    docs = [doc for _, _, docs in results for doc in docs]
+    docs = [doc for _, _, docs, _ in results for doc in docs]
     rows = finding_rows(TRUTHS, docs)
     assert all(row.ok for row in rows), [row for row in rows if not row.ok]
     assert len(planted_spans(TRUTHS, "email")) > 20
@@ -70,7 +71,7 @@ def test_window_counts_cover_every_valid_event_in_its_event_time_window(results)
     for w in windows:
         totals[w["time_ms"]] += w["events"]
     assert totals == per_window
-    violations_per_event = {r_docs[0]["event_id"]: len(r_docs) for _, _, r_docs in results if r_docs}
+    violations_per_event = {r_docs[0]["event_id"]: len(r_docs) for _, _, r_docs, _ in results if r_docs}
     assert sum(w["violations"] for w in windows) == sum(violations_per_event.values())
 
 

