@@ -98,19 +98,8 @@ class ScoreEvents(KeyedProcessFunction):
         events = list(self._buffer.get() or [])
         self._buffer.clear()
         self._pending.clear()
-        texts, where = [], []
-        for i, event in enumerate(events):
-            for field, text in event.texts():
-                if text:
-                    texts.append(text)
-                    where.append((i, field))
-        scores: list[dict] = [{} for _ in events]
-        groups: list[dict] = [{} for _ in events]
-        for (i, field), result in zip(where, self._suite.score(texts)):
-            scores[i][field] = result.scores
-            if result.groups:
-                groups[i][field] = result.groups
-        yield from zip(events, scores, groups)
+        for event, (scores, groups) in zip(events, self._suite.score_events(events)):
+            yield event, scores, groups
 
 
 class ApplyRules(BroadcastProcessFunction):

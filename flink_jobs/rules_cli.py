@@ -16,6 +16,8 @@ from flink_jobs import rules_topic
 from udfs.engine import RuleEngine
 from udfs.events import EventError, parse_event
 from udfs.rules import RuleError, RuleSet, load_rules, rules_json_schema
+from udfs.scorers import SCORER_NAMES, ScorerSuite, load_config
+from udfs.scorers.suite import DEFAULT_CONFIG as DEFAULT_SCORERS
 
 app = typer.Typer(no_args_is_help=True, help="Validate, test, push and inspect YAML rules.")
 
@@ -137,24 +139,50 @@ def diff(path: Path, name: str = NAME, bootstrap: str = BOOTSTRAP, topic: str = 
 def scan(
     input: Path = typer.Option(Path("-"), "--input", "-i", help="JSON-lines audit events; '-' reads stdin."),
     rules: Path = typer.Option(Path("rules/default.yaml"), "--rules", "-r", help="Rules file."),
+    scores: bool = typer.Option(False, "--scores", help="Also run the model scorers (score rules need them); "
+                                                        "prints one scores line per event."),
+    scorers_config: Path = typer.Option(DEFAULT_SCORERS, "--scorers-config", help="Scorers YAML."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
 ) -> None:
     """Audit events from a file or stdin with the job's engine; one JSON line per finding on stdout."""
     engine = _engine(_load(rules))
+    suite = None
+    if scores:
+        suite = ScorerSuite(load_config(scorers_config), SCORER_NAMES, device)
+        suite.open()
+    elif engine.ruleset.scorers_used():
+        console.print(f"[yellow]note[/]: score rules ({', '.join(sorted(engine.ruleset.scorers_used()))}) "
+                      "need --scores; without it they find nothing")
     bad = 0
     with (contextlib.nullcontext(sys.stdin) if str(input) == "-" else input.open(encoding="utf-8")) as stream:
+        batch: list = []
         for number, line in enumerate(stream, 1):
             if not line.strip():
                 continue
             try:
-                event = parse_event(line)
+                batch.append(parse_event(line))
             except EventError as exc:
                 bad += 1
                 console.print(f"[yellow]skipped[/] {input}:{number}: {exc}")
-                continue
-            for finding in engine.evaluate(event):
-                sys.stdout.write(json.dumps({"type": "finding", **finding.to_dict()}) + "\n")
+            if len(batch) == _SCAN_BATCH:
+                _scan_batch(engine, suite, batch)
+                batch = []
+        _scan_batch(engine, suite, batch)
     if bad:
         raise typer.Exit(2)
+
+
+_SCAN_BATCH = 32
+
+
+def _scan_batch(engine: RuleEngine, suite: ScorerSuite | None, events: list) -> None:
+    scored = suite.score_events(events) if suite and events else [({}, {})] * len(events)
+    for event, (scores, groups) in zip(events, scored):
+        if suite:
+            sys.stdout.write(json.dumps({"type": "scores", "event_id": event.event_id, "scores": scores,
+                                         "groups": groups}) + "\n")
+        for finding in engine.evaluate(event, scores):
+            sys.stdout.write(json.dumps({"type": "finding", **finding.to_dict()}) + "\n")
 
 
 def evaluate(

@@ -12,8 +12,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from udfs.scorers.base import BackendParams, LabelScores, Scorer, ScorerError, by_length, chunk_spans, max_pool, \
-    models_dir, register
+from udfs.scorers.base import BackendParams, LabelScores, Scorer, ScorerError, by_length, max_pool, models_dir, \
+    register
 
 
 class TransformersParams(BackendParams):
@@ -48,6 +48,9 @@ class TransformersScorer(Scorer):
     def open(self, device: str = "cpu") -> None:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # structured, quiet worker logs
 
         path = resolve_model(self.params.model)
         try:
@@ -73,15 +76,13 @@ class TransformersScorer(Scorer):
 
     def _score_batch(self, texts: list[str]) -> list[LabelScores]:
         torch = self._torch
-        # Chunk each text to the model's limit (special tokens included); scores max-pool back.
-        budget = min(self.params.max_length, self._tokenizer.model_max_length) - 2
-        ids = self._tokenizer(texts, add_special_tokens=False, truncation=False)["input_ids"]
-        chunks, owners = [], []
-        for owner, tokens in enumerate(ids):
-            for start, end in chunk_spans(len(tokens), budget):
-                chunks.append(self._tokenizer.build_inputs_with_special_tokens(tokens[start:end]))
-                owners.append(owner)
-        batch = self._tokenizer.pad({"input_ids": chunks}, padding=True, return_tensors="pt").to(self._device)
+        # Long texts become overlapping chunks at the model's limit (special tokens included);
+        # padding is per batch; chunk scores max-pool back to their text.
+        limit = min(self.params.max_length, self._tokenizer.model_max_length)
+        batch = self._tokenizer(texts, truncation=True, max_length=limit, stride=limit // 4, padding=True,
+                                return_overflowing_tokens=True, return_tensors="pt")
+        owners = batch.pop("overflow_to_sample_mapping").tolist()
+        batch = batch.to(self._device)
         with torch.inference_mode():
             logits = self._model(**batch).logits.float()
         probs = torch.sigmoid(logits) if self._multi else torch.softmax(logits, dim=-1)

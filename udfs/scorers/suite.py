@@ -115,6 +115,21 @@ class ScorerSuite:
             self._score_bias(texts, out, toxicity)
         return out
 
+    def score_events(self, events: Sequence) -> list[tuple[dict, dict]]:
+        """(scores, groups) per audit event, each keyed by field; all their texts in one batch."""
+        texts, where = [], []
+        for i, event in enumerate(events):
+            for field_name, text in event.texts():
+                if text:
+                    texts.append(text)
+                    where.append((i, field_name))
+        out: list[tuple[dict, dict]] = [({}, {}) for _ in events]
+        for (i, field_name), result in zip(where, self.score(texts)):
+            out[i][0][field_name] = result.scores
+            if result.groups:
+                out[i][1][field_name] = result.groups
+        return out
+
     def _score_bias(self, texts: Sequence[str], out: list[TextScores], toxicity: list[LabelScores] | None) -> None:
         mentions = [self._lexicon.mentions(text) for text in texts]
         idx = [i for i, found in enumerate(mentions) if found]
