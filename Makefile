@@ -16,6 +16,8 @@ PYTEST_ARGS ?=
 install: $(STAMP)
 	@# The project itself is re-pointed at this checkout every time (cheap): the venv is shared.
 	@$(BIN)/pip install -q --no-deps --no-build-isolation -e . >$(VENV)/editable.log 2>&1 || { cat $(VENV)/editable.log; exit 1; }
+	@# Fine-tunes the bias and threat/identity-hate models from packaged data (first run only, ~5 min; cached by build key).
+	@$(BIN)/llm-audit models build
 
 $(STAMP):
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }

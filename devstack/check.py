@@ -79,7 +79,7 @@ def time_range(settings, truths: list[dict]) -> tuple[int, int]:
 # Which rule must flag each planted kind, and whether the spans must match exactly.
 EXACT_SPANS = {"email": "pii.email", "secret": "secret.credential"}
 PER_EVENT = {"prompt_injection": "injection.pattern", "slow": "policy.slow_response",
-             "token_heavy": "policy.token_heavy", "toxicity": "toxicity.high"}
+             "token_heavy": "policy.token_heavy", "toxicity": "toxicity.high", "bias": "bias.stereotype"}
 # Rules that may miss some planted values but must never flag an event without them.
 NO_FALSE_ALARMS = {"prompt_injection": "injection.similar"}
 

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from devstack import artifacts, stack, traffic
-from flink_jobs import rules_cli
+from flink_jobs import models_cli, rules_cli
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 stack_app = typer.Typer(no_args_is_help=True, help="The local stack: Kafka (KRaft), FerretDB, InfluxDB on 127.0.0.1.")
@@ -21,6 +21,7 @@ run_app = typer.Typer(no_args_is_help=True, help="Run a job on the local Flink M
 app.add_typer(stack_app, name="stack")
 app.add_typer(run_app, name="run")
 app.add_typer(rules_cli.app, name="rules")
+app.add_typer(models_cli.app, name="models")
 app.command("scan")(rules_cli.scan)
 app.command("eval")(rules_cli.evaluate)
 console = artifacts.console

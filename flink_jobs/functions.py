@@ -23,7 +23,7 @@ from udfs.findings import violation_context, violation_document
 from udfs.rules import RuleError, RuleSet, ruleset_from_push
 from udfs.scorers import ScorersConfig, ScorerSuite
 
-# An event with its model scores: (event, {field: {label: score}}, {field: [group terms]}).
+# An event with its model scores: (event, {field: {label: score}}, {field: evidence}).
 Scored = tuple[AuditEvent, dict, dict]
 
 DEAD_LETTERS = OutputTag("dead-letters", Types.STRING())
@@ -57,7 +57,7 @@ _END_OF_INPUT = 2**63 - 2  # an event-time timer only the final watermark of a b
 
 
 class ScoreEvents(KeyedProcessFunction):
-    """Scores events in batches: -> (event, scores, groups) per event.
+    """Scores events in batches: -> (event, scores, evidence) per event.
 
     Events wait in keyed list state (so a checkpoint holds them, and a restart scores them)
     until `max_batch` are buffered or the oldest has waited `max_wait_ms`; each batch is one
@@ -98,8 +98,8 @@ class ScoreEvents(KeyedProcessFunction):
         events = list(self._buffer.get() or [])
         self._buffer.clear()
         self._pending.clear()
-        for event, (scores, groups) in zip(events, self._suite.score_events(events)):
-            yield event, scores, groups
+        for event, (scores, evidence) in zip(events, self._suite.score_events(events)):
+            yield event, scores, evidence
 
 
 class ApplyRules(BroadcastProcessFunction):
@@ -124,12 +124,12 @@ class ApplyRules(BroadcastProcessFunction):
         self._engine = engine
 
     def process_element(self, scored: Scored, ctx: BroadcastProcessFunction.ReadOnlyContext):
-        event, scores, groups = scored
+        event, scores, evidence = scored
         if self._engine is None:
             pushed = ctx.get_broadcast_state(ACTIVE_RULES).get(self._name)
             self._use(ruleset_from_push(json.loads(pushed)) if pushed else self._initial)
         findings = self._engine.evaluate(event, scores)
-        docs = [violation_document(event, f, self._store_raw_text, scores, groups) for f in findings]
+        docs = [violation_document(event, f, self._store_raw_text, scores, evidence) for f in findings]
         yield event.tenant, event.model, docs, event_scores(scores)
         for rule, key in sequence_hits(self._engine.sequence_rules, event, findings):
             yield SEQUENCE_HITS, (rule.id, key, event.timestamp, rule, event.event_id,

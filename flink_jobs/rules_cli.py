@@ -177,10 +177,10 @@ _SCAN_BATCH = 32
 
 def _scan_batch(engine: RuleEngine, suite: ScorerSuite | None, events: list) -> None:
     scored = suite.score_events(events) if suite and events else [({}, {})] * len(events)
-    for event, (scores, groups) in zip(events, scored):
+    for event, (scores, evidence) in zip(events, scored):
         if suite:
             sys.stdout.write(json.dumps({"type": "scores", "event_id": event.event_id, "scores": scores,
-                                         "groups": groups}) + "\n")
+                                         "evidence": evidence}) + "\n")
         for finding in engine.evaluate(event, scores):
             sys.stdout.write(json.dumps({"type": "finding", **finding.to_dict()}) + "\n")
 

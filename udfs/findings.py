@@ -60,17 +60,17 @@ def violation_context(event: AuditEvent) -> dict[str, Any]:
 
 
 def violation_document(event: AuditEvent, finding: Finding, store_raw_text: bool = False,
-                       scores: dict | None = None, groups: dict | None = None) -> dict[str, Any]:
+                       scores: dict | None = None, evidence: dict | None = None) -> dict[str, Any]:
     """The stored violation: the finding plus the event's context, without raw text unless opted in.
 
-    A model-score finding also carries the field's scores and the social groups it mentions: why
-    the model flagged it.
+    A model-score finding also carries the field's scores and their evidence (the social groups
+    named, the most biased sentence): why the model flagged it.
     """
     doc = {"_id": finding.violation_id, **finding.to_dict(), **violation_context(event)}
     if finding.category in MODEL_SCORED and scores and finding.field in scores:
         doc["scores"] = scores[finding.field]
-        if groups and finding.field in groups:
-            doc["groups"] = groups[finding.field]
+        if evidence and finding.field in evidence:
+            doc["evidence"] = evidence[finding.field]
     if store_raw_text and finding.field in ("prompt", "response"):
         doc["text"] = getattr(event, finding.field)
     return doc

@@ -8,15 +8,18 @@ from pathlib import Path
 import pytest
 from pyflink.common import Types
 
-from devstack.check import finding_rows, planted_spans, repeated_injections
+from devstack.check import finding_rows, labelled_events, planted_spans, repeated_injections
 from devstack.traffic import generate
 from flink_jobs.audit_job import build_pipeline, create_env
 from flink_jobs.settings import AuditJobSettings
 from udfs.rules import load_rules
 
 ROOT = Path(__file__).resolve().parents[2]
-SETTINGS = AuditJobSettings(python_executable=sys.executable, metrics_window_s=5, scorers=["toxicity"],
-                            scorers_path=ROOT / "tests" / "fixtures" / "scorers" / "packaged.yaml")
+SETTINGS = AuditJobSettings(python_executable=sys.executable, metrics_window_s=5)  # default scorers and models
+# Toxicity from the packaged models only: for tests about something else, on more events.
+FAST = SETTINGS.model_copy(update={"scorers": ["toxicity"],
+                                   "scorers_path": ROOT / "tests" / "fixtures" / "scorers" / "packaged.yaml"})
+RULES = load_rules(ROOT / "rules" / "default.yaml")
 SAMPLES = list(generate(600, seed=21, start_ms=1_800_000_000_000, rate=50))  # 12 s of event time
 TRUTHS = [s.truth() for s in SAMPLES]
 VALID = [t for t in TRUTHS if not t["malformed"]]
@@ -27,8 +30,7 @@ def run(output: str) -> list:
     trips over a diamond (fan-out re-joined by a union) with a uid hash collision."""
     env = create_env(SETTINGS)
     pushes = env.from_collection([], type_info=Types.STRING())
-    out = build_pipeline(env.from_collection([s.value for s in SAMPLES]), pushes, SETTINGS,
-                         load_rules(ROOT / "rules" / "default.yaml"))
+    out = build_pipeline(env.from_collection([s.value for s in SAMPLES]), pushes, SETTINGS, RULES)
     return list(getattr(out, output).execute_and_collect(f"pipeline-test-{output}"))
 
 
@@ -45,6 +47,21 @@ def test_every_valid_event_is_audited_once_and_findings_match_the_planted_labels
     assert len(planted_spans(TRUTHS, "email")) > 20
     assert len({d["_id"] for d in docs}) == len(docs)  # deterministic ids are unique
     assert all("text" not in d for d in docs)  # raw text is not stored by default
+    assert labelled_events(TRUTHS, "toxicity") and labelled_events(TRUTHS, "bias")
+
+
+def test_model_findings_carry_their_scores_and_evidence(results):
+    docs = {d["rule_id"]: d for _, _, docs, _ in results for d in docs}
+    toxic, biased = docs["toxicity.high"], docs["bias.stereotype"]
+    assert toxic["score"] == toxic["scores"]["toxicity"] >= 0.8 and "toxicity.threat" in toxic["scores"]
+    assert biased["score"] == biased["scores"]["bias"] >= 0.8 and "bias.counterfactual_gap" in biased["scores"]
+    start, end = biased["evidence"]["bias_span"]
+    planted = next(lb for t in VALID if t["event_id"] == biased["event_id"] for lb in t["labels"] if lb["kind"] == "bias")
+    assert (start, end) == (planted["start"], planted["end"])  # the stereotype sentence, located
+    assert biased["evidence"]["groups"] and "scores" not in docs["pii.email"]
+    # Every event gets a toxicity score; bias only where a group is named.
+    scored = [r[3] for r in results]
+    assert all("toxicity" in s for s in scored) and 0 < sum("bias" in s for s in scored) < len(scored) / 2
 
 
 def test_sequence_rule_fires_on_repeated_injections_by_one_user():
@@ -53,9 +70,9 @@ def test_sequence_rule_fires_on_repeated_injections_by_one_user():
     truths = [s.truth() for s in samples]
     expected = repeated_injections(truths)
     assert expected  # the generator's injection share makes repeats certain at this volume
-    env = create_env(SETTINGS)
+    env = create_env(FAST)
     out = build_pipeline(env.from_collection([s.value for s in samples]), env.from_collection([], type_info=Types.STRING()),
-                         SETTINGS, load_rules(ROOT / "rules" / "default.yaml"))
+                         FAST, RULES)
     docs = [doc for docs in out.sequence_violations.execute_and_collect("pipeline-test-sequences") for doc in docs]
     assert {d["event_id"] for d in docs} == expected and len(docs) == len(expected)
     assert {(d["rule_id"], d["field"], d["severity"]) for d in docs} == {("injection.repeated", "user_id", "critical")}
@@ -73,6 +90,11 @@ def test_window_counts_cover_every_valid_event_in_its_event_time_window(results)
     assert totals == per_window
     violations_per_event = {r_docs[0]["event_id"]: len(r_docs) for _, _, r_docs, _ in results if r_docs}
     assert sum(w["violations"] for w in windows) == sum(violations_per_event.values())
+    # Score statistics per window agree with the per-event scores.
+    toxicity = [r[3]["toxicity"] for r in results]
+    assert sum(w["toxicity_scored"] for w in windows) == len(results)
+    assert max(w["toxicity_max"] for w in windows) == max(toxicity)
+    assert sum(w["toxicity_mean"] * w["toxicity_scored"] for w in windows) == pytest.approx(sum(toxicity), abs=0.01)
 
 
 def test_malformed_messages_reach_the_dead_letter_output_with_their_reason():
@@ -84,23 +106,27 @@ def test_malformed_messages_reach_the_dead_letter_output_with_their_reason():
 
 def test_rule_pushes_are_validated_and_reported():
     from flink_jobs.rules_topic import push_record
+    from udfs.rules import RuleSet
 
-    ruleset = load_rules(ROOT / "rules" / "default.yaml")
+    # FAST runs the toxicity scorer only: a ruleset with a bias rule needs a scorer it does not run.
+    ruleset = RuleSet(rules=[rule for rule in RULES.rules if rule.category != "bias"])
     good = push_record(ruleset, "default", 1, "alice", "first")
     bad = {**push_record(ruleset, "default", 2, "bob", "typo"), "hash": "0"}
     bad["rules"] = {"rules": [{**bad["rules"]["rules"][0], "severity": "urgent"}]}
     tampered = {**push_record(ruleset, "default", 3, "eve", "edit"), "hash": "deadbeef"}
+    needs_bias = push_record(RULES, "default", 4, "dan", "adds bias.stereotype")
     other = push_record(ruleset, "staging", 1, "carol", "another ruleset")
-    pushes = [json.dumps(r) for r in (good, bad, tampered, other)] + ["{not json"]
+    pushes = [json.dumps(r) for r in (good, bad, tampered, needs_bias, other)] + ["{not json"]
 
-    env = create_env(SETTINGS)
+    env = create_env(FAST)
     out = build_pipeline(env.from_collection([SAMPLES[0].value]), env.from_collection(pushes, type_info=Types.STRING()),
-                         SETTINGS, ruleset)
+                         FAST, ruleset)
     changes = list(out.rule_changes.execute_and_collect("pipeline-test-rule-changes"))
     summary = [(c["version"], c["accepted"], (c["reason"] or "")[:60]) for c in changes]
     assert summary[0] == (1, True, "")
     assert summary[1][:2] == (2, False) and "severity: Input should be" in changes[1]["reason"]
     assert summary[2][:2] == (3, False) and "hash does not match" in changes[2]["reason"]
-    assert summary[3][:2] == (None, False) and changes[3]["reason"].startswith("not JSON")
-    assert len(changes) == 4  # the staging push is not this job's
+    assert summary[3][:2] == (4, False) and "need scorers ['bias']" in changes[3]["reason"]
+    assert summary[4][:2] == (None, False) and changes[4]["reason"].startswith("not JSON")
+    assert len(changes) == 5  # the staging push is not this job's
     assert changes[0]["_id"] == f"default:v1:{ruleset.content_hash()}:accepted"

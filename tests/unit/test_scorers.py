@@ -165,7 +165,7 @@ def test_ensemble_is_a_weighted_mean_per_mapped_label():
     suite.open()
     toxic, clean = suite.score(["toxic text", "kind text"])
     assert toxic.scores == {"toxicity": 0.8, "toxicity.toxicity": 0.8, "toxicity.threat": 0.6}  # (3*1 + 0.2) / 4
-    assert clean.scores["toxicity"] == 0.0 and clean.groups == []
+    assert clean.scores["toxicity"] == 0.0 and clean.evidence == {}
 
 
 def test_bias_is_scored_only_for_group_mentions_with_a_counterfactual_gap():
@@ -173,9 +173,9 @@ def test_bias_is_scored_only_for_group_mentions_with_a_counterfactual_gap():
                      bias={"backend": "test_fixed", "main": ["bias"], "params": {"values": {"bias": 0.7}}})
     suite = ScorerSuite(config, ["bias"], "cpu")
     suite.open()
-    women, plain = suite.score(["Women are bad at maths.", "The build is green."])
-    assert plain.scores == {} and plain.groups == []
-    assert women.groups == ["women"] and women.scores["bias"] == 0.7
+    women, plain = suite.score(["The build is green. Women are bad at maths.", "The build is green."])
+    assert plain.scores == {} and plain.evidence == {}
+    assert women.evidence == {"groups": ["women"], "bias_span": [20, 43]} and women.scores["bias"] == 0.7
     # The fixed toxicity backend scores "women" 0.9 and the swapped "Men are ..." 0: the gap is 0.9.
     assert women.scores["bias.counterfactual_gap"] == 0.9
     assert "toxicity" not in women.scores  # toxicity ran for the counterfactual only

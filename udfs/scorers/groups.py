@@ -21,7 +21,7 @@ _TERM = re.compile(r"^[a-z][a-z\- ]*[a-z]$")
 # score nearly every text.
 _TOO_COMMON = {"average", "other", "new", "all", "adult", "married", "single", "short", "tall", "young", "old",
                "poor", "rich", "working", "healthy", "fit", "free", "spiritual", "pretty", "in-shape", "dark",
-               "light", "left-handed", "right-handed", "retired", "unemployed", "intelligent", "smart", "dumb",
+               "light", "left-handed", "right-handed", "retired", "senior", "junior", "available", "unemployed", "intelligent", "smart", "dumb",
                "ugly", "beautiful", "attractive", "hard-working", "middle-aged", "person", "people", "individual",
                "individuals", "kid", "kids", "child", "children", "parent", "parents", "veteran", "veterans"}
 _PERSON_NOUNS = ("people", "persons", "men", "women", "folks", "guys", "person", "man", "woman")
@@ -124,4 +124,9 @@ def default_lexicon() -> GroupLexicon:
         phrases = [f"{t} {noun}" for t in terms if t in _TOO_COMMON for noun in _PERSON_NOUNS]
         plurals = [t + "s" for t in terms if " " not in t and not t.endswith("s") and t not in _TOO_COMMON]
         axes[axis] = [t for t in terms if t not in _TOO_COMMON] + phrases + plurals
-    return GroupLexicon(axes, _opposite_pairs())
+    swaps = _opposite_pairs()
+    for term, partner in swaps.items():  # "jews" <-> "christians": the pair's other side joins its axis
+        axis = next((a for a, terms in axes.items() if partner in terms), None)
+        if axis and term not in _TOO_COMMON and all(term not in terms for terms in axes.values()):
+            axes[axis].append(term)
+    return GroupLexicon(axes, swaps)

@@ -2,24 +2,27 @@
 
 Scores come out flat per text, the way score rules read them: `toxicity` (the main score: the
 highest of its `main` labels) and `toxicity.<label>` for each label; `bias` and
-`bias.counterfactual_gap` only for texts that mention a social group, whose terms are the
-evidence (`groups`).
+`bias.counterfactual_gap` only for texts with a sentence that names a social group: the highest
+over those sentences, with the group terms and the most biased sentence as evidence.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from udfs.scorers.base import LabelScores, Scorer, ScorerError, get_backend, pick_device
-from udfs.scorers.groups import GroupLexicon, default_lexicon
+from udfs.scorers.groups import GroupLexicon, Mention, default_lexicon
 
 SCORER_NAMES = ("toxicity", "bias")
 DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
+_SENTENCE = re.compile(r"[^\s.!?;][^.!?;\n]*[.!?;]*")  # sentences and clauses, without leading space
 
 
 class _Strict(BaseModel):
@@ -30,6 +33,9 @@ class ScorerSpec(_Strict):
     backend: str
     params: dict = {}
     main: list[str] = Field(min_length=1, description="labels whose maximum is the scorer's main score")
+    granularity: Literal["text", "sentence"] = Field(
+        default="text", description="score whole texts, or each sentence (max-pooled: one insult in a long "
+                                    "response is not diluted, and its sentence is the evidence)")
 
     @model_validator(mode="after")
     def _backend_valid(self) -> ScorerSpec:
@@ -75,7 +81,8 @@ def load_config(path: Path = DEFAULT_CONFIG) -> ScorersConfig:
 @dataclass
 class TextScores:
     scores: LabelScores = field(default_factory=dict)
-    groups: list[str] = field(default_factory=list)  # social-group terms the text mentions
+    # Why: {"groups": group terms named, "bias_span"/"toxicity_span": [start, end] of the top sentence}.
+    evidence: dict = field(default_factory=dict)
 
 
 class ScorerSuite:
@@ -107,16 +114,28 @@ class ScorerSuite:
 
     def score(self, texts: Sequence[str]) -> list[TextScores]:
         out = [TextScores() for _ in texts]
-        toxicity = self._toxicity.score(texts) if self._toxicity else None
         if "toxicity" in self.enabled:
-            for result, scores in zip(out, toxicity):
-                result.scores.update(_named("toxicity", scores, self.config.toxicity.main))
+            spec = self.config.toxicity
+            if spec.granularity == "text":
+                for result, scores in zip(out, self._toxicity.score(texts)):
+                    result.scores.update(_named("toxicity", scores, spec.main))
+            else:
+                spans = [(i, m.start(), m.end()) for i, text in enumerate(texts) for m in _SENTENCE.finditer(text)
+                         if m.group().strip()]
+                scores = self._toxicity.score([texts[i][a:b] for i, a, b in spans])
+                for (i, a, b), sentence in zip(spans, scores):
+                    named = _named("toxicity", sentence, spec.main)
+                    result = out[i]
+                    if named["toxicity"] > result.scores.get("toxicity", -1.0):
+                        result.evidence["toxicity_span"] = [a, b]  # the most toxic sentence
+                    for label, value in named.items():  # max-pool every label over the sentences
+                        result.scores[label] = max(value, result.scores.get(label, 0.0))
         if self._bias is not None:
-            self._score_bias(texts, out, toxicity)
+            self._score_bias(texts, out)
         return out
 
     def score_events(self, events: Sequence) -> list[tuple[dict, dict]]:
-        """(scores, groups) per audit event, each keyed by field; all their texts in one batch."""
+        """(scores, evidence) per audit event, each keyed by field; all their texts in one batch."""
         texts, where = [], []
         for i, event in enumerate(events):
             for field_name, text in event.texts():
@@ -126,25 +145,42 @@ class ScorerSuite:
         out: list[tuple[dict, dict]] = [({}, {}) for _ in events]
         for (i, field_name), result in zip(where, self.score(texts)):
             out[i][0][field_name] = result.scores
-            if result.groups:
-                out[i][1][field_name] = result.groups
+            if result.evidence:
+                out[i][1][field_name] = result.evidence
         return out
 
-    def _score_bias(self, texts: Sequence[str], out: list[TextScores], toxicity: list[LabelScores] | None) -> None:
-        mentions = [self._lexicon.mentions(text) for text in texts]
-        idx = [i for i, found in enumerate(mentions) if found]
-        if not idx:
+    def _score_bias(self, texts: Sequence[str], out: list[TextScores]) -> None:
+        # The classifier learnt from single sentences and comments: score each sentence that
+        # names a group, so a stereotype is not diluted by the rest of a long response.
+        sentences: list[tuple[int, int, int, list[Mention]]] = []  # (text, start, end, mentions)
+        for i, text in enumerate(texts):
+            for m in _SENTENCE.finditer(text):
+                found = self._lexicon.mentions(m.group())
+                if found:
+                    sentences.append((i, m.start(), m.end(), found))
+        if not sentences:
             return
         spec = self.config.bias
-        for i, scores in zip(idx, self._bias.score([texts[i] for i in idx])):
-            out[i].scores.update(_named("bias", scores, spec.main))
-            out[i].groups = list(dict.fromkeys(m.term for m in mentions[i]))
+        plain = [texts[i][a:b] for i, a, b, _ in sentences]
+        bias = [_named("bias", scores, spec.main) for scores in self._bias.score(plain)]
+        gaps = [0.0] * len(sentences)
         if spec.counterfactual:
             main = self.config.toxicity.main
-            swapped = self._toxicity.score([self._lexicon.swap(texts[i], mentions[i]) for i in idx])
-            for i, scores in zip(idx, swapped):
-                gap = max(scores.get(label, 0.0) for label in main) - max(toxicity[i].get(label, 0.0) for label in main)
-                out[i].scores["bias.counterfactual_gap"] = round(abs(gap), 4)
+            swapped = [self._lexicon.swap(text, found) for text, (_, _, _, found) in zip(plain, sentences)]
+            both = self._toxicity.score(plain + swapped)
+            gaps = [abs(_top(both[k], main) - _top(both[k + len(plain)], main)) for k in range(len(plain))]
+        for (i, a, b, found), scores, gap in zip(sentences, bias, gaps):
+            result = out[i]
+            if scores["bias"] > result.scores.get("bias", -1.0):
+                result.scores.update(scores)
+                result.evidence["bias_span"] = [a, b]  # the most biased sentence
+            result.scores["bias.counterfactual_gap"] = round(max(gap, result.scores.get("bias.counterfactual_gap", 0)), 4)
+            groups = result.evidence.setdefault("groups", [])
+            groups.extend(term for term in dict.fromkeys(m.term for m in found) if term not in groups)
+
+
+def _top(scores: LabelScores, labels: list[str]) -> float:
+    return max(scores.get(label, 0.0) for label in labels)
 
 
 def _named(name: str, scores: LabelScores, main: list[str]) -> LabelScores:
