@@ -78,15 +78,19 @@ def build_pipeline(raw: DataStream, pushes: DataStream, settings: AuditJobSettin
         .process(ApplyRules(ruleset, settings.ruleset_name, settings.store_raw_text, tuple(settings.scorers)))
         .uid("rules").name("apply rules")
     )
-    window_counts = (
-        results.key_by(lambda r: (r[0], r[1]))
-        .window(TumblingEventTimeWindows.of(Time.seconds(settings.metrics_window_s)))
-        .aggregate(CountEvents(), window_function=EmitWindowCounts())
-        .uid("window-counts").name("counts per tenant and model")
-    )
     sequence_violations = (
         results.get_side_output(SEQUENCE_HITS).key_by(lambda hit: (hit[0], hit[1]))
         .process(SequenceRules()).uid("sequence-rules").name("sequence rules")
+    )
+    # Per window: events and their scores, and every violation, sequence rules' included.
+    counted = results.map(lambda r: (r[0], r[1], 1, len(r[2]), r[3])).uid("count-events").union(
+        sequence_violations.map(lambda docs: (docs[0]["tenant"], docs[0]["model"], 0, len(docs), {}))
+        .uid("count-sequence-violations"))
+    window_counts = (
+        counted.key_by(lambda r: (r[0], r[1]))
+        .window(TumblingEventTimeWindows.of(Time.seconds(settings.metrics_window_s)))
+        .aggregate(CountEvents(), window_function=EmitWindowCounts())
+        .uid("window-counts").name("counts per tenant and model")
     )
     return AuditOutputs(results, window_counts, parsed.get_side_output(DEAD_LETTERS),
                         results.get_side_output(RULE_CHANGES), sequence_violations)

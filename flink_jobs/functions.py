@@ -162,28 +162,40 @@ class ApplyRules(BroadcastProcessFunction):
 
 
 class SequenceRules(KeyedProcessFunction):
-    """Keyed by (sequence rule, key): counts hits in event time and emits a violation when one fires."""
+    """Keyed by (sequence rule, key): counts hits in event-time order and emits a violation when one fires.
+
+    Hits wait in state until the watermark passes them, then run in timestamp order: the event
+    that completes a sequence is the same whatever order batching or the network delivered them in.
+    """
 
     def open(self, runtime_context: RuntimeContext):
         self._times = runtime_context.get_state(ValueStateDescriptor("hit-times", Types.PICKLED_BYTE_ARRAY()))
+        self._pending = runtime_context.get_list_state(ListStateDescriptor("pending-hits", Types.PICKLED_BYTE_ARRAY()))
 
     def process_element(self, hit, ctx: KeyedProcessFunction.Context):
-        _, _, timestamp, rule, event_id, context = hit
-        within_ms = rule.match.within_ms
-        window = SequenceWindow(rule.match.count, within_ms, (self._times.value() or (within_ms, []))[1])
-        fired = window.add(timestamp)
-        self._times.update((within_ms, window.timestamps))
-        # Clear the key's state once its window has passed with no new hit.
-        ctx.timer_service().register_event_time_timer(timestamp + within_ms)
-        if fired:
-            finding = sequence_finding(rule, event_id)
-            yield [{"_id": finding.violation_id, **finding.to_dict(), **context}]
+        self._pending.add(hit)
+        ctx.timer_service().register_event_time_timer(hit[2])
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
+        pending = sorted(self._pending.get() or [], key=lambda h: (h[2], h[4]))
+        due = [h for h in pending if h[2] <= timestamp]
+        if due:
+            self._pending.update([h for h in pending if h[2] > timestamp])
         within_ms, times = self._times.value() or (0, [])
-        if not times or max(times) + within_ms <= timestamp:
+        for _, _, hit_time, rule, event_id, context in due:
+            within_ms = rule.match.within_ms
+            window = SequenceWindow(rule.match.count, within_ms, times)
+            fired = window.add(hit_time)
+            times = window.timestamps
+            # Clear the key's state once its window has passed with no new hit.
+            ctx.timer_service().register_event_time_timer(hit_time + within_ms)
+            if fired:
+                finding = sequence_finding(rule, event_id)
+                yield [{"_id": finding.violation_id, **finding.to_dict(), **context}]
+        if due:
+            self._times.update((within_ms, times))
+        elif not pending and (not times or max(times) + within_ms <= timestamp):
             self._times.clear()
-        return []
 
 
 def rule_change(record: dict, accepted: bool, reason: str | None) -> dict:
@@ -206,14 +218,15 @@ def event_scores(scores: dict) -> dict[str, float]:
 
 
 class CountEvents(AggregateFunction):
-    """Per window: events, violations, and per scorer (scored events, sum, max)."""
+    """Per window from (tenant, model, events, violations, scores): totals, and per scorer (scored, sum, max)."""
 
     def create_accumulator(self):
         return {"events": 0, "violations": 0}
 
     def add(self, value, accumulator):
-        acc = dict(accumulator, events=accumulator["events"] + 1, violations=accumulator["violations"] + len(value[2]))
-        for name, score in value[3].items():
+        _, _, events, violations, scores = value
+        acc = dict(accumulator, events=accumulator["events"] + events, violations=accumulator["violations"] + violations)
+        for name, score in scores.items():
             n, total, top = acc.get(name, (0, 0.0, 0.0))
             acc[name] = (n + 1, total + score, max(top, score))
         return acc

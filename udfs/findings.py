@@ -68,7 +68,8 @@ def violation_document(event: AuditEvent, finding: Finding, store_raw_text: bool
     """
     doc = {"_id": finding.violation_id, **finding.to_dict(), **violation_context(event)}
     if finding.category in MODEL_SCORED and scores and finding.field in scores:
-        doc["scores"] = scores[finding.field]
+        # Dots in field names are legal in MongoDB 5+ but not in every server (FerretDB) nor handy in queries.
+        doc["scores"] = {label.replace(".", "_"): value for label, value in scores[finding.field].items()}
         if evidence and finding.field in evidence:
             doc["evidence"] = evidence[finding.field]
     if store_raw_text and finding.field in ("prompt", "response"):

@@ -46,6 +46,13 @@ def test_job_stores_exactly_the_ground_truth_and_a_replay_changes_nothing(job_se
             f'from(bucket: "{job_settings.influx_bucket}") |> range(start: 0) '
             f'|> filter(fn: (r) => r._measurement == "audit_events" and r._field == "events")')
     times = [int(r.get_time().timestamp() * 1000) for t in tables for r in t.records]
+    with InfluxDBClient(url=job_settings.influx_url, token="", org="-") as client:
+        scored = client.query_api().query(
+            f'from(bucket: "{job_settings.influx_bucket}") |> range(start: 0) '
+            f'|> filter(fn: (r) => r._measurement == "audit_events" and r._field == "toxicity_scored") |> sum()')
+    assert sum(r.get_value() for t in scored for r in t.records) == len(valid)  # every event scored once
+    toxic = [d for d in report.findings if d["rule_id"] == "toxicity.high"]
+    assert toxic and all(d["scores"]["toxicity"] >= 0.8 and d["evidence"]["toxicity_span"] for d in toxic)
     last_ms = max(t["timestamp"] for t in truths)
     assert times and all(ms % (WINDOW_S * 1000) == 0 and START_MS < ms <= last_ms + WINDOW_S * 1000 for ms in times)
 

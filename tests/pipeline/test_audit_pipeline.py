@@ -53,8 +53,8 @@ def test_every_valid_event_is_audited_once_and_findings_match_the_planted_labels
 def test_model_findings_carry_their_scores_and_evidence(results):
     docs = {d["rule_id"]: d for _, _, docs, _ in results for d in docs}
     toxic, biased = docs["toxicity.high"], docs["bias.stereotype"]
-    assert toxic["score"] == toxic["scores"]["toxicity"] >= 0.8 and "toxicity.threat" in toxic["scores"]
-    assert biased["score"] == biased["scores"]["bias"] >= 0.8 and "bias.counterfactual_gap" in biased["scores"]
+    assert toxic["score"] == toxic["scores"]["toxicity"] >= 0.8 and "toxicity_threat" in toxic["scores"]
+    assert biased["score"] == biased["scores"]["bias"] >= 0.8 and "bias_counterfactual_gap" in biased["scores"]
     start, end = biased["evidence"]["bias_span"]
     planted = next(lb for t in VALID if t["event_id"] == biased["event_id"] for lb in t["labels"] if lb["kind"] == "bias")
     assert (start, end) == (planted["start"], planted["end"])  # the stereotype sentence, located
@@ -89,7 +89,8 @@ def test_window_counts_cover_every_valid_event_in_its_event_time_window(results)
         totals[w["time_ms"]] += w["events"]
     assert totals == per_window
     violations_per_event = {r_docs[0]["event_id"]: len(r_docs) for _, _, r_docs, _ in results if r_docs}
-    assert sum(w["violations"] for w in windows) == sum(violations_per_event.values())
+    sequence_violations = len(repeated_injections(TRUTHS))  # counted in the window of the completing event
+    assert sum(w["violations"] for w in windows) == sum(violations_per_event.values()) + sequence_violations
     # Score statistics per window agree with the per-event scores.
     toxicity = [r[3]["toxicity"] for r in results]
     assert sum(w["toxicity_scored"] for w in windows) == len(results)
