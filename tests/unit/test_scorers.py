@@ -168,6 +168,28 @@ def test_ensemble_is_a_weighted_mean_per_mapped_label():
     assert clean.scores["toxicity"] == 0.0 and clean.evidence == {}
 
 
+def test_a_gated_member_runs_only_where_earlier_members_see_signal():
+    calls = []
+
+    @register
+    class _Counting(_Fixed):
+        backend = "test_counting"
+
+        def score(self, texts):
+            calls.extend(texts)
+            return super().score(texts)
+
+    config = _config(toxicity={"backend": "ensemble", "main": ["toxicity", "threat"], "params": {"members": [
+        {"backend": "test_fixed", "params": {"values": {"toxicity": 0.5}}},
+        {"backend": "test_counting", "params": {"values": {"threat": 0.9}}, "gate": {"label": "toxicity", "min": 0.1}},
+    ]}})
+    suite = ScorerSuite(config, ["toxicity"], "cpu")
+    suite.open()
+    toxic, clean = suite.score(["toxic text", "kind text"])
+    assert calls == ["toxic text"]  # the clean text never reached the gated member
+    assert toxic.scores["toxicity.threat"] == 0.9 and "toxicity.threat" not in clean.scores
+
+
 def test_bias_is_scored_only_for_group_mentions_with_a_counterfactual_gap():
     config = _config(toxicity={"backend": "test_fixed", "main": ["toxic"], "params": {"values": {"toxic": 0.9}}},
                      bias={"backend": "test_fixed", "main": ["bias"], "params": {"values": {"bias": 0.7}}})

@@ -9,11 +9,18 @@ from pydantic import Field, ValidationError, model_validator
 from udfs.scorers.base import BackendParams, LabelScores, Scorer, ScorerError, get_backend, register
 
 
+class Gate(BackendParams):
+    label: str
+    min: float = Field(ge=0, le=1)
+
+
 class MemberSpec(BackendParams):
     backend: str
     params: dict = {}
     weight: float = Field(default=1.0, gt=0)
     labels: dict[str, str] = Field(default={}, description="member label -> ensemble label (unmapped keep their name)")
+    gate: Gate | None = Field(default=None, description="run only on texts whose `label`, as the members before "
+                                                        "score it, is at least `min` (a cheap-first cascade)")
 
     def build(self) -> Scorer:
         cls = get_backend(self.backend)
@@ -35,7 +42,8 @@ class EnsembleParams(BackendParams):
 
 @register
 class Ensemble(Scorer):
-    """Each label is the weighted mean over the members that produce it."""
+    """Each label is the weighted mean over the members that score it; a gated member runs only where
+    the members before it see enough signal, so an expensive model sees a fraction of the traffic."""
 
     backend = "ensemble"
     Params = EnsembleParams
@@ -53,9 +61,13 @@ class Ensemble(Scorer):
         sums: list[dict[str, float]] = [{} for _ in texts]
         weights: list[dict[str, float]] = [{} for _ in texts]
         for scorer, spec in self._members:
-            for total, weight, scores in zip(sums, weights, scorer.score(texts)):
+            idx = range(len(texts))
+            if spec.gate is not None:
+                label, low = spec.gate.label, spec.gate.min
+                idx = [i for i in idx if weights[i].get(label) and sums[i][label] / weights[i][label] >= low]
+            for i, scores in zip(idx, scorer.score([texts[i] for i in idx]) if idx else []):
                 for label, value in scores.items():
                     label = spec.labels.get(label, label)
-                    total[label] = total.get(label, 0.0) + spec.weight * value
-                    weight[label] = weight.get(label, 0.0) + spec.weight
+                    sums[i][label] = sums[i].get(label, 0.0) + spec.weight * value
+                    weights[i][label] = weights[i].get(label, 0.0) + spec.weight
         return [{label: total[label] / weight[label] for label in total} for total, weight in zip(sums, weights)]
