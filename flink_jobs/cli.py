@@ -125,10 +125,11 @@ def run_audit(
     from flink_jobs import audit_job
     from flink_jobs.settings import SettingsError
     from udfs.rules import RuleError
+    from udfs.scorers import ScorerError
 
     try:
         audit_job.main(local_job_settings(bounded=bounded))
-    except (RuleError, SettingsError) as exc:
+    except (RuleError, SettingsError, ScorerError) as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
         console.print("stopped (offsets are committed to the consumer group at each checkpoint)")

@@ -48,7 +48,7 @@ def _toxicity_fns(config_path: Path) -> dict:
             out = []
             for scores in scorer.score(texts):
                 named = dict(scores)
-                named["toxicity"] = max(scores.get(label, 0.0) for label in main if label in scores)
+                named["toxicity"] = max((scores[label] for label in main if label in scores), default=0.0)
                 out.append(named)
             return out
         return score
@@ -56,7 +56,8 @@ def _toxicity_fns(config_path: Path) -> dict:
     if spec.backend == "ensemble":
         members = EnsembleParams.model_validate(spec.params).members
         for member in members:
-            single = Ensemble(EnsembleParams(members=[member]))
+            # Each member alone, on every text: a gate needs the members before it.
+            single = Ensemble(EnsembleParams(members=[member.model_copy(update={"gate": None})]))
             single.open("cpu")
             name = member.params.get("model", member.backend)
             fns[f"toxicity: {name}"] = as_fn(single, [m for m in spec.main if m in single.labels])

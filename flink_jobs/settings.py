@@ -52,7 +52,7 @@ class AuditJobSettings(BaseSettings):
     """LLM_AUDIT_SCORERS_PATH: YAML of the scorers' models (backends, checkpoints, label maps); see docs/scorers.md."""
     scorer_device: str = "auto"
     """LLM_AUDIT_SCORER_DEVICE: auto (a GPU when the TaskManager has one), cpu, cuda or cuda:N."""
-    score_batch_size: int = Field(default=32, ge=1, le=4096)
+    score_batch_size: int = Field(default=64, ge=1, le=4096)
     """LLM_AUDIT_SCORE_BATCH_SIZE: events scored in one batch (each of their texts in one forward pass)."""
     score_max_wait_ms: int = Field(default=200, ge=1)
     """LLM_AUDIT_SCORE_MAX_WAIT_MS: the longest an event waits for its batch to fill."""

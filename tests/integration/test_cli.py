@@ -45,3 +45,7 @@ def test_run_audit_fails_fast_on_a_missing_rules_file_or_a_bad_setting(tmp_path)
     assert f"{tmp_path / 'nope.yaml'}: rules file not found" in missing.stderr.replace("\n", "")
     bad = run("run", "audit", env={"LLM_AUDIT_STARTING_OFFSETS": "oldest"})
     assert bad.returncode == 1 and "LLM_AUDIT_STARTING_OFFSETS='oldest'" in bad.stderr
+    # The default rules have score rules: running without the scorers they need is an error, not silence.
+    rules_only = run("run", "audit", "--bounded", env={"LLM_AUDIT_SCORERS": "[]"})
+    assert rules_only.returncode == 1
+    assert "score rules need scorers ['bias', 'toxicity']" in rules_only.stderr.replace("\n", "")
