@@ -193,12 +193,12 @@ def _malformed(rng: random.Random, event: dict) -> tuple[str, str]:
 
 
 def generate(n: int, seed: int = 7, start_ms: int | None = None, rate: float | None = None) -> Iterator[Sample]:
-    """Yield n samples; the same seed yields the same events (timestamps follow start_ms and rate)."""
+    """Yield n samples; the same seed and start_ms yield the same events (timestamps follow the rate)."""
     rng = random.Random(seed)
     start_ms = int(time.time() * 1000) if start_ms is None else start_ms
     step_ms = 1000.0 / rate if rate else 10.0
     for i in range(n):
-        event_id = f"evt-{seed}-{i:07d}"
+        event_id = f"evt-{seed}-{start_ms}-{i:07d}"  # unique per stream: replays of it reuse the ids
         tenant = rng.choice(TENANTS)
         model, model_version = rng.choice(MODELS)
         kinds = {kind for kind, share in RATES.items() if rng.random() < share}
