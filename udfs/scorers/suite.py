@@ -17,7 +17,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from udfs.scorers.base import LabelScores, Scorer, ScorerError, get_backend, pick_device
+from udfs.scorers.base import LabelScores, Scorer, ScorerError, build_scorer, pick_device
 from udfs.scorers.groups import GroupLexicon, Mention, default_lexicon
 
 SCORER_NAMES = ("toxicity", "bias")
@@ -43,11 +43,7 @@ class ScorerSpec(_Strict):
         return self
 
     def build(self) -> Scorer:
-        cls = get_backend(self.backend)
-        try:
-            return cls(cls.Params.model_validate(self.params))
-        except ValidationError as exc:
-            raise ValueError(f"backend {self.backend!r} params: {exc}") from None
+        return build_scorer(self.backend, self.params)
 
 
 class BiasSpec(ScorerSpec):
