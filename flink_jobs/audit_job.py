@@ -29,15 +29,19 @@ from flink_jobs.functions import (
     SEQUENCE_HITS,
     ApplyRules,
     CountEvents,
+    DetectAnomalies,
     EmitWindowCounts,
+    EmitWindowStats,
     EventTime,
     ParseEvent,
     ScoreEvents,
     SequenceRules,
+    WindowStats,
     score_bucket,
 )
 from flink_jobs.settings import AuditJobSettings, load_settings
-from flink_jobs.sinks import InfluxCountsWriter, MongoUpsertWriter
+from flink_jobs.sinks import InfluxPointWriter, MongoUpsertWriter
+from udfs.anomaly import AnomalySettings
 from udfs.rules import RuleSet, load_rules
 from udfs.scorers import ScorerError, load_config
 
@@ -49,6 +53,7 @@ class AuditOutputs:
     dead_letters: DataStream  # DLQ JSON strings
     rule_changes: DataStream  # rule_changes documents: every push seen, accepted or rejected
     sequence_violations: DataStream  # [violation document] per fired sequence rule
+    anomalies: DataStream  # anomaly documents: metric, observed, baseline, deviation, score, window
 
 
 def build_pipeline(raw: DataStream, pushes: DataStream, settings: AuditJobSettings, ruleset: RuleSet) -> AuditOutputs:
@@ -92,8 +97,19 @@ def build_pipeline(raw: DataStream, pushes: DataStream, settings: AuditJobSettin
         .aggregate(CountEvents(), window_function=EmitWindowCounts())
         .uid("window-counts").name("counts per tenant and model")
     )
+    anomalies = (
+        results.map(lambda r: (r[0], r[1], {d["category"] for d in r[2]}, r[3])).uid("anomaly-input")
+        .key_by(lambda r: (r[0], r[1]))
+        .window(TumblingEventTimeWindows.of(Time.seconds(settings.anomaly_window_s)))
+        .aggregate(WindowStats(), window_function=EmitWindowStats())
+        .uid("window-stats").name("window statistics per tenant and model")
+        .key_by(lambda w: (w[0], w[1]))
+        .process(DetectAnomalies(AnomalySettings(threshold=settings.anomaly_threshold, warmup=settings.anomaly_warmup,
+                                                 min_events=settings.anomaly_min_events)))
+        .uid("anomalies").name("detect anomalies")
+    )
     return AuditOutputs(results, window_counts, parsed.get_side_output(DEAD_LETTERS),
-                        results.get_side_output(RULE_CHANGES), sequence_violations)
+                        results.get_side_output(RULE_CHANGES), sequence_violations, anomalies)
 
 
 def check_scorers(ruleset: RuleSet, settings: AuditJobSettings) -> None:
@@ -187,10 +203,15 @@ def build_job(settings: AuditJobSettings) -> StreamExecutionEnvironment:
     out.rule_changes.map(lambda doc: [doc]).uid("rule-change-docs") \
         .map(MongoUpsertWriter(uri, settings.mongo_database, settings.rule_changes_collection), Types.INT()) \
         .uid("mongo-rule-changes").name("record rule changes").sink_to(discard()).uid("rule-changes-done")
-    influx = InfluxCountsWriter(settings.influx_url, settings.influx_token.get_secret_value(),
-                                settings.influx_org, settings.influx_bucket)
-    out.window_counts.map(influx, Types.INT()).uid("influx-counts").name("write counts") \
-        .sink_to(discard()).uid("influx-done")
+    out.anomalies.map(lambda doc: [doc]).uid("anomaly-docs") \
+        .map(MongoUpsertWriter(uri, settings.mongo_database, settings.anomalies_collection), Types.INT()) \
+        .uid("mongo-anomalies").name("upsert anomalies").sink_to(discard()).uid("anomalies-done")
+    influx = (settings.influx_url, settings.influx_token.get_secret_value(), settings.influx_org, settings.influx_bucket)
+    out.window_counts.map(InfluxPointWriter(*influx, "audit_events", ("tenant", "model"), "time_ms"), Types.INT()) \
+        .uid("influx-counts").name("write counts").sink_to(discard()).uid("influx-done")
+    out.anomalies.map(InfluxPointWriter(*influx, "anomalies", ("tenant", "model", "metric"), "window_end_ms",
+                                        ("observed", "baseline", "deviation", "score")), Types.INT()) \
+        .uid("influx-anomalies").name("write anomalies").sink_to(discard()).uid("influx-anomalies-done")
     out.dead_letters.sink_to(dlq_sink(settings)).uid("dlq").name("dead-letter queue")
     return env
 

@@ -17,9 +17,10 @@ from pyflink.datastream.functions import (
 )
 from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor, ValueStateDescriptor
 
+from udfs.anomaly import AnomalyDetector, AnomalySettings, WindowAccumulator
 from udfs.events import AuditEvent, EventError, dead_letter, parse_event
 from udfs.engine import RuleEngine, SequenceWindow, sequence_finding, sequence_hits
-from udfs.findings import violation_context, violation_document
+from udfs.findings import CATEGORIES, violation_context, violation_document
 from udfs.rules import RuleError, RuleSet, ruleset_from_push
 from udfs.scorers import ScorersConfig, ScorerSuite
 
@@ -103,7 +104,7 @@ class ScoreEvents(KeyedProcessFunction):
 
 
 class ApplyRules(BroadcastProcessFunction):
-    """Applies the active ruleset to each scored event: -> (tenant, model, violation documents, scores).
+    """Applies the active ruleset to each scored event: -> (tenant, model, violation documents, measures).
 
     Starts with the ruleset the job was submitted with; a valid push on the rules topic replaces
     it at once (broadcast state, no restart); an invalid one is rejected and the last good set
@@ -130,7 +131,7 @@ class ApplyRules(BroadcastProcessFunction):
             self._use(ruleset_from_push(json.loads(pushed)) if pushed else self._initial)
         findings = self._engine.evaluate(event, scores)
         docs = [violation_document(event, f, self._store_raw_text, scores, evidence) for f in findings]
-        yield event.tenant, event.model, docs, event_scores(scores)
+        yield event.tenant, event.model, docs, event_measures(event, scores)
         for rule, key in sequence_hits(self._engine.sequence_rules, event, findings):
             yield SEQUENCE_HITS, (rule.id, key, event.timestamp, rule, event.event_id,
                                   violation_context(event))
@@ -207,13 +208,20 @@ def rule_change(record: dict, accepted: bool, reason: str | None) -> dict:
     return doc
 
 
-def event_scores(scores: dict) -> dict[str, float]:
-    """An event's main scores for the metrics: each scorer's highest over prompt and response."""
+SCORE_NAMES = ("toxicity", "bias")
+
+
+def event_measures(event: AuditEvent, scores: dict) -> dict[str, float]:
+    """What the metrics need of an event: each scorer's highest score over prompt and response, and usage."""
     out: dict[str, float] = {}
     for field_scores in scores.values():
-        for name in ("toxicity", "bias"):
+        for name in SCORE_NAMES:
             if name in field_scores:
                 out[name] = max(out.get(name, 0.0), field_scores[name])
+    if event.latency_ms is not None:
+        out["latency_ms"] = event.latency_ms
+    out["tokens"] = (event.prompt_tokens or 0) + (event.completion_tokens or 0)
+    out["cost_usd"] = event.cost_usd or 0.0
     return out
 
 
@@ -224,9 +232,9 @@ class CountEvents(AggregateFunction):
         return {"events": 0, "violations": 0}
 
     def add(self, value, accumulator):
-        _, _, events, violations, scores = value
+        _, _, events, violations, measures = value
         acc = dict(accumulator, events=accumulator["events"] + events, violations=accumulator["violations"] + violations)
-        for name, score in scores.items():
+        for name, score in ((n, measures[n]) for n in SCORE_NAMES if n in measures):
             n, total, top = acc.get(name, (0, 0.0, 0.0))
             acc[name] = (n + 1, total + score, max(top, score))
         return acc
@@ -250,8 +258,55 @@ class EmitWindowCounts(ProcessWindowFunction):
         tenant, model = key
         point = {"tenant": tenant, "model": model, "time_ms": context.window().end,
                  "events": acc["events"], "violations": acc["violations"]}
-        for name in ("toxicity", "bias"):
+        for name in SCORE_NAMES:
             if name in acc:
                 n, total, top = acc[name]
                 point.update({f"{name}_scored": n, f"{name}_mean": round(total / n, 4), f"{name}_max": top})
         yield point
+
+
+class WindowStats(AggregateFunction):
+    """(tenant, model, categories, measures) per event -> the window's WindowAccumulator."""
+
+    def create_accumulator(self):
+        return WindowAccumulator()
+
+    def add(self, value, accumulator: WindowAccumulator):
+        _, _, categories, m = value
+        accumulator.add(categories, m, m.get("latency_ms"), int(m.get("tokens", 0)), m.get("cost_usd", 0.0))
+        return accumulator
+
+    def get_result(self, accumulator):
+        return accumulator
+
+    def merge(self, a, b):
+        return a.merge(b)
+
+
+_RATE_CATEGORIES = tuple(c for c in CATEGORIES if c != "anomaly")
+
+
+class EmitWindowStats(ProcessWindowFunction):
+    """-> (tenant, model, window start, window end, {metric: value})."""
+
+    def process(self, key, context: ProcessWindowFunction.Context, elements):
+        window = context.window()
+        yield key[0], key[1], window.start, window.end, next(iter(elements)).metrics(_RATE_CATEGORIES)
+
+
+class DetectAnomalies(KeyedProcessFunction):
+    """Keyed by (tenant, model): judges each window's metrics against the key's baselines in state."""
+
+    def __init__(self, settings: AnomalySettings):
+        self._settings = settings
+
+    def open(self, runtime_context: RuntimeContext):
+        self._baselines = runtime_context.get_state(ValueStateDescriptor("baselines", Types.PICKLED_BYTE_ARRAY()))
+
+    def process_element(self, window, ctx: KeyedProcessFunction.Context):
+        tenant, model, start, end, metrics = window
+        detector = AnomalyDetector(self._settings, self._baselines.value())
+        anomalies = detector.observe(tenant, model, start, end, metrics)
+        self._baselines.update(detector.state)
+        for anomaly in anomalies:
+            yield anomaly.to_dict()

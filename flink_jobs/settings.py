@@ -57,6 +57,16 @@ class AuditJobSettings(BaseSettings):
     score_max_wait_ms: int = Field(default=200, ge=1)
     """LLM_AUDIT_SCORE_MAX_WAIT_MS: the longest an event waits for its batch to fill."""
 
+    # Anomaly detection, per (tenant, model)
+    anomaly_window_s: int = Field(default=60, ge=1)
+    """LLM_AUDIT_ANOMALY_WINDOW_S: tumbling event-time window whose statistics are judged against the baseline."""
+    anomaly_threshold: float = Field(default=6.0, gt=0)
+    """LLM_AUDIT_ANOMALY_THRESHOLD: deviations (EWMA of absolute deviation) from the baseline that make an anomaly."""
+    anomaly_warmup: int = Field(default=10, ge=1)
+    """LLM_AUDIT_ANOMALY_WARMUP: windows a key must have had before it can raise an anomaly."""
+    anomaly_min_events: int = Field(default=20, ge=1)
+    """LLM_AUDIT_ANOMALY_MIN_EVENTS: windows with fewer events are judged on their volume only."""
+
     # MongoDB
     mongo_uri: SecretStr = SecretStr("mongodb://127.0.0.1:27017/")
     """LLM_AUDIT_MONGO_URI: MongoDB connection string, credentials included."""
@@ -66,6 +76,8 @@ class AuditJobSettings(BaseSettings):
     """LLM_AUDIT_VIOLATIONS_COLLECTION: one document per finding, keyed by a deterministic _id."""
     rule_changes_collection: str = "rule_changes"
     """LLM_AUDIT_RULE_CHANGES_COLLECTION: every push the job saw, accepted or rejected, with the reason."""
+    anomalies_collection: str = "anomalies"
+    """LLM_AUDIT_ANOMALIES_COLLECTION: one document per anomalous (tenant, model, metric, window)."""
 
     # InfluxDB (2.x API; InfluxDB 1.8 serves it with bucket 'db/rp' and token 'user:password' or empty)
     influx_url: str = "http://127.0.0.1:8086"

@@ -35,11 +35,14 @@ class MongoUpsertWriter(MapFunction):
             self._client.close()
 
 
-class InfluxCountsWriter(MapFunction):
-    """Writes a window's counts and score statistics as one point stamped with the window end."""
+class InfluxPointWriter(MapFunction):
+    """Writes one dict as one point: `tags` as tags, `fields` (default: every other key) as fields,
+    stamped with its `time_key` (ms), a deterministic time, so a replay overwrites the point."""
 
-    def __init__(self, url: str, token: str, org: str, bucket: str):
+    def __init__(self, url: str, token: str, org: str, bucket: str, measurement: str, tags: tuple[str, ...],
+                 time_key: str, fields: tuple[str, ...] | None = None):
         self._url, self._token, self._org, self._bucket = url, token, org, bucket
+        self._measurement, self._tags, self._time_key, self._fields = measurement, tags, time_key, fields
         self._client = None
 
     def open(self, runtime_context: RuntimeContext):
@@ -54,15 +57,12 @@ class InfluxCountsWriter(MapFunction):
     def map(self, value: dict) -> int:
         from influxdb_client import Point, WritePrecision
 
-        point = (
-            Point("audit_events")
-            .tag("tenant", value["tenant"])
-            .tag("model", value["model"])
-            .time(value["time_ms"], WritePrecision.MS)
-        )
-        for name, field_value in value.items():
-            if name not in ("tenant", "model", "time_ms"):
-                point = point.field(name, field_value)
+        point = Point(self._measurement).time(value[self._time_key], WritePrecision.MS)
+        for tag in self._tags:
+            point = point.tag(tag, value[tag])
+        skip = {*self._tags, self._time_key}
+        for name in self._fields or [k for k in value if k not in skip]:
+            point = point.field(name, value[name])
         self._write.write(bucket=self._bucket, org=self._org, record=point)
         return 1
 

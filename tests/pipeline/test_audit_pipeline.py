@@ -15,7 +15,7 @@ from flink_jobs.settings import AuditJobSettings
 from udfs.rules import load_rules
 
 ROOT = Path(__file__).resolve().parents[2]
-SETTINGS = AuditJobSettings(python_executable=sys.executable, metrics_window_s=5)  # default scorers and models
+SETTINGS = AuditJobSettings(python_executable=sys.executable, metrics_window_s=5, anomaly_window_s=60)  # default scorers
 # Toxicity from the packaged models only: for tests about something else, on more events.
 FAST = SETTINGS.model_copy(update={"scorers": ["toxicity"],
                                    "scorers_path": ROOT / "tests" / "fixtures" / "scorers" / "packaged.yaml"})
@@ -131,3 +131,30 @@ def test_rule_pushes_are_validated_and_reported():
     assert summary[4][:2] == (None, False) and changes[4]["reason"].startswith("not JSON")
     assert len(changes) == 5  # the staging push is not this job's
     assert changes[0]["_id"] == f"default:v1:{ruleset.content_hash()}:accepted"
+
+
+def _minutes_of_traffic(minutes: int, spike: range, start_ms: int = 1_800_000_000_000 - 1_800_000_000_000 % 60_000):
+    """One event a second for one tenant and model; 5 % of prompts carry an email, 60 % in `spike` minutes."""
+    import random
+
+    rng = random.Random(5)
+    events = []
+    for i in range(minutes * 60):
+        share = 0.6 if i // 60 in spike else 0.05
+        prompt = "Summarise the ticket." + (f" Mail me at user{i}@example.com." if rng.random() < share else "")
+        events.append(json.dumps({"event_id": f"anomaly-{i}", "timestamp": start_ms + i * 1000, "tenant": "acme",
+                                  "model": "gpt-4o", "prompt": prompt, "response": "Done.",
+                                  "latency_ms": rng.uniform(400, 900), "prompt_tokens": 20, "completion_tokens": 5}))
+    return start_ms, events
+
+
+def test_an_injected_spike_is_an_anomaly_in_the_window_where_it_starts_and_steady_traffic_raises_none():
+    start_ms, events = _minutes_of_traffic(40, spike=range(30, 33))
+    env = create_env(FAST)
+    out = build_pipeline(env.from_collection(events), env.from_collection([], type_info=Types.STRING()), FAST, RULES)
+    anomalies = list(out.anomalies.execute_and_collect("pipeline-test-anomalies"))
+    first = min(anomalies, key=lambda a: a["window_end_ms"])
+    assert (first["metric"], first["window_end_ms"]) == ("violation_rate.pii", start_ms + 31 * 60_000)
+    assert first["observed"] > 0.4 and first["baseline"] < 0.1 and first["score"] >= 6
+    assert first["_id"] == f"acme:gpt-4o:violation_rate.pii:{start_ms + 31 * 60_000}"
+    assert all(a["window_end_ms"] > start_ms + 30 * 60_000 for a in anomalies)  # nothing in 30 steady minutes
