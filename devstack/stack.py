@@ -286,12 +286,20 @@ def _port_in_use(port: int) -> bool:
         return sock.connect_ex((HOST, port)) == 0
 
 
-def up(settings: StackSettings | None = None) -> None:
-    """Start every service not yet running and wait until all are healthy (idempotent)."""
+def _services(only: tuple[str, ...] | None) -> tuple[Service, ...]:
+    names = [service.name for service in SERVICES]
+    unknown = set(only or ()) - set(names)
+    if unknown:
+        raise StackError(f"unknown services {sorted(unknown)}; valid: {', '.join(names)}")
+    return tuple(service for service in SERVICES if only is None or service.name in only)
+
+
+def up(settings: StackSettings | None = None, only: tuple[str, ...] | None = None) -> None:
+    """Start every service (or those named) not yet running and wait until all are healthy (idempotent)."""
     settings = settings or StackSettings()
     settings.dir.mkdir(parents=True, exist_ok=True)
     artifacts.ensure_all()
-    for service in SERVICES:
+    for service in _services(only):
         if _running_pid(settings, service) is not None:
             _wait_healthy(settings, service)
             service.after_start(settings)
@@ -331,10 +339,10 @@ def _wait_healthy(settings: StackSettings, service: Service, proc: subprocess.Po
                      f"log {log}:\n{tail}")
 
 
-def down(settings: StackSettings | None = None) -> None:
-    """Stop every service this stack started; data stays for the next `up`."""
+def down(settings: StackSettings | None = None, only: tuple[str, ...] | None = None) -> None:
+    """Stop every service (or those named) this stack started; data stays for the next `up`."""
     settings = settings or StackSettings()
-    for service in reversed(SERVICES):
+    for service in reversed(_services(only)):
         pid = _running_pid(settings, service)
         if pid is not None:
             _terminate(pid)

@@ -6,7 +6,10 @@ Run locally with `llm-audit run audit`, or on a cluster with `flink run -py flin
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from functools import partial
+from operator import itemgetter
 
 from pyflink.common import Configuration, Duration, Time, Types, WatermarkStrategy
 from pyflink.common.serialization import SimpleStringSchema
@@ -24,23 +27,27 @@ from pyflink.java_gateway import get_gateway
 
 from flink_jobs.functions import (
     ACTIVE_RULES,
+    ANOMALY_POINTS,
     DEAD_LETTERS,
     RULE_CHANGES,
     SEQUENCE_HITS,
     ApplyRules,
+    BufferedWrite,
+    CountDeadLetters,
     CountEvents,
     DetectAnomalies,
-    EmitWindowCounts,
+    EmitDeadLetterPoint,
+    EmitWindowPoints,
     EmitWindowStats,
     EventTime,
     ParseEvent,
     ScoreEvents,
     SequenceRules,
     WindowStats,
-    score_bucket,
+    bucket,
 )
 from flink_jobs.settings import AuditJobSettings, load_settings
-from flink_jobs.sinks import InfluxPointWriter, MongoUpsertWriter
+from flink_jobs.sinks import ANOMALY_INDEXES, VIOLATION_INDEXES, InfluxWriter, MongoWriter, check_reachable
 from udfs.anomaly import AnomalySettings
 from udfs.rules import RuleSet, load_rules
 from udfs.scorers import ScorerError, load_config
@@ -49,17 +56,22 @@ from udfs.scorers import ScorerError, load_config
 @dataclass(frozen=True)
 class AuditOutputs:
     results: DataStream  # (tenant, model, [violation documents], {scorer: event's max score}) per valid event
-    window_counts: DataStream  # {"tenant", "model", "time_ms", "events", "violations", score stats} per window
+    points: DataStream  # [InfluxDB point] per window and key: udfs.metrics measurements
     dead_letters: DataStream  # DLQ JSON strings
     rule_changes: DataStream  # rule_changes documents: every push seen, accepted or rejected
     sequence_violations: DataStream  # [violation document] per fired sequence rule
     anomalies: DataStream  # anomaly documents: metric, observed, baseline, deviation, score, window
 
 
+def _rule_keys(docs: list[dict]) -> list[tuple[str, str, str]]:
+    return [(d["rule_id"], d["category"], d["severity"]) for d in docs]
+
+
 def build_pipeline(raw: DataStream, pushes: DataStream, settings: AuditJobSettings, ruleset: RuleSet) -> AuditOutputs:
     """The transformation, without sources or sinks, so tests can feed any stream.
 
-    raw: audit event JSON strings; pushes: rule push records (JSON) from the rules topic.
+    raw: audit event JSON strings, timestamped with their arrival (the Kafka record time: dead
+    letters have no event time of their own); pushes: rule push records (JSON) from the rules topic.
     """
     parsed = raw.process(ParseEvent()).uid("parse").name("parse and validate")
     if settings.scorers:
@@ -67,7 +79,7 @@ def build_pipeline(raw: DataStream, pushes: DataStream, settings: AuditJobSettin
         buckets = 4 * settings.parallelism
         scorers = ScoreEvents(load_config(settings.scorers_path), tuple(settings.scorers), settings.scorer_device,
                               settings.score_batch_size, settings.score_max_wait_ms)
-        scored = parsed.key_by(lambda e: score_bucket(e, buckets), Types.INT()).process(scorers) \
+        scored = parsed.key_by(lambda e: bucket(e.event_id, buckets), Types.INT()).process(scorers) \
             .uid("score").name("score toxicity and bias")
     else:
         scored = parsed.map(lambda e: (e, {}, {})).uid("no-scores").name("no scorers")
@@ -88,13 +100,13 @@ def build_pipeline(raw: DataStream, pushes: DataStream, settings: AuditJobSettin
         .process(SequenceRules()).uid("sequence-rules").name("sequence rules")
     )
     # Per window: events and their scores, and every violation, sequence rules' included.
-    counted = results.map(lambda r: (r[0], r[1], 1, len(r[2]), r[3])).uid("count-events").union(
-        sequence_violations.map(lambda docs: (docs[0]["tenant"], docs[0]["model"], 0, len(docs), {}))
+    counted = results.map(lambda r: (r[0], r[1], 1, _rule_keys(r[2]), r[3])).uid("count-events").union(
+        sequence_violations.map(lambda docs: (docs[0]["tenant"], docs[0]["model"], 0, _rule_keys(docs), {}))
         .uid("count-sequence-violations"))
-    window_counts = (
+    window_points = (
         counted.key_by(lambda r: (r[0], r[1]))
         .window(TumblingEventTimeWindows.of(Time.seconds(settings.metrics_window_s)))
-        .aggregate(CountEvents(), window_function=EmitWindowCounts())
+        .aggregate(CountEvents(), window_function=EmitWindowPoints())
         .uid("window-counts").name("counts per tenant and model")
     )
     anomalies = (
@@ -108,8 +120,16 @@ def build_pipeline(raw: DataStream, pushes: DataStream, settings: AuditJobSettin
                                                  min_events=settings.anomaly_min_events)))
         .uid("anomalies").name("detect anomalies")
     )
-    return AuditOutputs(results, window_counts, parsed.get_side_output(DEAD_LETTERS),
-                        results.get_side_output(RULE_CHANGES), sequence_violations, anomalies)
+    dead_letters = parsed.get_side_output(DEAD_LETTERS)
+    dead_letter_points = (
+        dead_letters.key_by(lambda d: json.loads(d)["reason"], Types.STRING())
+        .window(TumblingEventTimeWindows.of(Time.seconds(settings.metrics_window_s)))
+        .aggregate(CountDeadLetters(), window_function=EmitDeadLetterPoint())
+        .uid("dead-letter-counts").name("dead letters per reason")
+    )
+    points = window_points.union(dead_letter_points, anomalies.get_side_output(ANOMALY_POINTS))
+    return AuditOutputs(results, points, dead_letters, results.get_side_output(RULE_CHANGES), sequence_violations,
+                        anomalies)
 
 
 def check_scorers(ruleset: RuleSet, settings: AuditJobSettings) -> None:
@@ -122,30 +142,84 @@ def check_scorers(ruleset: RuleSet, settings: AuditJobSettings) -> None:
                           f"add them to LLM_AUDIT_SCORERS (now {list(settings.scorers)}) or disable those rules")
 
 
+def flink_configuration(settings: AuditJobSettings) -> dict[str, str]:
+    """The Flink options the settings imply; LLM_AUDIT_FLINK_CONFIG is applied last and wins."""
+    conf = {
+        "restart-strategy.type": "fixed-delay",
+        "restart-strategy.fixed-delay.attempts": str(settings.restart_attempts),
+        "restart-strategy.fixed-delay.delay": f"{settings.restart_delay_s} s",
+        "state.backend.type": settings.state_backend,
+        "python.execution-mode": settings.python_execution_mode,
+        "python.fn-execution.bundle.size": str(settings.python_bundle_size),
+        "python.fn-execution.bundle.time": str(settings.python_bundle_time_ms),
+    }
+    if settings.state_backend == "rocksdb":
+        conf["execution.checkpointing.incremental"] = "true"
+    if settings.python_executable:
+        conf["python.executable"] = settings.python_executable
+    if settings.pipeline_jars:
+        conf["pipeline.jars"] = ";".join(settings.pipeline_jars)
+    if settings.checkpoint_dir:
+        conf["execution.checkpointing.dir"] = settings.checkpoint_dir
+        conf["execution.checkpointing.externalized-checkpoint-retention"] = "RETAIN_ON_CANCELLATION"
+    if settings.restore_from:
+        conf["execution.state-recovery.path"] = settings.restore_from
+    return {**conf, **settings.flink_config}
+
+
 def create_env(settings: AuditJobSettings) -> StreamExecutionEnvironment:
     config = Configuration()
-    if settings.python_executable:
-        config.set_string("python.executable", settings.python_executable)
-    if settings.pipeline_jars:
-        config.set_string("pipeline.jars", ";".join(settings.pipeline_jars))
-    if settings.checkpoint_dir:
-        config.set_string("execution.checkpointing.dir", settings.checkpoint_dir)
-        config.set_string("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
-    config.set_string("restart-strategy.type", "fixed-delay")
-    config.set_string("restart-strategy.fixed-delay.attempts", str(settings.restart_attempts))
-    config.set_string("restart-strategy.fixed-delay.delay", f"{settings.restart_delay_s} s")
+    for key, value in flink_configuration(settings).items():
+        config.set_string(key, value)
     env = StreamExecutionEnvironment.get_execution_environment(config)
     env.set_parallelism(settings.parallelism)
     env.enable_checkpointing(settings.checkpoint_interval_ms, CheckpointingMode.EXACTLY_ONCE)
     return env
 
 
-def kafka_source(settings: AuditJobSettings, topic: str, starting: str | None = None) -> KafkaSource:
+# The connector jar shades the Kafka client: its login modules live under this prefix.
+_SHADED = "org.apache.flink.kafka.shaded."
+_LOGIN_MODULES = {"PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",
+                  "SCRAM-SHA-256": "org.apache.kafka.common.security.scram.ScramLoginModule",
+                  "SCRAM-SHA-512": "org.apache.kafka.common.security.scram.ScramLoginModule"}
+
+
+def _jaas_quoted(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def kafka_properties(settings: AuditJobSettings) -> dict[str, str]:
+    """Kafka client properties for TLS and SASL, shared by the sources and the DLQ sink."""
+    props = {"security.protocol": settings.kafka_security_protocol}
+    if settings.kafka_security_protocol.startswith("SASL"):
+        props["sasl.mechanism"] = settings.kafka_sasl_mechanism
+        props["sasl.jaas.config"] = (f"{_SHADED}{_LOGIN_MODULES[settings.kafka_sasl_mechanism]} required "
+                                     f"username={_jaas_quoted(settings.kafka_sasl_username)} "
+                                     f"password={_jaas_quoted(settings.kafka_sasl_password.get_secret_value())};")
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        for store in ("truststore", "keystore"):
+            path = getattr(settings, f"kafka_ssl_{store}_path")
+            if path:
+                props[f"ssl.{store}.location"] = path
+                props[f"ssl.{store}.type"] = "PEM" if path.endswith((".pem", ".crt")) else "PKCS12" \
+                    if path.endswith((".p12", ".pfx")) else "JKS"
+                secret = getattr(settings, f"kafka_ssl_{store}_password")
+                if secret is not None:
+                    props[f"ssl.{store}.password"] = secret.get_secret_value()
+    return props
+
+
+def kafka_source(settings: AuditJobSettings, topic: str, starting: str | None = None,
+                 between_ms: tuple[int, int] | None = None) -> KafkaSource:
+    """between_ms: read only the records of this Kafka time range [from, to) (a replay); bounded."""
     starting = {
-        "earliest": KafkaOffsetsInitializer.earliest(),
-        "latest": KafkaOffsetsInitializer.latest(),
-        "committed": KafkaOffsetsInitializer.committed_offsets(KafkaOffsetResetStrategy.EARLIEST),
-    }[starting or settings.starting_offsets]
+        "earliest": KafkaOffsetsInitializer.earliest,
+        "latest": KafkaOffsetsInitializer.latest,
+        "committed": lambda: KafkaOffsetsInitializer.committed_offsets(KafkaOffsetResetStrategy.EARLIEST),
+    }[starting or settings.starting_offsets]()
+    stopping = KafkaOffsetsInitializer.latest() if settings.bounded else None
+    if between_ms is not None:
+        starting, stopping = (KafkaOffsetsInitializer.timestamp(ms) for ms in between_ms)
     builder = (
         KafkaSource.builder()
         .set_bootstrap_servers(settings.kafka_bootstrap)
@@ -155,13 +229,15 @@ def kafka_source(settings: AuditJobSettings, topic: str, starting: str | None = 
         .set_value_only_deserializer(SimpleStringSchema())
         .set_property("isolation.level", "read_committed")
     )
-    if settings.bounded:
-        builder = builder.set_bounded(KafkaOffsetsInitializer.latest())
+    for key, value in kafka_properties(settings).items():
+        builder = builder.set_property(key, value)
+    if stopping is not None:
+        builder = builder.set_bounded(stopping)
     return builder.build()
 
 
 def dlq_sink(settings: AuditJobSettings) -> KafkaSink:
-    return (
+    builder = (
         KafkaSink.builder()
         .set_bootstrap_servers(settings.kafka_bootstrap)
         .set_record_serializer(
@@ -172,8 +248,10 @@ def dlq_sink(settings: AuditJobSettings) -> KafkaSink:
         )
         .set_delivery_guarantee(DeliveryGuarantee.EXACTLY_ONCE)
         .set_transactional_id_prefix(f"{settings.group_id}-dlq")
-        .build()
     )
+    for key, value in kafka_properties(settings).items():
+        builder = builder.set_property(key, value)
+    return builder.build()
 
 
 def discard() -> Sink:
@@ -181,12 +259,29 @@ def discard() -> Sink:
     return Sink(get_gateway().jvm.org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink())
 
 
-def build_job(settings: AuditJobSettings) -> StreamExecutionEnvironment:
-    """Sources, pipeline and sinks on a new environment, ready to execute."""
+def write(stream: DataStream, key, writer, settings: AuditJobSettings, name: str) -> None:
+    """Batch the stream's elements (documents or points) into `writer`, buffered in keyed state."""
+    buckets = 4 * settings.parallelism
+    stream.key_by(lambda item: bucket(key(item), buckets), Types.INT()) \
+        .process(BufferedWrite(writer, settings.sink_batch_size, settings.sink_max_wait_ms), Types.INT()) \
+        .uid(name).name(name).sink_to(discard()).uid(f"{name}-done")
+
+
+def build_job(settings: AuditJobSettings, between_ms: tuple[int, int] | None = None) -> StreamExecutionEnvironment:
+    """Sources, pipeline and sinks on a new environment, ready to execute.
+
+    between_ms: audit only the source records of this Kafka time range [from, to) (a replay).
+    """
     ruleset = load_rules(settings.rules_path)  # fail at submission, not on a worker
     check_scorers(ruleset, settings)
+    uri, token = settings.mongo_uri.get_secret_value(), settings.influx_token.get_secret_value()
+    check_reachable(uri, settings.influx_url, token, settings.influx_org)
     env = create_env(settings)
-    raw = env.from_source(kafka_source(settings, settings.source_topic), WatermarkStrategy.no_watermarks(),
+    # Timestamps are Kafka record times until the events' own are assigned (after scoring); they
+    # place dead letters, which have no valid event time, in their windows.
+    arrival = WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_seconds(settings.max_out_of_orderness_s)) \
+        .with_idleness(Duration.of_seconds(settings.idleness_s))
+    raw = env.from_source(kafka_source(settings, settings.source_topic, between_ms=between_ms), arrival,
                           "audit events").uid("source")
     # Pushes carry Kafka timestamps; an idle rules topic must not hold the event-time watermark back.
     pushes = env.from_source(
@@ -195,24 +290,25 @@ def build_job(settings: AuditJobSettings) -> StreamExecutionEnvironment:
     ).uid("rules-source")
     out = build_pipeline(raw, pushes, settings, ruleset)
 
-    uri = settings.mongo_uri.get_secret_value()
-    violations = out.results.filter(lambda r: bool(r[2])).uid("has-violations").map(lambda r: r[2]) \
-        .uid("violation-docs").union(out.sequence_violations)
-    violations.map(MongoUpsertWriter(uri, settings.mongo_database, settings.violations_collection), Types.INT()) \
-        .uid("mongo-violations").name("upsert violations").sink_to(discard()).uid("mongo-done")
-    out.rule_changes.map(lambda doc: [doc]).uid("rule-change-docs") \
-        .map(MongoUpsertWriter(uri, settings.mongo_database, settings.rule_changes_collection), Types.INT()) \
-        .uid("mongo-rule-changes").name("record rule changes").sink_to(discard()).uid("rule-changes-done")
-    out.anomalies.map(lambda doc: [doc]).uid("anomaly-docs") \
-        .map(MongoUpsertWriter(uri, settings.mongo_database, settings.anomalies_collection), Types.INT()) \
-        .uid("mongo-anomalies").name("upsert anomalies").sink_to(discard()).uid("anomalies-done")
-    influx = (settings.influx_url, settings.influx_token.get_secret_value(), settings.influx_org, settings.influx_bucket)
-    out.window_counts.map(InfluxPointWriter(*influx, "audit_events", ("tenant", "model"), "time_ms"), Types.INT()) \
-        .uid("influx-counts").name("write counts").sink_to(discard()).uid("influx-done")
-    out.anomalies.map(InfluxPointWriter(*influx, "anomalies", ("tenant", "model", "metric"), "window_end_ms",
-                                        ("observed", "baseline", "deviation", "score")), Types.INT()) \
-        .uid("influx-anomalies").name("write anomalies").sink_to(discard()).uid("influx-anomalies-done")
-    out.dead_letters.sink_to(dlq_sink(settings)).uid("dlq").name("dead-letter queue")
+    mongo = partial(MongoWriter, uri, settings.mongo_database)
+    by_id = itemgetter("_id")
+    if "violations" in settings.outputs:
+        violations = out.results.flat_map(lambda r: r[2], Types.PICKLED_BYTE_ARRAY()).uid("violation-docs") \
+            .union(out.sequence_violations.flat_map(lambda docs: docs, Types.PICKLED_BYTE_ARRAY())
+                   .uid("sequence-violation-docs"))
+        write(violations, by_id, mongo(settings.violations_collection, VIOLATION_INDEXES, settings.violations_ttl_days),
+              settings, "mongo-violations")
+    if "rule_changes" in settings.outputs:
+        write(out.rule_changes, by_id, mongo(settings.rule_changes_collection), settings, "mongo-rule-changes")
+    if "anomalies" in settings.outputs:
+        write(out.anomalies, by_id, mongo(settings.anomalies_collection, ANOMALY_INDEXES), settings, "mongo-anomalies")
+    if "metrics" in settings.outputs:
+        points = out.points.flat_map(lambda ps: ps, Types.PICKLED_BYTE_ARRAY()).uid("points")
+        write(points, lambda p: p["measurement"] + repr(sorted(p["tags"].items())),
+              InfluxWriter(settings.influx_url, token, settings.influx_org, settings.influx_bucket),
+              settings, "influx-points")
+    if "dead_letters" in settings.outputs:
+        out.dead_letters.sink_to(dlq_sink(settings)).uid("dlq").name("dead-letter queue")
     return env
 
 

@@ -21,6 +21,7 @@ from udfs.anomaly import AnomalyDetector, AnomalySettings, WindowAccumulator
 from udfs.events import AuditEvent, EventError, dead_letter, parse_event
 from udfs.engine import RuleEngine, SequenceWindow, sequence_finding, sequence_hits
 from udfs.findings import CATEGORIES, violation_context, violation_document
+from udfs.metrics import WindowCounts, anomaly_point, dead_letter_point
 from udfs.rules import RuleError, RuleSet, ruleset_from_push
 from udfs.scorers import ScorersConfig, ScorerSuite
 
@@ -30,6 +31,9 @@ Scored = tuple[AuditEvent, dict, dict]
 DEAD_LETTERS = OutputTag("dead-letters", Types.STRING())
 RULE_CHANGES = OutputTag("rule-changes", Types.PICKLED_BYTE_ARRAY())
 SEQUENCE_HITS = OutputTag("sequence-hits", Types.PICKLED_BYTE_ARRAY())
+# Anomalies as InfluxDB points, beside the documents: a second consumer of the main output would
+# make PyFlink's Python operator chaining duplicate the operator (a uid hash collision).
+ANOMALY_POINTS = OutputTag("anomaly-points", Types.PICKLED_BYTE_ARRAY())
 # ruleset name -> the accepted push record (JSON); restored from checkpoints like any state.
 ACTIVE_RULES = MapStateDescriptor("active-rules", Types.STRING(), Types.STRING())
 
@@ -49,36 +53,37 @@ class EventTime(TimestampAssigner):
         return value[0].timestamp
 
 
-def score_bucket(event: AuditEvent, buckets: int) -> int:
-    """Spreads events over the scoring keys; crc32 is stable across processes, unlike hash()."""
-    return zlib.crc32(event.event_id.encode()) % buckets
+def bucket(key: str, buckets: int) -> int:
+    """Spreads elements over batching keys; crc32 is stable across processes, unlike hash()."""
+    return zlib.crc32(key.encode()) % buckets
 
 
 _END_OF_INPUT = 2**63 - 2  # an event-time timer only the final watermark of a bounded input reaches
 
 
-class ScoreEvents(KeyedProcessFunction):
-    """Scores events in batches: -> (event, scores, evidence) per event.
+class BatchingFunction(KeyedProcessFunction):
+    """Buffers elements in keyed list state and hands them to `_flush_batch` in batches.
 
-    Events wait in keyed list state (so a checkpoint holds them, and a restart scores them)
-    until `max_batch` are buffered or the oldest has waited `max_wait_ms`; each batch is one
-    forward pass per model. The models load once per worker, in open().
+    A batch is flushed when `max_batch` elements are buffered, when the oldest has waited
+    `max_wait_ms` (processing time), or at the end of a bounded input. The buffer is checkpointed
+    state: a restart from a checkpoint flushes what was buffered when it was taken.
     """
 
-    def __init__(self, config: ScorersConfig, enabled: tuple[str, ...], device: str, max_batch: int,
-                 max_wait_ms: int):
-        self._config, self._enabled, self._device = config, enabled, device
-        self._max_batch, self._max_wait_ms = max_batch, max_wait_ms
+    def __init__(self, name: str, max_batch: int, max_wait_ms: int):
+        self._name, self._max_batch, self._max_wait_ms = name, max_batch, max_wait_ms
 
     def open(self, runtime_context: RuntimeContext):
-        self._suite = ScorerSuite(self._config, self._enabled, self._device)
-        self._suite.open()
-        self._buffer = runtime_context.get_list_state(ListStateDescriptor("score-buffer", Types.PICKLED_BYTE_ARRAY()))
+        self._buffer = runtime_context.get_list_state(
+            ListStateDescriptor(f"{self._name}-buffer", Types.PICKLED_BYTE_ARRAY()))
         # (buffered count, processing-time deadline of the oldest)
-        self._pending = runtime_context.get_state(ValueStateDescriptor("score-pending", Types.PICKLED_BYTE_ARRAY()))
+        self._pending = runtime_context.get_state(
+            ValueStateDescriptor(f"{self._name}-pending", Types.PICKLED_BYTE_ARRAY()))
 
-    def process_element(self, event: AuditEvent, ctx: KeyedProcessFunction.Context):
-        self._buffer.add(event)
+    def _flush_batch(self, items: list):
+        raise NotImplementedError
+
+    def process_element(self, value, ctx: KeyedProcessFunction.Context):
+        self._buffer.add(value)
         count, deadline = self._pending.value() or (0, None)
         if count == 0:
             deadline = ctx.timer_service().current_processing_time() + self._max_wait_ms
@@ -96,11 +101,55 @@ class ScoreEvents(KeyedProcessFunction):
             yield from self._flush()
 
     def _flush(self):
-        events = list(self._buffer.get() or [])
+        items = list(self._buffer.get() or [])
         self._buffer.clear()
         self._pending.clear()
+        yield from self._flush_batch(items)
+
+
+class ScoreEvents(BatchingFunction):
+    """Scores events in batches: -> (event, scores, evidence) per event.
+
+    Each batch is one forward pass per model. The models load once per worker, in open().
+    """
+
+    def __init__(self, config: ScorersConfig, enabled: tuple[str, ...], device: str, max_batch: int,
+                 max_wait_ms: int):
+        super().__init__("score", max_batch, max_wait_ms)
+        self._config, self._enabled, self._device = config, enabled, device
+
+    def open(self, runtime_context: RuntimeContext):
+        super().open(runtime_context)
+        self._suite = ScorerSuite(self._config, self._enabled, self._device)
+        self._suite.open()
+
+    def _flush_batch(self, events: list[AuditEvent]):
         for event, (scores, evidence) in zip(events, self._suite.score_events(events)):
             yield event, scores, evidence
+
+
+class BufferedWrite(BatchingFunction):
+    """Writes documents or points through a flink_jobs.sinks writer, in batches: -> batch size.
+
+    The batch is written (retrying through an outage) before the flush returns, so whatever a
+    completed checkpoint covers is either stored or still in the checkpointed buffer.
+    """
+
+    def __init__(self, writer, max_batch: int, max_wait_ms: int):
+        super().__init__("write", max_batch, max_wait_ms)
+        self._writer = writer
+
+    def open(self, runtime_context: RuntimeContext):
+        super().open(runtime_context)
+        self._writer.open()
+
+    def _flush_batch(self, items: list):
+        if items:
+            self._writer.write(items)
+            yield len(items)
+
+    def close(self):
+        self._writer.close()
 
 
 class ApplyRules(BroadcastProcessFunction):
@@ -226,43 +275,46 @@ def event_measures(event: AuditEvent, scores: dict) -> dict[str, float]:
 
 
 class CountEvents(AggregateFunction):
-    """Per window from (tenant, model, events, violations, scores): totals, and per scorer (scored, sum, max)."""
+    """(tenant, model, events, [(rule_id, category, severity)], measures) -> the window's WindowCounts."""
 
     def create_accumulator(self):
-        return {"events": 0, "violations": 0}
+        return WindowCounts()
 
-    def add(self, value, accumulator):
+    def add(self, value, accumulator: WindowCounts):
         _, _, events, violations, measures = value
-        acc = dict(accumulator, events=accumulator["events"] + events, violations=accumulator["violations"] + violations)
-        for name, score in ((n, measures[n]) for n in SCORE_NAMES if n in measures):
-            n, total, top = acc.get(name, (0, 0.0, 0.0))
-            acc[name] = (n + 1, total + score, max(top, score))
-        return acc
+        return accumulator.add(events, violations, measures)
 
     def get_result(self, accumulator):
         return accumulator
 
     def merge(self, a, b):
-        merged = {"events": a["events"] + b["events"], "violations": a["violations"] + b["violations"]}
-        for name in (set(a) | set(b)) - set(merged):
-            (n1, s1, m1), (n2, s2, m2) = a.get(name, (0, 0.0, 0.0)), b.get(name, (0, 0.0, 0.0))
-            merged[name] = (n1 + n2, s1 + s2, max(m1, m2))
-        return merged
+        return a.merge(b)
 
 
-class EmitWindowCounts(ProcessWindowFunction):
-    """Attaches key and window end, the metric point's deterministic timestamp."""
+class EmitWindowPoints(ProcessWindowFunction):
+    """-> the window's InfluxDB points, stamped with its end: a deterministic timestamp."""
 
     def process(self, key, context: ProcessWindowFunction.Context, elements):
-        acc = next(iter(elements))
-        tenant, model = key
-        point = {"tenant": tenant, "model": model, "time_ms": context.window().end,
-                 "events": acc["events"], "violations": acc["violations"]}
-        for name in SCORE_NAMES:
-            if name in acc:
-                n, total, top = acc[name]
-                point.update({f"{name}_scored": n, f"{name}_mean": round(total / n, 4), f"{name}_max": top})
-        yield point
+        yield next(iter(elements)).points(key[0], key[1], context.window().end)
+
+
+class CountDeadLetters(AggregateFunction):
+    def create_accumulator(self):
+        return 0
+
+    def add(self, value, accumulator):
+        return accumulator + 1
+
+    def get_result(self, accumulator):
+        return accumulator
+
+    def merge(self, a, b):
+        return a + b
+
+
+class EmitDeadLetterPoint(ProcessWindowFunction):
+    def process(self, key, context: ProcessWindowFunction.Context, elements):
+        yield [dead_letter_point(key, next(iter(elements)), context.window().end)]
 
 
 class WindowStats(AggregateFunction):
@@ -309,4 +361,6 @@ class DetectAnomalies(KeyedProcessFunction):
         anomalies = detector.observe(tenant, model, start, end, metrics)
         self._baselines.update(detector.state)
         for anomaly in anomalies:
-            yield anomaly.to_dict()
+            doc = anomaly.to_dict()
+            yield doc
+            yield ANOMALY_POINTS, [anomaly_point(doc)]

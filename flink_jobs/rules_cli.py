@@ -148,7 +148,8 @@ def scan(
     engine = _engine(_load(rules))
     suite = None
     if scores:
-        suite = ScorerSuite(load_config(scorers_config), SCORER_NAMES, device)
+        config = load_config(scorers_config)
+        suite = ScorerSuite(config, [name for name in SCORER_NAMES if getattr(config, name)], device)
         suite.open()
     elif engine.ruleset.scorers_used():
         console.print(f"[yellow]note[/]: score rules ({', '.join(sorted(engine.ruleset.scorers_used()))}) "

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from udfs.scorers.suite import DEFAULT_CONFIG as DEFAULT_SCORERS_CONFIG
@@ -34,6 +34,22 @@ class AuditJobSettings(BaseSettings):
     """LLM_AUDIT_STARTING_OFFSETS: where a job without a checkpoint starts; 'committed' falls back to earliest."""
     bounded: bool = False
     """LLM_AUDIT_BOUNDED: stop once the offsets that were latest at start are consumed (demo, tests, backfill)."""
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    """LLM_AUDIT_KAFKA_SECURITY_PROTOCOL: how the job talks to the brokers (source, rules topic and DLQ alike)."""
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    """LLM_AUDIT_KAFKA_SASL_MECHANISM: SASL mechanism, with SASL_PLAINTEXT or SASL_SSL."""
+    kafka_sasl_username: str | None = None
+    """LLM_AUDIT_KAFKA_SASL_USERNAME: SASL user; required with a SASL_* protocol."""
+    kafka_sasl_password: SecretStr | None = None
+    """LLM_AUDIT_KAFKA_SASL_PASSWORD: SASL password; required with a SASL_* protocol."""
+    kafka_ssl_truststore_path: str | None = None
+    """LLM_AUDIT_KAFKA_SSL_TRUSTSTORE_PATH: PEM or JKS/PKCS12 file of the CAs to trust (SSL, SASL_SSL); unset: the JVM's."""
+    kafka_ssl_truststore_password: SecretStr | None = None
+    """LLM_AUDIT_KAFKA_SSL_TRUSTSTORE_PASSWORD: password of a JKS/PKCS12 truststore."""
+    kafka_ssl_keystore_path: str | None = None
+    """LLM_AUDIT_KAFKA_SSL_KEYSTORE_PATH: client certificate keystore, for brokers that require mutual TLS."""
+    kafka_ssl_keystore_password: SecretStr | None = None
+    """LLM_AUDIT_KAFKA_SSL_KEYSTORE_PASSWORD: password of the client keystore."""
 
     # Rules
     rules_path: Path = Path("rules/default.yaml")
@@ -78,6 +94,8 @@ class AuditJobSettings(BaseSettings):
     """LLM_AUDIT_RULE_CHANGES_COLLECTION: every push the job saw, accepted or rejected, with the reason."""
     anomalies_collection: str = "anomalies"
     """LLM_AUDIT_ANOMALIES_COLLECTION: one document per anomalous (tenant, model, metric, window)."""
+    violations_ttl_days: int | None = Field(default=None, ge=1)
+    """LLM_AUDIT_VIOLATIONS_TTL_DAYS: delete violations this many days after their event time (TTL index); unset keeps them."""
 
     # InfluxDB (2.x API; InfluxDB 1.8 serves it with bucket 'db/rp' and token 'user:password' or empty)
     influx_url: str = "http://127.0.0.1:8086"
@@ -91,13 +109,26 @@ class AuditJobSettings(BaseSettings):
     metrics_window_s: int = Field(default=10, ge=1)
     """LLM_AUDIT_METRICS_WINDOW_S: event-time window of the per-tenant, per-model counters."""
 
+    # Sinks
+    outputs: list[Literal["violations", "rule_changes", "anomalies", "metrics", "dead_letters"]] = [
+        "violations", "rule_changes", "anomalies", "metrics", "dead_letters"]
+    """LLM_AUDIT_OUTPUTS: JSON list of what the job writes (`llm-audit replay` writes violations only)."""
+    sink_batch_size: int = Field(default=500, ge=1)
+    """LLM_AUDIT_SINK_BATCH_SIZE: documents or points per MongoDB bulk write / InfluxDB request."""
+    sink_max_wait_ms: int = Field(default=200, ge=1)
+    """LLM_AUDIT_SINK_MAX_WAIT_MS: the longest a document or point waits for its batch (buffered in checkpointed state)."""
+
     # Flink
     parallelism: int = Field(default=1, ge=1)
     """LLM_AUDIT_PARALLELISM: default operator parallelism."""
     checkpoint_interval_ms: int = Field(default=5000, ge=100)
     """LLM_AUDIT_CHECKPOINT_INTERVAL_MS: exactly-once checkpoint interval."""
     checkpoint_dir: str | None = None
-    """LLM_AUDIT_CHECKPOINT_DIR: checkpoint storage URI (file:///..., s3://...); unset keeps Flink's config."""
+    """LLM_AUDIT_CHECKPOINT_DIR: checkpoint storage URI (file:///..., s3://...), retained on cancel; unset keeps Flink's config."""
+    restore_from: str | None = None
+    """LLM_AUDIT_RESTORE_FROM: a checkpoint or savepoint path (its chk-N or savepoint-* directory) to start from."""
+    state_backend: Literal["hashmap", "rocksdb"] = "hashmap"
+    """LLM_AUDIT_STATE_BACKEND: hashmap (state on the heap) or rocksdb (state on local disk, incremental checkpoints)."""
     restart_attempts: int = Field(default=3, ge=0)
     """LLM_AUDIT_RESTART_ATTEMPTS: restarts from the last checkpoint before the job fails."""
     restart_delay_s: int = Field(default=5, ge=0)
@@ -110,6 +141,21 @@ class AuditJobSettings(BaseSettings):
     """LLM_AUDIT_PIPELINE_JARS: JSON list of jar URLs to ship (local runs); a cluster has them in /opt/flink/lib."""
     python_executable: str | None = None
     """LLM_AUDIT_PYTHON_EXECUTABLE: Python of the workers; unset keeps Flink's config."""
+    python_execution_mode: Literal["process", "thread"] = "process"
+    """LLM_AUDIT_PYTHON_EXECUTION_MODE: Python functions in a separate worker process, or embedded in the JVM (thread)."""
+    python_bundle_size: int = Field(default=1000, ge=1)
+    """LLM_AUDIT_PYTHON_BUNDLE_SIZE: elements per bundle sent to the Python worker (process mode)."""
+    python_bundle_time_ms: int = Field(default=100, ge=1)
+    """LLM_AUDIT_PYTHON_BUNDLE_TIME_MS: the longest a bundle waits before it is sent (process mode)."""
+    flink_config: dict[str, str] = {}
+    """LLM_AUDIT_FLINK_CONFIG: JSON object of further Flink options (e.g. metrics reporters); applied last."""
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> "AuditJobSettings":
+        if self.kafka_security_protocol.startswith("SASL") and not (self.kafka_sasl_username and self.kafka_sasl_password):
+            raise ValueError(f"kafka_security_protocol={self.kafka_security_protocol} needs LLM_AUDIT_KAFKA_SASL_USERNAME "
+                             "and LLM_AUDIT_KAFKA_SASL_PASSWORD")
+        return self
 
 
 # Other settings that share the prefix: the local stack's and the cache's.
@@ -132,7 +178,9 @@ def load_settings(**overrides) -> AuditJobSettings:
         return AuditJobSettings(**overrides)
     except ValidationError as exc:
         problems = [
-            f"{prefix}{'_'.join(str(p) for p in err['loc']).upper()}={err['input']!r}: {err['msg']}"
+            # A check across fields has no location, and its input (every setting) may hold secrets.
+            f"{prefix}{'_'.join(str(p) for p in err['loc']).upper()}={err['input']!r}: {err['msg']}" if err["loc"]
+            else err["msg"].removeprefix("Value error, ")
             for err in exc.errors(include_url=False)
         ]
         raise SettingsError("invalid audit job settings: " + "; ".join(problems)) from None

@@ -1,71 +1,140 @@
-"""Idempotent writers to MongoDB and InfluxDB, run as PyFlink functions.
+"""Idempotent, retrying batch writers to MongoDB and InfluxDB (plain Python; flink_jobs.functions runs them).
 
-Each write completes synchronously inside the element's processing, so everything
-before a checkpoint barrier is stored before the checkpoint completes; a replay from
-the checkpoint rewrites the same _id / series+timestamp and so never duplicates.
+A batch is written synchronously while Flink processes the element or timer that completes it,
+and the elements of a batch not yet written live in checkpointed keyed state (BufferedWrite), so
+nothing acknowledged by a checkpoint can be lost. Writes are idempotent: documents are upserted
+by their deterministic _id, points overwrite their series + timestamp, so the replay that follows
+a restart from a checkpoint never duplicates.
+
+An outage of MongoDB or InfluxDB makes a write retry with capped exponential backoff, forever:
+the operator blocks, Flink backpressures up to the Kafka source, and nothing is dropped nor does
+the job fail. Each failed attempt is logged as one structured warning.
 """
 
 from __future__ import annotations
 
-from pyflink.datastream.functions import MapFunction, RuntimeContext
+import json
+import logging
+import time
+from typing import Callable, TypeVar
+
+log = logging.getLogger("llm_audit.sinks")
+T = TypeVar("T")
 
 
-class MongoUpsertWriter(MapFunction):
-    """Upserts a list of documents (by their deterministic _id) in one unordered bulk write."""
+def retrying(what: str, attempt: Callable[[], T], first_delay_s: float = 0.5, max_delay_s: float = 30.0,
+             sleep: Callable[[float], None] = time.sleep) -> T:
+    """attempt() until it succeeds; between failures wait first_delay_s, doubling up to max_delay_s."""
+    delay, failures = first_delay_s, 0
+    while True:
+        try:
+            result = attempt()
+        except Exception as exc:  # noqa: BLE001 - any failure of the store is retried; the log names it
+            failures += 1
+            log.warning(json.dumps({"event": "sink_retry", "sink": what, "failures": failures,
+                                    "retry_in_s": delay, "error": f"{type(exc).__name__}: {exc}"[:500]}))
+            sleep(delay)
+            delay = min(delay * 2, max_delay_s)
+            continue
+        if failures:
+            log.warning(json.dumps({"event": "sink_recovered", "sink": what, "failures": failures}))
+        return result
 
-    def __init__(self, uri: str, database: str, collection: str):
+
+# Indexes of the violations collection: the dashboards' and analysts' filters.
+VIOLATION_INDEXES = (("event_time",), ("tenant", "model"), ("rule_id",), ("severity",))
+ANOMALY_INDEXES = (("window_end_ms",), ("tenant", "model"), ("metric",))
+
+
+class MongoWriter:
+    """Upserts documents by _id in unordered bulk writes; creates the collection's indexes at open."""
+
+    def __init__(self, uri: str, database: str, collection: str, indexes: tuple[tuple[str, ...], ...] = (),
+                 ttl_days: int | None = None, ttl_field: str = "event_time"):
         self._uri, self._database, self._collection = uri, database, collection
+        self._indexes, self._ttl_days, self._ttl_field = indexes, ttl_days, ttl_field
         self._client = None
 
-    def open(self, runtime_context: RuntimeContext):
-        from pymongo import MongoClient
+    @property
+    def name(self) -> str:
+        return f"mongodb {self._database}.{self._collection}"
 
-        self._client = MongoClient(self._uri)
-        self._client.admin.command("ping")  # fail at start, not at the first violation
+    def open(self) -> None:
+        from pymongo import ASCENDING, MongoClient
+
+        self._client = MongoClient(self._uri, serverSelectionTimeoutMS=10_000)
         self._coll = self._client[self._database][self._collection]
 
-    def map(self, docs: list[dict]) -> int:
+        def create_indexes():
+            for keys in self._indexes:
+                # The TTL index doubles as the time index: one index on the field, not two.
+                ttl = {"expireAfterSeconds": self._ttl_days * 86_400} if self._ttl_days and keys == (self._ttl_field,) else {}
+                self._coll.create_index([(k, ASCENDING) for k in keys], **ttl)
+
+        retrying(self.name + " (indexes)", create_indexes)
+
+    def write(self, docs: list[dict]) -> None:
         from pymongo import ReplaceOne
 
-        self._coll.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs], ordered=False)
-        return len(docs)
+        requests = [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs]
+        retrying(self.name, lambda: self._coll.bulk_write(requests, ordered=False))
 
-    def close(self):
+    def close(self) -> None:
         if self._client is not None:
             self._client.close()
 
 
-class InfluxPointWriter(MapFunction):
-    """Writes one dict as one point: `tags` as tags, `fields` (default: every other key) as fields,
-    stamped with its `time_key` (ms), a deterministic time, so a replay overwrites the point."""
+class InfluxWriter:
+    """Writes udfs.metrics points (measurement, tags, fields, time_ms) in one request per batch."""
 
-    def __init__(self, url: str, token: str, org: str, bucket: str, measurement: str, tags: tuple[str, ...],
-                 time_key: str, fields: tuple[str, ...] | None = None):
+    def __init__(self, url: str, token: str, org: str, bucket: str):
         self._url, self._token, self._org, self._bucket = url, token, org, bucket
-        self._measurement, self._tags, self._time_key, self._fields = measurement, tags, time_key, fields
         self._client = None
 
-    def open(self, runtime_context: RuntimeContext):
+    @property
+    def name(self) -> str:
+        return f"influxdb {self._bucket}"
+
+    def open(self) -> None:
         from influxdb_client import InfluxDBClient
         from influxdb_client.client.write_api import SYNCHRONOUS
 
-        self._client = InfluxDBClient(url=self._url, token=self._token, org=self._org)
-        if not self._client.ping():
-            raise ConnectionError(f"InfluxDB at {self._url} does not answer /ping")
+        self._client = InfluxDBClient(url=self._url, token=self._token, org=self._org, timeout=30_000)
         self._write = self._client.write_api(write_options=SYNCHRONOUS)
 
-    def map(self, value: dict) -> int:
+    def write(self, points: list[dict]) -> None:
         from influxdb_client import Point, WritePrecision
 
-        point = Point(self._measurement).time(value[self._time_key], WritePrecision.MS)
-        for tag in self._tags:
-            point = point.tag(tag, value[tag])
-        skip = {*self._tags, self._time_key}
-        for name in self._fields or [k for k in value if k not in skip]:
-            point = point.field(name, value[name])
-        self._write.write(bucket=self._bucket, org=self._org, record=point)
-        return 1
+        records = []
+        for p in points:
+            record = Point(p["measurement"]).time(p["time_ms"], WritePrecision.MS)
+            for tag, value in p["tags"].items():
+                record = record.tag(tag, value)
+            for name, value in p["fields"].items():
+                record = record.field(name, value)
+            records.append(record)
+        retrying(self.name, lambda: self._write.write(bucket=self._bucket, org=self._org, record=records,
+                                                      write_precision=WritePrecision.MS))
 
-    def close(self):
+    def close(self) -> None:
         if self._client is not None:
             self._client.close()
+
+
+def check_reachable(mongo_uri: str, influx_url: str, influx_token: str, influx_org: str, timeout_s: float = 10) -> None:
+    """At submission, not on a worker: a wrong endpoint or credential is a config error, named at once.
+
+    At run time the same failure is an outage and retried; here it stops the submission.
+    """
+    from influxdb_client import InfluxDBClient
+    from pymongo import MongoClient
+    from pymongo.errors import PyMongoError
+
+    try:
+        with MongoClient(mongo_uri, serverSelectionTimeoutMS=int(timeout_s * 1000)) as client:
+            client.admin.command("ping")
+    except PyMongoError as exc:
+        raise ConnectionError(f"MongoDB is not reachable with LLM_AUDIT_MONGO_URI: {exc}") from None
+    with InfluxDBClient(url=influx_url, token=influx_token, org=influx_org, timeout=int(timeout_s * 1000)) as client:
+        if not client.ping():
+            raise ConnectionError(f"InfluxDB at LLM_AUDIT_INFLUX_URL={influx_url} does not answer /ping")

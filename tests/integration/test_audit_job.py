@@ -49,7 +49,8 @@ def test_job_stores_exactly_the_ground_truth_and_a_replay_changes_nothing(job_se
     with InfluxDBClient(url=job_settings.influx_url, token="", org="-") as client:
         scored = client.query_api().query(
             f'from(bucket: "{job_settings.influx_bucket}") |> range(start: 0) '
-            f'|> filter(fn: (r) => r._measurement == "audit_events" and r._field == "toxicity_scored") |> sum()')
+            f'|> filter(fn: (r) => r._measurement == "scores" and r.scorer == "toxicity" and r._field == "scored") '
+            f'|> group() |> sum()')
     assert sum(r.get_value() for t in scored for r in t.records) == len(valid)  # every event scored once
     toxic = [d for d in report.findings if d["rule_id"] == "toxicity.high"]
     assert toxic and all(d["scores"]["toxicity"] >= 0.8 and d["evidence"]["toxicity_span"] for d in toxic)

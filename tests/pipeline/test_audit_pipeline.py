@@ -6,7 +6,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from pyflink.common import Types
+from pyflink.common import Types, WatermarkStrategy
+from pyflink.common.watermark_strategy import TimestampAssigner
 
 from devstack.check import finding_rows, labelled_events, planted_spans, repeated_injections
 from devstack.traffic import generate
@@ -25,12 +26,27 @@ TRUTHS = [s.truth() for s in SAMPLES]
 VALID = [t for t in TRUTHS if not t["malformed"]]
 
 
+ARRIVAL_MS = 1_800_000_100_000
+
+
+class Arrival(TimestampAssigner):
+    """What the Kafka source gives the job: a record time on every message, malformed ones included."""
+
+    def extract_timestamp(self, value, record_timestamp: int) -> int:
+        return ARRIVAL_MS
+
+
+def raw_stream(env, values: list[str]):
+    return env.from_collection(values, type_info=Types.STRING()).assign_timestamps_and_watermarks(
+        WatermarkStrategy.for_monotonous_timestamps().with_timestamp_assigner(Arrival()))
+
+
 def run(output: str) -> list:
     """Collect one output of the pipeline. One job per output: PyFlink's Python operator chaining
     trips over a diamond (fan-out re-joined by a union) with a uid hash collision."""
     env = create_env(SETTINGS)
     pushes = env.from_collection([], type_info=Types.STRING())
-    out = build_pipeline(env.from_collection([s.value for s in SAMPLES]), pushes, SETTINGS, RULES)
+    out = build_pipeline(raw_stream(env, [s.value for s in SAMPLES]), pushes, SETTINGS, RULES)
     return list(getattr(out, output).execute_and_collect(f"pipeline-test-{output}"))
 
 
@@ -71,31 +87,45 @@ def test_sequence_rule_fires_on_repeated_injections_by_one_user():
     expected = repeated_injections(truths)
     assert expected  # the generator's injection share makes repeats certain at this volume
     env = create_env(FAST)
-    out = build_pipeline(env.from_collection([s.value for s in samples]), env.from_collection([], type_info=Types.STRING()),
+    out = build_pipeline(raw_stream(env, [s.value for s in samples]), env.from_collection([], type_info=Types.STRING()),
                          FAST, RULES)
     docs = [doc for docs in out.sequence_violations.execute_and_collect("pipeline-test-sequences") for doc in docs]
     assert {d["event_id"] for d in docs} == expected and len(docs) == len(expected)
     assert {(d["rule_id"], d["field"], d["severity"]) for d in docs} == {("injection.repeated", "user_id", "critical")}
 
 
-def test_window_counts_cover_every_valid_event_in_its_event_time_window(results):
-    windows = run("window_counts")
-    per_window = Counter()
-    for t in VALID:
-        per_window[(t["timestamp"] // 5000 + 1) * 5000] += 1
-    assert Counter({w["time_ms"]: 0 for w in windows}) + per_window == per_window  # no extra windows
+def test_metric_points_cover_every_valid_event_in_its_event_time_window(results):
+    points = [p for batch in run("points") for p in batch]
+    by_measurement = {m: [p for p in points if p["measurement"] == m] for m in ("audit_events", "violations", "scores",
+                                                                             "dead_letters")}
+    per_window = Counter((t["timestamp"] // 5000 + 1) * 5000 for t in VALID)
+    events = by_measurement["audit_events"]
     totals = Counter()
-    for w in windows:
-        totals[w["time_ms"]] += w["events"]
-    assert totals == per_window
-    violations_per_event = {r_docs[0]["event_id"]: len(r_docs) for _, _, r_docs, _ in results if r_docs}
-    sequence_violations = len(repeated_injections(TRUTHS))  # counted in the window of the completing event
-    assert sum(w["violations"] for w in windows) == sum(violations_per_event.values()) + sequence_violations
+    for p in events:
+        totals[p["time_ms"]] += p["fields"]["events"]
+    assert totals == per_window  # every event in its window, and no extra windows
+    assert sum(p["fields"]["tokens"] for p in events) == sum(r[3]["tokens"] for r in results)
+    # Violations per rule, sequence rules' included (in the window of the completing event).
+    expected = Counter(d["rule_id"] for _, _, docs, _ in results for d in docs)
+    expected["injection.repeated"] += len(repeated_injections(TRUTHS))
+    per_rule = Counter()
+    for p in by_measurement["violations"]:
+        per_rule[p["tags"]["rule_id"]] += p["fields"]["count"]
+        assert p["tags"]["severity"] in ("info", "low", "medium", "high", "critical") and p["tags"]["category"]
+    assert per_rule == +expected
+    assert sum(p["fields"]["violations"] for p in events) == sum(expected.values())
     # Score statistics per window agree with the per-event scores.
     toxicity = [r[3]["toxicity"] for r in results]
-    assert sum(w["toxicity_scored"] for w in windows) == len(results)
-    assert max(w["toxicity_max"] for w in windows) == max(toxicity)
-    assert sum(w["toxicity_mean"] * w["toxicity_scored"] for w in windows) == pytest.approx(sum(toxicity), abs=0.01)
+    scores = [p["fields"] for p in by_measurement["scores"] if p["tags"]["scorer"] == "toxicity"]
+    assert sum(s["scored"] for s in scores) == len(results)
+    assert max(s["max"] for s in scores) == pytest.approx(max(toxicity), abs=1e-4)
+    assert sum(s["mean"] * s["scored"] for s in scores) == pytest.approx(sum(toxicity), abs=0.01)
+    # Dead letters per reason, in the window of their arrival.
+    dead = Counter()
+    for p in by_measurement["dead_letters"]:
+        assert p["time_ms"] == (ARRIVAL_MS // 5000 + 1) * 5000
+        dead[p["tags"]["reason"]] += p["fields"]["count"]
+    assert dead == Counter(t["malformed"] for t in TRUTHS if t["malformed"])
 
 
 def test_malformed_messages_reach_the_dead_letter_output_with_their_reason():
@@ -120,7 +150,7 @@ def test_rule_pushes_are_validated_and_reported():
     pushes = [json.dumps(r) for r in (good, bad, tampered, needs_bias, other)] + ["{not json"]
 
     env = create_env(FAST)
-    out = build_pipeline(env.from_collection([SAMPLES[0].value]), env.from_collection(pushes, type_info=Types.STRING()),
+    out = build_pipeline(raw_stream(env, [SAMPLES[0].value]), env.from_collection(pushes, type_info=Types.STRING()),
                          FAST, ruleset)
     changes = list(out.rule_changes.execute_and_collect("pipeline-test-rule-changes"))
     summary = [(c["version"], c["accepted"], (c["reason"] or "")[:60]) for c in changes]
@@ -151,7 +181,7 @@ def _minutes_of_traffic(minutes: int, spike: range, start_ms: int = 1_800_000_00
 def test_an_injected_spike_is_an_anomaly_in_the_window_where_it_starts_and_steady_traffic_raises_none():
     start_ms, events = _minutes_of_traffic(40, spike=range(30, 33))
     env = create_env(FAST)
-    out = build_pipeline(env.from_collection(events), env.from_collection([], type_info=Types.STRING()), FAST, RULES)
+    out = build_pipeline(raw_stream(env, events), env.from_collection([], type_info=Types.STRING()), FAST, RULES)
     anomalies = list(out.anomalies.execute_and_collect("pipeline-test-anomalies"))
     first = min(anomalies, key=lambda a: a["window_end_ms"])
     assert (first["metric"], first["window_end_ms"]) == ("violation_rate.pii", start_ms + 31 * 60_000)

@@ -37,3 +37,40 @@ def test_a_misspelt_env_var_is_an_error_that_lists_the_valid_ones(monkeypatch):
     monkeypatch.setenv("LLM_AUDIT_STACK_KAFKA_PORT", "9192")  # the local stack's, not the job's: fine
     with pytest.raises(SettingsError, match=r"unknown environment variables \['LLM_AUDIT_KAFKA_BOOSTRAP'\]; valid: .*LLM_AUDIT_KAFKA_BOOTSTRAP"):
         load_settings()
+
+
+def test_sasl_ssl_settings_become_kafka_client_properties_with_the_shaded_login_module(monkeypatch):
+    from flink_jobs.audit_job import kafka_properties
+
+    monkeypatch.setenv("LLM_AUDIT_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("LLM_AUDIT_KAFKA_SASL_MECHANISM", "SCRAM-SHA-256")
+    monkeypatch.setenv("LLM_AUDIT_KAFKA_SASL_USERNAME", "auditor")
+    monkeypatch.setenv("LLM_AUDIT_KAFKA_SASL_PASSWORD", 'p"w\\d')
+    monkeypatch.setenv("LLM_AUDIT_KAFKA_SSL_TRUSTSTORE_PATH", "/etc/kafka/ca.pem")
+    props = kafka_properties(load_settings())
+    assert props["security.protocol"] == "SASL_SSL" and props["sasl.mechanism"] == "SCRAM-SHA-256"
+    assert props["sasl.jaas.config"] == ('org.apache.flink.kafka.shaded.org.apache.kafka.common.security.scram.'
+                                         'ScramLoginModule required username="auditor" password="p\\"w\\\\d";')
+    assert props["ssl.truststore.location"] == "/etc/kafka/ca.pem" and props["ssl.truststore.type"] == "PEM"
+    assert "ssl.keystore.location" not in props
+
+
+def test_sasl_without_credentials_is_an_error_that_does_not_echo_other_secrets(monkeypatch):
+    monkeypatch.setenv("LLM_AUDIT_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    monkeypatch.setenv("LLM_AUDIT_MONGO_URI", "mongodb://auditor:s3cret@db:27017/")
+    with pytest.raises(SettingsError, match="needs LLM_AUDIT_KAFKA_SASL_USERNAME and LLM_AUDIT_KAFKA_SASL_PASSWORD") as err:
+        load_settings()
+    assert "s3cret" not in str(err.value)
+
+
+def test_flink_options_follow_the_settings_and_flink_config_wins(monkeypatch):
+    from flink_jobs.audit_job import flink_configuration
+
+    monkeypatch.setenv("LLM_AUDIT_STATE_BACKEND", "rocksdb")
+    monkeypatch.setenv("LLM_AUDIT_RESTORE_FROM", "file:///ckpt/job/chk-7")
+    monkeypatch.setenv("LLM_AUDIT_FLINK_CONFIG", '{"python.fn-execution.bundle.size": "50", "metrics.reporters": "influx"}')
+    conf = flink_configuration(load_settings(python_execution_mode="thread"))
+    assert conf["state.backend.type"] == "rocksdb" and conf["execution.checkpointing.incremental"] == "true"
+    assert conf["execution.state-recovery.path"] == "file:///ckpt/job/chk-7"
+    assert conf["python.execution-mode"] == "thread"
+    assert conf["python.fn-execution.bundle.size"] == "50" and conf["metrics.reporters"] == "influx"

@@ -1,0 +1,69 @@
+"""InfluxDB points per window (udfs.metrics) and the sinks' retry loop, without services."""
+
+import json
+import logging
+
+import pytest
+
+from flink_jobs.sinks import retrying
+from udfs.metrics import WindowCounts, anomaly_point
+
+
+def test_window_counts_merge_like_one_accumulator_and_emit_one_point_per_series():
+    rows = [(1, [("pii.email", "pii", "high")], {"toxicity": 0.2, "tokens": 30, "cost_usd": 0.01}),
+            (1, [], {"toxicity": 0.9, "bias": 0.4, "tokens": 10, "cost_usd": 0.002}),
+            (0, [("injection.repeated", "prompt_injection", "critical")], {}),
+            (1, [("pii.email", "pii", "high"), ("secret.credential", "secret", "critical")], {"tokens": 5})]
+    whole = WindowCounts()
+    for row in rows:
+        whole.add(*row)
+    left, right = WindowCounts(), WindowCounts()
+    for row in rows[:2]:
+        left.add(*row)
+    for row in rows[2:]:
+        right.add(*row)
+    assert left.merge(right) == whole
+
+    points = {(p["measurement"], tuple(sorted(p["tags"].items()))): p for p in whole.points("acme", "gpt-4o", 60_000)}
+    assert all(p["time_ms"] == 60_000 for p in points.values())
+    events = points[("audit_events", (("model", "gpt-4o"), ("tenant", "acme")))]["fields"]
+    assert events == {"events": 3, "violations": 4, "tokens": 45, "cost_usd": 0.012}
+    email = points[("violations", (("category", "pii"), ("model", "gpt-4o"), ("rule_id", "pii.email"),
+                                   ("severity", "high"), ("tenant", "acme")))]
+    assert email["fields"] == {"count": 2}
+    toxicity = points[("scores", (("model", "gpt-4o"), ("scorer", "toxicity"), ("tenant", "acme")))]["fields"]
+    assert toxicity == {"scored": 2, "mean": 0.55, "max": 0.9}
+    assert len(points) == 1 + 3 + 2  # events, three rules, two scorers
+
+
+def test_anomaly_point_is_stamped_with_its_window_end():
+    doc = {"_id": "x", "tenant": "acme", "model": "m", "metric": "violation_rate.pii", "window_start_ms": 0,
+           "window_end_ms": 60_000, "observed": 0.5, "baseline": 0.05, "deviation": 0.01, "score": 45.0}
+    p = anomaly_point(doc)
+    assert (p["measurement"], p["time_ms"], p["tags"]["metric"], p["fields"]["score"]) == \
+        ("anomalies", 60_000, "violation_rate.pii", 45.0)
+
+
+def test_retrying_backs_off_until_the_store_answers_and_logs_each_failure(caplog):
+    calls, waits = [], []
+
+    def attempt():
+        calls.append(1)
+        if len(calls) < 5:
+            raise ConnectionError("connection refused")
+        return "stored"
+
+    with caplog.at_level(logging.WARNING, logger="llm_audit.sinks"):
+        assert retrying("mongodb db.violations", attempt, first_delay_s=1, max_delay_s=4, sleep=waits.append) == "stored"
+    assert waits == [1, 2, 4, 4]
+    logged = [json.loads(r.getMessage()) for r in caplog.records]
+    assert [e["event"] for e in logged] == ["sink_retry"] * 4 + ["sink_recovered"]
+    assert logged[0]["sink"] == "mongodb db.violations" and "connection refused" in logged[0]["error"]
+
+
+def test_an_interrupt_stops_the_retry_loop():
+    def attempt():
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        retrying("x", attempt, sleep=lambda s: None)
