@@ -10,6 +10,7 @@ client, once, into cache_dir()/<tool>-<version>/:
   k8s schemas      Kubernetes API JSON schemas bundled by the PyPI package `kubernetes-validate`
   operator CRD     the FlinkDeployment CRD inside org.apache.flink:flink-kubernetes-operator-api
                    (Maven Central, mvn dependency:copy)
+  image jars       what docker/jars/pom.xml resolves, as the image build does (Maven Central)
 
 A tool that cannot be fetched raises BuildError naming the command: tests fail, they never skip.
 """
@@ -119,6 +120,16 @@ def flink_operator_crd() -> Path:
 
     _cached(target, f"FlinkDeployment CRD (Maven Central, operator API {FLINK_OPERATOR_VERSION})", build)
     return target / Path(member).name
+
+
+def docker_jars() -> Path:
+    """The jars docker/jars/pom.xml resolves (the image's first stage), fetched the same way."""
+    pom = ROOT / "docker" / "jars" / "pom.xml"
+    target = cache_dir() / f"docker-jars-{hashlib.sha256(pom.read_bytes()).hexdigest()[:12]}"
+    _cached(target, "the job image's Flink jars (Maven Central)", lambda tmp: _mvn(
+        "-f", str(pom), "dependency:copy@flink-jars", f"-Djars.dir={tmp}",
+    ))
+    return target
 
 
 # --- running them -------------------------------------------------------------------------------

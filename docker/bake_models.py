@@ -50,10 +50,10 @@ def download_toxicity(repo: str, revision: str, dest: Path) -> Path:
 
 def check_labels(model_dir: Path) -> list[str]:
     """The checkpoint's labels; an error when it lacks one the config maps."""
-    import json
+    from transformers import AutoConfig  # reads the label head as the scorer will (defaults included)
 
-    config = json.loads((model_dir / "config.json").read_text())
-    labels = [config["id2label"][key] for key in sorted(config["id2label"], key=int)]
+    config = AutoConfig.from_pretrained(model_dir, local_files_only=True)
+    labels = [config.id2label[i] for i in range(config.num_labels)]
     missing = REQUIRED - set(labels)
     if missing:
         raise SystemExit(f"{model_dir}: labels {labels} lack {sorted(missing)}; this script maps the "
