@@ -177,6 +177,11 @@ def flink_deployment_schema(extra_flink_versions: tuple[str, ...] = ()) -> dict:
     schema = _strict(json.loads(json.dumps(version["schema"]["openAPIV3Schema"])))
     enum = schema["properties"]["spec"]["properties"]["flinkVersion"]["enum"]
     enum.extend(v for v in extra_flink_versions if v not in enum)
+    # A CRD schema leaves the object's envelope to the API server; check it here too.
+    schema["properties"].update({"apiVersion": {"const": f"{crd['spec']['group']}/v1beta1"},
+                                 "kind": {"const": crd["spec"]["names"]["kind"]},
+                                 "metadata": {"type": "object", "required": ["name"]}})
+    schema["required"] = ["apiVersion", "kind", "metadata", "spec"]
     return schema
 
 
