@@ -388,3 +388,27 @@ def test_baked_config_sanity_check_catches_a_model_that_does_not_separate(bake, 
     bias = _tiny_classifier(tmp_path / "bias", ["unbiased", "bias"], multi_label=False)
     with pytest.raises(SystemExit, match="does not separate"):
         bake.verify(bake.write_config(toxicity, bias, tmp_path / "scorers.yaml"))
+
+
+# --- what the Grafana provisioning (grafana/) expects ---------------------------------------------
+
+def test_flink_metrics_go_to_the_bucket_the_dashboards_read(project):
+    env = project["services"]["jobmanager"]["environment"]
+    properties = dict(line.split(": ", 1) for line in env["FLINK_PROPERTIES"].strip().splitlines())
+    assert properties["metrics.reporter.influxdb.db"] == env["LLM_AUDIT_INFLUX_BUCKET"]
+    grafana = project["services"]["grafana"]["environment"]
+    assert grafana["LLM_AUDIT_INFLUX_BUCKET"] == env["LLM_AUDIT_INFLUX_BUCKET"]
+
+
+def test_grafana_gets_every_variable_and_path_its_provisioning_names(project):
+    provisioning = ROOT / "grafana" / "provisioning"
+    used = set()
+    for path in [*provisioning.glob("datasources/*.yaml"), *provisioning.glob("dashboards/*.yaml")]:
+        used |= set(re.findall(r"\$\{([A-Z][A-Z0-9_]+)\}", re.sub(r"(?m)#.*$", "", path.read_text())))
+    grafana = project["services"]["grafana"]
+    assert used and used <= set(grafana["environment"]), used - set(grafana["environment"])
+    targets = {m["target"] for m in grafana["volumes"]}
+    for path in (provisioning / "dashboards").glob("*.yaml"):
+        for provider in yaml.safe_load(path.read_text())["providers"]:
+            assert provider["options"]["path"] in targets, f"{path.name} loads dashboards from a path not mounted"
+    assert "/etc/grafana/provisioning" in targets

@@ -249,3 +249,9 @@ def test_network_policy_confines_the_job_pods(rendered):
         assert [_ports(rule) for rule in rest] == [{("TCP", 8081)}]
     dev_egress = _one(rendered["dev"], "NetworkPolicy")["spec"]["egress"]
     assert any(("TCP", 9000) in _ports(rule) for rule in dev_egress), "dev checkpoints go to MinIO on 9000"
+
+
+def test_flink_metrics_go_to_the_bucket_the_dashboards_read(rendered):
+    for overlay, objects in rendered.items():
+        conf = _one(objects, "FlinkDeployment")["spec"]["flinkConfiguration"]
+        assert conf["metrics.reporter.influxdb.db"] == _one(objects, "ConfigMap")["data"]["LLM_AUDIT_INFLUX_BUCKET"]
