@@ -412,3 +412,12 @@ def test_grafana_gets_every_variable_and_path_its_provisioning_names(project):
         for provider in yaml.safe_load(path.read_text())["providers"]:
             assert provider["options"]["path"] in targets, f"{path.name} loads dashboards from a path not mounted"
     assert "/etc/grafana/provisioning" in targets
+
+
+def test_compose_and_kubernetes_run_the_same_job_file(project):
+    command = project["services"]["jobmanager"]["command"]
+    assert command[:3] == ["standalone-job", "--job-classname", "org.apache.flink.client.python.PythonDriver"]
+    script = command[command.index("-py") + 1]
+    flinkdeployment = yaml.safe_load((ROOT / "k8s" / "base" / "flinkdeployment.yaml").read_text())
+    assert flinkdeployment["spec"]["job"]["args"] == ["-py", script]
+    assert (ROOT / Path(script).relative_to("/opt/llm-audit")).is_file()
