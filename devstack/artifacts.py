@@ -19,6 +19,7 @@ from rich.console import Console
 
 KAFKA_VERSION = "4.2.0"
 FLINK_KAFKA_CONNECTOR_VERSION = "5.0.0-2.2"
+FLINK_VERSION = "2.3.0"  # apache-flink, pinned in pyproject.toml
 INFLUXDB_VERSION = "v1.8.10"
 
 HERE = Path(__file__).resolve().parent
@@ -63,6 +64,51 @@ def flink_kafka_connector_jar() -> Path:
     return target / f"{name}.jar"
 
 
+def flink_metrics_influxdb_jar() -> Path:
+    """Flink's InfluxDB metrics reporter (flink-metrics-influxdb) for the pinned Flink, resolved on first use."""
+    name = f"flink-metrics-influxdb-{FLINK_VERSION}"
+    target = cache_dir() / name
+    _cached(target, f"{name}.jar (Maven Central)", lambda tmp: _mvn(
+        "dependency:copy", f"-Dartifact=org.apache.flink:flink-metrics-influxdb:{FLINK_VERSION}",
+        f"-DoutputDirectory={tmp}",
+    ))
+    return target / f"{name}.jar"
+
+
+def flink_lib_dir() -> Path:
+    """PyFlink's lib/ plus the InfluxDB metrics reporter, as links: a FLINK_LIB_DIR (see flink_env)."""
+    import hashlib
+
+    import pyflink
+    from pyflink.version import __version__
+
+    lib = Path(pyflink.__file__).resolve().parent / "lib"
+    jars = [*sorted(lib.glob("*.jar")), flink_metrics_influxdb_jar()]
+    key = hashlib.sha256("\n".join(map(str, jars)).encode()).hexdigest()[:10]
+    target = cache_dir() / f"flink-lib-{__version__}-{key}"
+
+    def link(tmp: str) -> None:
+        for jar in jars:
+            (Path(tmp) / jar.name).symlink_to(jar)
+
+    if target.is_dir() and not all((target / jar.name).exists() for jar in jars):
+        shutil.rmtree(target)  # a link into a replaced virtualenv
+    return _cached(target, "PyFlink's lib/ with the InfluxDB metrics reporter", link)
+
+
+def flink_env() -> dict[str, str]:
+    """Environment for a local PyFlink run whose MiniCluster can load the InfluxDB metrics reporter.
+
+    A MiniCluster loads metric reporters from the JVM classpath only, not from plugins/, and PyFlink's
+    gateway puts FLINK_LIB_DIR/*.jar on it. PyFlink resets FLINK_LIB_DIR to its own lib/ unless
+    FLINK_HOME is set, hence both. Set them before the process's first PyFlink call (the gateway
+    JVM starts once per process); `metrics.reporter.*` Flink options then name the reporter.
+    """
+    import pyflink
+
+    return {"FLINK_HOME": str(Path(pyflink.__file__).resolve().parent), "FLINK_LIB_DIR": str(flink_lib_dir())}
+
+
 def ferretdb_binary() -> Path:
     """The FerretDB server (SQLite backend), compiled on first use."""
     version = ferretdb_version()
@@ -87,6 +133,7 @@ def ensure_all() -> None:
     """Resolve every artefact; each one is skipped when already cached."""
     kafka_libs()
     flink_kafka_connector_jar()
+    flink_metrics_influxdb_jar()
     ferretdb_binary()
     influxd_binary()
 
