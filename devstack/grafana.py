@@ -132,9 +132,14 @@ class AlertRule:
     labels: dict[str, str]
     annotations: dict[str, str]
     is_paused: bool = False
+    dashboard_uid: str | None = None
+    panel_id: int | None = None
 
     def query(self, ref_id: str) -> AlertQuery:
         return next(q for q in self.data if q.ref_id == ref_id)
+
+    def dashboard_panel(self) -> tuple[str | None, int | None]:
+        return self.dashboard_uid, self.panel_id
 
 
 _DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
@@ -186,6 +191,7 @@ def alert_rules(env: Mapping[str, str] | None = None) -> list[AlertRule]:
                     exec_err_state=exec_err, for_s=int(parse_duration(rule.get("for", "0s"))),
                     labels=dict(rule.get("labels") or {}), annotations=dict(rule.get("annotations") or {}),
                     is_paused=bool(rule.get("isPaused", False)),
+                    dashboard_uid=rule.get("dashboardUid"), panel_id=rule.get("panelId"),
                 ))
     return rules
 
