@@ -265,6 +265,8 @@ def interpolate_variables(text: str, board: dict, selected: Mapping[str, Any] | 
         if name.startswith("__") or name not in definitions:
             return None
         var = definitions[name]
+        if var.get("type") == "constant" and name not in selected:
+            return format_variable([var.get("query", "")], fmt)
         choice = selected.get(name, ALL if var.get("includeAll") else _current(var))
         if choice is ALL:
             if var.get("allValue") is not None:
@@ -272,8 +274,6 @@ def interpolate_variables(text: str, board: dict, selected: Mapping[str, Any] | 
             choice = [o["value"] for o in var.get("options", []) if o.get("value") not in ("$__all", None)]
             if not choice:
                 raise GrafanaError(f"variable {name}: 'All' without allValue needs options; set allValue")
-        if var.get("type") == "constant" and name not in selected:
-            choice = var.get("query", "")
         values = [choice] if isinstance(choice, str) else list(choice)
         return format_variable(values, fmt)
 
@@ -392,6 +392,7 @@ class Frame:
     times: list[datetime] | None = None  # set for a time series
     values: list[Any] = field(default_factory=list)  # the _value column of a time series
     columns: dict[str, list[Any]] = field(default_factory=dict)  # a table frame's columns
+    field_name: str = ""  # a time series' value field: the table's _field (what the legend shows)
 
     @property
     def is_time_series(self) -> bool:
@@ -422,7 +423,8 @@ def flux_frames(tables) -> list[Frame]:
             labels = {n: first[n] for n in names
                       if n not in ("result", "table") and not n.startswith("_") and isinstance(first.get(n), str)}
             frames.append(Frame(str(first.get("_measurement", "")), labels,
-                                [r.values[time_col] for r in table.records], [r.values["_value"] for r in table.records]))
+                                [r.values[time_col] for r in table.records], [r.values["_value"] for r in table.records],
+                                field_name=first["_field"] if isinstance(first.get("_field"), str) else ""))
         else:
             cols = {n: [r.values.get(n) for r in table.records] for n in names if n not in ("result", "table")}
             frames.append(Frame("", {}, None, [], cols))

@@ -39,6 +39,7 @@ STEADY_WINDOWS, INCIDENT_WINDOWS = 10, 2
 STEADY_KEYS = (("acme", "gpt-4o", "2024-08-06"), ("globex", "claude-sonnet-4", "20250514"))
 INCIDENT_KEY = STEADY_KEYS[0]
 INCIDENT_MALFORMED = 30
+SEVERITY_COLOURS = {"critical", "high", "medium", "low", "info"}  # the severity panel's colour overrides
 
 
 @dataclass
@@ -246,9 +247,11 @@ def test_panels_show_what_the_stream_holds(audited):
     assert frames("llm-audit-pipeline", "Dead letters")[0].values == [INCIDENT_MALFORMED + 2]
     table = frames("llm-audit-violations", "Tenants and models")[0].columns
     assert sorted(zip(table["tenant"], table["events"])) == [("acme", events // 2), ("globex", events // 2)]
+    severities = {f.field_name: sum(f.values) for f in frames("llm-audit-violations", "Violations by severity")}
+    assert severities["critical"] == INCIDENT_WINDOWS and set(severities) <= set(SEVERITY_COLOURS)
     anomalies = frames("llm-audit-anomalies", "Anomalous windows")[0].columns
     assert {"violation_rate.pii"} <= set(anomalies["metric"]) and set(anomalies["tenant"]) == {INCIDENT_KEY[0]}
-    scored = {f.labels["scorer"]: sum(f.values) for f in frames("llm-audit-scores", "Events scored")}
+    scored = {f.field_name: sum(f.values) for f in frames("llm-audit-scores", "Events scored")}
     assert scored["toxicity"] == events and 0 < scored["bias"] <= events
 
 

@@ -87,6 +87,13 @@ def test_template_variables_are_multi_value_queries_with_an_all_that_matches_eve
         assert "v.defaultBucket" in var["query"] and "distinct(" in var["query"]
 
 
+def test_severity_series_are_named_by_severity_and_coloured_by_it():
+    panel = next(p for p in grafana.iter_panels(BOARDS["llm-audit-violations"]) if p["title"] == "Violations by severity")
+    assert 'rename(columns: {severity: "_field"})' in panel["targets"][0]["query"]
+    colours = {o["matcher"]["options"]: o["properties"][0]["value"]["fixedColor"] for o in panel["fieldConfig"]["overrides"]}
+    assert colours["critical"] == "red" and set(colours) == {"critical", "high", "medium", "low", "info"}
+
+
 def test_the_brief_s_views_are_all_there():
     titles = {uid: {p["title"] for p in grafana.iter_panels(b)} for uid, b in BOARDS.items()}
     assert {"Violations by severity", "Violations by category", "Top rules", "Violations by tenant and model"} \
