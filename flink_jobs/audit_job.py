@@ -7,6 +7,7 @@ Run locally with `llm-audit run audit`, or on a cluster with `flink run -py flin
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from functools import partial
 from operator import itemgetter
@@ -46,6 +47,7 @@ from flink_jobs.functions import (
     WindowStats,
     bucket,
 )
+from flink_jobs.offsets import client_config, committed_offsets, offsets_span
 from flink_jobs.settings import AuditJobSettings, load_settings
 from flink_jobs.sinks import ANOMALY_INDEXES, VIOLATION_INDEXES, InfluxWriter, MongoWriter, check_reachable
 from udfs.anomaly import AnomalySettings
@@ -312,8 +314,52 @@ def build_job(settings: AuditJobSettings, between_ms: tuple[int, int] | None = N
     return env
 
 
+def run_until_caught_up(settings: AuditJobSettings, poll_s: float = 1.0) -> None:
+    """A bounded run that survives a restore: run unbounded, and once the consumer group has committed
+    (at a checkpoint) every offset that was the end of the topic at start, stop with a draining
+    savepoint, which closes every window and fires every timer, as the end of a bounded input does.
+
+    Needed because a bounded KafkaSource restored from a checkpoint never finishes (FLINK-31006: the
+    restored enumerator does not signal "no more splits").
+    """
+    from kafka import KafkaAdminClient, KafkaConsumer
+
+    consumer, admin = KafkaConsumer(**client_config(settings)), KafkaAdminClient(**client_config(settings))
+    try:
+        end = offsets_span(consumer, settings.source_topic).end
+        client = build_job(settings.model_copy(update={"bounded": False})).execute_async("llm-audit")
+        while True:
+            committed = committed_offsets(admin, settings.group_id, settings.source_topic)
+            if all(committed.get(p, -1) >= offset for p, offset in end.items()):
+                break
+            if client.get_job_status().result().name in ("FAILED", "CANCELED", "FINISHED"):
+                client.get_job_execution_result().result()  # raises the failure
+                return
+            time.sleep(poll_s)
+        savepoints = f"{settings.checkpoint_dir.rstrip('/')}/savepoints" if settings.checkpoint_dir else None
+        # PyFlink's JobClient.stop_with_savepoint calls a Java signature Flink 2 no longer has.
+        formats = get_gateway().jvm.org.apache.flink.core.execution.SavepointFormatType
+        for attempt in range(60):
+            try:
+                client._j_job_client.stopWithSavepoint(True, savepoints, formats.CANONICAL).get()
+                break
+            except Exception as exc:  # noqa: BLE001 - Py4J wraps the Java failure
+                # Caught up at once (the restored checkpoint was at the end): tasks may still be deploying.
+                if "Not all required tasks are currently running" not in str(exc) or attempt == 59:
+                    raise
+                time.sleep(1)
+        client.get_job_execution_result().result()
+    finally:
+        consumer.close()
+        admin.close()
+
+
 def main(settings: AuditJobSettings | None = None) -> None:
-    build_job(settings or load_settings()).execute("llm-audit")
+    settings = settings or load_settings()
+    if settings.bounded and settings.restore_from:
+        run_until_caught_up(settings)
+    else:
+        build_job(settings).execute("llm-audit")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -107,12 +108,22 @@ def local_job_settings(**overrides):
     """AuditJobSettings from the environment, plus what a local MiniCluster run needs."""
     from flink_jobs.settings import load_settings
 
+    from devstack.grafana import flink_influx_reporter_config
+
     settings = load_settings(**overrides)
     _quiet_beam_shutdown()
+    # A MiniCluster loads metric reporters from the gateway JVM's classpath (FLINK_LIB_DIR), fixed when
+    # this process's first PyFlink call starts the gateway; one already running keeps its classpath.
+    if "FLINK_HOME" not in os.environ:
+        os.environ.update(artifacts.flink_env())
+    database, _, policy = settings.influx_bucket.partition("/")
     local = {
         "python_executable": settings.python_executable or sys.executable,
         "pipeline_jars": settings.pipeline_jars or [artifacts.flink_kafka_connector_jar().as_uri()],
         "checkpoint_dir": settings.checkpoint_dir or (artifacts.cache_dir() / "checkpoints").as_uri(),
+        # Flink's own metrics (checkpoints, throughput, Kafka lag) beside the job's: the pipeline dashboard.
+        "flink_config": {**flink_influx_reporter_config(settings.influx_url, database, retention_policy=policy),
+                         **settings.flink_config},
     }
     return settings.model_copy(update=local)
 

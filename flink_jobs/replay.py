@@ -9,9 +9,10 @@ group of their own, so the live job, its metrics and its dead letters are untouc
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+from flink_jobs.offsets import client_config, committed_offsets, offsets_span
 
 
 def parse_time(value: str) -> int:
@@ -25,43 +26,6 @@ def parse_time(value: str) -> int:
     return int((parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp() * 1000)
 
 
-@dataclass(frozen=True)
-class Span:
-    """Per partition: the first offset in the range and the first after it."""
-
-    start: dict[int, int]
-    end: dict[int, int]
-
-    @property
-    def total(self) -> int:
-        return sum(self.end[p] - self.start[p] for p in self.end)
-
-    def done(self, committed: dict[int, int]) -> int:
-        return sum(min(max(committed.get(p, self.start[p]), self.start[p]), self.end[p]) - self.start[p]
-                   for p in self.end)
-
-
-def offsets_span(consumer, topic: str, from_ms: int, to_ms: int) -> Span:
-    """The offsets a replay of [from_ms, to_ms) reads, from the broker's time index."""
-    from kafka import TopicPartition
-
-    partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-    if not partitions:
-        raise ValueError(f"topic {topic!r} does not exist or has no partitions")
-    ends = consumer.end_offsets(partitions)
-
-    def at(ms: int) -> dict[int, int]:
-        found = consumer.offsets_for_times({tp: ms for tp in partitions})
-        return {tp.partition: found[tp].offset if found[tp] is not None else ends[tp] for tp in partitions}
-
-    return Span(at(from_ms), at(to_ms))
-
-
-def committed_offsets(admin, group_id: str, topic: str) -> dict[int, int]:
-    offsets = admin.list_consumer_group_offsets(group_id)
-    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0}
-
-
 def run_replay(settings, from_ms: int, to_ms: int, progress) -> int:
     """Run the bounded job; progress(done, total) as the job commits offsets (at each checkpoint).
 
@@ -71,8 +35,8 @@ def run_replay(settings, from_ms: int, to_ms: int, progress) -> int:
 
     from flink_jobs.audit_job import build_job
 
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    consumer = KafkaConsumer(**client_config(settings))
+    admin = KafkaAdminClient(**client_config(settings))
     try:
         span = offsets_span(consumer, settings.source_topic, from_ms, to_ms)
         progress(0, span.total)

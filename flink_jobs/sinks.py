@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from datetime import datetime, timezone
 from typing import Callable, TypeVar
 
 log = logging.getLogger("llm_audit.sinks")
@@ -76,7 +77,9 @@ class MongoWriter:
     def write(self, docs: list[dict]) -> None:
         from pymongo import ReplaceOne
 
-        requests = [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs]
+        # stored_at: when the audit stored it (a replay restamps it); the rest is deterministic.
+        now = datetime.now(timezone.utc)
+        requests = [ReplaceOne({"_id": d["_id"]}, {**d, "stored_at": now}, upsert=True) for d in docs]
         retrying(self.name, lambda: self._coll.bulk_write(requests, ordered=False))
 
     def close(self) -> None:

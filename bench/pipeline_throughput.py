@@ -1,0 +1,193 @@
+"""The audit job against a pass-through job, on the same pre-produced Kafka topic, in one run.
+
+Jobs (each bounded, on the local MiniCluster and stack, Python functions in process or thread mode):
+- pass-through: Kafka source -> three Python maps (parse JSON, identity, size) -> discarding sink;
+- audit, rules only: the real job (parse, rules, sequences, windows, anomalies, MongoDB, InfluxDB, DLQ);
+- audit, with scorers: the same with the default toxicity and bias models.
+
+Events/s are measured by difference: each job runs on N and on a small M events from the same
+topic, and the rate is (N - M) / (T(N) - T(M)), which cancels JVM, worker and model start-up.
+Then the fastest audit configuration runs unbounded on live traffic at a fixed rate, and the
+event-to-MongoDB latency is each violation's stored_at minus its event time (p50, p99).
+
+Usage: python bench/pipeline_throughput.py [--events 20000] [--scored-events 1500] [--rate 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from devstack import stack, traffic  # noqa: E402
+from flink_jobs import audit_job  # noqa: E402
+from flink_jobs.cli import local_job_settings  # noqa: E402
+
+console = Console(stderr=True)
+
+
+def settings_for(run: str, topic: str, **overrides):
+    settings = local_job_settings(
+        source_topic=topic, dlq_topic=f"{topic}.dlq-{run}", rules_topic=f"bench-{run}.rules", group_id=f"bench-{run}",
+        mongo_database=f"llm_audit_bench_{run}", influx_bucket=f"llm_audit_bench_{run}/autogen", bounded=True,
+        checkpoint_dir=(Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-{run}").as_uri(), **overrides)
+    stack.create_topics(settings.kafka_bootstrap, {settings.dlq_topic: {}, settings.rules_topic: {"cleanup.policy": "compact"}})
+    stack.create_influx_database(settings.influx_url, settings.influx_bucket.split("/")[0])
+    return settings
+
+
+def pass_through(settings):
+    """Source -> parse -> identity -> size -> discard: what any Python job on this topic pays."""
+    from pyflink.common import Types, WatermarkStrategy
+
+    env = audit_job.create_env(settings)
+    source = env.from_source(audit_job.kafka_source(settings, settings.source_topic), WatermarkStrategy.no_watermarks(),
+                             "events")
+    source.map(json.loads, Types.PICKLED_BYTE_ARRAY()).map(lambda e: e, Types.PICKLED_BYTE_ARRAY()) \
+        .map(lambda e: len(e), Types.INT()).sink_to(audit_job.discard())
+    return env
+
+
+def timed(build, settings) -> float:
+    began = time.monotonic()
+    build(settings).execute(f"bench-{settings.group_id}")
+    return time.monotonic() - began
+
+
+def head_topic(source: str, n: int, bootstrap: str) -> str:
+    """A topic holding the first n records of source (same bytes), for the small run of the pair."""
+    from kafka import KafkaConsumer, KafkaProducer
+
+    topic = f"{source}-first{n}"
+    stack.create_topics(bootstrap, {topic: {}})
+    consumer = KafkaConsumer(source, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=5000)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=256 * 1024)
+    for i, record in enumerate(consumer):
+        if i >= n:
+            break
+        producer.send(topic, record.value, key=record.key, timestamp_ms=record.timestamp)
+    producer.flush()
+    producer.close()
+    consumer.close()
+    return topic
+
+
+def rate_of(name: str, build, topics: dict[int, str], overrides: dict) -> tuple[float, dict]:
+    times = {}
+    for n, topic in topics.items():
+        run = uuid.uuid4().hex[:8]
+        times[n] = timed(build, settings_for(run, topic, **overrides))
+        console.print(f"  {name}: {n} events in {times[n]:.1f}s")
+    (small, t_small), (big, t_big) = sorted(times.items())
+    return (big - small) / max(t_big - t_small, 1e-9), times
+
+
+def latency(overrides: dict, rate: float, seconds: float) -> list[float]:
+    """Live traffic at `rate`; seconds from each violating event's time to its stored_at."""
+    from pymongo import MongoClient
+
+    run = uuid.uuid4().hex[:8]
+    topic = f"bench-{run}.live"
+    stack.create_topics("127.0.0.1:9092", {topic: {}})
+    settings = settings_for(run, topic, **{**overrides, "bounded": False, "starting_offsets": "earliest"})
+    client = audit_job.build_job(settings).execute_async(f"bench-latency-{run}")
+    try:
+        while client.get_job_status().result().name != "RUNNING":
+            time.sleep(0.5)
+        time.sleep(15)  # tasks deployed and the Python workers up
+        truths = traffic.produce(settings.kafka_bootstrap, topic, int(rate * seconds), seed=5, rate=rate)
+        time.sleep(5)
+    finally:
+        client.cancel().result()
+    valid = {t["event_id"] for t in truths if not t["malformed"]}
+    with MongoClient(settings.mongo_uri.get_secret_value()) as mongo:
+        docs = list(mongo[settings.mongo_database][settings.violations_collection].find(
+            {}, {"event_id": 1, "event_time": 1, "stored_at": 1}))
+        mongo.drop_database(settings.mongo_database)
+    return sorted((d["stored_at"] - d["event_time"]).total_seconds() for d in docs if d["event_id"] in valid)
+
+
+def rules_without_scores(folder: Path) -> Path:
+    """The default ruleset less its score rules (a job without scorers must not run them)."""
+    import shutil
+
+    import yaml
+
+    shutil.copytree(ROOT / "rules", folder)  # with the keyword lists it names
+    path = folder / "default.yaml"
+    rules = yaml.safe_load(path.read_text())
+    rules["rules"] = [r for r in rules["rules"] if r["match"]["type"] != "score"]
+    path.write_text(yaml.safe_dump(rules, sort_keys=False))
+    return path
+
+
+def pct(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20000, help="events of the large run (pass-through, rules only)")
+    parser.add_argument("--scored-events", type=int, default=1500, help="events of the large run with scorers")
+    parser.add_argument("--small", type=int, default=1000, help="events of the small run of each pair")
+    parser.add_argument("--rate", type=float, default=500, help="events/s of the live traffic for the latency run")
+    parser.add_argument("--modes", default="process,thread", help="Python execution modes to try")
+    args = parser.parse_args()
+
+    stack.up()
+    bootstrap = "127.0.0.1:9092"
+    topic = f"bench-{uuid.uuid4().hex[:8]}.events"
+    stack.create_topics(bootstrap, {topic: {}})
+    console.print(f"producing {args.events} events to {topic}")
+    traffic.produce(bootstrap, topic, args.events, seed=11, start_ms=1_797_000_000_000)
+    small = head_topic(topic, args.small, bootstrap)
+    scored = head_topic(topic, args.scored_events, bootstrap)
+
+    rules_only = {"scorers": []}
+    rules_only_rules = rules_without_scores(Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-rules-{uuid.uuid4().hex[:8]}")
+    rows = []
+    for mode in args.modes.split(","):
+        mode_overrides = {"python_execution_mode": mode}
+        try:
+            passed, _ = rate_of(f"pass-through ({mode})", pass_through, {args.small: small, args.events: topic},
+                                mode_overrides)
+            rules, _ = rate_of(f"audit, rules only ({mode})", audit_job.build_job, {args.small: small, args.events: topic},
+                               {**mode_overrides, **rules_only, "rules_path": rules_only_rules})
+        except Exception as exc:  # noqa: BLE001 - a mode PyFlink cannot run is a result too
+            console.print(f"[red]{mode} mode failed[/]: {str(exc).splitlines()[0][:300]}")
+            rows.append((mode, None, None, None))
+            continue
+        scores, _ = rate_of(f"audit, with scorers ({mode})", audit_job.build_job,
+                            {args.small: small, args.scored_events: scored}, mode_overrides)
+        rows.append((mode, passed, rules, scores))
+
+    table = Table("python mode", "pass-through", "audit, rules only", "ratio", "audit, with scorers", "ratio",
+                  title=f"events/s, ~1 KB events, parallelism 1, {os.cpu_count()} CPUs")
+    for mode, passed, rules, scores in rows:
+        if passed is None:
+            table.add_row(mode, "failed", "", "", "", "")
+            continue
+        table.add_row(mode, f"{passed:,.0f}", f"{rules:,.0f}", f"{rules / passed:.2f}×", f"{scores:,.0f}",
+                      f"{scores / passed:.3f}×")
+    Console().print(table)
+
+    best = max((r for r in rows if r[2] is not None), key=lambda r: r[2])[0]
+    lat = latency({"python_execution_mode": best, **rules_only, "rules_path": rules_only_rules}, args.rate, 20)
+    print(f"event-to-MongoDB latency, rules only, {best} mode, {args.rate:.0f} events/s live: "
+          f"p50 {pct(lat, 0.5) * 1000:.0f} ms, p99 {pct(lat, 0.99) * 1000:.0f} ms ({len(lat)} violations)")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+
+
+if __name__ == "__main__":
+    main()
