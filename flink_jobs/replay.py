@@ -8,7 +8,7 @@ group of their own, so the live job, its metrics and its dead letters are untouc
 
 from __future__ import annotations
 
-import time
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -42,14 +42,23 @@ def run_replay(settings, from_ms: int, to_ms: int, progress) -> int:
         progress(0, span.total)
         if span.total == 0:
             return 0
-        client = build_job(settings, between_ms=(from_ms, to_ms)).execute_async(f"llm-audit-replay-{settings.group_id}")
-        while True:
-            status = client.get_job_status().result().name
+        env = build_job(settings, between_ms=(from_ms, to_ms))
+        failure: list[BaseException] = []
+
+        def execute():
+            try:
+                env.execute(f"llm-audit-replay-{settings.group_id}")
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                failure.append(exc)
+
+        # A bounded local job takes its MiniCluster down when it ends: run it, watch the group's offsets.
+        job = threading.Thread(target=execute, name="replay-job")
+        job.start()
+        while job.is_alive():
             progress(span.done(committed_offsets(admin, settings.group_id, settings.source_topic)), span.total)
-            if status in ("FINISHED", "FAILED", "CANCELED"):
-                break
-            time.sleep(1)
-        client.get_job_execution_result().result()  # raises the job's failure, if it failed
+            job.join(1)
+        if failure:
+            raise failure[0]
         progress(span.total, span.total)
         return span.total
     finally:

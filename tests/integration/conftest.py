@@ -1,3 +1,6 @@
+import json
+import os
+
 import pytest
 from pymongo import MongoClient
 
@@ -37,3 +40,15 @@ def isolated_job(stack_settings, run_id):
     for settings in made:
         with MongoClient(settings.mongo_uri.get_secret_value()) as client:
             client.drop_database(settings.mongo_database)
+
+
+def job_env(settings) -> dict[str, str]:
+    """The settings as the LLM_AUDIT_* variables of a job process (`llm-audit run audit`, `replay`)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_AUDIT_") or k.startswith("LLM_AUDIT_STACK")}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        value = value.get_secret_value() if hasattr(value, "get_secret_value") else value
+        env[f"LLM_AUDIT_{name.upper()}"] = json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+    return env

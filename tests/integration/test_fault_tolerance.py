@@ -21,6 +21,7 @@ from pymongo import MongoClient
 
 from devstack import stack, traffic
 from devstack.check import compare, finding_rows, stored_findings
+from tests.integration.conftest import job_env
 
 ROOT = Path(__file__).resolve().parents[2]
 LLM_AUDIT = str(Path(sys.executable).parent / "llm-audit")
@@ -44,18 +45,6 @@ def fault_settings(isolated_job, tmp_path):
                         starting_offsets="earliest", sink_max_wait_ms=100)
 
 
-def _env(settings) -> dict[str, str]:
-    """The settings as the LLM_AUDIT_* variables of a job process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_AUDIT_") or k.startswith("LLM_AUDIT_STACK")}
-    for name in type(settings).model_fields:
-        value = getattr(settings, name)
-        if value is None:
-            continue
-        value = value.get_secret_value() if hasattr(value, "get_secret_value") else value
-        env[f"LLM_AUDIT_{name.upper()}"] = json.dumps(value) if isinstance(value, (list, dict)) else str(value)
-    return env
-
-
 class JobProcess:
     """`llm-audit run audit [ARGS]` in a process group of its own."""
 
@@ -64,7 +53,7 @@ class JobProcess:
     def __init__(self, settings, log: Path, *args: str):
         self.log = log
         JobProcess.started.append(self)
-        self.proc = subprocess.Popen([LLM_AUDIT, "run", "audit", *args], env=_env(settings), cwd=ROOT,
+        self.proc = subprocess.Popen([LLM_AUDIT, "run", "audit", *args], env=job_env(settings), cwd=ROOT,
                                      stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
 
     def kill(self) -> None:
