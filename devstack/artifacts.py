@@ -53,26 +53,24 @@ def kafka_libs() -> Path:
     ))
 
 
-def flink_kafka_connector_jar() -> Path:
-    """flink-sql-connector-kafka for the pinned Flink, resolved on first use."""
-    name = f"flink-sql-connector-kafka-{FLINK_KAFKA_CONNECTOR_VERSION}"
+def _flink_jar(artifact: str, version: str) -> Path:
+    """org.apache.flink:<artifact>:<version> from Maven Central, cached by version."""
+    name = f"{artifact}-{version}"
     target = cache_dir() / name
     _cached(target, f"{name}.jar (Maven Central)", lambda tmp: _mvn(
-        "dependency:copy", f"-Dartifact=org.apache.flink:flink-sql-connector-kafka:{FLINK_KAFKA_CONNECTOR_VERSION}",
-        f"-DoutputDirectory={tmp}",
+        "dependency:copy", f"-Dartifact=org.apache.flink:{artifact}:{version}", f"-DoutputDirectory={tmp}",
     ))
     return target / f"{name}.jar"
+
+
+def flink_kafka_connector_jar() -> Path:
+    """flink-sql-connector-kafka for the pinned Flink, resolved on first use."""
+    return _flink_jar("flink-sql-connector-kafka", FLINK_KAFKA_CONNECTOR_VERSION)
 
 
 def flink_metrics_influxdb_jar() -> Path:
     """Flink's InfluxDB metrics reporter (flink-metrics-influxdb) for the pinned Flink, resolved on first use."""
-    name = f"flink-metrics-influxdb-{FLINK_VERSION}"
-    target = cache_dir() / name
-    _cached(target, f"{name}.jar (Maven Central)", lambda tmp: _mvn(
-        "dependency:copy", f"-Dartifact=org.apache.flink:flink-metrics-influxdb:{FLINK_VERSION}",
-        f"-DoutputDirectory={tmp}",
-    ))
-    return target / f"{name}.jar"
+    return _flink_jar("flink-metrics-influxdb", FLINK_VERSION)
 
 
 def flink_lib_dir() -> Path:

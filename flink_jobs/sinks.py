@@ -6,9 +6,10 @@ nothing acknowledged by a checkpoint can be lost. Writes are idempotent: documen
 by their deterministic _id, points overwrite their series + timestamp, so the replay that follows
 a restart from a checkpoint never duplicates.
 
-An outage of MongoDB or InfluxDB makes a write retry with capped exponential backoff, forever:
-the operator blocks, Flink backpressures up to the Kafka source, and nothing is dropped nor does
-the job fail. Each failed attempt is logged as one structured warning.
+An outage of MongoDB or InfluxDB (no connection, timeouts, 5xx) makes a write retry with capped
+exponential backoff, forever: the operator blocks, Flink backpressures up to the Kafka source, and
+nothing is dropped nor does the job fail. Each failed attempt is logged as one structured warning.
+A write the store rejects (a 4xx, a failed command) fails the job, which restarts from its checkpoint.
 """
 
 from __future__ import annotations
@@ -23,14 +24,18 @@ log = logging.getLogger("llm_audit.sinks")
 T = TypeVar("T")
 
 
-def retrying(what: str, attempt: Callable[[], T], first_delay_s: float = 0.5, max_delay_s: float = 30.0,
-             sleep: Callable[[float], None] = time.sleep) -> T:
-    """attempt() until it succeeds; between failures wait first_delay_s, doubling up to max_delay_s."""
+def retrying(what: str, attempt: Callable[[], T], transient: Callable[[Exception], bool],
+             first_delay_s: float = 0.5, max_delay_s: float = 30.0, sleep: Callable[[float], None] = time.sleep) -> T:
+    """attempt() until it succeeds; between transient failures wait first_delay_s, doubling up to
+    max_delay_s. Any other failure (a rejected write, bad credentials) is raised: it fails the job
+    loudly rather than hiding a configuration error behind endless retries."""
     delay, failures = first_delay_s, 0
     while True:
         try:
             result = attempt()
-        except Exception as exc:  # noqa: BLE001 - any failure of the store is retried; the log names it
+        except Exception as exc:
+            if not transient(exc):
+                raise
             failures += 1
             log.warning(json.dumps({"event": "sink_retry", "sink": what, "failures": failures,
                                     "retry_in_s": delay, "error": f"{type(exc).__name__}: {exc}"[:500]}))
@@ -40,6 +45,24 @@ def retrying(what: str, attempt: Callable[[], T], first_delay_s: float = 0.5, ma
         if failures:
             log.warning(json.dumps({"event": "sink_recovered", "sink": what, "failures": failures}))
         return result
+
+
+def mongo_transient(exc: Exception) -> bool:
+    """The server is unreachable, stepping down or timing out: retry. A rejected command is not."""
+    from pymongo.errors import ConnectionFailure, PyMongoError
+
+    return isinstance(exc, ConnectionFailure) or (isinstance(exc, PyMongoError)
+                                                  and exc.has_error_label("RetryableWriteError"))
+
+
+def influx_transient(exc: Exception) -> bool:
+    """No connection, a timeout, overload (429) or a server error (5xx): retry. A 4xx is not."""
+    from influxdb_client.rest import ApiException
+    from urllib3.exceptions import HTTPError
+
+    if isinstance(exc, ApiException):
+        return exc.status is None or exc.status == 429 or exc.status >= 500
+    return isinstance(exc, (HTTPError, OSError))
 
 
 # Indexes of the violations collection: the dashboards' and analysts' filters.
@@ -72,7 +95,11 @@ class MongoWriter:
                 ttl = {"expireAfterSeconds": self._ttl_days * 86_400} if self._ttl_days and keys == (self._ttl_field,) else {}
                 self._coll.create_index([(k, ASCENDING) for k in keys], **ttl)
 
-        retrying(self.name + " (indexes)", create_indexes)
+        try:
+            retrying(self.name + " (indexes)", create_indexes, mongo_transient)
+        except Exception as exc:
+            setting = " (LLM_AUDIT_VIOLATIONS_TTL_DAYS asks for a TTL index)" if self._ttl_days else ""
+            raise RuntimeError(f"{self.name}: cannot create its indexes{setting}: {exc}") from exc
 
     def write(self, docs: list[dict]) -> None:
         from pymongo import ReplaceOne
@@ -80,7 +107,7 @@ class MongoWriter:
         # stored_at: when the audit stored it (a replay restamps it); the rest is deterministic.
         now = datetime.now(timezone.utc)
         requests = [ReplaceOne({"_id": d["_id"]}, {**d, "stored_at": now}, upsert=True) for d in docs]
-        retrying(self.name, lambda: self._coll.bulk_write(requests, ordered=False))
+        retrying(self.name, lambda: self._coll.bulk_write(requests, ordered=False), mongo_transient)
 
     def close(self) -> None:
         if self._client is not None:
@@ -117,7 +144,7 @@ class InfluxWriter:
                 record = record.field(name, value)
             records.append(record)
         retrying(self.name, lambda: self._write.write(bucket=self._bucket, org=self._org, record=records,
-                                                      write_precision=WritePrecision.MS))
+                                                      write_precision=WritePrecision.MS), influx_transient)
 
     def close(self) -> None:
         if self._client is not None:

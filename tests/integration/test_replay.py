@@ -27,7 +27,7 @@ rules:
 
 
 def test_replay_audits_exactly_the_time_range_with_the_given_rules_and_touches_nothing_live(isolated_job, tmp_path):
-    settings = isolated_job("replay", scorers=[])
+    settings = isolated_job("replay", scorers=[], state_backend="rocksdb")  # the RocksDB option, on a real run
     phases = {}
     for seed, name in ((41, "before"), (42, "range"), (43, "after")):
         began = int(time.time() * 1000)
