@@ -26,6 +26,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# Thread mode runs Python inside the JVM (pemja), which sees only PYTHONPATH, not this venv: set it
+# before the first PyFlink call starts the JVM.
+os.environ["PYTHONPATH"] = os.pathsep.join([*sys.path[1:], os.environ.get("PYTHONPATH", "")]).strip(os.pathsep)
 
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
@@ -38,10 +41,11 @@ console = Console(stderr=True)
 
 
 def settings_for(run: str, topic: str, **overrides):
-    settings = local_job_settings(
-        source_topic=topic, dlq_topic=f"{topic}.dlq-{run}", rules_topic=f"bench-{run}.rules", group_id=f"bench-{run}",
-        mongo_database=f"llm_audit_bench_{run}", influx_bucket=f"llm_audit_bench_{run}/autogen", bounded=True,
-        checkpoint_dir=(Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-{run}").as_uri(), **overrides)
+    settings = local_job_settings(**{
+        "source_topic": topic, "dlq_topic": f"{topic}.dlq-{run}", "rules_topic": f"bench-{run}.rules",
+        "group_id": f"bench-{run}", "mongo_database": f"llm_audit_bench_{run}",
+        "influx_bucket": f"llm_audit_bench_{run}/autogen", "bounded": True,
+        "checkpoint_dir": (Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-{run}").as_uri(), **overrides})
     stack.create_topics(settings.kafka_bootstrap, {settings.dlq_topic: {}, settings.rules_topic: {"cleanup.policy": "compact"}})
     stack.create_influx_database(settings.influx_url, settings.influx_bucket.split("/")[0])
     return settings
@@ -174,7 +178,8 @@ def main() -> None:
             rules, _ = rate_of(f"audit, rules only ({mode})", audit_job.build_job, {args.small: small, args.events: topic},
                                {**mode_overrides, **rules_only, "rules_path": rules_only_rules})
         except Exception as exc:  # noqa: BLE001 - a mode PyFlink cannot run is a result too
-            console.print(f"[red]{mode} mode failed[/]: {str(exc).splitlines()[0][:300]}")
+            causes = [line.strip() for line in str(exc).splitlines() if line.strip().startswith("Caused by")]
+            console.print(f"[red]{mode} mode failed[/]: {(causes or [str(exc)])[-1][:400]}")
             rows.append((mode, None, None, None))
             continue
         scores, _ = rate_of(f"audit, with scorers ({mode})", audit_job.build_job,
