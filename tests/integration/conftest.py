@@ -42,9 +42,16 @@ def isolated_job(stack_settings, run_id):
             client.drop_database(settings.mongo_database)
 
 
+# Set in this process by an in-process (loopback) Python worker of an earlier PyFlink test; a child
+# that inherited them would take itself for a worker and refuse to start its own JVM gateway.
+_WORKER_VARS = ("PYFLINK_GATEWAY_DISABLED", "PYTHON_LOOPBACK_SERVER_ADDRESS", "_PYFLINK_CONN_INFO_PATH",
+                "BOOT_LOG_DIR", "_PYTHON_WORKER_MEMORY_LIMIT")
+
+
 def job_env(settings) -> dict[str, str]:
     """The settings as the LLM_AUDIT_* variables of a job process (`llm-audit run audit`, `replay`)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_AUDIT_") or k.startswith("LLM_AUDIT_STACK")}
+    env = {k: v for k, v in os.environ.items()
+           if (not k.startswith("LLM_AUDIT_") or k.startswith("LLM_AUDIT_STACK")) and k not in _WORKER_VARS}
     for name in type(settings).model_fields:
         value = getattr(settings, name)
         if value is None:

@@ -16,7 +16,6 @@ chosen (virtual) times before, during and after the incident.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from pymongo import MongoClient
 
 from devstack import artifacts, grafana, stack, traffic
 from flink_jobs.settings import AuditJobSettings, load_settings
+from tests.integration.conftest import job_env
 
 LLM_AUDIT = str(Path(sys.executable).parent / "llm-audit")
 WINDOW_S = 10
@@ -121,13 +121,7 @@ def _produce(bootstrap: str, topic: str, messages) -> None:
 
 def _job_env(settings: AuditJobSettings, log_dir: Path) -> dict[str, str]:
     """The settings as LLM_AUDIT_* variables, plus PyFlink's lib/ with the InfluxDB reporter."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_AUDIT_") or k.startswith("LLM_AUDIT_STACK")}
-    for name in AuditJobSettings.model_fields:
-        value = getattr(settings, name)
-        if value is None:
-            continue
-        value = value.get_secret_value() if hasattr(value, "get_secret_value") else value
-        env[f"LLM_AUDIT_{name.upper()}"] = json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+    env = job_env(settings)
     env.update(artifacts.flink_env(), FLINK_LOG_DIR=str(log_dir))
     return env
 
