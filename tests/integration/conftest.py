@@ -1,5 +1,7 @@
 import json
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 from pymongo import MongoClient
@@ -52,6 +54,11 @@ def job_env(settings) -> dict[str, str]:
     """The settings as the LLM_AUDIT_* variables of a job process (`llm-audit run audit`, `replay`)."""
     env = {k: v for k, v in os.environ.items()
            if (not k.startswith("LLM_AUDIT_") or k.startswith("LLM_AUDIT_STACK")) and k not in _WORKER_VARS}
+    # The JDK on PATH, explicitly: an empty JAVA_HOME left in this process by an earlier test made
+    # PyFlink's gateway look for "bin/java".
+    java = shutil.which("java")
+    if java:
+        env["JAVA_HOME"] = str(Path(os.path.realpath(java)).parents[1])
     for name in type(settings).model_fields:
         value = getattr(settings, name)
         if value is None:
