@@ -23,7 +23,7 @@ from udfs.engine import RuleEngine, SequenceWindow, sequence_finding, sequence_h
 from udfs.findings import CATEGORIES, violation_context, violation_document
 from udfs.metrics import WindowCounts, anomaly_point, dead_letter_point
 from udfs.rules import RuleError, RuleSet, ruleset_from_push
-from udfs.scorers import ScorersConfig, ScorerSuite
+from udfs.scorers import SCORER_NAMES, ScorersConfig, ScorerSuite
 
 # An event with its model scores: (event, {field: {label: score}}, {field: evidence}).
 Scored = tuple[AuditEvent, dict, dict]
@@ -257,14 +257,11 @@ def rule_change(record: dict, accepted: bool, reason: str | None) -> dict:
     return doc
 
 
-SCORE_NAMES = ("toxicity", "bias")
-
-
 def event_measures(event: AuditEvent, scores: dict) -> dict[str, float]:
     """What the metrics need of an event: each scorer's highest score over prompt and response, and usage."""
     out: dict[str, float] = {}
     for field_scores in scores.values():
-        for name in SCORE_NAMES:
+        for name in SCORER_NAMES:
             if name in field_scores:
                 out[name] = max(out.get(name, 0.0), field_scores[name])
     if event.latency_ms is not None:

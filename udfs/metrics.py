@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from udfs.scorers.suite import SCORER_NAMES
+
 # A point: {"measurement", "tags": {...}, "fields": {...}, "time_ms"}; the sink writes it as is.
 Point = dict[str, Any]
 RuleKey = tuple[str, str, str]  # (rule_id, category, severity)
@@ -44,7 +46,7 @@ class WindowCounts:
         self.cost_usd += measures.get("cost_usd", 0.0)
         for key in violations:
             self.violations[key] = self.violations.get(key, 0) + 1
-        for scorer in ("toxicity", "bias"):
+        for scorer in SCORER_NAMES:
             if scorer in measures:
                 n, total, top = self.scores.get(scorer, (0, 0.0, 0.0))
                 self.scores[scorer] = (n + 1, total + measures[scorer], max(top, measures[scorer]))
