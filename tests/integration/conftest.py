@@ -1,7 +1,5 @@
 import json
 import os
-import shutil
-from pathlib import Path
 
 import pytest
 from pymongo import MongoClient
@@ -44,21 +42,15 @@ def isolated_job(stack_settings, run_id):
             client.drop_database(settings.mongo_database)
 
 
-# Set in this process by an in-process (loopback) Python worker of an earlier PyFlink test; a child
-# that inherited them would take itself for a worker and refuse to start its own JVM gateway.
-_WORKER_VARS = ("PYFLINK_GATEWAY_DISABLED", "PYTHON_LOOPBACK_SERVER_ADDRESS", "_PYFLINK_CONN_INFO_PATH",
-                "BOOT_LOG_DIR", "_PYTHON_WORKER_MEMORY_LIMIT")
+# This process's environment before any test ran: an in-process (loopback) PyFlink worker later
+# copies its own variables into os.environ, and a child that inherited them would take itself for a
+# worker (PYFLINK_GATEWAY_DISABLED) or look for "bin/java" (an empty JAVA_HOME).
+_ENV_AT_START = dict(os.environ)
 
 
 def job_env(settings) -> dict[str, str]:
     """The settings as the LLM_AUDIT_* variables of a job process (`llm-audit run audit`, `replay`)."""
-    env = {k: v for k, v in os.environ.items()
-           if (not k.startswith("LLM_AUDIT_") or k.startswith("LLM_AUDIT_STACK")) and k not in _WORKER_VARS}
-    # The JDK on PATH, explicitly: an empty JAVA_HOME left in this process by an earlier test made
-    # PyFlink's gateway look for "bin/java".
-    java = shutil.which("java")
-    if java:
-        env["JAVA_HOME"] = str(Path(os.path.realpath(java)).parents[1])
+    env = {k: v for k, v in _ENV_AT_START.items() if not k.startswith("LLM_AUDIT_") or k.startswith("LLM_AUDIT_STACK")}
     for name in type(settings).model_fields:
         value = getattr(settings, name)
         if value is None:
