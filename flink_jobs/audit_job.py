@@ -14,7 +14,7 @@ from operator import itemgetter
 
 from pyflink.common import Configuration, Duration, Time, Types, WatermarkStrategy
 from pyflink.common.serialization import SimpleStringSchema
-from pyflink.datastream import CheckpointingMode, DataStream, StreamExecutionEnvironment
+from pyflink.datastream import CheckpointingMode, DataStream, KeyedStream, StreamExecutionEnvironment
 from pyflink.datastream.connectors.base import DeliveryGuarantee, Sink
 from pyflink.datastream.connectors.kafka import (
     KafkaOffsetResetStrategy,
@@ -28,23 +28,20 @@ from pyflink.java_gateway import get_gateway
 
 from flink_jobs.functions import (
     ACTIVE_RULES,
-    ANOMALY_POINTS,
+    ANOMALIES,
     DEAD_LETTERS,
     RULE_CHANGES,
     SEQUENCE_HITS,
+    SUMMARY,
+    VIOLATIONS,
     ApplyRules,
     BufferedWrite,
     CountDeadLetters,
-    CountEvents,
-    DetectAnomalies,
     EmitDeadLetterPoint,
-    EmitWindowPoints,
-    EmitWindowStats,
-    EventTime,
+    EventWindows,
     ParseEvent,
     ScoreEvents,
     SequenceRules,
-    WindowStats,
     bucket,
 )
 from flink_jobs.offsets import client_config, committed_offsets, offsets_span
@@ -57,16 +54,35 @@ from udfs.scorers import ScorerError, load_config
 
 @dataclass(frozen=True)
 class AuditOutputs:
-    results: DataStream  # (tenant, model, [violation documents], {scorer: event's max score}) per valid event
-    points: DataStream  # [InfluxDB point] per window and key: udfs.metrics measurements
+    summaries: DataStream  # SUMMARY per audited event: Row((tenant, model), (event time, rule keys, measures))
+    violations: DataStream  # VIOLATION per violation document: the events' and the fired sequence rules'
+    points: DataStream  # [InfluxDB point] per closed window and key: udfs.metrics measurements
     dead_letters: DataStream  # DLQ JSON strings
     rule_changes: DataStream  # rule_changes documents: every push seen, accepted or rejected
-    sequence_violations: DataStream  # [violation document] per fired sequence rule
     anomalies: DataStream  # anomaly documents: metric, observed, baseline, deviation, score, window
 
 
-def _rule_keys(docs: list[dict]) -> list[tuple[str, str, str]]:
-    return [(d["rule_id"], d["category"], d["severity"]) for d in docs]
+def with_event_time(stream: DataStream, strategy: WatermarkStrategy) -> DataStream:
+    """(value, event time) tuples -> the values, stamped with that time and watermarked by `strategy`.
+
+    The same Java operators as PyFlink's assign_timestamps_and_watermarks with a Python
+    TimestampAssigner, less its extra Python operator: the upstream function emits the time itself.
+    """
+    java = get_gateway().jvm.org.apache.flink.streaming.api.functions.python.eventtime
+    stamped = stream._j_data_stream.assignTimestampsAndWatermarks(
+        strategy._j_watermark_strategy.withTimestampAssigner(java.CustomTimestampAssigner()))
+    return DataStream(stamped.map(java.RemoveTimestampMapFunction(), Types.PICKLED_BYTE_ARRAY().get_java_type_info()))
+
+
+def keyed(stream: DataStream, key_type=Types.PICKLED_BYTE_ARRAY()) -> KeyedStream:
+    """A stream of Row(key, value) keyed by its first field, in Java; keyed functions see the value.
+
+    PyFlink's key_by runs the key selector as one more Python operator; here the function upstream
+    emits the key with the value.
+    """
+    j_keyed = stream._j_data_stream.keyBy(get_gateway().jvm.KeyByKeySelector(),
+                                          Types.ROW([key_type]).get_java_type_info())
+    return KeyedStream(j_keyed, Types.PICKLED_BYTE_ARRAY(), stream)
 
 
 def build_pipeline(raw: DataStream, pushes: DataStream, settings: AuditJobSettings, ruleset: RuleSet) -> AuditOutputs:
@@ -74,54 +90,41 @@ def build_pipeline(raw: DataStream, pushes: DataStream, settings: AuditJobSettin
 
     raw: audit event JSON strings, timestamped with their arrival (the Kafka record time: dead
     letters have no event time of their own); pushes: rule push records (JSON) from the rules topic.
+
+    Every valid event passes three Python operators (parse, rules, windows; four with scorers):
+    each is a round trip between the JVM and the Python worker, the largest cost of the job.
     """
-    parsed = raw.process(ParseEvent()).uid("parse").name("parse and validate")
+    timed = Types.TUPLE([Types.PICKLED_BYTE_ARRAY(), Types.LONG()])  # (value, event time)
+    parsed = raw.process(ParseEvent(to_rules=not settings.scorers), timed if not settings.scorers else None) \
+        .uid("parse").name("parse and validate")
+    # Several keys per subtask, so every subtask gets some; each key batches on its own.
+    buckets = 4 * settings.parallelism
+    scored = parsed
     if settings.scorers:
-        # Several keys per subtask, so every subtask gets some; each key batches on its own.
-        buckets = 4 * settings.parallelism
         scorers = ScoreEvents(load_config(settings.scorers_path), tuple(settings.scorers), settings.scorer_device,
                               settings.score_batch_size, settings.score_max_wait_ms)
-        scored = parsed.key_by(lambda e: bucket(e.event_id, buckets), Types.INT()).process(scorers) \
+        scored = parsed.key_by(lambda e: bucket(e.event_id, buckets), Types.INT()).process(scorers, timed) \
             .uid("score").name("score toxicity and bias")
-    else:
-        scored = parsed.map(lambda e: (e, {}, {})).uid("no-scores").name("no scorers")
     # Event time is assigned after scoring: a batch leaves the scorer at processing time.
-    events = scored.assign_timestamps_and_watermarks(
-        WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_seconds(settings.max_out_of_orderness_s))
-        .with_idleness(Duration.of_seconds(settings.idleness_s))
-        # Last: PyFlink's with_idleness() returns a strategy without the Python timestamp assigner.
-        .with_timestamp_assigner(EventTime())
-    ).uid("event-time").name("event time")
-    results = (
+    events = with_event_time(scored, WatermarkStrategy.for_bounded_out_of_orderness(
+        Duration.of_seconds(settings.max_out_of_orderness_s)).with_idleness(Duration.of_seconds(settings.idleness_s))) \
+        .uid("event-time").name("event time")
+    rules = (
         events.connect(pushes.broadcast(ACTIVE_RULES))
-        .process(ApplyRules(ruleset, settings.ruleset_name, settings.store_raw_text, tuple(settings.scorers)))
+        .process(ApplyRules(ruleset, settings.ruleset_name, settings.store_raw_text, tuple(settings.scorers), buckets),
+                 SUMMARY)
         .uid("rules").name("apply rules")
     )
-    sequence_violations = (
-        results.get_side_output(SEQUENCE_HITS).key_by(lambda hit: (hit[0], hit[1]))
-        .process(SequenceRules()).uid("sequence-rules").name("sequence rules")
+    sequences = (
+        rules.get_side_output(SEQUENCE_HITS).key_by(lambda hit: (hit[0], hit[1]))
+        .process(SequenceRules(buckets), SUMMARY).uid("sequence-rules").name("sequence rules")
     )
-    # Per window: events and their scores, and every violation, sequence rules' included.
-    counted = results.map(lambda r: (r[0], r[1], 1, _rule_keys(r[2]), r[3])).uid("count-events").union(
-        sequence_violations.map(lambda docs: (docs[0]["tenant"], docs[0]["model"], 0, _rule_keys(docs), {}))
-        .uid("count-sequence-violations"))
-    window_points = (
-        counted.key_by(lambda r: (r[0], r[1]))
-        .window(TumblingEventTimeWindows.of(Time.seconds(settings.metrics_window_s)))
-        .aggregate(CountEvents(), window_function=EmitWindowPoints())
-        .uid("window-counts").name("counts per tenant and model")
-    )
-    anomalies = (
-        results.map(lambda r: (r[0], r[1], {d["category"] for d in r[2]}, r[3])).uid("anomaly-input")
-        .key_by(lambda r: (r[0], r[1]))
-        .window(TumblingEventTimeWindows.of(Time.seconds(settings.anomaly_window_s)))
-        .aggregate(WindowStats(), window_function=EmitWindowStats())
-        .uid("window-stats").name("window statistics per tenant and model")
-        .key_by(lambda w: (w[0], w[1]))
-        .process(DetectAnomalies(AnomalySettings(threshold=settings.anomaly_threshold, warmup=settings.anomaly_warmup,
-                                                 min_events=settings.anomaly_min_events)))
-        .uid("anomalies").name("detect anomalies")
-    )
+    # Per (tenant, model): metric windows over events and every violation (sequence rules' included), anomalies.
+    windows = keyed(rules.union(sequences)).process(
+        EventWindows(settings.metrics_window_s * 1000, settings.anomaly_window_s * 1000,
+                     AnomalySettings(threshold=settings.anomaly_threshold, warmup=settings.anomaly_warmup,
+                                     min_events=settings.anomaly_min_events)), Types.PICKLED_BYTE_ARRAY()) \
+        .uid("windows").name("windows and anomalies per tenant and model")
     dead_letters = parsed.get_side_output(DEAD_LETTERS)
     dead_letter_points = (
         dead_letters.key_by(lambda d: json.loads(d)["reason"], Types.STRING())
@@ -129,9 +132,14 @@ def build_pipeline(raw: DataStream, pushes: DataStream, settings: AuditJobSettin
         .aggregate(CountDeadLetters(), window_function=EmitDeadLetterPoint())
         .uid("dead-letter-counts").name("dead letters per reason")
     )
-    points = window_points.union(dead_letter_points, anomalies.get_side_output(ANOMALY_POINTS))
-    return AuditOutputs(results, points, dead_letters, results.get_side_output(RULE_CHANGES), sequence_violations,
-                        anomalies)
+    return AuditOutputs(
+        summaries=rules,
+        violations=rules.get_side_output(VIOLATIONS).union(sequences.get_side_output(VIOLATIONS)),
+        points=windows.union(dead_letter_points),
+        dead_letters=dead_letters,
+        rule_changes=rules.get_side_output(RULE_CHANGES),
+        anomalies=windows.get_side_output(ANOMALIES),
+    )
 
 
 def check_scorers(ruleset: RuleSet, settings: AuditJobSettings) -> None:
@@ -261,11 +269,14 @@ def discard() -> Sink:
     return Sink(get_gateway().jvm.org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink())
 
 
-def write(stream: DataStream, key, writer, settings: AuditJobSettings, name: str) -> None:
-    """Batch the stream's elements (documents or points) into `writer`, buffered in keyed state."""
+def by_bucket(stream: DataStream, key, settings: AuditJobSettings) -> KeyedStream:
     buckets = 4 * settings.parallelism
-    stream.key_by(lambda item: bucket(key(item), buckets), Types.INT()) \
-        .process(BufferedWrite(writer, settings.sink_batch_size, settings.sink_max_wait_ms), Types.INT()) \
+    return stream.key_by(lambda item: bucket(key(item), buckets), Types.INT())
+
+
+def write(items: KeyedStream, writer, settings: AuditJobSettings, name: str) -> None:
+    """Batch the elements (documents or points) into `writer`, buffered in keyed state."""
+    items.process(BufferedWrite(writer, settings.sink_batch_size, settings.sink_max_wait_ms), Types.INT()) \
         .uid(name).name(name).sink_to(discard()).uid(f"{name}-done")
 
 
@@ -295,18 +306,18 @@ def build_job(settings: AuditJobSettings, between_ms: tuple[int, int] | None = N
     mongo = partial(MongoWriter, uri, settings.mongo_database)
     by_id = itemgetter("_id")
     if "violations" in settings.outputs:
-        violations = out.results.flat_map(lambda r: r[2], Types.PICKLED_BYTE_ARRAY()).uid("violation-docs") \
-            .union(out.sequence_violations.flat_map(lambda docs: docs, Types.PICKLED_BYTE_ARRAY())
-                   .uid("sequence-violation-docs"))
-        write(violations, by_id, mongo(settings.violations_collection, VIOLATION_INDEXES, settings.violations_ttl_days),
+        write(keyed(out.violations, Types.INT()),
+              mongo(settings.violations_collection, VIOLATION_INDEXES, settings.violations_ttl_days),
               settings, "mongo-violations")
     if "rule_changes" in settings.outputs:
-        write(out.rule_changes, by_id, mongo(settings.rule_changes_collection), settings, "mongo-rule-changes")
+        write(by_bucket(out.rule_changes, by_id, settings), mongo(settings.rule_changes_collection), settings,
+              "mongo-rule-changes")
     if "anomalies" in settings.outputs:
-        write(out.anomalies, by_id, mongo(settings.anomalies_collection, ANOMALY_INDEXES), settings, "mongo-anomalies")
+        write(by_bucket(out.anomalies, by_id, settings), mongo(settings.anomalies_collection, ANOMALY_INDEXES),
+              settings, "mongo-anomalies")
     if "metrics" in settings.outputs:
         points = out.points.flat_map(lambda ps: ps, Types.PICKLED_BYTE_ARRAY()).uid("points")
-        write(points, lambda p: p["measurement"] + repr(sorted(p["tags"].items())),
+        write(by_bucket(points, lambda p: p["measurement"] + repr(sorted(p["tags"].items())), settings),
               InfluxWriter(settings.influx_url, token, settings.influx_org, settings.influx_bucket),
               settings, "influx-points")
     if "dead_letters" in settings.outputs:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import zlib
 
-from pyflink.common import Types
-from pyflink.common.watermark_strategy import TimestampAssigner
+from pyflink.common import Row, Types
 from pyflink.datastream import OutputTag, ProcessFunction
 from pyflink.datastream.functions import (
     AggregateFunction,
@@ -28,29 +27,42 @@ from udfs.scorers import SCORER_NAMES, ScorersConfig, ScorerSuite
 # An event with its model scores: (event, {field: {label: score}}, {field: evidence}).
 Scored = tuple[AuditEvent, dict, dict]
 
+# Records that a keyed operator downstream reads are Row(key, value), keyed in Java by their first
+# field (flink_jobs.audit_job.keyed): PyFlink's key_by would add a Python operator, i.e. one more
+# round trip between the JVM and the Python worker for every record.
+KEYED = Types.ROW([Types.PICKLED_BYTE_ARRAY(), Types.PICKLED_BYTE_ARRAY()])
+# Row((tenant, model), (event time, [(rule_id, category, severity)], measures)) per audited event;
+# measures is None for the violations of a fired sequence rule, which are not events.
+SUMMARY = KEYED
+# Row(sink bucket, violation document) per violation.
+VIOLATION = Types.ROW([Types.INT(), Types.PICKLED_BYTE_ARRAY()])
+
 DEAD_LETTERS = OutputTag("dead-letters", Types.STRING())
+VIOLATIONS = OutputTag("violations", VIOLATION)
 RULE_CHANGES = OutputTag("rule-changes", Types.PICKLED_BYTE_ARRAY())
 SEQUENCE_HITS = OutputTag("sequence-hits", Types.PICKLED_BYTE_ARRAY())
-# Anomalies as InfluxDB points, beside the documents: a second consumer of the main output would
-# make PyFlink's Python operator chaining duplicate the operator (a uid hash collision).
-ANOMALY_POINTS = OutputTag("anomaly-points", Types.PICKLED_BYTE_ARRAY())
+ANOMALIES = OutputTag("anomalies", Types.PICKLED_BYTE_ARRAY())
 # ruleset name -> the accepted push record (JSON); restored from checkpoints like any state.
 ACTIVE_RULES = MapStateDescriptor("active-rules", Types.STRING(), Types.STRING())
 
 
 class ParseEvent(ProcessFunction):
-    """Raw Kafka value -> AuditEvent; anything invalid goes to the dead-letter side output."""
+    """Raw Kafka value -> AuditEvent; anything invalid goes to the dead-letter side output.
+
+    to_rules (no scorers): the event goes straight to the rules, as ((event, {}, {}), event time)
+    for flink_jobs.audit_job.with_event_time.
+    """
+
+    def __init__(self, to_rules: bool):
+        self._to_rules = to_rules
 
     def process_element(self, value: str, ctx: ProcessFunction.Context):
         try:
-            yield parse_event(value)
+            event = parse_event(value)
         except EventError as error:
             yield DEAD_LETTERS, dead_letter(value, error)
-
-
-class EventTime(TimestampAssigner):
-    def extract_timestamp(self, value: Scored, record_timestamp: int) -> int:
-        return value[0].timestamp
+            return
+        yield ((event, {}, {}), event.timestamp) if self._to_rules else event
 
 
 def bucket(key: str, buckets: int) -> int:
@@ -108,7 +120,7 @@ class BatchingFunction(KeyedProcessFunction):
 
 
 class ScoreEvents(BatchingFunction):
-    """Scores events in batches: -> (event, scores, evidence) per event.
+    """Scores events in batches: -> ((event, scores, evidence), event time) per event.
 
     Each batch is one forward pass per model. The models load once per worker, in open().
     """
@@ -125,7 +137,7 @@ class ScoreEvents(BatchingFunction):
 
     def _flush_batch(self, events: list[AuditEvent]):
         for event, (scores, evidence) in zip(events, self._suite.score_events(events)):
-            yield event, scores, evidence
+            yield (event, scores, evidence), event.timestamp
 
 
 class BufferedWrite(BatchingFunction):
@@ -153,16 +165,18 @@ class BufferedWrite(BatchingFunction):
 
 
 class ApplyRules(BroadcastProcessFunction):
-    """Applies the active ruleset to each scored event: -> (tenant, model, violation documents, measures).
+    """Applies the active ruleset to each scored event: -> its SUMMARY for the windows, and each
+    violation document on the VIOLATIONS side output.
 
     Starts with the ruleset the job was submitted with; a valid push on the rules topic replaces
     it at once (broadcast state, no restart); an invalid one is rejected and the last good set
     keeps running. Every push the job sees is reported on the RULE_CHANGES side output.
     """
 
-    def __init__(self, initial: RuleSet, ruleset_name: str, store_raw_text: bool, scorers: tuple[str, ...]):
+    def __init__(self, initial: RuleSet, ruleset_name: str, store_raw_text: bool, scorers: tuple[str, ...],
+                 buckets: int):
         self._initial, self._name, self._store_raw_text = initial, ruleset_name, store_raw_text
-        self._scorers = scorers
+        self._scorers, self._buckets = scorers, buckets
         self._engine: RuleEngine | None = None
 
     def open(self, runtime_context: RuntimeContext):
@@ -179,8 +193,11 @@ class ApplyRules(BroadcastProcessFunction):
             pushed = ctx.get_broadcast_state(ACTIVE_RULES).get(self._name)
             self._use(ruleset_from_push(json.loads(pushed)) if pushed else self._initial)
         findings = self._engine.evaluate(event, scores)
-        docs = [violation_document(event, f, self._store_raw_text, scores, evidence) for f in findings]
-        yield event.tenant, event.model, docs, event_measures(event, scores)
+        for finding in findings:
+            doc = violation_document(event, finding, self._store_raw_text, scores, evidence)
+            yield VIOLATIONS, Row(bucket(doc["_id"], self._buckets), doc)
+        yield Row((event.tenant, event.model),
+                  (event.timestamp, [(f.rule_id, f.category, f.severity) for f in findings], event_measures(event, scores)))
         for rule, key in sequence_hits(self._engine.sequence_rules, event, findings):
             yield SEQUENCE_HITS, (rule.id, key, event.timestamp, rule, event.event_id,
                                   violation_context(event))
@@ -212,11 +229,15 @@ class ApplyRules(BroadcastProcessFunction):
 
 
 class SequenceRules(KeyedProcessFunction):
-    """Keyed by (sequence rule, key): counts hits in event-time order and emits a violation when one fires.
+    """Keyed by (sequence rule, key): counts hits in event-time order; when one fires -> its SUMMARY for
+    the windows, and its violation document on the VIOLATIONS side output.
 
     Hits wait in state until the watermark passes them, then run in timestamp order: the event
     that completes a sequence is the same whatever order batching or the network delivered them in.
     """
+
+    def __init__(self, buckets: int):
+        self._buckets = buckets
 
     def open(self, runtime_context: RuntimeContext):
         self._times = runtime_context.get_state(ValueStateDescriptor("hit-times", Types.PICKLED_BYTE_ARRAY()))
@@ -241,7 +262,10 @@ class SequenceRules(KeyedProcessFunction):
             ctx.timer_service().register_event_time_timer(hit_time + within_ms)
             if fired:
                 finding = sequence_finding(rule, event_id)
-                yield [{"_id": finding.violation_id, **finding.to_dict(), **context}]
+                doc = {"_id": finding.violation_id, **finding.to_dict(), **context}
+                yield VIOLATIONS, Row(bucket(doc["_id"], self._buckets), doc)
+                yield Row((context["tenant"], context["model"]),
+                          (hit_time, [(finding.rule_id, finding.category, finding.severity)], None))
         if due:
             self._times.update((within_ms, times))
         elif not pending and (not times or max(times) + within_ms <= timestamp):
@@ -271,30 +295,6 @@ def event_measures(event: AuditEvent, scores: dict) -> dict[str, float]:
     return out
 
 
-class CountEvents(AggregateFunction):
-    """(tenant, model, events, [(rule_id, category, severity)], measures) -> the window's WindowCounts."""
-
-    def create_accumulator(self):
-        return WindowCounts()
-
-    def add(self, value, accumulator: WindowCounts):
-        _, _, events, violations, measures = value
-        return accumulator.add(events, violations, measures)
-
-    def get_result(self, accumulator):
-        return accumulator
-
-    def merge(self, a, b):
-        return a.merge(b)
-
-
-class EmitWindowPoints(ProcessWindowFunction):
-    """-> the window's InfluxDB points, stamped with its end: a deterministic timestamp."""
-
-    def process(self, key, context: ProcessWindowFunction.Context, elements):
-        yield next(iter(elements)).points(key[0], key[1], context.window().end)
-
-
 class CountDeadLetters(AggregateFunction):
     def create_accumulator(self):
         return 0
@@ -314,50 +314,77 @@ class EmitDeadLetterPoint(ProcessWindowFunction):
         yield [dead_letter_point(key, next(iter(elements)), context.window().end)]
 
 
-class WindowStats(AggregateFunction):
-    """(tenant, model, categories, measures) per event -> the window's WindowAccumulator."""
-
-    def create_accumulator(self):
-        return WindowAccumulator()
-
-    def add(self, value, accumulator: WindowAccumulator):
-        _, _, categories, m = value
-        accumulator.add(categories, m, m.get("latency_ms"), int(m.get("tokens", 0)), m.get("cost_usd", 0.0))
-        return accumulator
-
-    def get_result(self, accumulator):
-        return accumulator
-
-    def merge(self, a, b):
-        return a.merge(b)
-
-
 _RATE_CATEGORIES = tuple(c for c in CATEGORIES if c != "anomaly")
 
 
-class EmitWindowStats(ProcessWindowFunction):
-    """-> (tenant, model, window start, window end, {metric: value})."""
-
-    def process(self, key, context: ProcessWindowFunction.Context, elements):
-        window = context.window()
-        yield key[0], key[1], window.start, window.end, next(iter(elements)).metrics(_RATE_CATEGORIES)
+def window_end(timestamp: int, size_ms: int) -> int:
+    """The end of the tumbling window holding `timestamp` (aligned to the epoch, as Flink's are)."""
+    return timestamp - timestamp % size_ms + size_ms
 
 
-class DetectAnomalies(KeyedProcessFunction):
-    """Keyed by (tenant, model): judges each window's metrics against the key's baselines in state."""
+class EventWindows(KeyedProcessFunction):
+    """Keyed by (tenant, model), fed SUMMARY values: the metrics windows (-> their InfluxDB points,
+    stamped with the window's end), the anomaly windows and the anomaly baselines (-> anomaly documents
+    on the ANOMALIES side output, their points on the main output).
 
-    def __init__(self, settings: AnomalySettings):
-        self._settings = settings
+    One operator, not two window operators and a detector, each of which would be a Python round
+    trip per event. Windows are tumbling in event time and close when the watermark passes their
+    end; an event behind the watermark is late and left out, as Flink's own windows leave it out.
+    """
+
+    def __init__(self, metrics_window_ms: int, anomaly_window_ms: int, settings: AnomalySettings):
+        self._metrics_ms, self._anomaly_ms, self._settings = metrics_window_ms, anomaly_window_ms, settings
 
     def open(self, runtime_context: RuntimeContext):
+        # window end -> WindowCounts / WindowAccumulator, of the windows still open
+        self._counts = runtime_context.get_state(ValueStateDescriptor("window-counts", Types.PICKLED_BYTE_ARRAY()))
+        self._stats = runtime_context.get_state(ValueStateDescriptor("window-stats", Types.PICKLED_BYTE_ARRAY()))
         self._baselines = runtime_context.get_state(ValueStateDescriptor("baselines", Types.PICKLED_BYTE_ARRAY()))
 
-    def process_element(self, window, ctx: KeyedProcessFunction.Context):
-        tenant, model, start, end, metrics = window
+    def process_element(self, value, ctx: KeyedProcessFunction.Context):
+        timestamp, rule_keys, measures = value
+        timers, watermark = ctx.timer_service(), ctx.timer_service().current_watermark()
+        end = window_end(timestamp, self._metrics_ms)
+        if end - 1 > watermark:
+            counts = self._counts.value() or {}
+            counts.setdefault(end, WindowCounts()).add(0 if measures is None else 1, rule_keys, measures or {})
+            self._counts.update(counts)
+            timers.register_event_time_timer(end - 1)
+        end = window_end(timestamp, self._anomaly_ms)
+        if measures is not None and end - 1 > watermark:
+            stats = self._stats.value() or {}
+            stats.setdefault(end, WindowAccumulator()).add(
+                {category for _, category, _ in rule_keys}, measures, measures.get("latency_ms"),
+                int(measures.get("tokens", 0)), measures.get("cost_usd", 0.0))
+            self._stats.update(stats)
+            timers.register_event_time_timer(end - 1)
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
+        tenant, model = ctx.get_current_key()
+        counts = self._counts.value() or {}
+        due = sorted(end for end in counts if end - 1 <= timestamp)
+        for end in due:
+            yield counts.pop(end).points(tenant, model, end)
+        if due:
+            _store(self._counts, counts)
+        stats = self._stats.value() or {}
+        due = sorted(end for end in stats if end - 1 <= timestamp)
+        if not due:
+            return
         detector = AnomalyDetector(self._settings, self._baselines.value())
-        anomalies = detector.observe(tenant, model, start, end, metrics)
+        for end in due:
+            for anomaly in detector.observe(tenant, model, end - self._anomaly_ms, end,
+                                            stats.pop(end).metrics(_RATE_CATEGORIES)):
+                doc = anomaly.to_dict()
+                yield ANOMALIES, doc
+                yield [anomaly_point(doc)]
         self._baselines.update(detector.state)
-        for anomaly in anomalies:
-            doc = anomaly.to_dict()
-            yield doc
-            yield ANOMALY_POINTS, [anomaly_point(doc)]
+        _store(self._stats, stats)
+
+
+def _store(state, windows: dict) -> None:
+    """Keep the windows still open; no state at all for a key with none."""
+    if windows:
+        state.update(windows)
+    else:
+        state.clear()
