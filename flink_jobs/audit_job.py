@@ -116,7 +116,7 @@ def build_pipeline(raw: DataStream, pushes: DataStream, settings: AuditJobSettin
         .uid("rules").name("apply rules")
     )
     sequences = (
-        rules.get_side_output(SEQUENCE_HITS).key_by(lambda hit: (hit[0], hit[1]))
+        rules.get_side_output(SEQUENCE_HITS).key_by(itemgetter(0), Types.INT())
         .process(SequenceRules(buckets), SUMMARY).uid("sequence-rules").name("sequence rules")
     )
     # Per (tenant, model): metric windows over events and every violation (sequence rules' included), anomalies.

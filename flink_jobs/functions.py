@@ -73,6 +73,27 @@ def bucket(key: str, buckets: int) -> int:
 _END_OF_INPUT = 2**63 - 2  # an event-time timer only the final watermark of a bounded input reaches
 
 
+class RestoredTimers:
+    """Which keys' timers this worker has registered since it started.
+
+    PyFlink registers the timers a Python function asks for in the JVM only after the bundle
+    that asked (flink-python 2.3: a mailbox action per timer, not drained before a snapshot), so
+    a checkpoint can hold a key's state without the timers that go with it. Restored from such a
+    checkpoint, the key would never fire: functions re-register a key's timers from its state the
+    first time this instance sees the key (a restore opens new instances).
+    """
+
+    def __init__(self):
+        self._seen: set = set()
+
+    def first_sight(self, ctx) -> bool:
+        key = ctx.get_current_key()
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True
+
+
 class BatchingFunction(KeyedProcessFunction):
     """Buffers elements in keyed list state and hands them to `_flush_batch` in batches.
 
@@ -90,19 +111,25 @@ class BatchingFunction(KeyedProcessFunction):
         # (buffered count, processing-time deadline of the oldest)
         self._pending = runtime_context.get_state(
             ValueStateDescriptor(f"{self._name}-pending", Types.PICKLED_BYTE_ARRAY()))
+        self._timers = RestoredTimers()
+        # key -> the elements this instance buffered and has not flushed: what close() can still see
+        self._unflushed: dict = {}
 
     def _flush_batch(self, items: list):
         raise NotImplementedError
 
     def process_element(self, value, ctx: KeyedProcessFunction.Context):
         self._buffer.add(value)
+        self._unflushed.setdefault(ctx.get_current_key(), []).append(value)
         count, deadline = self._pending.value() or (0, None)
         if count == 0:
             deadline = ctx.timer_service().current_processing_time() + self._max_wait_ms
+        if self._timers.first_sight(ctx) or count == 0:
+            # A deadline restored from a checkpoint is past: its timer fires at once.
             ctx.timer_service().register_processing_time_timer(deadline)
             ctx.timer_service().register_event_time_timer(_END_OF_INPUT)
         if count + 1 >= self._max_batch:
-            yield from self._flush()
+            yield from self._flush(ctx)
         else:
             self._pending.update((count + 1, deadline))
 
@@ -110,12 +137,13 @@ class BatchingFunction(KeyedProcessFunction):
         _, deadline = self._pending.value() or (0, None)
         # A timer of a batch already flushed by size is stale; the final watermark flushes all.
         if deadline is not None and (timestamp >= deadline or timestamp == _END_OF_INPUT):
-            yield from self._flush()
+            yield from self._flush(ctx)
 
-    def _flush(self):
+    def _flush(self, ctx):
         items = list(self._buffer.get() or [])
         self._buffer.clear()
         self._pending.clear()
+        self._unflushed.pop(ctx.get_current_key(), None)
         yield from self._flush_batch(items)
 
 
@@ -161,6 +189,12 @@ class BufferedWrite(BatchingFunction):
             yield len(items)
 
     def close(self):
+        # The end of a bounded input can come before the timers of its last batches are registered
+        # (see RestoredTimers): write what is left. A close on failure writes early what the restore
+        # will write again, which the idempotent writers allow.
+        for items in self._unflushed.values():
+            self._writer.write(items)
+        self._unflushed.clear()
         self._writer.close()
 
 
@@ -181,6 +215,7 @@ class ApplyRules(BroadcastProcessFunction):
 
     def open(self, runtime_context: RuntimeContext):
         self._engine = None  # built on first use, from restored state if there is one
+        self._ticked = False  # each sequence bucket gets a tick from the first event (SequenceRules)
 
     def _use(self, ruleset: RuleSet) -> None:
         engine = RuleEngine(ruleset)
@@ -198,9 +233,13 @@ class ApplyRules(BroadcastProcessFunction):
             yield VIOLATIONS, Row(bucket(doc["_id"], self._buckets), doc)
         yield Row((event.tenant, event.model),
                   (event.timestamp, [(f.rule_id, f.category, f.severity) for f in findings], event_measures(event, scores)))
+        if not self._ticked:
+            self._ticked = True
+            for b in range(self._buckets):
+                yield SEQUENCE_HITS, (b, None)
         for rule, key in sequence_hits(self._engine.sequence_rules, event, findings):
-            yield SEQUENCE_HITS, (rule.id, key, event.timestamp, rule, event.event_id,
-                                  violation_context(event))
+            yield SEQUENCE_HITS, (bucket(f"{rule.id}|{key}", self._buckets),
+                                  (rule.id, key, event.timestamp, rule, event.event_id, violation_context(event)))
 
     def process_broadcast_element(self, value: str, ctx: BroadcastProcessFunction.Context):
         try:
@@ -229,47 +268,60 @@ class ApplyRules(BroadcastProcessFunction):
 
 
 class SequenceRules(KeyedProcessFunction):
-    """Keyed by (sequence rule, key): counts hits in event-time order; when one fires -> its SUMMARY for
-    the windows, and its violation document on the VIOLATIONS side output.
+    """Keyed by a bucket of (sequence rule, key) pairs, fed (bucket, hit) and (bucket, None) ticks:
+    counts each pair's hits in event-time order; when one fires -> its SUMMARY for the windows, and
+    its violation document on the VIOLATIONS side output.
 
     Hits wait in state until the watermark passes them, then run in timestamp order: the event
     that completes a sequence is the same whatever order batching or the network delivered them in.
+    Buckets, not pairs, are the keys so that the ticks ApplyRules sends every bucket after a restore
+    re-register the timers of every pending hit (see RestoredTimers), however rare its pair.
     """
 
     def __init__(self, buckets: int):
         self._buckets = buckets
 
     def open(self, runtime_context: RuntimeContext):
-        self._times = runtime_context.get_state(ValueStateDescriptor("hit-times", Types.PICKLED_BYTE_ARRAY()))
+        # (rule id, key) -> (within_ms, hit times in its window)
+        self._times = runtime_context.get_map_state(
+            MapStateDescriptor("hit-times", Types.PICKLED_BYTE_ARRAY(), Types.PICKLED_BYTE_ARRAY()))
         self._pending = runtime_context.get_list_state(ListStateDescriptor("pending-hits", Types.PICKLED_BYTE_ARRAY()))
+        self._timers = RestoredTimers()
 
-    def process_element(self, hit, ctx: KeyedProcessFunction.Context):
-        self._pending.add(hit)
-        ctx.timer_service().register_event_time_timer(hit[2])
+    def process_element(self, value, ctx: KeyedProcessFunction.Context):
+        _, hit = value
+        timers = ctx.timer_service()
+        if self._timers.first_sight(ctx):
+            for pending in self._pending.get() or []:
+                timers.register_event_time_timer(pending[2])
+            for within_ms, times in self._times.values():
+                timers.register_event_time_timer(max(times, default=0) + within_ms)
+        if hit is not None:
+            self._pending.add(hit)
+            timers.register_event_time_timer(hit[2])
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
         pending = sorted(self._pending.get() or [], key=lambda h: (h[2], h[4]))
         due = [h for h in pending if h[2] <= timestamp]
         if due:
             self._pending.update([h for h in pending if h[2] > timestamp])
-        within_ms, times = self._times.value() or (0, [])
-        for _, _, hit_time, rule, event_id, context in due:
-            within_ms = rule.match.within_ms
-            window = SequenceWindow(rule.match.count, within_ms, times)
+        for rule_id, key, hit_time, rule, event_id, context in due:
+            _, times = self._times.get((rule_id, key)) or (0, [])
+            window = SequenceWindow(rule.match.count, rule.match.within_ms, times)
             fired = window.add(hit_time)
-            times = window.timestamps
-            # Clear the key's state once its window has passed with no new hit.
-            ctx.timer_service().register_event_time_timer(hit_time + within_ms)
+            self._times.put((rule_id, key), (rule.match.within_ms, window.timestamps))
+            # Forget the pair once its window has passed with no new hit.
+            ctx.timer_service().register_event_time_timer(hit_time + rule.match.within_ms)
             if fired:
                 finding = sequence_finding(rule, event_id)
                 doc = {"_id": finding.violation_id, **finding.to_dict(), **context}
                 yield VIOLATIONS, Row(bucket(doc["_id"], self._buckets), doc)
                 yield Row((context["tenant"], context["model"]),
                           (hit_time, [(finding.rule_id, finding.category, finding.severity)], None))
-        if due:
-            self._times.update((within_ms, times))
-        elif not pending and (not times or max(times) + within_ms <= timestamp):
-            self._times.clear()
+        expired = [pair for pair, (within_ms, times) in self._times.items()
+                   if max(times, default=0) + within_ms <= timestamp]
+        for pair in expired:
+            self._times.remove(pair)
 
 
 def rule_change(record: dict, accepted: bool, reason: str | None) -> dict:
@@ -340,11 +392,19 @@ class EventWindows(KeyedProcessFunction):
         self._counts = runtime_context.get_state(ValueStateDescriptor("window-counts", Types.PICKLED_BYTE_ARRAY()))
         self._stats = runtime_context.get_state(ValueStateDescriptor("window-stats", Types.PICKLED_BYTE_ARRAY()))
         self._baselines = runtime_context.get_state(ValueStateDescriptor("baselines", Types.PICKLED_BYTE_ARRAY()))
+        self._timers = RestoredTimers()
 
     def process_element(self, value, ctx: KeyedProcessFunction.Context):
         timestamp, rule_keys, measures = value
         timers, watermark = ctx.timer_service(), ctx.timer_service().current_watermark()
+        if self._timers.first_sight(ctx):
+            for end in {*(self._counts.value() or {}), *(self._stats.value() or {})}:
+                timers.register_event_time_timer(end - 1)
         end = window_end(timestamp, self._metrics_ms)
+        if measures is None and end - 1 <= watermark:
+            # A sequence violation found late (a hit whose timer was re-registered after a restore)
+            # counts in the first window still open, not in none.
+            end = window_end(watermark + 1, self._metrics_ms)
         if end - 1 > watermark:
             counts = self._counts.value() or {}
             counts.setdefault(end, WindowCounts()).add(0 if measures is None else 1, rule_keys, measures or {})

@@ -87,14 +87,19 @@ class MongoWriter:
     def open(self) -> None:
         from pymongo import ASCENDING, MongoClient
 
-        self._client = MongoClient(self._uri, serverSelectionTimeoutMS=10_000)
+        # A request without an answer in 60 s is an outage (retried), not a wait without end.
+        self._client = MongoClient(self._uri, serverSelectionTimeoutMS=10_000, socketTimeoutMS=60_000)
         self._coll = self._client[self._database][self._collection]
 
         def create_indexes():
+            # Only the missing ones: a restart creates none, and DDL next to other writers' inserts
+            # is what FerretDB v1 (SQLite) handles worst.
+            existing = {tuple(index["key"]): index.get("expireAfterSeconds") for index in self._coll.list_indexes()}
             for keys in self._indexes:
                 # The TTL index doubles as the time index: one index on the field, not two.
                 ttl = {"expireAfterSeconds": self._ttl_days * 86_400} if self._ttl_days and keys == (self._ttl_field,) else {}
-                self._coll.create_index([(k, ASCENDING) for k in keys], **ttl)
+                if keys not in existing or existing[keys] != ttl.get("expireAfterSeconds"):
+                    self._coll.create_index([(k, ASCENDING) for k in keys], **ttl)
 
         try:
             retrying(self.name + " (indexes)", create_indexes, mongo_transient)
