@@ -80,7 +80,9 @@ class RestoredTimers:
     that asked (flink-python 2.3: a mailbox action per timer, not drained before a snapshot), so
     a checkpoint can hold a key's state without the timers that go with it. Restored from such a
     checkpoint, the key would never fire: functions re-register a key's timers from its state the
-    first time this instance sees the key (a restore opens new instances).
+    first time this instance sees the key (a restore opens new instances). The same lag lets the
+    final watermark of a bounded input overtake timers asked for in its last bundles: functions
+    also register an end-of-input timer at first sight, long before.
     """
 
     def __init__(self):
@@ -296,6 +298,7 @@ class SequenceRules(KeyedProcessFunction):
                 timers.register_event_time_timer(pending[2])
             for within_ms, times in self._times.values():
                 timers.register_event_time_timer(max(times, default=0) + within_ms)
+            timers.register_event_time_timer(_END_OF_INPUT)  # as in EventWindows
         if hit is not None:
             self._pending.add(hit)
             timers.register_event_time_timer(hit[2])
@@ -400,6 +403,9 @@ class EventWindows(KeyedProcessFunction):
         if self._timers.first_sight(ctx):
             for end in {*(self._counts.value() or {}), *(self._stats.value() or {})}:
                 timers.register_event_time_timer(end - 1)
+            # Closes every window at the end of a bounded input, even those whose own timers the
+            # final watermark overtook (registered in its last bundles: see RestoredTimers).
+            timers.register_event_time_timer(_END_OF_INPUT)
         end = window_end(timestamp, self._metrics_ms)
         if measures is None and end - 1 <= watermark:
             # A sequence violation found late (a hit whose timer was re-registered after a restore)
