@@ -94,9 +94,6 @@ def _assert_ground_truth(settings, truths: list[dict]) -> None:
     assert stored == len(report.findings) > 100  # nothing but the events' findings, each once
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "flaky, under investigation (issue 5): passed in 4 of 5 runs; in one full-suite run MongoDB held 173 of 502 "
-    "planted emails after the restores while InfluxDB had counted every event, i.e. violation documents were lost"))
 def test_killed_twice_mid_stream_and_restored_from_checkpoints_the_stores_equal_the_ground_truth(fault_settings, tmp_path):
     settings, log = fault_settings, tmp_path / "job.log"
     produced: dict = {}
