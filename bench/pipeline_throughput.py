@@ -76,12 +76,12 @@ def timed(build, settings) -> float:
     return time.monotonic() - began
 
 
-def head_topic(source: str, n: int, bootstrap: str) -> str:
+def head_topic(source: str, n: int, bootstrap: str, partitions: int) -> str:
     """A topic holding the first n records of source (same bytes), for the small run of the pair."""
     from kafka import KafkaConsumer, KafkaProducer
 
     topic = f"{source}-first{n}"
-    stack.create_topics(bootstrap, {topic: {}})
+    stack.create_topics(bootstrap, {topic: {}}, partitions=partitions)
     consumer = KafkaConsumer(source, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=5000)
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=256 * 1024)
     for i, record in enumerate(consumer):
@@ -157,16 +157,17 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=1000, help="events of the small run of each pair")
     parser.add_argument("--rate", type=float, default=500, help="events/s of the live traffic for the latency run")
     parser.add_argument("--modes", default="process,thread", help="Python execution modes to try")
+    parser.add_argument("--parallelism", type=int, default=1, help="parallelism of every job")
     args = parser.parse_args()
 
     stack.up()
     bootstrap = "127.0.0.1:9092"
     topic = f"bench-{uuid.uuid4().hex[:8]}.events"
-    stack.create_topics(bootstrap, {topic: {}})
+    stack.create_topics(bootstrap, {topic: {}}, partitions=args.parallelism)  # a source reader per subtask
     console.print(f"producing {args.events} events to {topic}")
     traffic.produce(bootstrap, topic, args.events, seed=11, start_ms=1_797_000_000_000)
-    small = head_topic(topic, args.small, bootstrap)
-    scored = head_topic(topic, args.scored_events, bootstrap)
+    small = head_topic(topic, args.small, bootstrap, args.parallelism)
+    scored = head_topic(topic, args.scored_events, bootstrap, args.parallelism)
 
     # The first job of a process also starts the JVM gateway: a warm-up run keeps that out of the pairs.
     timed(pass_through, settings_for(uuid.uuid4().hex[:8], small))
@@ -174,7 +175,7 @@ def main() -> None:
     rules_only_rules = rules_without_scores(Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-rules-{uuid.uuid4().hex[:8]}")
     rows = []
     for mode in args.modes.split(","):
-        mode_overrides = {"python_execution_mode": mode}
+        mode_overrides = {"python_execution_mode": mode, "parallelism": args.parallelism}
         try:
             passed, _ = rate_of(f"pass-through ({mode})", pass_through, {args.small: small, args.events: topic},
                                 mode_overrides)
@@ -190,7 +191,7 @@ def main() -> None:
         rows.append((mode, passed, rules, scores))
 
     table = Table("python mode", "pass-through", "audit, rules only", "ratio", "audit, with scorers", "ratio",
-                  title=f"events/s, ~1 KB events, parallelism 1, {os.cpu_count()} CPUs")
+                  title=f"events/s, ~1 KB events, parallelism {args.parallelism}, {os.cpu_count()} CPUs")
     for mode, passed, rules, scores in rows:
         if passed is None:
             table.add_row(mode, "failed", "", "", "", "")

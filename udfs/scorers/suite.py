@@ -9,6 +9,7 @@ over those sentences, with the group terms and the most biased sentence as evide
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from udfs.scorers.base import LabelScores, Scorer, ScorerError, build_scorer, pick_device
 from udfs.scorers.groups import GroupLexicon, Mention, default_lexicon
+
+# PyFlink opens the subtasks of one Python worker in threads; transformers' lazy imports are not
+# thread-safe (seen at parallelism 2: "cannot import name 'AutoModelForSequenceClassification'").
+_OPEN_LOCK = threading.Lock()
 
 SCORER_NAMES = ("toxicity", "bias")
 DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
@@ -97,6 +102,10 @@ class ScorerSuite:
         self._lexicon: GroupLexicon | None = None
 
     def open(self) -> None:
+        with _OPEN_LOCK:
+            self._open()
+
+    def _open(self) -> None:
         self.device = pick_device(self.requested_device)
         bias = self.config.bias if "bias" in self.enabled else None
         needs_toxicity = "toxicity" in self.enabled or (bias is not None and bias.counterfactual)
