@@ -1,6 +1,6 @@
 """Windowed anomaly detection per (tenant, model): window statistics and a robust baseline.
 
-Plain Python, no Flink: the job aggregates each tumbling window into WindowStats and keeps one
+Plain Python, no Flink: the job aggregates each tumbling window in a WindowAccumulator and keeps one
 AnomalyDetector state per key in keyed state; both are unit-tested here without a cluster.
 
 The baseline of each metric is an EWMA of its level and an EWMA of its absolute deviation from
