@@ -85,6 +85,11 @@ def keyed(stream: DataStream, key_type=Types.PICKLED_BYTE_ARRAY()) -> KeyedStrea
     return KeyedStream(j_keyed, Types.PICKLED_BYTE_ARRAY(), stream)
 
 
+def batching_keys(settings: AuditJobSettings) -> int:
+    """Several keys per subtask, so every subtask gets some; each key batches on its own."""
+    return 4 * settings.parallelism
+
+
 def build_pipeline(raw: DataStream, pushes: DataStream, settings: AuditJobSettings, ruleset: RuleSet) -> AuditOutputs:
     """The transformation, without sources or sinks, so tests can feed any stream.
 
@@ -97,8 +102,7 @@ def build_pipeline(raw: DataStream, pushes: DataStream, settings: AuditJobSettin
     timed = Types.TUPLE([Types.PICKLED_BYTE_ARRAY(), Types.LONG()])  # (value, event time)
     parsed = raw.process(ParseEvent(to_rules=not settings.scorers), timed if not settings.scorers else None) \
         .uid("parse").name("parse and validate")
-    # Several keys per subtask, so every subtask gets some; each key batches on its own.
-    buckets = 4 * settings.parallelism
+    buckets = batching_keys(settings)
     scored = parsed
     if settings.scorers:
         scorers = ScoreEvents(load_config(settings.scorers_path), tuple(settings.scorers), settings.scorer_device,
@@ -270,7 +274,7 @@ def discard() -> Sink:
 
 
 def by_bucket(stream: DataStream, key, settings: AuditJobSettings) -> KeyedStream:
-    buckets = 4 * settings.parallelism
+    buckets = batching_keys(settings)
     return stream.key_by(lambda item: bucket(key(item), buckets), Types.INT())
 
 

@@ -114,15 +114,12 @@ class BatchingFunction(KeyedProcessFunction):
         self._pending = runtime_context.get_state(
             ValueStateDescriptor(f"{self._name}-pending", Types.PICKLED_BYTE_ARRAY()))
         self._timers = RestoredTimers()
-        # key -> the elements this instance buffered and has not flushed: what close() can still see
-        self._unflushed: dict = {}
 
     def _flush_batch(self, items: list):
         raise NotImplementedError
 
     def process_element(self, value, ctx: KeyedProcessFunction.Context):
         self._buffer.add(value)
-        self._unflushed.setdefault(ctx.get_current_key(), []).append(value)
         count, deadline = self._pending.value() or (0, None)
         if count == 0:
             deadline = ctx.timer_service().current_processing_time() + self._max_wait_ms
@@ -145,7 +142,6 @@ class BatchingFunction(KeyedProcessFunction):
         items = list(self._buffer.get() or [])
         self._buffer.clear()
         self._pending.clear()
-        self._unflushed.pop(ctx.get_current_key(), None)
         yield from self._flush_batch(items)
 
 
@@ -183,7 +179,17 @@ class BufferedWrite(BatchingFunction):
 
     def open(self, runtime_context: RuntimeContext):
         super().open(runtime_context)
+        # key -> the elements this instance buffered and has not flushed: what close() can still see
+        self._unflushed: dict = {}
         self._writer.open()
+
+    def process_element(self, value, ctx: KeyedProcessFunction.Context):
+        self._unflushed.setdefault(ctx.get_current_key(), []).append(value)
+        yield from super().process_element(value, ctx)
+
+    def _flush(self, ctx):
+        self._unflushed.pop(ctx.get_current_key(), None)
+        yield from super()._flush(ctx)
 
     def _flush_batch(self, items: list):
         if items:
