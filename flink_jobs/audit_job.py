@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from functools import partial
 from operator import itemgetter
 
 from pyflink.common import Configuration, Duration, Time, Types, WatermarkStrategy
@@ -25,6 +24,7 @@ from pyflink.datastream.connectors.kafka import (
 )
 from pyflink.datastream.window import TumblingEventTimeWindows
 from pyflink.java_gateway import get_gateway
+from pyflink.table import DataTypes, Schema, StreamTableEnvironment
 
 from flink_jobs.functions import (
     ACTIVE_RULES,
@@ -34,14 +34,14 @@ from flink_jobs.functions import (
     SEQUENCE_HITS,
     SUMMARY,
     VIOLATIONS,
-    ApplyRules,
+    AuditEvents,
     BufferedWrite,
     CountDeadLetters,
     EmitDeadLetterPoint,
-    EventWindows,
-    ParseEvent,
     ScoreEvents,
     SequenceRules,
+    SequenceWindows,
+    WindowSettings,
     bucket,
 )
 from flink_jobs.offsets import client_config, committed_offsets, offsets_span
@@ -54,7 +54,6 @@ from udfs.scorers import ScorerError, load_config
 
 @dataclass(frozen=True)
 class AuditOutputs:
-    summaries: DataStream  # SUMMARY per audited event: Row((tenant, model), (event time, rule keys, measures))
     violations: DataStream  # VIOLATION per violation document: the events' and the fired sequence rules'
     points: DataStream  # [InfluxDB point] per closed window and key: udfs.metrics measurements
     dead_letters: DataStream  # DLQ JSON strings
@@ -62,7 +61,7 @@ class AuditOutputs:
     anomalies: DataStream  # anomaly documents: metric, observed, baseline, deviation, score, window
 
 
-def with_event_time(stream: DataStream, strategy: WatermarkStrategy) -> DataStream:
+def with_event_time(stream: DataStream, strategy: WatermarkStrategy, value_type) -> DataStream:
     """(value, event time) tuples -> the values, stamped with that time and watermarked by `strategy`.
 
     The same Java operators as PyFlink's assign_timestamps_and_watermarks with a Python
@@ -71,18 +70,75 @@ def with_event_time(stream: DataStream, strategy: WatermarkStrategy) -> DataStre
     java = get_gateway().jvm.org.apache.flink.streaming.api.functions.python.eventtime
     stamped = stream._j_data_stream.assignTimestampsAndWatermarks(
         strategy._j_watermark_strategy.withTimestampAssigner(java.CustomTimestampAssigner()))
-    return DataStream(stamped.map(java.RemoveTimestampMapFunction(), Types.PICKLED_BYTE_ARRAY().get_java_type_info()))
+    return DataStream(stamped.map(java.RemoveTimestampMapFunction(), value_type.get_java_type_info()))
 
 
 def keyed(stream: DataStream, key_type=Types.PICKLED_BYTE_ARRAY()) -> KeyedStream:
-    """A stream of Row(key, value) keyed by its first field, in Java; keyed functions see the value.
+    """A stream of Row(key, value, ...) keyed by its first field, in Java; keyed functions see the value.
 
     PyFlink's key_by runs the key selector as one more Python operator; here the function upstream
-    emits the key with the value.
+    (or Flink SQL, keyed_events) emits the key with the value.
     """
     j_keyed = stream._j_data_stream.keyBy(get_gateway().jvm.KeyByKeySelector(),
                                           Types.ROW([key_type]).get_java_type_info())
     return KeyedStream(j_keyed, Types.PICKLED_BYTE_ARRAY(), stream)
+
+
+# The event's own time where SQL can read one (epoch ms, or RFC 3339 with Z or an offset), else the
+# epoch: events without a time must not move the watermark (their Python-side validation rejects them).
+_TS = "JSON_VALUE(f0, '$.timestamp')"
+
+
+def _local(suffix: int) -> str:
+    """The date and time before a suffix (Z: 1, +HH:MM: 6 characters) as a TIMESTAMP(3)."""
+    return f"TRY_CAST(REPLACE(SUBSTR({_TS}, 1, CHAR_LENGTH({_TS}) - {suffix}), 'T', ' ') AS TIMESTAMP(3))"
+
+
+_OFFSET_MIN = (f"(CASE SUBSTR({_TS}, CHAR_LENGTH({_TS}) - 5, 1) WHEN '+' THEN 1 WHEN '-' THEN -1 END) * "
+               f"(TRY_CAST(SUBSTR({_TS}, CHAR_LENGTH({_TS}) - 4, 2) AS INT) * 60 "
+               f"+ TRY_CAST(SUBSTR({_TS}, CHAR_LENGTH({_TS}) - 1, 2) AS INT))")
+_EVENT_TIME = (f"COALESCE(TO_TIMESTAMP_LTZ(CASE WHEN TRY_CAST({_TS} AS BIGINT) >= 100000000000 "
+               f"THEN TRY_CAST({_TS} AS BIGINT) END, 3), "
+               f"CAST(CASE WHEN {_TS} LIKE '%Z' OR {_TS} LIKE '%z' THEN {_local(1)} "
+               f"ELSE TIMESTAMPADD(MINUTE, -{_OFFSET_MIN}, {_local(6)}) END AS TIMESTAMP_LTZ(3)), "
+               f"TO_TIMESTAMP_LTZ(0, 3))")
+# Row(key, Row(raw JSON, arrival), event time); the key is JSON [tenant, model] (functions.key_of).
+KEYED_EVENT = Types.ROW([Types.STRING(), Types.ROW([Types.STRING(), Types.INSTANT()]), Types.INSTANT()])
+
+
+def keyed_events(raw: DataStream, settings: AuditJobSettings, buckets: int | None = None) -> DataStream:
+    """Raw event JSON (timestamped with its arrival) -> KEYED_EVENT rows stamped with the event's
+    time and watermarked, all in Java (Flink SQL's JSON functions): parsing in a Python operator
+    first would cost the job a second round trip to the Python worker for every event.
+
+    Only the watermark and the key come from here; the audit validates each event itself. The
+    arrival travels with the raw JSON: it places a dead letter, which has no valid time of its own.
+
+    buckets: key by one of this many buckets of the message's hash instead (the scorer's batches:
+    few keys, so that each batch spans little event time).
+    """
+    t_env = StreamTableEnvironment.create(StreamExecutionEnvironment(raw._j_data_stream.getExecutionEnvironment()))
+    t_env.get_config().set("table.local-time-zone", "UTC")
+    t_env.get_config().set("table.exec.source.idle-timeout", f"{settings.idleness_s} s")
+    schema = (Schema.new_builder()
+              .column("f0", DataTypes.STRING())
+              .column_by_metadata("arrival", DataTypes.TIMESTAMP_LTZ(3), "rowtime")
+              .column_by_expression("event_time", _EVENT_TIME)
+              .watermark("event_time", f"event_time - INTERVAL '{settings.max_out_of_orderness_s}' SECOND")
+              .build())
+    table = t_env.from_data_stream(raw, schema)
+    key = "JSON_ARRAY(JSON_VALUE(f0, '$.tenant'), JSON_VALUE(f0, '$.model'))" if buckets is None else \
+        f"CAST(MOD(ASCII(SUBSTR(MD5(f0), 1, 1)) * 16 + ASCII(SUBSTR(MD5(f0), 2, 1)), {buckets}) AS STRING)"
+    keyed_table = t_env.sql_query(f"SELECT {key}, ROW(f0, arrival), event_time FROM {table}")
+    rows = t_env.to_data_stream(keyed_table)
+    # The rows are Row objects already; declaring them a RowTypeInfo lets keyed() pick the key in Java.
+    rows._j_data_stream.getTransformation().setOutputType(KEYED_EVENT.get_java_type_info())
+    return rows
+
+
+def bounded_watermarks(settings: AuditJobSettings) -> WatermarkStrategy:
+    return WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_seconds(settings.max_out_of_orderness_s)) \
+        .with_idleness(Duration.of_seconds(settings.idleness_s))
 
 
 def batching_keys(settings: AuditJobSettings) -> int:
@@ -96,40 +152,43 @@ def build_pipeline(raw: DataStream, pushes: DataStream, settings: AuditJobSettin
     raw: audit event JSON strings, timestamped with their arrival (the Kafka record time: dead
     letters have no event time of their own); pushes: rule push records (JSON) from the rules topic.
 
-    Every valid event passes three Python operators (parse, rules, windows; four with scorers):
-    each is a round trip between the JVM and the Python worker, the largest cost of the job.
+    Every event passes one Python operator (two with scorers), AuditEvents: each is a round trip
+    between the JVM and the Python worker, the largest cost of the job. Violations, sequence-rule
+    hits and window points leave it for their own (much smaller) streams.
     """
-    timed = Types.TUPLE([Types.PICKLED_BYTE_ARRAY(), Types.LONG()])  # (value, event time)
-    parsed = raw.process(ParseEvent(to_rules=not settings.scorers), timed if not settings.scorers else None) \
-        .uid("parse").name("parse and validate")
     buckets = batching_keys(settings)
-    scored = parsed
+    windows = WindowSettings(settings.metrics_window_s * 1000, settings.anomaly_window_s * 1000,
+                             AnomalySettings(threshold=settings.anomaly_threshold, warmup=settings.anomaly_warmup,
+                                             min_events=settings.anomaly_min_events))
+    parser = None  # the operator that parses the events: the scorer when there is one, else the audit
     if settings.scorers:
         scorers = ScoreEvents(load_config(settings.scorers_path), tuple(settings.scorers), settings.scorer_device,
                               settings.score_batch_size, settings.score_max_wait_ms)
-        scored = parsed.key_by(lambda e: bucket(e.event_id, buckets), Types.INT()).process(scorers, timed) \
+        scored = keyed(keyed_events(raw, settings, buckets), Types.STRING()).process(
+            scorers, Types.TUPLE([Types.ROW([Types.STRING(), Types.PICKLED_BYTE_ARRAY()]), Types.LONG()])) \
             .uid("score").name("score toxicity and bias")
-    # Event time is assigned after scoring: a batch leaves the scorer at processing time.
-    events = with_event_time(scored, WatermarkStrategy.for_bounded_out_of_orderness(
-        Duration.of_seconds(settings.max_out_of_orderness_s)).with_idleness(Duration.of_seconds(settings.idleness_s))) \
-        .uid("event-time").name("event time")
-    rules = (
-        events.connect(pushes.broadcast(ACTIVE_RULES))
-        .process(ApplyRules(ruleset, settings.ruleset_name, settings.store_raw_text, tuple(settings.scorers), buckets),
-                 SUMMARY)
-        .uid("rules").name("apply rules")
+        parser = scored
+        # A batch leaves the scorer at processing time: event time is assigned again after it.
+        events = with_event_time(scored, bounded_watermarks(settings),
+                                 Types.ROW([Types.STRING(), Types.PICKLED_BYTE_ARRAY()])).uid("event-time").name("event time")
+    else:
+        events = keyed_events(raw, settings)
+    audit = (
+        keyed(events, Types.STRING()).connect(pushes.broadcast(ACTIVE_RULES))
+        .process(AuditEvents(ruleset, settings.ruleset_name, settings.store_raw_text, tuple(settings.scorers), buckets,
+                             windows), Types.PICKLED_BYTE_ARRAY())
+        .uid("audit").name("audit: parse, rules, windows per tenant and model")
     )
     sequences = (
-        rules.get_side_output(SEQUENCE_HITS).key_by(itemgetter(0), Types.INT())
+        audit.get_side_output(SEQUENCE_HITS).key_by(itemgetter(0), Types.INT())
         .process(SequenceRules(buckets), SUMMARY).uid("sequence-rules").name("sequence rules")
     )
-    # Per (tenant, model): metric windows over events and every violation (sequence rules' included), anomalies.
-    windows = keyed(rules.union(sequences)).process(
-        EventWindows(settings.metrics_window_s * 1000, settings.anomaly_window_s * 1000,
-                     AnomalySettings(threshold=settings.anomaly_threshold, warmup=settings.anomaly_warmup,
-                                     min_events=settings.anomaly_min_events)), Types.PICKLED_BYTE_ARRAY()) \
-        .uid("windows").name("windows and anomalies per tenant and model")
-    dead_letters = parsed.get_side_output(DEAD_LETTERS)
+    sequence_points = keyed(sequences).process(SequenceWindows(windows), Types.PICKLED_BYTE_ARRAY()) \
+        .uid("sequence-windows").name("sequence violations per tenant and model")
+    # Dead letters are stamped with their arrival (the Kafka record time): the time of their windows,
+    # and of their record on the dead-letter topic, whose broker may refuse a far-off time.
+    dead_letters = with_event_time((parser or audit).get_side_output(DEAD_LETTERS), bounded_watermarks(settings),
+                                   Types.STRING()).uid("dead-letter-time").name("dead-letter arrival time")
     dead_letter_points = (
         dead_letters.key_by(lambda d: json.loads(d)["reason"], Types.STRING())
         .window(TumblingEventTimeWindows.of(Time.seconds(settings.metrics_window_s)))
@@ -137,12 +196,11 @@ def build_pipeline(raw: DataStream, pushes: DataStream, settings: AuditJobSettin
         .uid("dead-letter-counts").name("dead letters per reason")
     )
     return AuditOutputs(
-        summaries=rules,
-        violations=rules.get_side_output(VIOLATIONS).union(sequences.get_side_output(VIOLATIONS)),
-        points=windows.union(dead_letter_points),
+        violations=audit.get_side_output(VIOLATIONS).union(sequences.get_side_output(VIOLATIONS)),
+        points=audit.union(sequence_points, dead_letter_points),
         dead_letters=dead_letters,
-        rule_changes=rules.get_side_output(RULE_CHANGES),
-        anomalies=windows.get_side_output(ANOMALIES),
+        rule_changes=audit.get_side_output(RULE_CHANGES),
+        anomalies=audit.get_side_output(ANOMALIES),
     )
 
 
@@ -296,9 +354,8 @@ def build_job(settings: AuditJobSettings, between_ms: tuple[int, int] | None = N
     env = create_env(settings)
     # Timestamps are Kafka record times until the events' own are assigned (after scoring); they
     # place dead letters, which have no valid event time, in their windows.
-    arrival = WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_seconds(settings.max_out_of_orderness_s)) \
-        .with_idleness(Duration.of_seconds(settings.idleness_s))
-    raw = env.from_source(kafka_source(settings, settings.source_topic, between_ms=between_ms), arrival,
+    raw = env.from_source(kafka_source(settings, settings.source_topic, between_ms=between_ms),
+                          bounded_watermarks(settings),
                           "audit events").uid("source")
     # Pushes carry Kafka timestamps; an idle rules topic must not hold the event-time watermark back.
     pushes = env.from_source(
@@ -307,7 +364,9 @@ def build_job(settings: AuditJobSettings, between_ms: tuple[int, int] | None = N
     ).uid("rules-source")
     out = build_pipeline(raw, pushes, settings, ruleset)
 
-    mongo = partial(MongoWriter, uri, settings.mongo_database)
+    def mongo(*args) -> MongoWriter:
+        return MongoWriter(uri, settings.mongo_database, *args).prepare()
+
     by_id = itemgetter("_id")
     if "violations" in settings.outputs:
         write(keyed(out.violations, Types.INT()),

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import zlib
+from dataclasses import dataclass
 
-from pyflink.common import Row, Types
-from pyflink.datastream import OutputTag, ProcessFunction
+from pyflink.common import Instant, Row, Types
+from pyflink.datastream import OutputTag
 from pyflink.datastream.functions import (
     AggregateFunction,
-    BroadcastProcessFunction,
+    KeyedBroadcastProcessFunction,
     KeyedProcessFunction,
     ProcessWindowFunction,
     RuntimeContext,
@@ -31,13 +32,13 @@ Scored = tuple[AuditEvent, dict, dict]
 # field (flink_jobs.audit_job.keyed): PyFlink's key_by would add a Python operator, i.e. one more
 # round trip between the JVM and the Python worker for every record.
 KEYED = Types.ROW([Types.PICKLED_BYTE_ARRAY(), Types.PICKLED_BYTE_ARRAY()])
-# Row((tenant, model), (event time, [(rule_id, category, severity)], measures)) per audited event;
-# measures is None for the violations of a fired sequence rule, which are not events.
+# Row((tenant, model), (event time, [(rule_id, category, severity)], None)) per fired sequence rule.
 SUMMARY = KEYED
 # Row(sink bucket, violation document) per violation.
 VIOLATION = Types.ROW([Types.INT(), Types.PICKLED_BYTE_ARRAY()])
 
-DEAD_LETTERS = OutputTag("dead-letters", Types.STRING())
+# (dead-letter record, arrival ms: the Kafka record time of the message)
+DEAD_LETTERS = OutputTag("dead-letters", Types.TUPLE([Types.STRING(), Types.LONG()]))
 VIOLATIONS = OutputTag("violations", VIOLATION)
 RULE_CHANGES = OutputTag("rule-changes", Types.PICKLED_BYTE_ARRAY())
 SEQUENCE_HITS = OutputTag("sequence-hits", Types.PICKLED_BYTE_ARRAY())
@@ -46,23 +47,17 @@ ANOMALIES = OutputTag("anomalies", Types.PICKLED_BYTE_ARRAY())
 ACTIVE_RULES = MapStateDescriptor("active-rules", Types.STRING(), Types.STRING())
 
 
-class ParseEvent(ProcessFunction):
-    """Raw Kafka value -> AuditEvent; anything invalid goes to the dead-letter side output.
+def parse_or_dead_letter(value: str, arrival: Instant) -> tuple[AuditEvent | None, tuple | None]:
+    """(event, None) for a valid audit event; for anything else (None, (its dead-letter record, arrival ms))."""
+    try:
+        return parse_event(value), None
+    except EventError as error:
+        return None, (dead_letter(value, error), arrival.to_epoch_milli())
 
-    to_rules (no scorers): the event goes straight to the rules, as ((event, {}, {}), event time)
-    for flink_jobs.audit_job.with_event_time.
-    """
 
-    def __init__(self, to_rules: bool):
-        self._to_rules = to_rules
-
-    def process_element(self, value: str, ctx: ProcessFunction.Context):
-        try:
-            event = parse_event(value)
-        except EventError as error:
-            yield DEAD_LETTERS, dead_letter(value, error)
-            return
-        yield ((event, {}, {}), event.timestamp) if self._to_rules else event
+def key_of(event: AuditEvent) -> str:
+    """A scored event's (tenant, model) key: a JSON array like keyed_events' (the audit reads it with json.loads)."""
+    return json.dumps([event.tenant, event.model])
 
 
 def bucket(key: str, buckets: int) -> int:
@@ -146,7 +141,8 @@ class BatchingFunction(KeyedProcessFunction):
 
 
 class ScoreEvents(BatchingFunction):
-    """Scores events in batches: -> ((event, scores, evidence), event time) per event.
+    """Keyed by a bucket, fed Row(raw event JSON, arrival): scores the valid events in batches ->
+    (Row(key, (event, scores, evidence)), event time) per event; the rest -> DEAD_LETTERS.
 
     Each batch is one forward pass per model. The models load once per worker, in open().
     """
@@ -161,9 +157,16 @@ class ScoreEvents(BatchingFunction):
         self._suite = ScorerSuite(self._config, self._enabled, self._device)
         self._suite.open()
 
+    def process_element(self, value: Row, ctx: KeyedProcessFunction.Context):
+        event, dead = parse_or_dead_letter(*value)
+        if dead is not None:
+            yield DEAD_LETTERS, dead
+            return
+        yield from super().process_element(event, ctx)
+
     def _flush_batch(self, events: list[AuditEvent]):
         for event, (scores, evidence) in zip(events, self._suite.score_events(events)):
-            yield (event, scores, evidence), event.timestamp
+            yield Row(key_of(event), (event, scores, evidence)), event.timestamp
 
 
 class BufferedWrite(BatchingFunction):
@@ -206,9 +209,14 @@ class BufferedWrite(BatchingFunction):
         self._writer.close()
 
 
-class ApplyRules(BroadcastProcessFunction):
-    """Applies the active ruleset to each scored event: -> its SUMMARY for the windows, and each
-    violation document on the VIOLATIONS side output.
+class AuditEvents(KeyedBroadcastProcessFunction):
+    """Keyed by (tenant, model), fed Row(raw event JSON, arrival) or, with scorers, scored events: the
+    whole per-event audit in one Python operator, since each is a round trip to the Python worker.
+
+    - parse and validate: anything invalid -> DEAD_LETTERS, with its reason;
+    - rules: each violation document -> VIOLATIONS, hits of sequence rules -> SEQUENCE_HITS;
+    - windows: metrics and anomaly windows of the key (-> InfluxDB points on the main output,
+      anomaly documents -> ANOMALIES).
 
     Starts with the ruleset the job was submitted with; a valid push on the rules topic replaces
     it at once (broadcast state, no restart); an invalid one is rejected and the last good set
@@ -216,22 +224,30 @@ class ApplyRules(BroadcastProcessFunction):
     """
 
     def __init__(self, initial: RuleSet, ruleset_name: str, store_raw_text: bool, scorers: tuple[str, ...],
-                 buckets: int):
+                 buckets: int, windows: WindowSettings):
         self._initial, self._name, self._store_raw_text = initial, ruleset_name, store_raw_text
-        self._scorers, self._buckets = scorers, buckets
+        self._scorers, self._buckets, self._window_settings = scorers, buckets, windows
         self._engine: RuleEngine | None = None
 
     def open(self, runtime_context: RuntimeContext):
         self._engine = None  # built on first use, from restored state if there is one
         self._ticked = False  # each sequence bucket gets a tick from the first event (SequenceRules)
+        self._windows = Windows(runtime_context, self._window_settings, events_point=True)
 
     def _use(self, ruleset: RuleSet) -> None:
         engine = RuleEngine(ruleset)
         engine.open()
         self._engine = engine
 
-    def process_element(self, scored: Scored, ctx: BroadcastProcessFunction.ReadOnlyContext):
-        event, scores, evidence = scored
+    def process_element(self, value, ctx: KeyedBroadcastProcessFunction.ReadOnlyContext):
+        if isinstance(value, Row):  # (raw JSON, arrival): not scored
+            event, dead = parse_or_dead_letter(*value)
+            if dead is not None:
+                yield DEAD_LETTERS, dead
+                return
+            scores, evidence = {}, {}
+        else:
+            event, scores, evidence = value
         if self._engine is None:
             pushed = ctx.get_broadcast_state(ACTIVE_RULES).get(self._name)
             self._use(ruleset_from_push(json.loads(pushed)) if pushed else self._initial)
@@ -239,8 +255,6 @@ class ApplyRules(BroadcastProcessFunction):
         for finding in findings:
             doc = violation_document(event, finding, self._store_raw_text, scores, evidence)
             yield VIOLATIONS, Row(bucket(doc["_id"], self._buckets), doc)
-        yield Row((event.tenant, event.model),
-                  (event.timestamp, [(f.rule_id, f.category, f.severity) for f in findings], event_measures(event, scores)))
         if not self._ticked:
             self._ticked = True
             for b in range(self._buckets):
@@ -248,8 +262,13 @@ class ApplyRules(BroadcastProcessFunction):
         for rule, key in sequence_hits(self._engine.sequence_rules, event, findings):
             yield SEQUENCE_HITS, (bucket(f"{rule.id}|{key}", self._buckets),
                                   (rule.id, key, event.timestamp, rule, event.event_id, violation_context(event)))
+        self._windows.add(ctx, event.timestamp, [(f.rule_id, f.category, f.severity) for f in findings],
+                          event_measures(event, scores))
 
-    def process_broadcast_element(self, value: str, ctx: BroadcastProcessFunction.Context):
+    def on_timer(self, timestamp: int, ctx: KeyedBroadcastProcessFunction.OnTimerContext):
+        yield from self._windows.fire(ctx, timestamp, *json.loads(ctx.get_current_key()))
+
+    def process_broadcast_element(self, value: str, ctx: KeyedBroadcastProcessFunction.Context):
         try:
             record = json.loads(value)
         except json.JSONDecodeError as exc:
@@ -383,75 +402,102 @@ def window_end(timestamp: int, size_ms: int) -> int:
     return timestamp - timestamp % size_ms + size_ms
 
 
-class EventWindows(KeyedProcessFunction):
-    """Keyed by (tenant, model), fed SUMMARY values: the metrics windows (-> their InfluxDB points,
-    stamped with the window's end), the anomaly windows and the anomaly baselines (-> anomaly documents
-    on the ANOMALIES side output, their points on the main output).
+@dataclass(frozen=True)
+class WindowSettings:
+    metrics_ms: int
+    anomaly_ms: int
+    anomaly: AnomalySettings
 
-    One operator, not two window operators and a detector, each of which would be a Python round
-    trip per event. Windows are tumbling in event time and close when the watermark passes their
-    end; an event behind the watermark is late and left out, as Flink's own windows leave it out.
+
+class Windows:
+    """The tumbling event-time windows of a keyed function, in its keyed state: metrics windows
+    (-> their InfluxDB points, stamped with the window's end), anomaly windows and the anomaly
+    baselines (-> anomaly documents on the ANOMALIES side output, their points on the main output).
+
+    Windows close when the watermark passes their end; an event behind the watermark is late and
+    left out, as Flink's own windows leave it out. Plain state and timers rather than Flink window
+    operators, each of which would be one more Python round trip per event.
     """
 
-    def __init__(self, metrics_window_ms: int, anomaly_window_ms: int, settings: AnomalySettings):
-        self._metrics_ms, self._anomaly_ms, self._settings = metrics_window_ms, anomaly_window_ms, settings
-
-    def open(self, runtime_context: RuntimeContext):
+    def __init__(self, runtime_context: RuntimeContext, settings: WindowSettings, events_point: bool):
+        self._settings, self._events_point = settings, events_point
         # window end -> WindowCounts / WindowAccumulator, of the windows still open
         self._counts = runtime_context.get_state(ValueStateDescriptor("window-counts", Types.PICKLED_BYTE_ARRAY()))
         self._stats = runtime_context.get_state(ValueStateDescriptor("window-stats", Types.PICKLED_BYTE_ARRAY()))
         self._baselines = runtime_context.get_state(ValueStateDescriptor("baselines", Types.PICKLED_BYTE_ARRAY()))
         self._timers = RestoredTimers()
 
-    def process_element(self, value, ctx: KeyedProcessFunction.Context):
-        timestamp, rule_keys, measures = value
+    def add(self, ctx, timestamp: int, rule_keys: list, measures: dict | None) -> None:
+        """One audited event with its measures, or a fired sequence rule's violations (measures None)."""
         timers, watermark = ctx.timer_service(), ctx.timer_service().current_watermark()
+        counts = self._counts.value() or {}
         if self._timers.first_sight(ctx):
-            for end in {*(self._counts.value() or {}), *(self._stats.value() or {})}:
+            for end in {*counts, *(self._stats.value() or {})}:
                 timers.register_event_time_timer(end - 1)
             # Closes every window at the end of a bounded input, even those whose own timers the
             # final watermark overtook (registered in its last bundles: see RestoredTimers).
             timers.register_event_time_timer(_END_OF_INPUT)
-        end = window_end(timestamp, self._metrics_ms)
+        end = window_end(timestamp, self._settings.metrics_ms)
         if measures is None and end - 1 <= watermark:
             # A sequence violation found late (a hit whose timer was re-registered after a restore)
             # counts in the first window still open, not in none.
-            end = window_end(watermark + 1, self._metrics_ms)
+            end = window_end(watermark + 1, self._settings.metrics_ms)
         if end - 1 > watermark:
-            counts = self._counts.value() or {}
-            counts.setdefault(end, WindowCounts()).add(0 if measures is None else 1, rule_keys, measures or {})
+            if end not in counts:  # one timer per window, not per event: each is a message to the JVM
+                counts[end] = WindowCounts()
+                timers.register_event_time_timer(end - 1)
+            counts[end].add(0 if measures is None else 1, rule_keys, measures or {})
             self._counts.update(counts)
-            timers.register_event_time_timer(end - 1)
-        end = window_end(timestamp, self._anomaly_ms)
+        end = window_end(timestamp, self._settings.anomaly_ms)
         if measures is not None and end - 1 > watermark:
             stats = self._stats.value() or {}
-            stats.setdefault(end, WindowAccumulator()).add(
-                {category for _, category, _ in rule_keys}, measures, measures.get("latency_ms"),
-                int(measures.get("tokens", 0)), measures.get("cost_usd", 0.0))
+            if end not in stats:
+                stats[end] = WindowAccumulator()
+                timers.register_event_time_timer(end - 1)
+            stats[end].add({category for _, category, _ in rule_keys}, measures, measures.get("latency_ms"),
+                           int(measures.get("tokens", 0)), measures.get("cost_usd", 0.0))
             self._stats.update(stats)
-            timers.register_event_time_timer(end - 1)
 
-    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
-        tenant, model = ctx.get_current_key()
+    def fire(self, ctx, timestamp: int, tenant: str, model: str):
+        """The points and anomalies of the windows the watermark has closed."""
         counts = self._counts.value() or {}
         due = sorted(end for end in counts if end - 1 <= timestamp)
         for end in due:
-            yield counts.pop(end).points(tenant, model, end)
+            yield counts.pop(end).points(tenant, model, end, events_point=self._events_point)
         if due:
             _store(self._counts, counts)
         stats = self._stats.value() or {}
         due = sorted(end for end in stats if end - 1 <= timestamp)
         if not due:
             return
-        detector = AnomalyDetector(self._settings, self._baselines.value())
+        detector = AnomalyDetector(self._settings.anomaly, self._baselines.value())
         for end in due:
-            for anomaly in detector.observe(tenant, model, end - self._anomaly_ms, end,
+            for anomaly in detector.observe(tenant, model, end - self._settings.anomaly_ms, end,
                                             stats.pop(end).metrics(_RATE_CATEGORIES)):
                 doc = anomaly.to_dict()
                 yield ANOMALIES, doc
                 yield [anomaly_point(doc)]
         self._baselines.update(detector.state)
         _store(self._stats, stats)
+
+
+class SequenceWindows(KeyedProcessFunction):
+    """Keyed by (tenant, model), fed the SUMMARY of each fired sequence rule: counts them in the
+    metrics windows (-> `violations` points; `audit_events` is the audit operator's, which counts
+    the events' own violations)."""
+
+    def __init__(self, settings: WindowSettings):
+        self._settings = settings
+
+    def open(self, runtime_context: RuntimeContext):
+        self._windows = Windows(runtime_context, self._settings, events_point=False)
+
+    def process_element(self, value, ctx: KeyedProcessFunction.Context):
+        timestamp, rule_keys, _ = value
+        self._windows.add(ctx, timestamp, rule_keys, None)
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
+        yield from self._windows.fire(ctx, timestamp, *ctx.get_current_key())
 
 
 def _store(state, windows: dict) -> None:

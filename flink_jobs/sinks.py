@@ -107,10 +107,22 @@ class MongoWriter:
             setting = " (LLM_AUDIT_VIOLATIONS_TTL_DAYS asks for a TTL index)" if self._ttl_days else ""
             raise RuntimeError(f"{self.name}: cannot create its indexes{setting}: {exc}") from exc
 
+    def prepare(self) -> MongoWriter:
+        """Create the indexes now, at job submission, one collection after another: each subtask's
+        open() then finds them. Subtasks creating them all at once, in a new database, is DDL that
+        FerretDB v1 (SQLite) can deadlock on."""
+        self.open()
+        self.close()
+        self._client = self._coll = None  # the writer is shipped to the workers next
+        return self
+
     def write(self, docs: list[dict]) -> None:
         # stored_at: when the audit stored it (a replay restamps it); the rest is deterministic.
         now = datetime.now(timezone.utc)
-        retrying(self.name, lambda: self._upsert([{**d, "stored_at": now} for d in docs]), mongo_transient)
+        # One document per _id (the last): a source that delivered an event twice gives a batch the
+        # same violation twice, and FerretDB v1 deadlocks replacing one document twice in a command.
+        unique = {d["_id"]: d for d in docs}.values()
+        retrying(self.name, lambda: self._upsert([{**d, "stored_at": now} for d in unique]), mongo_transient)
 
     def _upsert(self, docs: list[dict]) -> None:
         """Insert, then replace the documents that exist already (a replay): the same result as

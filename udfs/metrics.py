@@ -11,6 +11,9 @@ the point instead of adding one. Measurements (what the Grafana dashboards and a
 | scores       | tenant, model, scorer                        | scored, mean, max                      |
 | anomalies    | tenant, model, metric                        | observed, baseline, deviation, score   |
 | dead_letters | reason                                       | count                                  |
+
+`audit_events.violations` counts the violations found in the events; those of fired sequence
+rules (which are not events) are in `violations` only.
 """
 
 from __future__ import annotations
@@ -62,10 +65,15 @@ class WindowCounts:
             merged.scores[scorer] = (n1 + n2, s1 + s2, max(m1, m2))
         return merged
 
-    def points(self, tenant: str, model: str, time_ms: int) -> list[Point]:
+    def points(self, tenant: str, model: str, time_ms: int, events_point: bool = True) -> list[Point]:
+        """events_point=False: the violations and scores only, for counts that are not of events (the
+        fired sequence rules'), which would otherwise overwrite the events' own audit_events point."""
         key = {"tenant": tenant, "model": model}
-        out = [point("audit_events", key, {"events": self.events, "violations": sum(self.violations.values()),
-                                           "tokens": self.tokens, "cost_usd": round(self.cost_usd, 6)}, time_ms)]
+        out = []
+        if events_point:
+            out.append(point("audit_events", key, {"events": self.events, "violations": sum(self.violations.values()),
+                                                   "tokens": self.tokens, "cost_usd": round(self.cost_usd, 6)},
+                             time_ms))
         for (rule_id, category, severity), n in sorted(self.violations.items()):
             out.append(point("violations", {**key, "rule_id": rule_id, "category": category, "severity": severity},
                              {"count": n}, time_ms))

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from pyflink.common import Types, WatermarkStrategy
 from pyflink.common.watermark_strategy import TimestampAssigner
+from pyflink.datastream.functions import KeyedProcessFunction
 
 from devstack.check import finding_rows, labelled_events, planted_spans, repeated_injections
 from devstack.traffic import generate
@@ -48,7 +49,7 @@ def run(output: str) -> list:
     pushes = env.from_collection([], type_info=Types.STRING())
     out = build_pipeline(raw_stream(env, [s.value for s in SAMPLES]), pushes, SETTINGS, RULES)
     stream = getattr(out, output)
-    if output in ("summaries", "violations"):
+    if output == "violations":
         stream = pairs(stream)
     return list(stream.execute_and_collect(f"pipeline-test-{output}"))
 
@@ -59,31 +60,25 @@ def pairs(rows):
 
 
 @pytest.fixture(scope="module")
-def summaries():
-    """(tenant, model, event time, rule keys, measures) per audited event."""
-    return [(key[0], key[1], *value) for key, value in run("summaries")]
-
-
-@pytest.fixture(scope="module")
 def violations():
     return [doc for _, doc in run("violations")]
 
 
-def test_every_valid_event_is_audited_once_and_findings_match_the_planted_labels(summaries, violations):
-    assert len(summaries) == len(VALID)
-    assert sorted(s[2] for s in summaries) == sorted(t["timestamp"] for t in VALID)
+@pytest.fixture(scope="module")
+def points():
+    return [p for batch in run("points") for p in batch]
+
+
+def test_findings_match_the_planted_labels(violations):
     rows = finding_rows(TRUTHS, violations)
     assert all(row.ok for row in rows), [row for row in rows if not row.ok]
     assert len(planted_spans(TRUTHS, "email")) > 20
     assert len({d["_id"] for d in violations}) == len(violations)  # deterministic ids are unique
     assert all("text" not in d for d in violations)  # raw text is not stored by default
     assert labelled_events(TRUTHS, "toxicity") and labelled_events(TRUTHS, "bias")
-    # Each event's summary names the rules of its violation documents (sequence rules fire later, on their own).
-    assert Counter(key[0] for s in summaries for key in s[3]) == \
-        Counter(d["rule_id"] for d in violations if d["rule_id"] != "injection.repeated")
 
 
-def test_model_findings_carry_their_scores_and_evidence(summaries, violations):
+def test_model_findings_carry_their_scores_and_evidence(violations, points):
     docs = {d["rule_id"]: d for d in violations}
     toxic, biased = docs["toxicity.high"], docs["bias.stereotype"]
     assert toxic["score"] == toxic["scores"]["toxicity"] >= 0.8 and "toxicity_threat" in toxic["scores"]
@@ -93,8 +88,11 @@ def test_model_findings_carry_their_scores_and_evidence(summaries, violations):
     assert (start, end) == (planted["start"], planted["end"])  # the stereotype sentence, located
     assert biased["evidence"]["groups"] and "scores" not in docs["pii.email"]
     # Every event gets a toxicity score; bias only where a group is named.
-    scored = [s[4] for s in summaries]
-    assert all("toxicity" in s for s in scored) and 0 < sum("bias" in s for s in scored) < len(scored) / 2
+    scored = Counter()
+    for p in points:
+        if p["measurement"] == "scores":
+            scored[p["tags"]["scorer"]] += p["fields"]["scored"]
+    assert scored["toxicity"] == len(VALID) and 0 < scored["bias"] < len(VALID) / 2
 
 
 def test_sequence_rule_fires_on_repeated_injections_by_one_user():
@@ -112,8 +110,7 @@ def test_sequence_rule_fires_on_repeated_injections_by_one_user():
     assert {(d["rule_id"], d["field"], d["severity"]) for d in docs} == {("injection.repeated", "user_id", "critical")}
 
 
-def test_metric_points_cover_every_valid_event_in_its_event_time_window(summaries, violations):
-    points = [p for batch in run("points") for p in batch]
+def test_metric_points_cover_every_valid_event_in_its_event_time_window(violations, points):
     by_measurement = {m: [p for p in points if p["measurement"] == m] for m in ("audit_events", "violations", "scores",
                                                                              "dead_letters")}
     per_window = Counter((t["timestamp"] // 5000 + 1) * 5000 for t in VALID)
@@ -122,7 +119,8 @@ def test_metric_points_cover_every_valid_event_in_its_event_time_window(summarie
     for p in events:
         totals[p["time_ms"]] += p["fields"]["events"]
     assert totals == per_window  # every event in its window, and no extra windows
-    assert sum(p["fields"]["tokens"] for p in events) == sum(s[4]["tokens"] for s in summaries)
+    valid = [json.loads(s.value) for s in SAMPLES if not s.malformed]
+    assert sum(p["fields"]["tokens"] for p in events) == sum(e["prompt_tokens"] + e["completion_tokens"] for e in valid)
     # Violations per rule, sequence rules' included (in the window of the completing event).
     expected = Counter(d["rule_id"] for d in violations)
     assert expected["injection.repeated"] == len(repeated_injections(TRUTHS))
@@ -131,13 +129,13 @@ def test_metric_points_cover_every_valid_event_in_its_event_time_window(summarie
         per_rule[p["tags"]["rule_id"]] += p["fields"]["count"]
         assert p["tags"]["severity"] in ("info", "low", "medium", "high", "critical") and p["tags"]["category"]
     assert per_rule == +expected
-    assert sum(p["fields"]["violations"] for p in events) == sum(expected.values())
-    # Score statistics per window agree with the per-event scores.
-    toxicity = [s[4]["toxicity"] for s in summaries]
+    # audit_events counts the events' own violations; a fired sequence rule is not an event.
+    assert sum(p["fields"]["violations"] for p in events) == sum(expected.values()) - expected["injection.repeated"]
+    # Score statistics per window agree with the per-event scores of the violation documents.
     scores = [p["fields"] for p in by_measurement["scores"] if p["tags"]["scorer"] == "toxicity"]
-    assert sum(s["scored"] for s in scores) == len(summaries)
-    assert max(s["max"] for s in scores) == pytest.approx(max(toxicity), abs=1e-4)
-    assert sum(s["mean"] * s["scored"] for s in scores) == pytest.approx(sum(toxicity), abs=0.01)
+    assert sum(s["scored"] for s in scores) == len(VALID) and all(0 <= s["mean"] <= s["max"] <= 1 for s in scores)
+    toxic = [d["scores"]["toxicity"] for d in violations if d["rule_id"] == "toxicity.high"]
+    assert max(s["max"] for s in scores) == pytest.approx(max(toxic), abs=1e-4)
     # Dead letters per reason, in the window of their arrival.
     dead = Counter()
     for p in by_measurement["dead_letters"]:
@@ -206,3 +204,28 @@ def test_an_injected_spike_is_an_anomaly_in_the_window_where_it_starts_and_stead
     assert first["observed"] > 0.4 and first["baseline"] < 0.1 and first["score"] >= 6
     assert first["_id"] == f"acme:gpt-4o:violation_rate.pii:{start_ms + 31 * 60_000}"
     assert all(a["window_end_ms"] > start_ms + 30 * 60_000 for a in anomalies)  # nothing in 30 steady minutes
+
+
+class _KeyAndTime(KeyedProcessFunction):
+    def process_element(self, value, ctx):
+        yield ctx.get_current_key(), ctx.timestamp()
+
+
+def test_events_are_keyed_by_tenant_and_model_and_stamped_with_their_own_time_in_java():
+    """Key and event time come from Flink SQL on the raw JSON, before any Python operator."""
+    from flink_jobs.audit_job import keyed, keyed_events
+
+    values = [
+        json.dumps({"timestamp": 1_800_000_000_123, "tenant": "acme", "model": "gpt-4o"}),
+        json.dumps({"timestamp": "2027-01-15T08:00:00.5Z", "tenant": "acme", "model": "o3"}),  # RFC 3339, UTC
+        json.dumps({"timestamp": "2027-01-15T09:00:00+01:00", "tenant": "t", "model": "m"}),
+        # Invalid: epoch 0, so they never move the watermark (the audit sends them to the dead letters).
+        json.dumps({"timestamp": 1_800_000_000, "tenant": "t", "model": "m"}),
+        "not json",
+    ]
+    env = create_env(SETTINGS)
+    rows = keyed(keyed_events(raw_stream(env, values), SETTINGS), Types.STRING()).process(_KeyAndTime(),
+                                                                                     Types.PICKLED_BYTE_ARRAY())
+    assert sorted(rows.execute_and_collect("pipeline-test-keyed-events")) == sorted([
+        ('["acme","gpt-4o"]', 1_800_000_000_123), ('["acme","o3"]', 1_800_000_000_500),
+        ('["t","m"]', 1_800_000_000_000), ('["t","m"]', 0), ("[]", 0)])
