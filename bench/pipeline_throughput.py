@@ -166,6 +166,8 @@ def main() -> None:
     stack.create_topics(bootstrap, {topic: {}}, partitions=args.parallelism)  # a source reader per subtask
     console.print(f"producing {args.events} events to {topic}")
     traffic.produce(bootstrap, topic, args.events, seed=11, start_ms=1_797_000_000_000)
+    sample = [len(s.value.encode()) for s in traffic.generate(2000, seed=11, start_ms=1_797_000_000_000)]
+    size = round(sum(sample) / len(sample))
     small = head_topic(topic, args.small, bootstrap, args.parallelism)
     scored = head_topic(topic, args.scored_events, bootstrap, args.parallelism)
 
@@ -190,8 +192,8 @@ def main() -> None:
                             {args.small: small, args.scored_events: scored}, mode_overrides)
         rows.append((mode, passed, rules, scores))
 
-    table = Table("python mode", "pass-through", "audit, rules only", "ratio", "audit, with scorers", "ratio",
-                  title=f"events/s, ~1 KB events, parallelism {args.parallelism}, {os.cpu_count()} CPUs")
+    title = f"events/s, generator events of ~{size} bytes, parallelism {args.parallelism}, {os.cpu_count()} CPUs"
+    table = Table("python mode", "pass-through", "audit, rules only", "ratio", "audit, with scorers", "ratio", title=title)
     for mode, passed, rules, scores in rows:
         if passed is None:
             table.add_row(mode, "failed", "", "", "", "")
