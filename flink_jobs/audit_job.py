@@ -163,7 +163,8 @@ def build_pipeline(raw: DataStream, pushes: DataStream, settings: AuditJobSettin
     parser = None  # the operator that parses the events: the scorer when there is one, else the audit
     if settings.scorers:
         scorers = ScoreEvents(load_config(settings.scorers_path), tuple(settings.scorers), settings.scorer_device,
-                              settings.score_batch_size, settings.score_max_wait_ms)
+                              settings.score_batch_size, settings.score_max_wait_ms,
+                              max_span_ms=settings.max_out_of_orderness_s * 1000 // 2)
         scored = keyed(keyed_events(raw, settings, buckets), Types.STRING()).process(
             scorers, Types.TUPLE([Types.ROW([Types.STRING(), Types.PICKLED_BYTE_ARRAY()]), Types.LONG()])) \
             .uid("score").name("score toxicity and bias")

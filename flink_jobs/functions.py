@@ -95,17 +95,22 @@ class BatchingFunction(KeyedProcessFunction):
     """Buffers elements in keyed list state and hands them to `_flush_batch` in batches.
 
     A batch is flushed when `max_batch` elements are buffered, when the oldest has waited
-    `max_wait_ms` (processing time), or at the end of a bounded input. The buffer is checkpointed
-    state: a restart from a checkpoint flushes what was buffered when it was taken.
+    `max_wait_ms` (processing time), when its elements' `_time_of` span `max_span_ms`, or at the
+    end of a bounded input. The buffer is checkpointed state: a restart from a checkpoint flushes
+    what was buffered when it was taken.
     """
 
-    def __init__(self, name: str, max_batch: int, max_wait_ms: int):
+    def __init__(self, name: str, max_batch: int, max_wait_ms: int, max_span_ms: int | None = None):
         self._name, self._max_batch, self._max_wait_ms = name, max_batch, max_wait_ms
+        self._max_span_ms = max_span_ms
+
+    def _time_of(self, value) -> int:
+        return 0
 
     def open(self, runtime_context: RuntimeContext):
         self._buffer = runtime_context.get_list_state(
             ListStateDescriptor(f"{self._name}-buffer", Types.PICKLED_BYTE_ARRAY()))
-        # (buffered count, processing-time deadline of the oldest)
+        # (buffered count, processing-time deadline of the oldest, _time_of the first)
         self._pending = runtime_context.get_state(
             ValueStateDescriptor(f"{self._name}-pending", Types.PICKLED_BYTE_ARRAY()))
         self._timers = RestoredTimers()
@@ -115,20 +120,22 @@ class BatchingFunction(KeyedProcessFunction):
 
     def process_element(self, value, ctx: KeyedProcessFunction.Context):
         self._buffer.add(value)
-        count, deadline = self._pending.value() or (0, None)
+        count, deadline, first = self._pending.value() or (0, None, None)
         if count == 0:
             deadline = ctx.timer_service().current_processing_time() + self._max_wait_ms
+            first = self._time_of(value)
         if self._timers.first_sight(ctx) or count == 0:
             # A deadline restored from a checkpoint is past: its timer fires at once.
             ctx.timer_service().register_processing_time_timer(deadline)
             ctx.timer_service().register_event_time_timer(_END_OF_INPUT)
-        if count + 1 >= self._max_batch:
+        spanned = self._max_span_ms is not None and abs(self._time_of(value) - first) >= self._max_span_ms
+        if count + 1 >= self._max_batch or spanned:
             yield from self._flush(ctx)
         else:
-            self._pending.update((count + 1, deadline))
+            self._pending.update((count + 1, deadline, first))
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
-        _, deadline = self._pending.value() or (0, None)
+        _, deadline, _ = self._pending.value() or (0, None, None)
         # A timer of a batch already flushed by size is stale; the final watermark flushes all.
         if deadline is not None and (timestamp >= deadline or timestamp == _END_OF_INPUT):
             yield from self._flush(ctx)
@@ -148,8 +155,10 @@ class ScoreEvents(BatchingFunction):
     """
 
     def __init__(self, config: ScorersConfig, enabled: tuple[str, ...], device: str, max_batch: int,
-                 max_wait_ms: int):
-        super().__init__("score", max_batch, max_wait_ms)
+                 max_wait_ms: int, max_span_ms: int):
+        # Event time is assigned again after the scorer: a batch spanning more event time than the
+        # out-of-orderness bound would make the other buckets' pending events late there.
+        super().__init__("score", max_batch, max_wait_ms, max_span_ms)
         self._config, self._enabled, self._device = config, enabled, device
 
     def open(self, runtime_context: RuntimeContext):
@@ -163,6 +172,9 @@ class ScoreEvents(BatchingFunction):
             yield DEAD_LETTERS, dead
             return
         yield from super().process_element(event, ctx)
+
+    def _time_of(self, event: AuditEvent) -> int:
+        return event.timestamp
 
     def _flush_batch(self, events: list[AuditEvent]):
         for event, (scores, evidence) in zip(events, self._suite.score_events(events)):

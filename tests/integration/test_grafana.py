@@ -142,7 +142,7 @@ def audited(stack_settings, tmp_path_factory):
         kafka_bootstrap=stack_settings.kafka_bootstrap, source_topic=f"grafana-{run}.model-audit-logs",
         dlq_topic=f"grafana-{run}.model-audit-dlq", rules_topic=f"grafana-{run}.audit-rules", group_id=f"grafana-{run}",
         mongo_uri=stack_settings.mongo_uri, mongo_database=database, influx_url=stack_settings.influx_url,
-        influx_bucket=f"{database}/autogen", checkpoint_interval_ms=1000, restart_attempts=0, bounded=True,
+        influx_bucket=f"{database}/autogen", checkpoint_interval_ms=300, restart_attempts=0, bounded=True,
         metrics_window_s=WINDOW_S, anomaly_window_s=WINDOW_S, anomaly_warmup=4, anomaly_min_events=8,
         flink_config=grafana.flink_influx_reporter_config(stack_settings.influx_url, database, interval_s=2),
     )
