@@ -251,7 +251,7 @@ class AuditEvents(KeyedBroadcastProcessFunction):
         engine.open()
         self._engine = engine
 
-    def process_element(self, value, ctx: KeyedBroadcastProcessFunction.ReadOnlyContext):
+    def process_element(self, value: Row | Scored, ctx: KeyedBroadcastProcessFunction.ReadOnlyContext):
         if isinstance(value, Row):  # (raw JSON, arrival): not scored
             event, dead = parse_or_dead_letter(*value)
             if dead is not None:
