@@ -353,11 +353,10 @@ def build_job(settings: AuditJobSettings, between_ms: tuple[int, int] | None = N
     uri, token = settings.mongo_uri.get_secret_value(), settings.influx_token.get_secret_value()
     check_reachable(uri, settings.influx_url, token, settings.influx_org)
     env = create_env(settings)
-    # Timestamps are Kafka record times until the events' own are assigned (after scoring); they
-    # place dead letters, which have no valid event time, in their windows.
+    # The records keep their Kafka record time (the arrival keyed_events passes on for dead letters);
+    # no watermarks here: keyed_events declares its own, on the events' own time.
     raw = env.from_source(kafka_source(settings, settings.source_topic, between_ms=between_ms),
-                          bounded_watermarks(settings),
-                          "audit events").uid("source")
+                          WatermarkStrategy.no_watermarks(), "audit events").uid("source")
     # Pushes carry Kafka timestamps; an idle rules topic must not hold the event-time watermark back.
     pushes = env.from_source(
         kafka_source(settings, settings.rules_topic, "earliest"),

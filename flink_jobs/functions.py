@@ -56,8 +56,9 @@ def parse_or_dead_letter(value: str, arrival: Instant) -> tuple[AuditEvent | Non
 
 
 def key_of(event: AuditEvent) -> str:
-    """A scored event's (tenant, model) key: a JSON array like keyed_events' (the audit reads it with json.loads)."""
-    return json.dumps([event.tenant, event.model])
+    """A scored event's (tenant, model) key, in the compact JSON of keyed_events' JSON_ARRAY: the
+    same key string whether or not a job scores, so its window state survives that change."""
+    return json.dumps([event.tenant, event.model], separators=(",", ":"), ensure_ascii=False)
 
 
 def bucket(key: str, buckets: int) -> int:
