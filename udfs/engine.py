@@ -11,13 +11,14 @@ import json
 import re
 from bisect import bisect_left
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Callable, Mapping
 
 import ahocorasick
 
 from udfs.detectors import DetectorMatch as Hit
 from udfs.detectors import get_detector
-from udfs.detectors.base import Detector, compile_re2
+from udfs.detectors.base import Detector, PatternSet, compile_re2, set_pattern
 from udfs.detectors.validators import VALIDATORS
 from udfs.events import AuditEvent
 from udfs.findings import Finding, redact
@@ -42,6 +43,10 @@ class _Matcher:
     def __call__(self, text: str) -> list[Hit]:
         raise NotImplementedError
 
+    def triggers(self) -> list[str] | None:
+        """PatternSet entries of which one occurs in every text this matcher finds anything in; None: unknown."""
+        return None
+
 
 class _PatternMatcher(_Matcher):
     def __init__(self, rule: Rule, match: PatternMatch):
@@ -51,6 +56,9 @@ class _PatternMatcher(_Matcher):
         self.match = match
         self.context = [(compile_re2(r"\b(?:" + "|".join(map(re.escape, c.words)) + r")\b", True), c)
                         for c in match.context]
+
+    def triggers(self) -> list[str]:
+        return [set_pattern(self.match.regex, self.match.ignore_case)]
 
     def __call__(self, text: str) -> list[Hit]:
         hits = []
@@ -102,6 +110,9 @@ class _DetectorMatcher(_Matcher):
         self.detector, self.rule, self.min_score, self.memo = detector, rule, match.min_score, memo
         self.entities = set(match.params.get("entities") or ()) or None
 
+    def triggers(self) -> list[str] | None:
+        return self.detector.triggers()
+
     def __call__(self, text: str) -> list[Hit]:
         # Rules sharing a detector share one detection per text (the memo is reset per event).
         key = (id(self.detector), text)
@@ -116,25 +127,68 @@ class _Compiled:
     rule: Rule
     matcher: _Matcher | None  # text rules with spans
     fields: tuple[str, ...]
+    # Indices in the engine's PatternSet of which one must occur in a text for the matcher to find
+    # anything there; None: always run it.
+    trigger: frozenset[int] | None
+
+
+# (position in the ruleset's evaluation order, rule, text field or None for a field rule)
+_Step = tuple[int, _Compiled, "str | None"]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What to run for one scope: the steps every event runs, and per text field the steps each
+    PatternSet index triggers. Findings come out in step order, whichever steps ran."""
+
+    always: tuple[_Step, ...]
+    gated: dict[str, dict[int, tuple[_Step, ...]]]
+
+    @classmethod
+    def of(cls, compiled: list[_Compiled]) -> _Plan:
+        always: list[_Step] = []
+        gated: dict[str, dict[int, list[_Step]]] = {}
+        pairs = [(c, field) for c in compiled for field in ((None,) if isinstance(c.rule.match, FieldMatch) else c.fields)]
+        for order, (c, field) in enumerate(pairs):
+            if c.trigger is None or field is None:
+                always.append((order, c, field))
+            for index in c.trigger or ():
+                gated.setdefault(field, {}).setdefault(index, []).append((order, c, field))
+        return cls(tuple(always), {f: {i: tuple(s) for i, s in g.items()} for f, g in gated.items()})
 
 
 class RuleEngine:
-    """Evaluates a ruleset against events; compiled once, reused for every event."""
+    """Evaluates a ruleset against events; compiled once, reused for every event.
 
-    def __init__(self, ruleset: RuleSet):
+    One RE2 pass per text over every pattern of every rule and detector (a PatternSet) tells
+    which matchers can find anything in it; only those run. Most traffic is clean, so most events
+    cost one pass per text, the keyword automata and the field rules.
+
+    prefilter=False runs every matcher on every text: the reference the prefilter is tested against.
+    """
+
+    _MAX_PLANS = 4096
+
+    def __init__(self, ruleset: RuleSet, prefilter: bool = True):
         self.ruleset = ruleset
         self._detectors: dict[str, Detector] = {}
         self._memo: dict = {}
         self._compiled: list[_Compiled] = []
+        self._plans: dict[tuple[str, str], _Plan] = {}
         self.sequence_rules: list[Rule] = []
+        patterns: dict[str, int] = {}  # set pattern -> its index in the PatternSet
         for rule in ruleset.rules:
             if not rule.enabled:
                 continue
             if isinstance(rule.match, SequenceMatch):
                 self.sequence_rules.append(rule)
                 continue
-            fields = TEXT_FIELDS_FOR[rule.applies_to]
-            self._compiled.append(_Compiled(rule, self._matcher(rule), fields))
+            matcher = self._matcher(rule)
+            triggers = matcher.triggers() if matcher is not None and prefilter else None
+            trigger = None if triggers is None else \
+                frozenset(patterns.setdefault(pattern, len(patterns)) for pattern in triggers)
+            self._compiled.append(_Compiled(rule, matcher, TEXT_FIELDS_FOR[rule.applies_to], trigger))
+        self._prefilter = PatternSet(list(patterns))
 
     def _matcher(self, rule: Rule) -> _Matcher | None:
         match = rule.match
@@ -157,28 +211,42 @@ class RuleEngine:
         for detector in self._detectors.values():
             detector.open()
 
+    def _plan(self, tenant: str, model: str) -> _Plan:
+        """The steps of the rules in scope for a tenant and model (cached: few pairs, many events)."""
+        plan = self._plans.get((tenant, model))
+        if plan is None:
+            if len(self._plans) >= self._MAX_PLANS:
+                self._plans.clear()
+            plan = self._plans[(tenant, model)] = _Plan.of([c for c in self._compiled if c.rule.in_scope(tenant, model)])
+        return plan
+
     def evaluate(self, event: AuditEvent, scores: Scores | None = None) -> list[Finding]:
         """Findings of every enabled stateless rule in scope for this event."""
-        findings: list[Finding] = []
+        plan = self._plan(event.tenant, event.model)
         texts = dict(event.texts())
+        steps = plan.always
+        for field, text in texts.items():
+            gated = plan.gated.get(field)
+            if gated:
+                triggered = [step for index in self._prefilter.match(text) for step in gated.get(index, ())]
+                if triggered:
+                    steps = sorted({step[0]: step for step in (*steps, *triggered)}.values(), key=itemgetter(0))
+        findings: list[Finding] = []
         self._memo.clear()
-        for compiled in self._compiled:
+        for _, compiled, field in steps:
             rule = compiled.rule
-            if not rule.in_scope(event.tenant, event.model):
-                continue
-            if isinstance(rule.match, FieldMatch):
+            if field is None:
                 findings.extend(_field_findings(rule, rule.match, event))
                 continue
-            for field in compiled.fields:
-                text = texts.get(field)
-                if not text:
-                    continue
-                if isinstance(rule.match, ScoreMatch):
-                    findings.extend(_score_findings(rule, rule.match, event, field, text, scores))
-                    continue
-                for hit in compiled.matcher(text):
-                    findings.append(_finding(rule, event.event_id, field, hit.entity, hit.start, hit.end, hit.score,
-                                             redact(text[hit.start:hit.end])))
+            text = texts.get(field)
+            if text is None:
+                continue
+            if compiled.matcher is None:
+                findings.extend(_score_findings(rule, rule.match, event, field, text, scores))
+                continue
+            for hit in compiled.matcher(text):
+                findings.append(_finding(rule, event.event_id, field, hit.entity, hit.start, hit.end, hit.score,
+                                         redact(text[hit.start:hit.end])))
         return findings
 
     def matches_text(self, rule_id: str, text: str) -> list[Finding]:

@@ -24,6 +24,35 @@ def compile_re2(pattern: str, ignore_case: bool = False):
         ) from None
 
 
+def set_pattern(pattern: str, ignore_case: bool = False) -> str:
+    """A pattern as a PatternSet entry (what compile_re2 compiles)."""
+    return ("(?i)" if ignore_case else "") + pattern
+
+
+# Large counted repetitions ({20,200}) make big automata: a set of many of them needs more memory
+# than RE2's default 8 MiB, and a Set whose DFA runs out of memory matches nothing.
+_SET_OPTIONS = re2.Options()
+_SET_OPTIONS.log_errors = False
+_SET_OPTIONS.max_mem = 256 << 20
+
+
+class PatternSet:
+    """Which of many RE2 patterns occur in a text, in one linear pass (RE2::Set)."""
+
+    def __init__(self, patterns: list[str]):
+        self.patterns = list(patterns)
+        self._set = None
+        if self.patterns:  # RE2 cannot compile an empty set
+            self._set = re2.Set.SearchSet(_SET_OPTIONS)
+            for pattern in self.patterns:
+                self._set.Add(pattern)
+            self._set.Compile()
+
+    def match(self, text: str) -> list[int]:
+        """Indices of the patterns that occur in text."""
+        return (self._set.Match(text) or []) if self._set is not None else []
+
+
 @dataclass(frozen=True, slots=True)
 class DetectorMatch:
     """One entity a detector found: what, where, and how sure."""
@@ -54,6 +83,14 @@ class Detector:
 
     def detect(self, text: str) -> list[DetectorMatch]:
         raise NotImplementedError
+
+    def triggers(self) -> list[str] | None:
+        """RE2 patterns of which one occurs in every text detect() finds anything in, or None.
+
+        The rule engine runs them all in one pass per text and skips the detectors none of whose
+        triggers occur: most traffic is clean, so most detectors need not run at all.
+        """
+        return None
 
 
 DETECTORS: dict[str, type[Detector]] = {}
@@ -111,10 +148,10 @@ class PatternDetector(Detector):
         self._compiled = [(p, compile_re2(p.regex, p.ignore_case)) for p in self.patterns
                           if wanted is None or p.entity in wanted]
         # One RE2 multi-pattern pass tells which patterns occur at all; only those run finditer.
-        self._set = re2.Set.SearchSet(_RE2_OPTIONS)
-        for pattern, _ in self._compiled:
-            self._set.Add(("(?i)" if pattern.ignore_case else "") + pattern.regex)
-        self._set.Compile()
+        self._set = PatternSet([set_pattern(pattern.regex, pattern.ignore_case) for pattern, _ in self._compiled])
+
+    def triggers(self) -> list[str]:
+        return self._set.patterns
 
     def detect(self, text: str) -> list[DetectorMatch]:
         return _drop_overlaps(self._pattern_hits(text))
@@ -122,7 +159,7 @@ class PatternDetector(Detector):
     def _pattern_hits(self, text: str) -> list[DetectorMatch]:
         """Every validated match of the table, overlaps included."""
         found: list[DetectorMatch] = []
-        for index in self._set.Match(text) or ():
+        for index in self._set.match(text):
             pattern, regex = self._compiled[index]
             for m in regex.finditer(text):
                 if pattern.validator is None or pattern.validator(m.group(pattern.group)):

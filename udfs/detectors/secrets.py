@@ -8,12 +8,13 @@ not secrets.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
 from typing import ClassVar
 
-from udfs.detectors.base import DetectorMatch, Pattern, PatternDetector, _drop_overlaps, register
+from udfs.detectors.base import DetectorMatch, Pattern, PatternDetector, PatternSet, _drop_overlaps, compile_re2, register
 
 _PLACEHOLDER = re.compile(
     r"(?i)(your|my)[_-]?(api[_-]?)?(key|token|secret)|x{4,}|\*{4,}|<[^>]*>|\{\{|\$\{|example|changeme|placeholder|"
@@ -30,7 +31,8 @@ _COVERED_BY_OUR_TABLE = {
 }
 
 
-_LONG_TOKEN = re.compile(r"[A-Za-z0-9+/=_.:@-]{16,}")
+_LONG_TOKEN_PATTERN = r"[A-Za-z0-9+/=_.:@-]{16,}"
+_LONG_TOKEN = re.compile(_LONG_TOKEN_PATTERN)
 
 
 def _not_placeholder(value: str) -> bool:
@@ -45,6 +47,40 @@ def entropy(value: str) -> float:
 
 def _random_looking(value: str) -> bool:
     return _not_placeholder(value) and entropy(value) >= 3.0
+
+
+_LOOKAROUND = re.compile(r"\(\?<?[=!][^()]*\)")
+
+
+def _gate(regex: re.Pattern) -> str | None:
+    """An RE2 pattern that occurs in a text wherever the Python regex matches on one of its lines, or None.
+
+    Dropping lookarounds only widens a pattern, as does capping a repetition RE2 refuses; (?m)
+    makes ^ and $ match at line ends, as they do on a line. (RE2's \\w and \\d are ASCII: a
+    token of non-ASCII letters or digits can slip through, and is no provider's key format.)
+    """
+    pattern = re.sub(r"\{(\d+),\d{4,}\}", r"{\1,}", _LOOKAROUND.sub("", regex.pattern))
+    pattern = ("(?mi)" if regex.flags & re.IGNORECASE else "(?m)") + pattern
+    try:
+        compile_re2(pattern)
+    except ValueError:
+        return None
+    return pattern
+
+
+@functools.lru_cache(maxsize=1)
+def _plugins() -> tuple[list, list[list[str] | None]]:
+    """detect-secrets' provider plugins we run, and each one's gate: RE2 patterns of which one occurs
+    wherever the plugin finds anything (None: it has to run on every line with a long token)."""
+    from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
+
+    plugins = [cls() for name, cls in sorted(get_mapping_from_secret_type_to_class().items())
+               if name not in _COVERED_BY_OUR_TABLE]
+    gates = []
+    for plugin in plugins:
+        gate = [_gate(regex) for regex in getattr(plugin, "denylist", None) or ()]
+        gates.append(gate if gate and None not in gate else None)
+    return plugins, gates
 
 
 @register
@@ -73,10 +109,13 @@ class SecretsDetector(PatternDetector):
     entities = tuple(dict.fromkeys(p.entity for p in patterns))
 
     def open(self) -> None:
-        from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
-
-        self._plugins = [cls() for name, cls in sorted(get_mapping_from_secret_type_to_class().items())
-                         if name not in _COVERED_BY_OUR_TABLE]
+        self._plugins, gates = _plugins()
+        self._gates = PatternSet([pattern for gate in gates for pattern in gate or ()])
+        # plugin -> the indices of its gate in self._gates (None: no gate, it always runs)
+        self._gate_of, start = [], 0
+        for gate in gates:
+            self._gate_of.append(None if gate is None else frozenset(range(start, start + len(gate))))
+            start += len(gate or ())
 
     def detect(self, text: str) -> list[DetectorMatch]:
         plugins = self._detect_secrets_plugins(text) if self._plugins is not None else []
@@ -84,14 +123,22 @@ class SecretsDetector(PatternDetector):
 
     _plugins = None
 
+    def triggers(self) -> list[str]:
+        gates = _plugins()[1]
+        ungated = [_LONG_TOKEN_PATTERN] if None in gates else []  # they only look at lines with a long token
+        return [*super().triggers(), *(pattern for gate in gates for pattern in gate or ()), *ungated]
+
     def _detect_secrets_plugins(self, text: str) -> list[DetectorMatch]:
+        occurring = frozenset(self._gates.match(text))
+        plugins = [plugin for plugin, gate in zip(self._plugins, self._gate_of)
+                   if gate is None or not gate.isdisjoint(occurring)]
         found = []
         offset = 0
-        for line in text.splitlines(keepends=True):
+        for line in text.splitlines(keepends=True) if plugins else ():
             if _LONG_TOKEN.search(line) is None:  # every provider format has a long token: skip prose fast
                 offset += len(line)
                 continue
-            for plugin in self._plugins:
+            for plugin in plugins:
                 for secret in plugin.analyze_line(filename="audit", line=line, line_number=0):
                     value = secret.secret_value or ""
                     if len(value) < 8 or not _not_placeholder(value):

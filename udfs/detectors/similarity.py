@@ -15,15 +15,15 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from udfs.detectors.base import Detector, DetectorMatch, compile_re2, register
+from udfs.detectors.base import Detector, DetectorMatch, compile_re2, register, set_pattern
 
 ATTACKS = Path(__file__).parent / "data" / "injection_attacks.txt"
 BENIGN = Path(__file__).parent / "data" / "benign_instructions.txt"
-_CUES = compile_re2(
+_CUES_PATTERN = (
     r"\b(?:ignore|disregard|forget|override|bypass|pretend|act as|roleplay|role-play|you are|you're|from now on|"
     r"instructions?|system prompt|rules|guidelines|policy|filters?|restrictions?|developer|jailbreak|"
-    r"reveal|repeat|verbatim|never refuse|do anything|set aside|comply|unrestricted|configured|behave)\b",
-    ignore_case=True)
+    r"reveal|repeat|verbatim|never refuse|do anything|set aside|comply|unrestricted|configured|behave)\b")
+_CUES = compile_re2(_CUES_PATTERN, ignore_case=True)
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
 
 
@@ -58,6 +58,9 @@ class InjectionSimilarityDetector(Detector):
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # mean pooling, as the model was trained
         return torch.nn.functional.normalize(pooled, dim=-1)
+
+    def triggers(self) -> list[str]:
+        return [set_pattern(_CUES_PATTERN, ignore_case=True)]  # only sentences with a cue are embedded
 
     def detect(self, text: str) -> list[DetectorMatch]:
         candidates = [m for m in _SENTENCE.finditer(text) if _CUES.search(m.group())]
