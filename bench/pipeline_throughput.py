@@ -3,7 +3,10 @@
 Jobs (each bounded, on the local MiniCluster and stack, Python functions in process or thread mode):
 - pass-through: Kafka source -> three Python maps (parse JSON, identity, size) -> discarding sink;
 - audit, rules only: the real job (parse, rules, sequences, windows, anomalies, MongoDB, InfluxDB, DLQ);
-- audit, with scorers: the same with the default toxicity and bias models.
+- audit, with scorers: the same with the default toxicity and bias models;
+- in process mode, where the audit's time goes: a keyed Python function that only parses each
+  event (the audit's shape, SQL key and event time included, with no audit in it), and the audit
+  with an empty ruleset.
 
 Events/s are measured by difference: each job runs on N and on a small M events from the same
 topic, and the rate is (N - M) / (T(N) - T(M)), which cancels JVM, worker and model start-up.
@@ -30,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 # before the first PyFlink call starts the JVM.
 os.environ["PYTHONPATH"] = os.pathsep.join([*sys.path[1:], os.environ.get("PYTHONPATH", "")]).strip(os.pathsep)
 
+from pyflink.common import Types, WatermarkStrategy  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
@@ -60,13 +64,34 @@ def parse(value: str):
 
 def pass_through(settings):
     """Source -> parse -> identity -> size -> discard: what any Python job on this topic pays."""
-    from pyflink.common import Types, WatermarkStrategy
-
     env = audit_job.create_env(settings)
     source = env.from_source(audit_job.kafka_source(settings, settings.source_topic), WatermarkStrategy.no_watermarks(),
                              "events")
     source.map(parse, Types.PICKLED_BYTE_ARRAY()).map(lambda e: e, Types.PICKLED_BYTE_ARRAY()) \
         .map(lambda e: len(e or ()), Types.INT()).sink_to(audit_job.discard())
+    return env
+
+
+def keyed_parse(settings):
+    """Source -> event time and (tenant, model) key in SQL -> a keyed Python function that only parses
+    each event -> discard: the audit job's shape with no audit in it, the floor of its cost."""
+    from pyflink.datastream.functions import KeyedProcessFunction
+
+    from udfs.events import EventError, parse_event
+
+    class ParseOnly(KeyedProcessFunction):
+        def process_element(self, value, ctx):
+            try:
+                parse_event(value[0])
+            except EventError:
+                pass
+            return ()
+
+    env = audit_job.create_env(settings)
+    source = env.from_source(audit_job.kafka_source(settings, settings.source_topic), WatermarkStrategy.no_watermarks(),
+                             "events")
+    audit_job.keyed(audit_job.keyed_events(source, settings), Types.STRING()).process(ParseOnly(), Types.INT()) \
+        .sink_to(audit_job.discard())
     return env
 
 
@@ -175,7 +200,7 @@ def main() -> None:
     timed(pass_through, settings_for(uuid.uuid4().hex[:8], small))
     rules_only = {"scorers": []}
     rules_only_rules = rules_without_scores(Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-rules-{uuid.uuid4().hex[:8]}")
-    rows = []
+    rows, floors = [], {}
     for mode in args.modes.split(","):
         mode_overrides = {"python_execution_mode": mode, "parallelism": args.parallelism}
         try:
@@ -191,6 +216,19 @@ def main() -> None:
         scores, _ = rate_of(f"audit, with scorers ({mode})", audit_job.build_job,
                             {args.small: small, args.scored_events: scored}, mode_overrides)
         rows.append((mode, passed, rules, scores))
+        if mode == "process":  # where the audit's time goes: the same shape with less and less in it
+            empty = Path(rules_only_rules).with_name("empty.yaml")
+            empty.write_text("rules: []\n")
+            floors = {
+                "pass-through": passed,
+                "keyed parse only (the audit's shape, no audit)": rate_of("keyed parse only", keyed_parse,
+                                                                          {args.small: small, args.events: topic},
+                                                                          mode_overrides)[0],
+                "audit, no rules (parse, windows, sinks)": rate_of(
+                    "audit, no rules", audit_job.build_job, {args.small: small, args.events: topic},
+                    {**mode_overrides, **rules_only, "rules_path": empty})[0],
+                "audit, rules only": rules,
+            }
 
     title = f"events/s, generator events of ~{size} bytes, parallelism {args.parallelism}, {os.cpu_count()} CPUs"
     table = Table("python mode", "pass-through", "audit, rules only", "ratio", "audit, with scorers", "ratio", title=title)
@@ -201,6 +239,12 @@ def main() -> None:
         table.add_row(mode, f"{passed:,.0f}", f"{rules:,.0f}", f"{rules / passed:.2f}×",
                       *((f"{scores:,.0f}", f"{scores / passed:.3f}×") if scores else ("n/a", "")))
     Console().print(table)
+    if floors:
+        breakdown = Table("job (process mode)", "events/s", "ratio to pass-through", title="where the audit's time goes")
+        for name, value in floors.items():
+            breakdown.add_row(name, f"{value:,.0f}" if value else "n/a",
+                              f"{value / floors['pass-through']:.2f}×" if value and floors["pass-through"] else "")
+        Console().print(breakdown)
 
     best = max((r for r in rows if r[2] is not None), key=lambda r: r[2])[0]
     lat = latency({"python_execution_mode": best, **rules_only, "rules_path": rules_only_rules}, args.rate, 20)
