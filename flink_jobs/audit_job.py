@@ -181,7 +181,7 @@ def build_pipeline(raw: DataStream, pushes: DataStream, settings: AuditJobSettin
         .uid("audit").name("audit: parse, rules, windows per tenant and model")
     )
     sequences = (
-        audit.get_side_output(SEQUENCE_HITS).key_by(itemgetter(0), Types.INT())
+        keyed(audit.get_side_output(SEQUENCE_HITS), Types.INT())
         .process(SequenceRules(buckets), SUMMARY).uid("sequence-rules").name("sequence rules")
     )
     sequence_points = keyed(sequences).process(SequenceWindows(windows), Types.PICKLED_BYTE_ARRAY()) \

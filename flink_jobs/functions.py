@@ -41,7 +41,8 @@ VIOLATION = Types.ROW([Types.INT(), Types.PICKLED_BYTE_ARRAY()])
 DEAD_LETTERS = OutputTag("dead-letters", Types.TUPLE([Types.STRING(), Types.LONG()]))
 VIOLATIONS = OutputTag("violations", VIOLATION)
 RULE_CHANGES = OutputTag("rule-changes", Types.PICKLED_BYTE_ARRAY())
-SEQUENCE_HITS = OutputTag("sequence-hits", Types.PICKLED_BYTE_ARRAY())
+# Row(bucket, hit or None) per sequence-rule hit, and a tick per bucket (see SequenceRules).
+SEQUENCE_HITS = OutputTag("sequence-hits", VIOLATION)
 ANOMALIES = OutputTag("anomalies", Types.PICKLED_BYTE_ARRAY())
 # ruleset name -> the accepted push record (JSON); restored from checkpoints like any state.
 ACTIVE_RULES = MapStateDescriptor("active-rules", Types.STRING(), Types.STRING())
@@ -271,10 +272,10 @@ class AuditEvents(KeyedBroadcastProcessFunction):
         if not self._ticked:
             self._ticked = True
             for b in range(self._buckets):
-                yield SEQUENCE_HITS, (b, None)
+                yield SEQUENCE_HITS, Row(b, None)
         for rule, key in sequence_hits(self._engine.sequence_rules, event, findings):
-            yield SEQUENCE_HITS, (bucket(f"{rule.id}|{key}", self._buckets),
-                                  (rule.id, key, event.timestamp, rule, event.event_id, violation_context(event)))
+            yield SEQUENCE_HITS, Row(bucket(f"{rule.id}|{key}", self._buckets),
+                                     (rule.id, key, event.timestamp, rule, event.event_id, violation_context(event)))
         self._windows.add(ctx, event.timestamp, [(f.rule_id, f.category, f.severity) for f in findings],
                           event_measures(event, scores))
 
@@ -308,61 +309,67 @@ class AuditEvents(KeyedBroadcastProcessFunction):
 
 
 class SequenceRules(KeyedProcessFunction):
-    """Keyed by a bucket of (sequence rule, key) pairs, fed (bucket, hit) and (bucket, None) ticks:
+    """Keyed by a bucket of (sequence rule, key) pairs, fed hits and None ticks:
     counts each pair's hits in event-time order; when one fires -> its SUMMARY for the windows, and
     its violation document on the VIOLATIONS side output.
 
     Hits wait in state until the watermark passes them, then run in timestamp order: the event
     that completes a sequence is the same whatever order batching or the network delivered them in.
-    Buckets, not pairs, are the keys so that the ticks ApplyRules sends every bucket after a restore
+    Buckets, not pairs, are the keys so that the ticks AuditEvents sends every bucket after a restore
     re-register the timers of every pending hit (see RestoredTimers), however rare its pair.
+
+    A bucket's state is one value (pending hits and each pair's hit times), read from PyFlink's
+    state cache: a MapState scanned for expired pairs at every timer was a gRPC round trip per
+    entry, and cost the job more than all its rules.
     """
+
+    _SWEEP_MS = 60_000  # a pair whose window has passed is forgotten at most this much event time later
 
     def __init__(self, buckets: int):
         self._buckets = buckets
 
     def open(self, runtime_context: RuntimeContext):
-        # (rule id, key) -> (within_ms, hit times in its window)
-        self._times = runtime_context.get_map_state(
-            MapStateDescriptor("hit-times", Types.PICKLED_BYTE_ARRAY(), Types.PICKLED_BYTE_ARRAY()))
-        self._pending = runtime_context.get_list_state(ListStateDescriptor("pending-hits", Types.PICKLED_BYTE_ARRAY()))
+        # (pending hits, {(rule id, key): (within_ms, hit times in its window)}, event time of the last sweep)
+        self._state = runtime_context.get_state(ValueStateDescriptor("sequences", Types.PICKLED_BYTE_ARRAY()))
         self._timers = RestoredTimers()
 
-    def process_element(self, value, ctx: KeyedProcessFunction.Context):
-        _, hit = value
+    def process_element(self, hit, ctx: KeyedProcessFunction.Context):
         timers = ctx.timer_service()
+        pending, times, swept = self._state.value() or ([], {}, 0)
         if self._timers.first_sight(ctx):
-            for pending in self._pending.get() or []:
-                timers.register_event_time_timer(pending[2])
-            for within_ms, times in self._times.values():
-                timers.register_event_time_timer(max(times, default=0) + within_ms)
-            timers.register_event_time_timer(_END_OF_INPUT)  # as in EventWindows
+            for time in {h[2] for h in pending} | ({swept + self._SWEEP_MS} if times else set()):
+                timers.register_event_time_timer(time)
+            timers.register_event_time_timer(_END_OF_INPUT)  # as in Windows
         if hit is not None:
-            self._pending.add(hit)
+            pending.append(hit)
+            self._state.update((pending, times, swept))
             timers.register_event_time_timer(hit[2])
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
-        pending = sorted(self._pending.get() or [], key=lambda h: (h[2], h[4]))
-        due = [h for h in pending if h[2] <= timestamp]
+        pending, times, swept = self._state.value() or ([], {}, 0)
+        due = sorted((h for h in pending if h[2] <= timestamp), key=lambda h: (h[2], h[4]))
         if due:
-            self._pending.update([h for h in pending if h[2] > timestamp])
+            pending = [h for h in pending if h[2] > timestamp]
         for rule_id, key, hit_time, rule, event_id, context in due:
-            _, times = self._times.get((rule_id, key)) or (0, [])
-            window = SequenceWindow(rule.match.count, rule.match.within_ms, times)
+            window = SequenceWindow(rule.match.count, rule.match.within_ms, times.get((rule_id, key), (0, []))[1])
             fired = window.add(hit_time)
-            self._times.put((rule_id, key), (rule.match.within_ms, window.timestamps))
-            # Forget the pair once its window has passed with no new hit.
-            ctx.timer_service().register_event_time_timer(hit_time + rule.match.within_ms)
+            times[(rule_id, key)] = (rule.match.within_ms, window.timestamps)
             if fired:
                 finding = sequence_finding(rule, event_id)
                 doc = {"_id": finding.violation_id, **finding.to_dict(), **context}
                 yield VIOLATIONS, Row(bucket(doc["_id"], self._buckets), doc)
                 yield Row((context["tenant"], context["model"]),
                           (hit_time, [(finding.rule_id, finding.category, finding.severity)], None))
-        expired = [pair for pair, (within_ms, times) in self._times.items()
-                   if max(times, default=0) + within_ms <= timestamp]
-        for pair in expired:
-            self._times.remove(pair)
+        if timestamp - swept >= self._SWEEP_MS:  # forget the pairs whose window has passed with no new hit
+            times = {pair: (within_ms, ts) for pair, (within_ms, ts) in times.items()
+                     if max(ts, default=0) + within_ms > timestamp}
+            swept = timestamp
+        if times:
+            ctx.timer_service().register_event_time_timer(swept + self._SWEEP_MS)
+        if pending or times:
+            self._state.update((pending, times, swept))
+        else:
+            self._state.clear()
 
 
 def rule_change(record: dict, accepted: bool, reason: str | None) -> dict:
