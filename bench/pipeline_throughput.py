@@ -5,8 +5,8 @@ Jobs (each bounded, on the local MiniCluster and stack, Python functions in proc
 - audit, rules only: the real job (parse, rules, sequences, windows, anomalies, MongoDB, InfluxDB, DLQ);
 - audit, with scorers: the same with the default toxicity and bias models;
 - in process mode, where the audit's time goes: a keyed Python function that only parses each
-  event (the audit's shape, SQL key and event time included, with no audit in it), and the audit
-  with an empty ruleset.
+  event (the audit's shape, SQL key and event time included, with no audit in it), parse and rules
+  in one non-keyed Python map (the pass-through's shape), and the audit with an empty ruleset.
 
 Events/s are measured by difference: each job runs on N and on a small M events from the same
 topic, and the rate is (N - M) / (T(N) - T(M)), which cancels JVM, worker and model start-up.
@@ -93,6 +93,39 @@ def keyed_parse(settings):
     audit_job.keyed(audit_job.keyed_events(source, settings), Types.STRING()).process(ParseOnly(), Types.INT()) \
         .sink_to(audit_job.discard())
     return env
+
+
+class ParseAndRules:
+    """parse and rules on each event, the engine built on the worker -> a small summary of it."""
+
+    def __init__(self, rules_path: str):
+        self._rules_path, self._engine = rules_path, None
+
+    def __call__(self, raw: str):
+        from udfs.engine import RuleEngine
+        from udfs.events import EventError, parse_event
+        from udfs.rules import load_rules
+
+        if self._engine is None:
+            self._engine = RuleEngine(load_rules(self._rules_path))
+            self._engine.open()
+        try:
+            event = parse_event(raw)
+        except EventError:
+            return ()
+        return event.tenant, event.model, event.timestamp, len(self._engine.evaluate(event))
+
+
+def unkeyed_rules(rules_path: Path):
+    """Source -> one non-keyed Python map (parse and rules, as the pass-through's shape) -> discard:
+    what the audit would cost if only a small per-event summary went on to keyed state."""
+    def build(settings):
+        env = audit_job.create_env(settings)
+        source = env.from_source(audit_job.kafka_source(settings, settings.source_topic),
+                                 WatermarkStrategy.no_watermarks(), "events")
+        source.map(ParseAndRules(str(rules_path)), Types.PICKLED_BYTE_ARRAY()).sink_to(audit_job.discard())
+        return env
+    return build
 
 
 def timed(build, settings) -> float:
@@ -224,6 +257,9 @@ def main() -> None:
                 "keyed parse only (the audit's shape, no audit)": rate_of("keyed parse only", keyed_parse,
                                                                           {args.small: small, args.events: topic},
                                                                           mode_overrides)[0],
+                "parse and rules, one non-keyed operator (no windows, no stores)": rate_of(
+                    "parse and rules, non-keyed", unkeyed_rules(rules_only_rules), {args.small: small, args.events: topic},
+                    mode_overrides)[0],
                 "audit, no rules (parse, windows, sinks)": rate_of(
                     "audit, no rules", audit_job.build_job, {args.small: small, args.events: topic},
                     {**mode_overrides, **rules_only, "rules_path": empty})[0],
