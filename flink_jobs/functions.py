@@ -319,8 +319,8 @@ class SequenceRules(KeyedProcessFunction):
     re-register the timers of every pending hit (see RestoredTimers), however rare its pair.
 
     A bucket's state is one value (pending hits and each pair's hit times), read from PyFlink's
-    state cache: a MapState scanned for expired pairs at every timer was a gRPC round trip per
-    entry, and cost the job more than all its rules.
+    state cache: scanning a MapState for expired pairs at every timer costs a gRPC round trip per
+    entry. Expired pairs are swept at most once a minute of event time.
     """
 
     _SWEEP_MS = 60_000  # a pair whose window has passed is forgotten at most this much event time later
@@ -337,8 +337,8 @@ class SequenceRules(KeyedProcessFunction):
         timers = ctx.timer_service()
         pending, times, swept = self._state.value() or ([], {}, 0)
         if self._timers.first_sight(ctx):
-            for time in {h[2] for h in pending} | ({swept + self._SWEEP_MS} if times else set()):
-                timers.register_event_time_timer(time)
+            for at in {h[2] for h in pending} | ({swept + self._SWEEP_MS} if times else set()):
+                timers.register_event_time_timer(at)
             timers.register_event_time_timer(_END_OF_INPUT)  # as in Windows
         if hit is not None:
             pending.append(hit)
