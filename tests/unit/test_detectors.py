@@ -53,6 +53,8 @@ def test_pii_entities_param_filters_and_is_validated():
         ("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U", "jwt"),
         ("-----BEGIN OPENSSH PRIVATE KEY-----", "private_key"),
         ("twilio SK2a7f9c3d1e5b8a4c6d0e2f1a3b5c7d9e", "twilio_api_key"),
+        ("gitlab glpat-x8Ys3kRtq2Wn7Bv4Lm9Zp1Qa", "gitlab_token"),
+        ("runner token GR1348941aB3dE5fG7hJ9kL1mN3pQ5r", "gitlab_token"),
     ],
 )
 def test_secrets_by_provider_format(text, entity):

@@ -25,7 +25,7 @@ _PLACEHOLDER = re.compile(
 # detect-secrets plugins we do not run: our table covers these formats (with placeholder handling),
 # and its generic entropy/keyword/IP plugins are too noisy for prose.
 _COVERED_BY_OUR_TABLE = {
-    "AWS Access Key", "GitHub Token", "JSON Web Token", "OpenAI Token", "Private Key", "Slack Token",
+    "AWS Access Key", "GitHub Token", "GitLab Token", "JSON Web Token", "OpenAI Token", "Private Key", "Slack Token",
     "Stripe Access Key", "Secret Keyword", "Base64 High Entropy String", "Hex High Entropy String",
     "Public IP (ipv4)",
 }
@@ -94,6 +94,11 @@ class SecretsDetector(PatternDetector):
         Pattern("anthropic_api_key", r"\bsk-ant-(?:api|admin)\d{2}-[A-Za-z0-9_-]{80,120}\b", 0.95, _not_placeholder),
         Pattern("aws_access_key", r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}\b", 0.9, _not_placeholder),
         Pattern("github_token", r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{82})\b", 0.95, _not_placeholder),
+        # detect-secrets' GitLab plugin reports its prefix group ("glpat") as the secret, so it never fired.
+        Pattern("gitlab_token",
+                r"\b(?:(?:glpat|gldt|glft|glsoat|glrt)-[A-Za-z0-9_-]{20,50}|GR1348941[A-Za-z0-9_-]{20,50}|"
+                r"glcbt-(?:[0-9a-fA-F]{2}_)?[A-Za-z0-9_-]{20,50}|glimt-[A-Za-z0-9_-]{25}|glptt-[A-Za-z0-9_-]{40}|"
+                r"glagent-[A-Za-z0-9_-]{50,1000}|gloas-[A-Za-z0-9_-]{64})\b", 0.95, _not_placeholder),
         Pattern("slack_token", r"\bxox[abposr]-[A-Za-z0-9-]{10,250}\b", 0.9, _not_placeholder),
         Pattern("slack_webhook", r"https://hooks\.slack\.com/services/T[A-Za-z0-9_]+/B[A-Za-z0-9_]+/[A-Za-z0-9_]+", 0.95),
         Pattern("gcp_api_key", r"\bAIza[0-9A-Za-z_-]{35}\b", 0.9, _not_placeholder),
