@@ -12,6 +12,8 @@ Events/s are measured by difference: each job runs on N and on a small M events 
 topic, and the rate is (N - M) / (T(N) - T(M)), which cancels JVM, worker and model start-up.
 Then the fastest audit configuration runs unbounded on live traffic at a fixed rate, and the
 event-to-MongoDB latency is each violation's stored_at minus its event time (p50, p99).
+Each run's databases, topics and checkpoints are dropped after it, and the bench's topics at the end:
+the stack is the one the tests use.
 
 Usage: python bench/pipeline_throughput.py [--events 200000] [--scored-events 4000] [--rate 500]
 """
@@ -22,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 import uuid
@@ -53,6 +56,33 @@ def settings_for(run: str, topic: str, **overrides):
     stack.create_topics(settings.kafka_bootstrap, {settings.dlq_topic: {}, settings.rules_topic: {"cleanup.policy": "compact"}})
     stack.create_influx_database(settings.influx_url, settings.influx_bucket.split("/")[0])
     return settings
+
+
+def delete_topics(bootstrap: str, topics: list[str]) -> None:
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.delete_topics([t for t in topics if t in set(admin.list_topics())])
+    finally:
+        admin.close()
+
+
+def drop_run_data(settings) -> None:
+    """A run's MongoDB and InfluxDB databases, its DLQ and rules topics and its checkpoints: each
+    rules-only run stores ~50,000 violations, and the stack is the one the tests use."""
+    import urllib.parse
+    import urllib.request
+
+    from pymongo import MongoClient
+
+    with MongoClient(settings.mongo_uri.get_secret_value()) as mongo:
+        mongo.drop_database(settings.mongo_database)
+    query = urllib.parse.urlencode({"q": f'DROP DATABASE "{settings.influx_bucket.split("/")[0]}"'}).encode()
+    with urllib.request.urlopen(urllib.request.Request(f"{settings.influx_url}/query", data=query), timeout=10) as resp:
+        resp.read()
+    delete_topics(settings.kafka_bootstrap, [settings.dlq_topic, settings.rules_topic])
+    shutil.rmtree(settings.checkpoint_dir.removeprefix("file://"), ignore_errors=True)
 
 
 def parse(value: str):
@@ -129,9 +159,13 @@ def unkeyed_rules(rules_path: Path):
 
 
 def timed(build, settings) -> float:
+    """Seconds to run the job to the end of its bounded input; then its data is dropped."""
     began = time.monotonic()
-    build(settings).execute(f"bench-{settings.group_id}")
-    return time.monotonic() - began
+    try:
+        build(settings).execute(f"bench-{settings.group_id}")
+        return time.monotonic() - began
+    finally:
+        drop_run_data(settings)
 
 
 def head_topic(source: str, n: int, bootstrap: str, partitions: int) -> str:
@@ -186,14 +220,13 @@ def latency(overrides: dict, rate: float, seconds: float) -> list[float]:
     with MongoClient(settings.mongo_uri.get_secret_value()) as mongo:
         docs = list(mongo[settings.mongo_database][settings.violations_collection].find(
             {}, {"event_id": 1, "event_time": 1, "stored_at": 1}))
-        mongo.drop_database(settings.mongo_database)
+    drop_run_data(settings)
+    delete_topics(settings.kafka_bootstrap, [topic])
     return sorted((d["stored_at"] - d["event_time"]).total_seconds() for d in docs if d["event_id"] in valid)
 
 
 def rules_without_scores(folder: Path) -> Path:
     """The default ruleset less its score rules (a job without scorers must not run them)."""
-    import shutil
-
     import yaml
 
     shutil.copytree(ROOT / "rules", folder)  # with the keyword lists it names
@@ -229,10 +262,28 @@ def main() -> None:
     small = head_topic(topic, args.small, bootstrap, args.parallelism)
     scored = head_topic(topic, args.scored_events, bootstrap, args.parallelism)
 
+    rules_folder = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-rules-{uuid.uuid4().hex[:8]}"
+    try:
+        measure(args, topic, small, scored, size, rules_folder)
+    finally:
+        delete_topics(bootstrap, [topic, small, scored])
+        shutil.rmtree(rules_folder, ignore_errors=True)
+
+
+def rate_text(value: float | None) -> str:
+    return f"{value:,.0f}" if value else "n/a"
+
+
+def ratio_text(value: float | None, base: float | None, digits: int) -> str:
+    return f"{value / base:.{digits}f}×" if value and base else ""
+
+
+def measure(args, topic: str, small: str, scored: str, size: int, rules_folder: Path) -> None:
+    """Every job's rate, the tables, and the latency run."""
     # The first job of a process also starts the JVM gateway: a warm-up run keeps that out of the pairs.
     timed(pass_through, settings_for(uuid.uuid4().hex[:8], small))
     rules_only = {"scorers": []}
-    rules_only_rules = rules_without_scores(Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-rules-{uuid.uuid4().hex[:8]}")
+    rules_only_rules = rules_without_scores(rules_folder)
     rows, floors = [], {}
     for mode in args.modes.split(","):
         mode_overrides = {"python_execution_mode": mode, "parallelism": args.parallelism}
@@ -272,17 +323,19 @@ def main() -> None:
         if passed is None:
             table.add_row(mode, "failed", "", "", "", "")
             continue
-        table.add_row(mode, f"{passed:,.0f}", f"{rules:,.0f}", f"{rules / passed:.2f}×",
-                      *((f"{scores:,.0f}", f"{scores / passed:.3f}×") if scores else ("n/a", "")))
+        table.add_row(mode, rate_text(passed), rate_text(rules), ratio_text(rules, passed, 2), rate_text(scores),
+                      ratio_text(scores, passed, 3))
     Console().print(table)
     if floors:
         breakdown = Table("job (process mode)", "events/s", "ratio to pass-through", title="where the audit's time goes")
         for name, value in floors.items():
-            breakdown.add_row(name, f"{value:,.0f}" if value else "n/a",
-                              f"{value / floors['pass-through']:.2f}×" if value and floors["pass-through"] else "")
+            breakdown.add_row(name, rate_text(value), ratio_text(value, floors["pass-through"], 2))
         Console().print(breakdown)
 
-    best = max((r for r in rows if r[2] is not None), key=lambda r: r[2])[0]
+    measured = [r for r in rows if r[2] is not None]
+    if not measured:
+        return
+    best = max(measured, key=lambda r: r[2])[0]
     lat = latency({"python_execution_mode": best, **rules_only, "rules_path": rules_only_rules}, args.rate, 20)
     print(f"event-to-MongoDB latency, rules only, {best} mode, {args.rate:.0f} events/s live: "
           f"p50 {pct(lat, 0.5) * 1000:.0f} ms, p99 {pct(lat, 0.99) * 1000:.0f} ms ({len(lat)} violations)")
