@@ -92,11 +92,16 @@ def parse(value: str):
         return None
 
 
+def events_source(settings):
+    """A new environment and its Kafka source of the topic's raw events."""
+    env = audit_job.create_env(settings)
+    return env, env.from_source(audit_job.kafka_source(settings, settings.source_topic),
+                                WatermarkStrategy.no_watermarks(), "events")
+
+
 def pass_through(settings):
     """Source -> parse -> identity -> size -> discard: what any Python job on this topic pays."""
-    env = audit_job.create_env(settings)
-    source = env.from_source(audit_job.kafka_source(settings, settings.source_topic), WatermarkStrategy.no_watermarks(),
-                             "events")
+    env, source = events_source(settings)
     source.map(parse, Types.PICKLED_BYTE_ARRAY()).map(lambda e: e, Types.PICKLED_BYTE_ARRAY()) \
         .map(lambda e: len(e or ()), Types.INT()).sink_to(audit_job.discard())
     return env
@@ -117,9 +122,7 @@ def keyed_parse(settings):
                 pass
             return ()
 
-    env = audit_job.create_env(settings)
-    source = env.from_source(audit_job.kafka_source(settings, settings.source_topic), WatermarkStrategy.no_watermarks(),
-                             "events")
+    env, source = events_source(settings)
     audit_job.keyed(audit_job.keyed_events(source, settings), Types.STRING()).process(ParseOnly(), Types.INT()) \
         .sink_to(audit_job.discard())
     return env
@@ -150,9 +153,7 @@ def unkeyed_rules(rules_path: Path):
     """Source -> one non-keyed Python map (parse and rules, as the pass-through's shape) -> discard:
     what the audit would cost if only a small per-event summary went on to keyed state."""
     def build(settings):
-        env = audit_job.create_env(settings)
-        source = env.from_source(audit_job.kafka_source(settings, settings.source_topic),
-                                 WatermarkStrategy.no_watermarks(), "events")
+        env, source = events_source(settings)
         source.map(ParseAndRules(str(rules_path)), Types.PICKLED_BYTE_ARRAY()).sink_to(audit_job.discard())
         return env
     return build
