@@ -58,30 +58,15 @@ def settings_for(run: str, topic: str, **overrides):
     return settings
 
 
-def delete_topics(bootstrap: str, topics: list[str]) -> None:
-    from kafka import KafkaAdminClient
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        admin.delete_topics([t for t in topics if t in set(admin.list_topics())])
-    finally:
-        admin.close()
-
-
 def drop_run_data(settings) -> None:
     """A run's MongoDB and InfluxDB databases, its DLQ and rules topics and its checkpoints: each
     rules-only run stores ~50,000 violations, and the stack is the one the tests use."""
-    import urllib.parse
-    import urllib.request
-
     from pymongo import MongoClient
 
     with MongoClient(settings.mongo_uri.get_secret_value()) as mongo:
         mongo.drop_database(settings.mongo_database)
-    query = urllib.parse.urlencode({"q": f'DROP DATABASE "{settings.influx_bucket.split("/")[0]}"'}).encode()
-    with urllib.request.urlopen(urllib.request.Request(f"{settings.influx_url}/query", data=query), timeout=10) as resp:
-        resp.read()
-    delete_topics(settings.kafka_bootstrap, [settings.dlq_topic, settings.rules_topic])
+    stack.drop_influx_database(settings.influx_url, settings.influx_bucket.split("/")[0])
+    stack.delete_topics(settings.kafka_bootstrap, [settings.dlq_topic, settings.rules_topic])
     shutil.rmtree(settings.checkpoint_dir.removeprefix("file://"), ignore_errors=True)
 
 
@@ -222,7 +207,7 @@ def latency(overrides: dict, rate: float, seconds: float) -> list[float]:
         docs = list(mongo[settings.mongo_database][settings.violations_collection].find(
             {}, {"event_id": 1, "event_time": 1, "stored_at": 1}))
     drop_run_data(settings)
-    delete_topics(settings.kafka_bootstrap, [topic])
+    stack.delete_topics(settings.kafka_bootstrap, [topic])
     return sorted((d["stored_at"] - d["event_time"]).total_seconds() for d in docs if d["event_id"] in valid)
 
 
@@ -267,7 +252,7 @@ def main() -> None:
     try:
         measure(args, topic, small, scored, size, rules_folder)
     finally:
-        delete_topics(bootstrap, [topic, small, scored])
+        stack.delete_topics(bootstrap, [topic, small, scored])
         shutil.rmtree(rules_folder, ignore_errors=True)
 
 

@@ -175,6 +175,20 @@ def create_topics(bootstrap: str, topics: dict[str, dict[str, str]], partitions:
         admin.close()
 
 
+def delete_topics(bootstrap: str, topics: list[str]) -> None:
+    """Delete the topics that exist (idempotent)."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        listed = set(admin.list_topics())
+        existing = [name for name in topics if name in listed]
+        if existing:
+            admin.delete_topics(existing)
+    finally:
+        admin.close()
+
+
 # --- FerretDB ------------------------------------------------------------------------------------
 
 def _mongo_healthy(settings: StackSettings) -> bool:
@@ -230,7 +244,16 @@ def _influx_healthy(settings: StackSettings) -> bool:
 
 def create_influx_database(url: str, database: str) -> None:
     """Create an InfluxDB 1.x database (idempotent); 2.x users create the bucket instead."""
-    body = urllib.parse.urlencode({"q": f'CREATE DATABASE "{database}"'}).encode()
+    _influx_query(url, f'CREATE DATABASE "{database}"')
+
+
+def drop_influx_database(url: str, database: str) -> None:
+    """Drop an InfluxDB 1.x database (idempotent)."""
+    _influx_query(url, f'DROP DATABASE "{database}"')
+
+
+def _influx_query(url: str, query: str) -> None:
+    body = urllib.parse.urlencode({"q": query}).encode()
     with urllib.request.urlopen(urllib.request.Request(f"{url}/query", data=body), timeout=10) as resp:
         resp.read()
 
