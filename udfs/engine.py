@@ -150,7 +150,7 @@ class _Plan:
         gated: dict[str, dict[int, list[_Step]]] = {}
         pairs = [(c, field) for c in compiled for field in ((None,) if isinstance(c.rule.match, FieldMatch) else c.fields)]
         for order, (c, field) in enumerate(pairs):
-            if c.trigger is None or field is None:
+            if c.trigger is None:  # field, score and keyword rules, and matchers without triggers
                 always.append((order, c, field))
             for index in c.trigger or ():
                 gated.setdefault(field, {}).setdefault(index, []).append((order, c, field))
