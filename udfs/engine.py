@@ -12,7 +12,7 @@ import re
 from bisect import bisect_left
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Callable, Mapping
+from typing import Callable, Mapping, NamedTuple
 
 import ahocorasick
 
@@ -26,6 +26,7 @@ from udfs.rules import (
     DetectorMatch,
     FieldMatch,
     KeywordsMatch,
+    Limits,
     PatternMatch,
     Rule,
     RuleSet,
@@ -221,9 +222,10 @@ class RuleEngine:
         return plan
 
     def evaluate(self, event: AuditEvent, scores: Scores | None = None) -> list[Finding]:
-        """Findings of every enabled stateless rule in scope for this event."""
+        """Findings of every enabled stateless rule in scope for this event, within the ruleset's limits."""
+        limits = self.ruleset.limits
         plan = self._plan(event.tenant, event.model)
-        texts = dict(event.texts())
+        texts = {field: text[:limits.max_text_chars] for field, text in event.texts()}
         steps = plan.always
         for field, text in texts.items():
             gated = plan.gated.get(field)
@@ -231,7 +233,7 @@ class RuleEngine:
                 triggered = [step for index in self._prefilter.match(text) for step in gated.get(index, ())]
                 if triggered:
                     steps = sorted({step[0]: step for step in (*steps, *triggered)}.values(), key=itemgetter(0))
-        findings: list[Finding] = []
+        findings = _CappedFindings(limits)
         self._memo.clear()
         for _, compiled, field in steps:
             rule = compiled.rule
@@ -245,9 +247,16 @@ class RuleEngine:
                 findings.extend(_score_findings(rule, rule.match, event, field, text, scores))
                 continue
             for hit in compiled.matcher(text):
-                findings.append(_finding(rule, event.event_id, field, hit.entity, hit.start, hit.end, hit.score,
-                                         redact(text[hit.start:hit.end])))
-        return findings
+                if findings.room_for(rule, field, hit):
+                    findings.append(_finding(rule, event.event_id, field, hit.entity, hit.start, hit.end, hit.score,
+                                             redact(text[hit.start:hit.end])))
+        out = findings.result(event.event_id)
+        for field, text in event.texts():
+            if len(text) > limits.max_text_chars:
+                out.append(_finding(NOT_INSPECTED, event.event_id, field, "not_inspected", limits.max_text_chars,
+                                    len(text), 1.0, f"{len(text) - limits.max_text_chars} characters past "
+                                                    f"limits.max_text_chars={limits.max_text_chars} not inspected"))
+        return out
 
     def matches_text(self, rule_id: str, text: str) -> list[Finding]:
         """Findings of one rule on a bare text as a prompt or response (for `rules test`)."""
@@ -286,11 +295,79 @@ def _score_findings(rule: Rule, match: ScoreMatch, event: AuditEvent, field: str
     return [_finding(rule, event.event_id, field, rule.entity or key, 0, len(text), round(value, 4), "")]
 
 
-def _finding(rule: Rule, event_id: str, field: str, entity: str, start: int, end: int, score: float,
+def _finding(rule: Rule | _LimitRule, event_id: str, field: str, entity: str, start: int, end: int, score: float,
              snippet: str) -> Finding:
     return Finding(event_id=event_id, rule_id=rule.id, rule_version=rule.version, category=rule.category,
                    entity=entity, severity=rule.severity, field=field, start=start, end=end, score=score,
                    snippet=snippet)
+
+
+class _LimitRule(NamedTuple):
+    """What _finding reads of a rule, for the findings the engine itself reports."""
+
+    id: str
+    version: int
+    category: str
+    severity: str
+
+
+# Text past limits.max_text_chars is reported, once per field, as a finding of this built-in rule.
+NOT_INSPECTED = _LimitRule("audit.not_inspected", 1, "policy", "info")
+
+
+class _CappedFindings:
+    """Findings in rule order, at most max_findings_per_rule per rule and max_findings_per_event in all.
+
+    What is over a cap is counted per (rule, field) and reported as one `over_cap` finding of that
+    rule spanning the findings it stands for: a text with 100,000 card numbers is flagged, with its
+    count, without 100,000 documents.
+    """
+
+    def __init__(self, limits: Limits):
+        self._limits = limits
+        self._kept: list[Finding] = []
+        self._per_rule: dict[str, int] = {}
+        self._over: dict[tuple[str, str], list] = {}  # (rule id, field) -> [rule, count, start, end, top score]
+
+    def _has_room(self, rule_id: str) -> bool:
+        return len(self._kept) < self._limits.max_findings_per_event and \
+            self._per_rule.get(rule_id, 0) < self._limits.max_findings_per_rule
+
+    def room_for(self, rule: Rule, field: str, hit: Hit) -> bool:
+        """Whether a hit is stored as a finding; if not, it is counted against the cap."""
+        if self._has_room(rule.id):
+            return True
+        self._count_over(rule, field, hit.start, hit.end, hit.score)
+        return False
+
+    def append(self, finding: Finding) -> None:
+        self._kept.append(finding)
+        self._per_rule[finding.rule_id] = self._per_rule.get(finding.rule_id, 0) + 1
+
+    def extend(self, findings: list[Finding]) -> None:
+        for finding in findings:
+            if self._has_room(finding.rule_id):
+                self.append(finding)
+            else:
+                rule = _LimitRule(finding.rule_id, finding.rule_version, finding.category, finding.severity)
+                self._count_over(rule, finding.field, finding.start, finding.end, finding.score)
+
+    def _count_over(self, rule: Rule | _LimitRule, field: str, start: int, end: int, score: float) -> None:
+        over = self._over.get((rule.id, field))
+        if over is None:
+            self._over[(rule.id, field)] = [rule, 1, start, end, score]
+        else:
+            over[1] += 1
+            over[2], over[3], over[4] = min(over[2], start), max(over[3], end), max(over[4], score)
+
+    def result(self, event_id: str) -> list[Finding]:
+        out = self._kept
+        for (_, field), (rule, count, start, end, score) in self._over.items():
+            out.append(_finding(rule, event_id, field, "over_cap", start, end, score,
+                                f"{count} more findings past the caps (limits.max_findings_per_rule="
+                                f"{self._limits.max_findings_per_rule}, max_findings_per_event="
+                                f"{self._limits.max_findings_per_event})"))
+        return out
 
 
 class SequenceWindow:

@@ -208,10 +208,23 @@ class Rule(_Strict):
         return (self.tenants is None or tenant in self.tenants) and (self.models is None or model in self.models)
 
 
+class Limits(_Strict):
+    """Bounds on the work and output of one event, so that no input can stall the job.
+
+    Text past `max_text_chars` is not inspected, and findings past a cap are not stored one by one:
+    both are reported as findings of their own (see docs/rules.md), never dropped silently.
+    """
+
+    max_text_chars: int = Field(default=1 << 20, ge=1_000, description="characters of each text field inspected")
+    max_findings_per_rule: int = Field(default=100, ge=1, description="findings of one rule stored per event")
+    max_findings_per_event: int = Field(default=1_000, ge=1, description="findings stored per event, all rules")
+
+
 class RuleSet(_Strict):
     """The contents of one rules file."""
 
     rules: list[Rule]
+    limits: Limits = Limits()
 
     @model_validator(mode="after")
     def _consistent(self) -> RuleSet:
@@ -230,7 +243,7 @@ class RuleSet(_Strict):
 
     def all_enabled(self) -> RuleSet:
         """The same rules, every one enabled: disabled rules' examples must pass too."""
-        return RuleSet(rules=[rule.model_copy(update={"enabled": True}) for rule in self.rules])
+        return RuleSet(rules=[rule.model_copy(update={"enabled": True}) for rule in self.rules], limits=self.limits)
 
     def scorers_used(self) -> set[str]:
         """Scorers the enabled score rules read: the job must run them."""

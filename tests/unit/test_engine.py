@@ -131,3 +131,54 @@ def test_prefilter_finds_exactly_what_running_every_matcher_finds():
     assert {"email", "credit_card", "openai_api_key", "instruction_override", "sendgrid_api_key",
             "basic_auth_credentials", "twilio_api_key", "telegram_bot_token", "gitlab_token"} <= entities, entities
     assert {"prohibited.dangerous_requests", "policy.slow_response"} <= {f.rule_id for findings in found for f in findings}
+
+
+def _limits(**limits) -> str:
+    return "limits: {" + ", ".join(f"{k}: {v}" for k, v in limits.items()) + "}\n"
+
+
+def test_findings_over_the_per_rule_cap_are_counted_in_one_over_cap_finding():
+    e = RuleEngine(parse_rules(_limits(max_findings_per_rule=3) + "rules:\n"
+                               f"  - id: kw\n    {BASE}    match: {{type: keywords, words: [bomb]}}\n"))
+    text = "bomb " * 10
+    found = e.evaluate(event(prompt=text))
+    assert [f.entity for f in found] == ["kw"] * 3 + ["over_cap"]
+    over = found[-1]
+    assert over.rule_id == "kw" and (over.start, over.end) == (15, 49) and over.snippet.startswith("7 more findings")
+    assert len({f.violation_id for f in found}) == 4  # the over-cap finding is its own document
+
+
+def test_the_per_event_cap_holds_across_rules():
+    e = RuleEngine(parse_rules(_limits(max_findings_per_event=4) + "rules:\n"
+                               f"  - id: a\n    {BASE}    match: {{type: keywords, words: [x]}}\n"
+                               f"  - id: b\n    {BASE}    match: {{type: keywords, words: [y]}}\n"))
+    found = e.evaluate(event(prompt="x x x y y y", response="y"))
+    kept = [(f.rule_id, f.field) for f in found if f.entity != "over_cap"]
+    over = {(f.rule_id, f.field): f.snippet.split()[0] for f in found if f.entity == "over_cap"}
+    assert kept == [("a", "prompt")] * 3 + [("b", "prompt")]
+    assert over == {("b", "prompt"): "2", ("b", "response"): "1"}
+
+
+def test_text_past_max_text_chars_is_not_inspected_and_says_so():
+    e = RuleEngine(parse_rules(_limits(max_text_chars=1000) + "rules:\n"
+                               f"  - id: kw\n    {BASE}    match: {{type: keywords, words: [bomb]}}\n"))
+    text = "a" * 990 + " bomb " + "b" * 2000 + " bomb"
+    found = e.evaluate(event(prompt=text))
+    assert [(f.rule_id, f.entity, f.start, f.end) for f in found] == [
+        ("kw", "kw", 991, 995), ("audit.not_inspected", "not_inspected", 1000, len(text))]
+    assert found[-1].category == "policy" and found[-1].severity == "info" and "2001 characters" in found[-1].snippet
+
+
+def test_limits_are_validated_with_the_field_and_its_bounds():
+    with pytest.raises(ValueError, match=r"limits.max_text_chars: Input should be greater than or equal to 1000"):
+        parse_rules(_limits(max_text_chars=10) + "rules: []\n")
+
+
+def test_a_huge_text_with_100000_card_numbers_is_linear_and_capped():
+    from udfs.rules import load_rules
+
+    e = RuleEngine(load_rules("rules/default.yaml"))
+    e.open()
+    found = e.evaluate(event(prompt="card 4111 1111 1111 1111 " * 40_000))  # 1 MB; once 10^9 comparisons
+    cards = [f for f in found if f.rule_id == "pii.credit_card"]
+    assert len(cards) == 101 and cards[-1].entity == "over_cap" and cards[-1].snippet.startswith("39900 more")

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from udfs.events import AuditEvent
 from udfs.scorers import BACKENDS, ScorerError, ScorerSuite, ScorersConfig, get_backend, load_config, pick_device
 from udfs.scorers.base import LabelScores, Scorer, by_length, chunk_spans, max_pool, register
 from udfs.scorers.groups import default_lexicon
@@ -254,3 +255,15 @@ def test_fine_tune_writes_a_checkpoint_the_transformers_backend_loads(tmp_path):
     hate, threat, kind = scorer.score(["you are all vermin", "I will hurt you", "have a lovely day"])
     assert scorer.labels == ("identity_hate", "threat")
     assert hate["identity_hate"] > kind["identity_hate"] and threat["threat"] > kind["threat"]
+
+
+def test_text_past_max_chars_is_not_scored_and_the_evidence_says_so():
+    config = _config(max_chars=100, toxicity={"backend": "test_fixed", "main": ["toxic"], "granularity": "sentence",
+                                              "params": {"values": {"toxic": 0.9}}})
+    suite = ScorerSuite(config, ["toxicity"], "cpu")
+    suite.open()
+    event = AuditEvent(event_id="e", timestamp=1_800_000_000_000, tenant="t", model="m",
+                       prompt="Kind words. " * 10 + "A toxic sentence.", response="toxic reply")
+    [(scores, evidence)] = suite.score_events([event])
+    assert scores["prompt"]["toxicity"] == 0.0 and evidence["prompt"]["not_scored"] == [100, 137]  # toxic past 100
+    assert scores["response"]["toxicity"] == 0.9 and "not_scored" not in evidence["response"]

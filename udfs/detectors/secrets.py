@@ -14,7 +14,7 @@ import re
 from collections import Counter
 from typing import ClassVar
 
-from udfs.detectors.base import DetectorMatch, Pattern, PatternDetector, PatternSet, _drop_overlaps, compile_re2, register
+from udfs.detectors.base import DetectorMatch, Pattern, PatternDetector, PatternSet, drop_overlaps, compile_re2, register
 
 _PLACEHOLDER = re.compile(
     r"(?i)(your|my)[_-]?(api[_-]?)?(key|token|secret)|x{4,}|\*{4,}|<[^>]*>|\{\{|\$\{|example|changeme|placeholder|"
@@ -124,7 +124,7 @@ class SecretsDetector(PatternDetector):
 
     def detect(self, text: str) -> list[DetectorMatch]:
         plugins = self._detect_secrets_plugins(text) if self._plugins is not None else []
-        return _drop_overlaps(plugins + self._pattern_hits(text))
+        return drop_overlaps(plugins + self._pattern_hits(text))
 
     _plugins = None
 

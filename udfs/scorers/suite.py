@@ -58,6 +58,8 @@ class BiasSpec(ScorerSpec):
 class ScorersConfig(_Strict):
     toxicity: ScorerSpec | None = None
     bias: BiasSpec | None = None
+    max_chars: int = Field(default=16_384, ge=100, description="characters of each text scored; the rest is not "
+                                                                 "scored, and its evidence says so (`not_scored`)")
 
     @model_validator(mode="after")
     def _counterfactual_needs_toxicity(self) -> ScorersConfig:
@@ -145,11 +147,13 @@ class ScorerSuite:
         for i, event in enumerate(events):
             for field_name, text in event.texts():
                 if text:
-                    texts.append(text)
-                    where.append((i, field_name))
+                    texts.append(text[:self.config.max_chars])  # a 2 MB prompt must not hold up the batch
+                    where.append((i, field_name, len(text)))
         out: list[tuple[dict, dict]] = [({}, {}) for _ in events]
-        for (i, field_name), result in zip(where, self.score(texts)):
+        for (i, field_name, length), result in zip(where, self.score(texts)):
             out[i][0][field_name] = result.scores
+            if length > self.config.max_chars:
+                result.evidence["not_scored"] = [self.config.max_chars, length]
             if result.evidence:
                 out[i][1][field_name] = result.evidence
         return out
