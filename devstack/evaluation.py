@@ -95,7 +95,8 @@ def cases(n_per_entity: int = 200, seed: int = 13) -> list[Case]:
         lambda: fake.md5(),
         lambda: f"for (int i = 0; i < {rng.randint(2, 99)}; ++i) std::swap(a[i], b[i]);",
         lambda: fake.date(),
-        lambda: f"{rng.choice(['000', '666', '900'])}-{rng.randint(10, 99)}-{rng.randint(1000, 9999)}",  # invalid SSN
+        # neither an SSN (area 000, 666, 9xx) nor an ITIN (9xx with group 70-88, 90-92, 94-99)
+        lambda: f"{rng.choice(['000', '666', '900'])}-{rng.randint(10, 69)}-{rng.randint(1000, 9999)}",
         lambda: "OPENAI_API_KEY=YOUR_API_KEY",
         lambda: "AKIAIOSFODNN7EXAMPLE",
         lambda: f"password = <{fake.word()}>",

@@ -17,14 +17,206 @@ def digits(value: str) -> str:
 def luhn(value: str) -> bool:
     """Payment card check digit (ISO/IEC 7812)."""
     nums = [int(d) for d in digits(value)]
-    if not 12 <= len(nums) <= 19:
-        return False
+    return 12 <= len(nums) <= 19 and _luhn_sum(nums) % 10 == 0
+
+
+def _luhn_sum(nums: list[int]) -> int:
     total = 0
     for i, n in enumerate(reversed(nums)):
         if i % 2:
             n = n * 2 - 9 if n > 4 else n * 2
         total += n
-    return total % 10 == 0
+    return total
+
+
+def _prefixes(*ranges: range | tuple[int, ...]) -> tuple[str, ...]:
+    return tuple(str(p) for r in ranges for p in r)
+
+
+# Issuer prefixes and lengths of every brand that issues Luhn-checked cards (ISO/IEC 7812 IINs).
+_CARD_BRANDS: tuple[tuple[str, tuple[str, ...], range | tuple[int, ...]], ...] = (
+    ("visa", ("4",), (13, 16, 19)),
+    ("mastercard", _prefixes(range(51, 56), range(2221, 2721)), (16,)),
+    ("amex", ("34", "37"), (15,)),
+    ("discover", _prefixes((6011, 65), range(644, 650)), range(16, 20)),
+    ("diners", _prefixes(range(300, 306), (3095, 36, 38, 39)), range(14, 20)),
+    ("jcb", ("35",), range(16, 20)),  # 3528-3589 assigned; generators and test decks use all of 35
+    ("jcb", ("2131", "1800"), (15,)),
+    ("unionpay", ("62", "81"), range(16, 20)),
+    # Maestro issues 12-19 digits under 50 and 56-58 and its own 6xxx IINs; the rest of 6x is
+    # shared with 16-19-digit brands, and a 12-digit order number there would pass Luhn one time in ten.
+    ("maestro", ("50", "56", "57", "58", "0604", "6304", "6390", "6759", "6761", "6762", "6763"), range(12, 20)),
+    ("maestro", _prefixes(range(59, 70)), range(16, 20)),
+    ("mir", _prefixes(range(2200, 2205)), range(16, 20)),
+    ("rupay", ("60", "65", "81", "82", "508", "353", "356"), (16,)),
+    ("troy", ("9792",), (16,)),
+    ("uatp", ("1",), (15,)),
+)
+
+
+def card_brand(value: str) -> str | None:
+    """The brand whose issuer prefix and length a card number has, or None."""
+    number = digits(value)
+    for brand, prefixes, lengths in _CARD_BRANDS:
+        if len(number) in lengths and number.startswith(prefixes):
+            return brand
+    return None
+
+
+def payment_card(value: str) -> bool:
+    """A card number of a known brand's prefix and length that passes Luhn."""
+    return card_brand(value) is not None and luhn(value)
+
+
+def _weighted(number: str, weights: tuple[int, ...]) -> int:
+    return sum(int(d) * w for d, w in zip(number, weights))
+
+
+def uk_nhs(value: str) -> bool:
+    """UK NHS number: 10 digits, mod-11 check digit."""
+    d = digits(value)
+    if len(d) != 10:
+        return False
+    check = 11 - _weighted(d, (10, 9, 8, 7, 6, 5, 4, 3, 2)) % 11
+    return (0 if check == 11 else check) == int(d[9]) and len(set(d)) > 1
+
+
+_NINO_BAD_PREFIXES = {"BG", "GB", "NK", "KN", "TN", "NT", "ZZ"}
+
+
+def uk_nino(value: str) -> bool:
+    """UK National Insurance number: the prefixes HMRC never issues are excluded."""
+    return value.replace(" ", "")[:2].upper() not in _NINO_BAD_PREFIXES
+
+
+_NIF_LETTERS = "TRWAGMYFPDXBNJZSQVHLCKE"
+
+
+def es_nif(value: str) -> bool:
+    """Spanish DNI/NIF (8 digits and a mod-23 letter) or NIE (X, Y or Z, 7 digits, the letter)."""
+    v = value.replace("-", "").replace(" ", "").upper()
+    number = str("XYZ".index(v[0])) + v[1:-1] if v[0] in "XYZ" else v[:-1]
+    return len(number) == 8 and number.isdigit() and _NIF_LETTERS[int(number) % 23] == v[-1]
+
+
+_IT_ODD = dict(zip("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+                   (1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8,
+                    12, 14, 16, 10, 22, 25, 24, 23)))
+
+
+def it_fiscal_code(value: str) -> bool:
+    """Italian codice fiscale: 16 characters, the last a check letter over the first 15."""
+    v = value.upper()
+    if len(v) != 16:
+        return False
+    total = sum(_IT_ODD[ch] if i % 2 == 0 else (int(ch) if ch.isdigit() else ord(ch) - 65)
+                for i, ch in enumerate(v[:15]))
+    return chr(65 + total % 26) == v[15]
+
+
+def it_vat_code(value: str) -> bool:
+    """Italian partita IVA: 11 digits, Luhn check digit."""
+    d = digits(value)
+    return len(d) == 11 and _luhn_sum([int(n) for n in d]) % 10 == 0 and d[:7] != "0000000"
+
+
+def pl_pesel(value: str) -> bool:
+    """Polish PESEL: a valid birth date (month offset by century) and the weighted check digit."""
+    d = digits(value)
+    if len(d) != 11:
+        return False
+    month, day = int(d[2:4]) % 20, int(d[4:6])
+    check = (10 - _weighted(d, (1, 3, 7, 9, 1, 3, 7, 9, 1, 3)) % 10) % 10
+    return 1 <= month <= 12 and 1 <= day <= 31 and check == int(d[10])
+
+
+_FI_CHECK = "0123456789ABCDEFHJKLMNPRSTUVWXY"
+
+
+def fi_personal_identity_code(value: str) -> bool:
+    """Finnish henkilötunnus DDMMYYCNNNX: a valid date and the mod-31 check character."""
+    v = value.upper()
+    if len(v) != 11 or not (v[:6] + v[7:10]).isdigit():
+        return False
+    day, month = int(v[:2]), int(v[2:4])
+    return 1 <= day <= 31 and 1 <= month <= 12 and _FI_CHECK[int(v[:6] + v[7:10]) % 31] == v[10]
+
+
+_VERHOEFF_D = (
+    (0, 1, 2, 3, 4, 5, 6, 7, 8, 9), (1, 2, 3, 4, 0, 6, 7, 8, 9, 5), (2, 3, 4, 0, 1, 7, 8, 9, 5, 6),
+    (3, 4, 0, 1, 2, 8, 9, 5, 6, 7), (4, 0, 1, 2, 3, 9, 5, 6, 7, 8), (5, 9, 8, 7, 6, 0, 4, 3, 2, 1),
+    (6, 5, 9, 8, 7, 1, 0, 4, 3, 2), (7, 6, 5, 9, 8, 2, 1, 0, 4, 3), (8, 7, 6, 5, 9, 3, 2, 1, 0, 4),
+    (9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+)
+_VERHOEFF_P = (
+    (0, 1, 2, 3, 4, 5, 6, 7, 8, 9), (1, 5, 7, 6, 2, 8, 3, 0, 9, 4), (5, 8, 0, 3, 7, 9, 6, 1, 4, 2),
+    (8, 9, 1, 6, 0, 4, 3, 5, 2, 7), (9, 4, 5, 3, 1, 2, 6, 8, 7, 0), (4, 2, 8, 6, 5, 7, 3, 9, 0, 1),
+    (2, 7, 9, 3, 8, 0, 6, 4, 1, 5), (7, 0, 4, 6, 9, 1, 3, 2, 5, 8),
+)
+
+
+def in_aadhaar(value: str) -> bool:
+    """Indian Aadhaar: 12 digits, not starting with 0 or 1, Verhoeff check digit, not a palindrome."""
+    d = digits(value)
+    if len(d) != 12 or d[0] in "01" or d == d[::-1]:
+        return False
+    check = 0
+    for i, n in enumerate(reversed(d)):
+        check = _VERHOEFF_D[check][_VERHOEFF_P[i % 8][int(n)]]
+    return check == 0
+
+
+def au_abn(value: str) -> bool:
+    """Australian Business Number: 11 digits, weighted mod-89 with the first digit less one."""
+    d = digits(value)
+    if len(d) != 11 or d[0] == "0":
+        return False
+    return _weighted(str(int(d[0]) - 1) + d[1:], (10, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19)) % 89 == 0
+
+
+def au_acn(value: str) -> bool:
+    """Australian Company Number: 9 digits, weighted mod-10 complement."""
+    d = digits(value)
+    return len(d) == 9 and (10 - _weighted(d, (8, 7, 6, 5, 4, 3, 2, 1)) % 10) % 10 == int(d[8])
+
+
+def au_tfn(value: str) -> bool:
+    """Australian Tax File Number: 9 digits, weighted mod 11."""
+    d = digits(value)
+    return len(d) == 9 and _weighted(d, (1, 4, 3, 7, 5, 8, 6, 9, 10)) % 11 == 0 and len(set(d)) > 1
+
+
+def au_medicare(value: str) -> bool:
+    """Australian Medicare card number: first digit 2-6, weighted mod-10 check as the ninth digit."""
+    d = digits(value)
+    return len(d) in (10, 11) and d[0] in "23456" and _weighted(d, (1, 3, 7, 9, 1, 3, 7, 9)) % 10 == int(d[8])
+
+
+_SG_LETTERS = {"ST": "JZIHGFEDCBA", "FG": "XWUTRQPNMLK"}
+
+
+def sg_nric_fin(value: str) -> bool:
+    """Singapore NRIC (S, T) or FIN (F, G): the weighted check letter."""
+    v = value.upper()
+    if len(v) != 9 or v[0] not in "STFG" or not v[1:8].isdigit():
+        return False
+    total = _weighted(v[1:8], (2, 7, 6, 5, 4, 3, 2)) + (4 if v[0] in "TG" else 0)
+    letters = _SG_LETTERS["ST" if v[0] in "ST" else "FG"]
+    return letters[total % 11] == v[8]
+
+
+def kr_rrn(value: str) -> bool:
+    """Korean resident registration number YYMMDD-GNNNNNC: a valid date and gender digit, the check digit."""
+    d = digits(value)
+    if len(d) != 13 or not (1 <= int(d[2:4]) <= 12 and 1 <= int(d[4:6]) <= 31) or d[6] not in "12345678":
+        return False
+    return (11 - _weighted(d, (2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5)) % 11) % 10 == int(d[12])
+
+
+def th_tnin(value: str) -> bool:
+    """Thai national ID: 13 digits, the first not 0, mod-11 check digit."""
+    d = digits(value)
+    return len(d) == 13 and d[0] != "0" and (11 - _weighted(d, range(13, 1, -1)) % 11) % 10 == int(d[12])
 
 
 # ISO 13616 lengths of the countries whose IBANs we accept.
@@ -108,6 +300,7 @@ def phone_number(value: str) -> bool:
 
 VALIDATORS: dict[str, Callable[[str], bool]] = {
     "luhn": luhn,
+    "payment_card": payment_card,
     "iban_mod97": iban_mod97,
     "us_ssn": us_ssn,
     "base58check": base58check,
@@ -115,4 +308,19 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "ip_address": ip_address,
     "ipv6_address": ipv6_address,
     "phone_number": phone_number,
+    "uk_nhs": uk_nhs,
+    "uk_nino": uk_nino,
+    "es_nif": es_nif,
+    "it_fiscal_code": it_fiscal_code,
+    "it_vat_code": it_vat_code,
+    "pl_pesel": pl_pesel,
+    "fi_personal_identity_code": fi_personal_identity_code,
+    "in_aadhaar": in_aadhaar,
+    "au_abn": au_abn,
+    "au_acn": au_acn,
+    "au_tfn": au_tfn,
+    "au_medicare": au_medicare,
+    "sg_nric_fin": sg_nric_fin,
+    "kr_rrn": kr_rrn,
+    "th_tnin": th_tnin,
 }
