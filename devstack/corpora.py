@@ -91,3 +91,17 @@ def injection_cases(split: Split | None = None) -> list[LabelledText]:
     """Attacks and benign prompts from every injection source, one split or both."""
     cases = _bastion() + _questions(TRUTHFULQA) + _questions(NQ_OPEN)
     return [case for case in cases if split is None or case.split == split]
+
+
+# The similarity layer's corpora, extended with the training split's texts (never the test split's).
+SIMILARITY_FILES = {True: "injection_attacks_bastioncorpus.txt", False: "benign_instructions_bastioncorpus.txt"}
+
+
+def similarity_corpus(label: bool) -> str:
+    """The data file of training attacks (label True) or benign look-alikes (False), as committed."""
+    texts = sorted({" ".join(case.text.split()) for case in _bastion() if case.split == "train" and case.label == label})
+    kind = "prompt injections" if label else "benign look-alikes of prompt injections"
+    return (f"# {kind} from {BASTION.package} {BASTION.version} ({BASTION.license}, "
+            "see LICENSE-bastioncorpus beside this file), training split only;\n"
+            "# made by devstack.corpora.similarity_corpus, which a test holds this file equal to.\n"
+            + "".join(text + "\n" for text in texts))

@@ -233,30 +233,40 @@ class RuleEngine:
                 triggered = [step for index in self._prefilter.match(text) for step in gated.get(index, ())]
                 if triggered:
                     steps = sorted({step[0]: step for step in (*steps, *triggered)}.values(), key=itemgetter(0))
-        findings = _CappedFindings(limits)
+        findings: list[Finding] = []
+        per_rule: dict[str, int] = {}
+        over = _OverCap()
         self._memo.clear()
         for _, compiled, field in steps:
             rule = compiled.rule
             if field is None:
-                findings.extend(_field_findings(rule, rule.match, event))
+                found = _field_findings(rule, rule.match, event)
+            elif field not in texts:
                 continue
-            text = texts.get(field)
-            if text is None:
+            elif compiled.matcher is None:
+                found = _score_findings(rule, rule.match, event, field, texts[field], scores)
+            else:
+                found = compiled.matcher(texts[field])
+            if not found:
                 continue
+            room = max(0, min(limits.max_findings_per_rule - per_rule.get(rule.id, 0), limits.max_findings_per_event - len(findings)))
+            if len(found) > room:
+                over.add(rule, field, found[room:])
+                found = found[:room]
+            per_rule[rule.id] = per_rule.get(rule.id, 0) + len(found)
             if compiled.matcher is None:
-                findings.extend(_score_findings(rule, rule.match, event, field, text, scores))
-                continue
-            for hit in compiled.matcher(text):
-                if findings.room_for(rule, field, hit):
-                    findings.append(_finding(rule, event.event_id, field, hit.entity, hit.start, hit.end, hit.score,
-                                             redact(text[hit.start:hit.end])))
-        out = findings.result(event.event_id)
+                findings.extend(found)
+            else:
+                text = texts[field]
+                findings.extend(_finding(rule, event.event_id, field, hit.entity, hit.start, hit.end, hit.score,
+                                         redact(text[hit.start:hit.end])) for hit in found)
+        findings += over.findings(event.event_id, limits)
         for field, text in event.texts():
             if len(text) > limits.max_text_chars:
-                out.append(_finding(NOT_INSPECTED, event.event_id, field, "not_inspected", limits.max_text_chars,
-                                    len(text), 1.0, f"{len(text) - limits.max_text_chars} characters past "
-                                                    f"limits.max_text_chars={limits.max_text_chars} not inspected"))
-        return out
+                findings.append(_finding(NOT_INSPECTED, event.event_id, field, "not_inspected", limits.max_text_chars,
+                                         len(text), 1.0, f"{len(text) - limits.max_text_chars} characters past "
+                                                         f"limits.max_text_chars={limits.max_text_chars} not inspected"))
+        return findings
 
     def matches_text(self, rule_id: str, text: str) -> list[Finding]:
         """Findings of one rule on a bare text as a prompt or response (for `rules test`)."""
@@ -315,59 +325,26 @@ class _LimitRule(NamedTuple):
 NOT_INSPECTED = _LimitRule("audit.not_inspected", 1, "policy", "info")
 
 
-class _CappedFindings:
-    """Findings in rule order, at most max_findings_per_rule per rule and max_findings_per_event in all.
-
-    What is over a cap is counted per (rule, field) and reported as one `over_cap` finding of that
+class _OverCap:
+    """What is over a cap, counted per (rule, field) and reported as one `over_cap` finding of that
     rule spanning the findings it stands for: a text with 100,000 card numbers is flagged, with its
-    count, without 100,000 documents.
-    """
+    count, without 100,000 documents."""
 
-    def __init__(self, limits: Limits):
-        self._limits = limits
-        self._kept: list[Finding] = []
-        self._per_rule: dict[str, int] = {}
+    def __init__(self):
         self._over: dict[tuple[str, str], list] = {}  # (rule id, field) -> [rule, count, start, end, top score]
 
-    def _has_room(self, rule_id: str) -> bool:
-        return len(self._kept) < self._limits.max_findings_per_event and \
-            self._per_rule.get(rule_id, 0) < self._limits.max_findings_per_rule
+    def add(self, rule: Rule, field: str, dropped: list) -> None:
+        """Findings or hits (both have start, end and score) that did not fit under a cap."""
+        start, end, score = min(d.start for d in dropped), max(d.end for d in dropped), max(d.score for d in dropped)
+        over = self._over.setdefault((rule.id, field), [rule, 0, start, end, score])
+        over[1] += len(dropped)
+        over[2], over[3], over[4] = min(over[2], start), max(over[3], end), max(over[4], score)
 
-    def room_for(self, rule: Rule, field: str, hit: Hit) -> bool:
-        """Whether a hit is stored as a finding; if not, it is counted against the cap."""
-        if self._has_room(rule.id):
-            return True
-        self._count_over(rule, field, hit.start, hit.end, hit.score)
-        return False
-
-    def append(self, finding: Finding) -> None:
-        self._kept.append(finding)
-        self._per_rule[finding.rule_id] = self._per_rule.get(finding.rule_id, 0) + 1
-
-    def extend(self, findings: list[Finding]) -> None:
-        for finding in findings:
-            if self._has_room(finding.rule_id):
-                self.append(finding)
-            else:
-                rule = _LimitRule(finding.rule_id, finding.rule_version, finding.category, finding.severity)
-                self._count_over(rule, finding.field, finding.start, finding.end, finding.score)
-
-    def _count_over(self, rule: Rule | _LimitRule, field: str, start: int, end: int, score: float) -> None:
-        over = self._over.get((rule.id, field))
-        if over is None:
-            self._over[(rule.id, field)] = [rule, 1, start, end, score]
-        else:
-            over[1] += 1
-            over[2], over[3], over[4] = min(over[2], start), max(over[3], end), max(over[4], score)
-
-    def result(self, event_id: str) -> list[Finding]:
-        out = self._kept
-        for (_, field), (rule, count, start, end, score) in self._over.items():
-            out.append(_finding(rule, event_id, field, "over_cap", start, end, score,
-                                f"{count} more findings past the caps (limits.max_findings_per_rule="
-                                f"{self._limits.max_findings_per_rule}, max_findings_per_event="
-                                f"{self._limits.max_findings_per_event})"))
-        return out
+    def findings(self, event_id: str, limits: Limits) -> list[Finding]:
+        return [_finding(rule, event_id, field, "over_cap", start, end, score,
+                         f"{count} more findings past the caps (limits.max_findings_per_rule="
+                         f"{limits.max_findings_per_rule}, max_findings_per_event={limits.max_findings_per_event})")
+                for (_, field), (rule, count, start, end, score) in self._over.items()]
 
 
 class SequenceWindow:

@@ -17,7 +17,8 @@ import codecs
 import re
 import urllib.parse
 
-from udfs.detectors.base import DetectorMatch, Pattern, PatternDetector, compile_re2, drop_overlaps, register
+from udfs.detectors.base import (DetectorMatch, Pattern, PatternDetector, PatternSet, compile_re2, drop_overlaps,
+                                 register)
 
 _W = r"(?:\s+\w+){0,3}\s+"  # up to three filler words: "ignore all of the previous instructions"
 _I = dict(ignore_case=True)
@@ -62,7 +63,7 @@ class PromptInjectionDetector(PatternDetector):
         # Safety switched off, or permissions claimed.
         Pattern("safety_bypass",
                 r"\b(?:safety|security|content|moderation)\s+(?:protocols?|checks?|filters?|guidelines|polic(?:y|ies)|guardrails|"
-                r"confirmations?|measures)\b.{0,30}\b(?:disabled|deactivated|off|lifted|suspended|removed|bypassed|skipped)\b", 0.8, **_I),
+                r"confirmations?)\b.{0,30}\b(?:disabled|deactivated|off|lifted|suspended|removed|skipped)\b", 0.8, **_I),
         Pattern("safety_bypass",
                 r"\b(?:skip|disable|bypass|turn\s+off|ignore|deactivate)\s+(?:all\s+(?:of\s+)?|any\s+|your\s+)(?:own\s+)?(?:safety|security|content)\s+"
                 r"(?:checks?|protocols?|filters?|guidelines|polic(?:y|ies)|guardrails)\b", 0.8, **_I),
@@ -77,7 +78,7 @@ class PromptInjectionDetector(PatternDetector):
         Pattern("prompt_extraction", r"\b(?:instructions|prompt)\b.{0,40}\b(?:verbatim|word\s+for\s+word)\b", 0.85, **_I),
         Pattern("prompt_extraction", r"\beverything\s+in\s+your\s+context(?:\s+window)?\b|\binstructions\s+you\s+were\s+given\b", 0.8, **_I),
         Pattern("prompt_extraction",
-                r"\b(?:rivel|mostr|zeig|muestr|revel|révèl|affich|montr|gib|dime|dimmi)\w*\b.{0,40}(?:system-?prompt|prompt\s+(?:di|del|de)\s+"
+                r"\b(?:rivel|mostr|zeig|mu[eé]str|revel|r[ée]v[èe]l|affich|montr|gib|dime|dimmi)\w*\b.{0,40}(?:system-?prompt|prompt\s+(?:di|del|de)\s+"
                 r"sistema|instructions?\s+(?:du\s+)?système|instrucciones\s+del\s+sistema|istruzioni\s+di\s+sistema|systemanweisungen)", 0.85,
                 **_I),
         # Role hijack and personas.
@@ -185,44 +186,47 @@ def _morse(segment: str) -> str:
 
 
 _SEGMENTS = (
-    (r"[A-Za-z0-9+/]{16,}={0,2}", _b64),
-    (r"\b[A-Z2-7]{16,}=*", _b32),
-    (r"\b(?:[0-9a-fA-F]{2}){8,}\b", lambda s: _printable(bytes.fromhex(s))),
+    (r"[A-Za-z0-9+/]{20,}={0,2}", _b64),  # 15 bytes and more: "Ignore all rules" is 16
+    (r"\b[A-Z2-7]{24,}=*", _b32),
+    (r"\b(?:[0-9a-fA-F]{2}){12,}\b", lambda s: _printable(bytes.fromhex(s))),
     (r"(?:[01]{8}\s?){4,}", lambda s: _printable(bytes(int(b, 2) for b in s.split()))),
     (r"(?:[^\s%]*%[0-9A-Fa-f]{2}){3,}\S*", urllib.parse.unquote),
     (r"(?:\\u[0-9A-Fa-f]{4}){3,}", lambda s: codecs.decode(s, "unicode_escape")),
     (r"<~.{8,}?~>", _a85),
-    (r"[0-9A-Za-z!#$%&()*+\-;<=>?@^_`{|}~]{20,}", _b85),
+    (r"[0-9A-Za-z!#$%&()*+\-;<=>?@^_`{|}~]{25,}", _b85),
     (r"[.-]{1,6}(?: (?:/ )?[.-]{1,6}){4,}", _morse),
 )
-_SEGMENT_RES = [(re.compile(pattern), decode) for pattern, decode in _SEGMENTS]
+_SEGMENT_RES = [(compile_re2(pattern), decode) for pattern, decode in _SEGMENTS]
+_SEGMENT_SET = PatternSet([pattern for pattern, _ in _SEGMENTS])  # one pass says which decoders to try
 _TAGS = re.compile("[\U000E0000-\U000E007F]{4,}")
 _LEET = str.maketrans("013457@$", "oieastas")
-_SPACED = re.compile(r"\b(?:\w ){3,}\w\b")
-
-# RE2 triggers: an encoded segment, or a key word of the library as ROT13, reversed or leetspeak
-# turns it ("ignore" is "vtaber" and "erongi"; "instructions" is "vafgehpgvbaf" and "snoitcurtsni").
-_ENCODED_TRIGGERS = (
-    r"[A-Za-z0-9+/]{16,}", r"(?:[0-9a-fA-F]{2}){8,}", r"(?:[01]{8}\s?){4,}", r"(?:%[0-9A-Fa-f]{2}[^%\s]*){3,}",
-    r"(?:\\u[0-9A-Fa-f]{4}){3,}", r"<~", r"[0-9A-Za-z!#$%&()*+\-;<=>?@^_`{|}~]{20,}", r"(?:[.-]{1,6} ){4,}",
-    "[\U000E0000-\U000E007F]",
-    r"(?i)vtaber|vafgehpgvbaf|cebzcg|flfgrz|erongi|snoitcurtsni|tpmorp|metsys|1gn0r|ign0r|1n57ru|pr3v10u|5y573m|(?:\b\w ){4,}",
-)
+_SPACED = compile_re2(r"\b(?:\w ){3,}\w\b")
+# Key words of the library as ROT13 ("ignore" is "vtaber", "instructions" "vafgehpgvbaf"), reversed
+# ("erongi", "snoitcurtsni") and in leetspeak: the whole-text views are read only where one occurs.
+_ROT13_WORDS = r"vtaber|vafgehpgvbaf|cebzcg|flfgrz|erongi|snoitcurtsni|tpmorp|metsys"
+_LEET_WORDS = r"1gn0r|ign0r|1n57ru|pr3v10u|5y573m|[a-z][0-9][a-z][0-9]"
+_TURNED = compile_re2(rf"(?i){_ROT13_WORDS}")
+_LEETSPEAK = compile_re2(rf"(?i){_LEET_WORDS}")
+# The RE2 triggers under which the engine runs this detector at all, beside its patterns.
+_ENCODED_TRIGGERS = (*(pattern for pattern, _ in _SEGMENTS), "[\U000E0000-\U000E007F]",
+                     rf"(?i){_ROT13_WORDS}|{_LEET_WORDS}|(?:\b\w ){{4,}}")
 
 
 def _decoded_views(text: str) -> list[tuple[int, int, str]]:
     """(start, end, decoded text) for each encoded part of a text, and for the whole text read as
-    ROT13, reversed, leetspeak and with spaced letters joined."""
+    ROT13, reversed, leetspeak and with spaced letters joined, where a sign of each is present."""
     views = []
-    for regex, decode in _SEGMENT_RES:
+    for index in _SEGMENT_SET.match(text):
+        regex, decode = _SEGMENT_RES[index]
         for m in regex.finditer(text):
             decoded = decode(m.group())
             if decoded and decoded != m.group():
                 views.append((m.start(), m.end(), decoded))
-    for m in _TAGS.finditer(text):
+    for m in _TAGS.finditer(text):  # RE2 wants UTF-8 offsets for these four-byte characters; re is simpler
         views.append((m.start(), m.end(), "".join(chr(ord(ch) - 0xE0000) for ch in m.group())))
-    views += [(0, len(text), codecs.encode(text, "rot13")), (0, len(text), text[::-1])]
-    if any(ch.isdigit() for ch in text):
+    if _TURNED.search(text):
+        views += [(0, len(text), codecs.encode(text, "rot13")), (0, len(text), text[::-1])]
+    if _LEETSPEAK.search(text):
         views.append((0, len(text), text.translate(_LEET)))
     if _SPACED.search(text):
         views.append((0, len(text), _SPACED.sub(lambda m: m.group().replace(" ", ""), text)))

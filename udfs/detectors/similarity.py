@@ -17,11 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from udfs.detectors.base import Detector, DetectorMatch, compile_re2, register, set_pattern
 
-ATTACKS = Path(__file__).parent / "data" / "injection_attacks.txt"
-BENIGN = Path(__file__).parent / "data" / "benign_instructions.txt"
+DATA = Path(__file__).parent / "data"
+# Ours, and more from third-party corpora (their training splits): injection_attacks_<source>.txt.
+ATTACKS = sorted(DATA.glob("injection_attacks*.txt"))
+BENIGN = sorted(DATA.glob("benign_instructions*.txt"))
 _CUES_PATTERN = (
     r"\b(?:ignore|disregard|forget|override|bypass|pretend|act as|roleplay|role-play|you are|you're|from now on|"
-    r"instructions?|system prompt|rules|guidelines|policy|filters?|restrictions?|developer|jailbreak|"
+    r"instructions?|system prompt|rules|guidelines|content policy|filters?|restrictions?|developer|jailbreak|"
     r"reveal|repeat|verbatim|never refuse|do anything|set aside|comply|unrestricted|configured|behave)\b")
 _CUES = compile_re2(_CUES_PATTERN, ignore_case=True)
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
@@ -46,8 +48,8 @@ class InjectionSimilarityDetector(Detector):
 
     def open(self) -> None:
         self._tokenizer, self._model, self._device = _load_model(self.params.device)
-        self._attacks = self._embed(_lines(ATTACKS))
-        self._benign = self._embed(_lines(BENIGN))
+        self._attacks = self._embed([line for path in ATTACKS for line in _lines(path)])
+        self._benign = self._embed([line for path in BENIGN for line in _lines(path)])
 
     def _embed(self, texts: list[str]):
         import torch

@@ -1,0 +1,61 @@
+"""Third-party evaluation data: provenance recorded, and training never shares a text with testing."""
+
+from pathlib import Path
+
+import pytest
+
+from devstack.corpora import INJECTION_SOURCES, SIMILARITY_FILES, injection_cases, similarity_corpus
+from devstack.evaluation import bootstrap_ci, evaluate_events, f1
+from udfs.engine import RuleEngine
+from udfs.rules import load_rules
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "udfs" / "detectors" / "data"
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def test_every_source_records_package_version_license_and_both_splits():
+    cases = injection_cases()
+    for source in INJECTION_SOURCES:
+        assert source.version and source.license and source.what
+        mine = [case for case in cases if case.source == source.name]
+        assert {case.split for case in mine} == {"train", "test"}, source.name
+    assert sum(case.label for case in cases) > 100 and sum(not case.label for case in cases) > 1000
+
+
+def test_train_and_test_share_no_text_and_no_group():
+    train, test = injection_cases("train"), injection_cases("test")
+    assert not {_norm(c.text) for c in train} & {_norm(c.text) for c in test}
+    assert not {c.group for c in train} & {c.group for c in test}
+
+
+def test_what_we_ship_from_training_data_is_reproducible_and_holds_no_test_text():
+    test_texts = {_norm(case.text) for case in injection_cases("test")}
+    for label, name in SIMILARITY_FILES.items():
+        shipped = (DATA / name).read_text()
+        assert shipped == similarity_corpus(label), f"regenerate {name} with devstack.corpora.similarity_corpus"
+    for path in [*DATA.glob("*.txt"), ROOT / "udfs" / "detectors" / "injection.py"]:
+        lines = {_norm(line) for line in path.read_text().splitlines()}
+        assert not lines & test_texts, path
+
+
+def test_bootstrap_interval_holds_the_estimate_and_narrows_with_more_data():
+    small = [(True, True)] * 8 + [(True, False)] * 2 + [(False, False)] * 10
+    large = small * 20
+    lo_s, hi_s = bootstrap_ci(small, f1)
+    lo_l, hi_l = bootstrap_ci(large, f1)
+    assert lo_s <= f1(small) <= hi_s and lo_l <= f1(large) <= hi_l
+    assert hi_l - lo_l < hi_s - lo_s
+
+
+@pytest.mark.parametrize("enable_all, min_f1", [(False, 0.70), (True, 0.82)])
+def test_prompt_injection_quality_on_the_third_party_test_split(enable_all, min_f1):
+    ruleset = load_rules(ROOT / "rules" / "default.yaml")
+    engine = RuleEngine(ruleset.all_enabled() if enable_all else ruleset)
+    engine.open()
+    report = evaluate_events(engine, [(c.text, c.label) for c in injection_cases("test")], {"prompt_injection"})
+    assert report.metrics["precision"][0] >= 0.95, report.false_alarms
+    assert report.metrics["f1"][0] >= min_f1, report.misses
