@@ -18,7 +18,7 @@ import ahocorasick
 
 from udfs.detectors import DetectorMatch as Hit
 from udfs.detectors import get_detector
-from udfs.detectors.base import Detector, PatternSet, compile_re2, set_pattern
+from udfs.detectors.base import Detector, PatternSet, shorten, compile_re2, set_pattern
 from udfs.detectors.validators import VALIDATORS
 from udfs.events import AuditEvent
 from udfs.findings import Finding, redact
@@ -57,6 +57,8 @@ class _PatternMatcher(_Matcher):
         self.match = match
         self.context = [(compile_re2(r"\b(?:" + "|".join(map(re.escape, c.words)) + r")\b", True), c)
                         for c in match.context]
+        self.why = f"pattern /{shorten(match.regex)}/" + (f" + {match.validator} check" if match.validator else "") \
+            + (", context words" if match.context else "")
 
     def triggers(self) -> list[str]:
         return [set_pattern(self.match.regex, self.match.ignore_case)]
@@ -73,7 +75,7 @@ class _PatternMatcher(_Matcher):
                     score += context.boost
             score = min(1.0, max(0.0, score))
             if score >= self.match.min_score:
-                hits.append(Hit(self.entity, m.start(), m.end(), round(score, 4)))
+                hits.append(Hit(self.entity, m.start(), m.end(), round(score, 4), self.why))
         return hits
 
 
@@ -85,18 +87,18 @@ class _KeywordMatcher(_Matcher):
         self.automaton = ahocorasick.Automaton()
         for word in match.words:
             key = word.casefold() if self.fold else word
-            self.automaton.add_word(key, len(key))
+            self.automaton.add_word(key, (len(key), f"keyword {word!r}"))
         self.automaton.make_automaton()
 
     def __call__(self, text: str) -> list[Hit]:
         # casefold can change lengths (ß -> ss); lower() keeps offsets aligned and folds the common cases.
         haystack = text.lower() if self.fold else text
         hits = []
-        for end, length in self.automaton.iter(haystack):
+        for end, (length, why) in self.automaton.iter(haystack):
             start, stop = end - length + 1, end + 1
             if self.whole_word and (_is_word(text, start - 1) or _is_word(text, stop)):
                 continue
-            hits.append(Hit(self.entity, start, stop, 1.0))
+            hits.append(Hit(self.entity, start, stop, 1.0, why))
         return hits
 
 
@@ -119,7 +121,7 @@ class _DetectorMatcher(_Matcher):
         key = (id(self.detector), text)
         if key not in self.memo:
             self.memo[key] = self.detector.detect(text)
-        return [Hit(self.rule.entity or hit.entity, hit.start, hit.end, hit.score) for hit in self.memo[key]
+        return [Hit(self.rule.entity or hit.entity, hit.start, hit.end, hit.score, hit.why) for hit in self.memo[key]
                 if hit.score >= self.min_score and (self.entities is None or hit.entity in self.entities)]
 
 
@@ -259,13 +261,14 @@ class RuleEngine:
             else:
                 text = texts[field]
                 findings.extend(_finding(rule, event.event_id, field, hit.entity, hit.start, hit.end, hit.score,
-                                         redact(text[hit.start:hit.end])) for hit in found)
+                                         redact(text[hit.start:hit.end]), hit.why) for hit in found)
         findings += over.findings(event.event_id, limits)
         for field, text in event.texts():
             if len(text) > limits.max_text_chars:
                 findings.append(_finding(NOT_INSPECTED, event.event_id, field, "not_inspected", limits.max_text_chars,
                                          len(text), 1.0, f"{len(text) - limits.max_text_chars} characters past "
-                                                         f"limits.max_text_chars={limits.max_text_chars} not inspected"))
+                                                         f"limits.max_text_chars={limits.max_text_chars} not inspected",
+                                         "limits.max_text_chars"))
         return findings
 
     def matches_text(self, rule_id: str, text: str) -> list[Finding]:
@@ -293,7 +296,8 @@ def _field_findings(rule: Rule, match: FieldMatch, event: AuditEvent) -> list[Fi
         return []
     first = match.conditions[0]
     return [_finding(rule, event.event_id, first.field, rule.entity or rule.id, 0, 0, 1.0,
-                     ", ".join(f"{c.field}={v}" for c, v in zip(match.conditions, values)))]
+                     ", ".join(f"{c.field}={v}" for c, v in zip(match.conditions, values)),
+                     " and ".join(f"{c.field} {c.op} {c.value}" for c in match.conditions))]
 
 
 def _score_findings(rule: Rule, match: ScoreMatch, event: AuditEvent, field: str, text: str,
@@ -302,14 +306,15 @@ def _score_findings(rule: Rule, match: ScoreMatch, event: AuditEvent, field: str
     value = (scores or {}).get(field, {}).get(key)
     if value is None or value < match.threshold:
         return []
-    return [_finding(rule, event.event_id, field, rule.entity or key, 0, len(text), round(value, 4), "")]
+    return [_finding(rule, event.event_id, field, rule.entity or key, 0, len(text), round(value, 4), "",
+                     f"score {key} {value:.3f} >= threshold {match.threshold}")]
 
 
 def _finding(rule: Rule | _LimitRule, event_id: str, field: str, entity: str, start: int, end: int, score: float,
-             snippet: str) -> Finding:
+             snippet: str, why: str) -> Finding:
     return Finding(event_id=event_id, rule_id=rule.id, rule_version=rule.version, category=rule.category,
                    entity=entity, severity=rule.severity, field=field, start=start, end=end, score=score,
-                   snippet=snippet)
+                   snippet=snippet, why=why)
 
 
 class _LimitRule(NamedTuple):
@@ -343,7 +348,8 @@ class _OverCap:
     def findings(self, event_id: str, limits: Limits) -> list[Finding]:
         return [_finding(rule, event_id, field, "over_cap", start, end, score,
                          f"{count} more findings past the caps (limits.max_findings_per_rule="
-                         f"{limits.max_findings_per_rule}, max_findings_per_event={limits.max_findings_per_event})")
+                         f"{limits.max_findings_per_rule}, max_findings_per_event={limits.max_findings_per_event})",
+                         "limits.max_findings_per_rule / max_findings_per_event")
                 for (_, field), (rule, count, start, end, score) in self._over.items()]
 
 
@@ -382,4 +388,5 @@ def sequence_hits(rules: list[Rule], event: AuditEvent, findings: list[Finding])
 def sequence_finding(rule: Rule, event_id: str) -> Finding:
     match = rule.match
     return _finding(rule, event_id, match.per, rule.entity or rule.id, 0, 0, 1.0,
-                    f"{match.count} events with {', '.join(match.rules)} by one {match.per} within {match.within}")
+                    f"{match.count} events with {', '.join(match.rules)} by one {match.per} within {match.within}",
+                    f"sequence: {match.count} x ({' or '.join(match.rules)}) per {match.per} within {match.within}")

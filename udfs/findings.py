@@ -31,6 +31,7 @@ class Finding:
     end: int
     score: float
     snippet: str
+    why: str = ""  # what fired, for the auditor: pattern, keyword, model score and threshold, nearest attack
 
     @property
     def violation_id(self) -> str:

@@ -182,3 +182,26 @@ def test_a_huge_text_with_100000_card_numbers_is_linear_and_capped():
     found = e.evaluate(event(prompt="card 4111 1111 1111 1111 " * 40_000))  # 1 MB; once 10^9 comparisons
     cards = [f for f in found if f.rule_id == "pii.credit_card"]
     assert len(cards) == 101 and cards[-1].entity == "over_cap" and cards[-1].snippet.startswith("39900 more")
+
+
+def test_every_finding_says_why_it_fired():
+    e = engine(f"""  - id: kw
+    {BASE}    match: {{type: keywords, words: [Sarin]}}
+  - id: acct
+    {BASE}    match: {{type: pattern, regex: '\\b\\d{{16}}\\b', validator: luhn, context: [{{words: [account]}}]}}
+  - id: slow
+    {BASE}    match: {{type: field, conditions: [{{field: latency_ms, op: gt, value: 1000}}]}}
+  - id: tox
+    {BASE}    match: {{type: score, scorer: toxicity, threshold: 0.5}}
+  - id: card
+    {BASE}    match: {{type: detector, name: pii, params: {{entities: [credit_card]}}}}
+""")
+    found = e.evaluate(event(prompt="sarin for account 4111111111111111, card 4111 1111 1111 1111", latency_ms=5000),
+                       {"prompt": {"toxicity": 0.9}})
+    why = {f.rule_id: f.why for f in found}
+    assert why["kw"] == "keyword 'Sarin'"
+    assert why["acct"] == "pattern /\\b\\d{16}\\b/ + luhn check, context words"
+    assert why["slow"] == "latency_ms gt 1000.0"
+    assert why["tox"] == "score toxicity 0.900 >= threshold 0.5"
+    assert why["card"].startswith("pii v2 credit_card: /") and why["card"].endswith("+ payment_card check")
+    assert all(f.to_dict()["why"] == f.why for f in found)  # stored with the violation, printed by scan

@@ -61,6 +61,7 @@ class DetectorMatch:
     start: int
     end: int
     score: float
+    why: str = ""  # what fired: the pattern and its check, the model and its score, the nearest known attack
 
 
 class NoParams(BaseModel):
@@ -149,6 +150,9 @@ class PatternDetector(Detector):
                           if wanted is None or p.entity in wanted]
         # One RE2 multi-pattern pass tells which patterns occur at all; only those run finditer.
         self._set = PatternSet([set_pattern(pattern.regex, pattern.ignore_case) for pattern, _ in self._compiled])
+        self._why = [f"{self.name} v{self.version} {pattern.entity}: /{shorten(pattern.regex)}/"
+                     + (f" + {pattern.validator.__name__.strip('_')} check" if pattern.validator else "")
+                     for pattern, _ in self._compiled]
 
     def triggers(self) -> list[str]:
         return self._set.patterns
@@ -164,8 +168,12 @@ class PatternDetector(Detector):
             for m in regex.finditer(text):
                 if pattern.validator is None or pattern.validator(m.group(pattern.group)):
                     start, end = m.span(pattern.group)
-                    found.append(DetectorMatch(pattern.entity, start, end, pattern.score))
+                    found.append(DetectorMatch(pattern.entity, start, end, pattern.score, self._why[index]))
         return found
+
+
+def shorten(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def drop_overlaps(matches: list[DetectorMatch]) -> list[DetectorMatch]:

@@ -132,8 +132,8 @@ class PromptInjectionDetector(PatternDetector):
         hits = self._pattern_hits(text)
         if not hits and (self.params.entities is None or "obfuscated_injection" in self.params.entities):
             # Only where the plain text shows nothing: an attack in the clear needs no decoding.
-            hits = [DetectorMatch("obfuscated_injection", start, end, 0.8) for start, end, view in _decoded_views(text)
-                    if self._pattern_hits(view)]
+            hits = [DetectorMatch("obfuscated_injection", start, end, 0.8, f"{how}, then {inner[0].why}")
+                    for start, end, how, view in _decoded_views(text) if (inner := self._pattern_hits(view))]
         return drop_overlaps(hits)
 
 
@@ -186,18 +186,19 @@ def _morse(segment: str) -> str:
 
 
 _SEGMENTS = (
-    (r"[A-Za-z0-9+/]{20,}={0,2}", _b64),  # 15 bytes and more: "Ignore all rules" is 16
-    (r"\b[A-Z2-7]{24,}=*", _b32),
-    (r"\b(?:[0-9a-fA-F]{2}){12,}\b", lambda s: _printable(bytes.fromhex(s))),
-    (r"(?:[01]{8}\s?){4,}", lambda s: _printable(bytes(int(b, 2) for b in s.split()))),
-    (r"(?:[^\s%]*%[0-9A-Fa-f]{2}){3,}\S*", urllib.parse.unquote),
-    (r"(?:\\u[0-9A-Fa-f]{4}){3,}", lambda s: codecs.decode(s, "unicode_escape")),
-    (r"<~.{8,}?~>", _a85),
-    (r"[0-9A-Za-z!#$%&()*+\-;<=>?@^_`{|}~]{25,}", _b85),
-    (r"[.-]{1,6}(?: (?:/ )?[.-]{1,6}){4,}", _morse),
+    (r"[A-Za-z0-9+/]{20,}={0,2}", _b64, "base64"),  # 15 bytes and more: "Ignore all rules" is 16
+    (r"\b[A-Z2-7]{24,}=*", _b32, "base32"),
+    (r"\b(?:[0-9a-fA-F]{2}){12,}\b", lambda s: _printable(bytes.fromhex(s)), "hex"),
+    (r"(?:[01]{8}\s?){4,}", lambda s: _printable(bytes(int(b, 2) for b in s.split())), "binary"),
+    (r"(?:[^\s%]*%[0-9A-Fa-f]{2}){3,}\S*", urllib.parse.unquote, "percent-encoding"),
+    (r"(?:\\u[0-9A-Fa-f]{4}){3,}", lambda s: codecs.decode(s, "unicode_escape"), "\\u escapes"),
+    (r"<~.{8,}?~>", _a85, "ascii85"),
+    (r"[0-9A-Za-z!#$%&()*+\-;<=>?@^_`{|}~]{25,}", _b85, "base85"),
+    (r"[.-]{1,6}(?: (?:/ )?[.-]{1,6}){4,}", _morse, "Morse"),
 )
-_SEGMENT_RES = [(compile_re2(pattern), decode) for pattern, decode in _SEGMENTS]
-_SEGMENT_SET = PatternSet([pattern for pattern, _ in _SEGMENTS])  # one pass says which decoders to try
+_SEGMENT_RES = [(compile_re2(pattern), decode) for pattern, decode, _ in _SEGMENTS]
+_SEGMENT_NAMES = [name for _, _, name in _SEGMENTS]
+_SEGMENT_SET = PatternSet([pattern for pattern, _, _ in _SEGMENTS])  # one pass says which decoders to try
 _TAGS = re.compile("[\U000E0000-\U000E007F]{4,}")
 _LEET = str.maketrans("013457@$", "oieastas")
 _SPACED = compile_re2(r"\b(?:\w ){3,}\w\b")
@@ -208,12 +209,12 @@ _LEET_WORDS = r"1gn0r|ign0r|1n57ru|pr3v10u|5y573m|[a-z][0-9][a-z][0-9]"
 _TURNED = compile_re2(rf"(?i){_ROT13_WORDS}")
 _LEETSPEAK = compile_re2(rf"(?i){_LEET_WORDS}")
 # The RE2 triggers under which the engine runs this detector at all, beside its patterns.
-_ENCODED_TRIGGERS = (*(pattern for pattern, _ in _SEGMENTS), "[\U000E0000-\U000E007F]",
+_ENCODED_TRIGGERS = (*(pattern for pattern, _, _ in _SEGMENTS), "[\U000E0000-\U000E007F]",
                      rf"(?i){_ROT13_WORDS}|{_LEET_WORDS}|(?:\b\w ){{4,}}")
 
 
-def _decoded_views(text: str) -> list[tuple[int, int, str]]:
-    """(start, end, decoded text) for each encoded part of a text, and for the whole text read as
+def _decoded_views(text: str) -> list[tuple[int, int, str, str]]:
+    """(start, end, how, decoded text) for each encoded part of a text, and for the whole text read as
     ROT13, reversed, leetspeak and with spaced letters joined, where a sign of each is present."""
     views = []
     for index in _SEGMENT_SET.match(text):
@@ -221,13 +222,14 @@ def _decoded_views(text: str) -> list[tuple[int, int, str]]:
         for m in regex.finditer(text):
             decoded = decode(m.group())
             if decoded and decoded != m.group():
-                views.append((m.start(), m.end(), decoded))
+                views.append((m.start(), m.end(), f"decoded {_SEGMENT_NAMES[index]}", decoded))
     for m in _TAGS.finditer(text):  # RE2 wants UTF-8 offsets for these four-byte characters; re is simpler
-        views.append((m.start(), m.end(), "".join(chr(ord(ch) - 0xE0000) for ch in m.group())))
+        views.append((m.start(), m.end(), "decoded Unicode tag characters",
+                      "".join(chr(ord(ch) - 0xE0000) for ch in m.group())))
     if _TURNED.search(text):
-        views += [(0, len(text), codecs.encode(text, "rot13")), (0, len(text), text[::-1])]
+        views += [(0, len(text), "read as ROT13", codecs.encode(text, "rot13")), (0, len(text), "read reversed", text[::-1])]
     if _LEETSPEAK.search(text):
-        views.append((0, len(text), text.translate(_LEET)))
+        views.append((0, len(text), "read as leetspeak", text.translate(_LEET)))
     if _SPACED.search(text):
-        views.append((0, len(text), _SPACED.sub(lambda m: m.group().replace(" ", ""), text)))
+        views.append((0, len(text), "spaced letters joined", _SPACED.sub(lambda m: m.group().replace(" ", ""), text)))
     return views

@@ -142,10 +142,12 @@ class PiiDetector(PatternDetector):
             if validated > MAX_VALIDATED_PHONES:
                 shape = _INTERNATIONAL_SHAPE.match(candidate) or _NANP_SHAPE.search(candidate)
                 if shape:
-                    found.append(DetectorMatch("phone_number", start + shape.start(), start + shape.end(), 0.6))
+                    found.append(DetectorMatch("phone_number", start + shape.start(), start + shape.end(), 0.6,
+                                               f"phone shape (past {MAX_VALIDATED_PHONES} candidates in one text)"))
             elif candidate.startswith("+"):
                 numbers = phonenumbers.PhoneNumberMatcher(candidate, "ZZ", leniency=phonenumbers.Leniency.POSSIBLE)
-                found += [DetectorMatch("phone_number", start + n.start, start + n.end, 0.75) for n in numbers]
+                found += [DetectorMatch("phone_number", start + n.start, start + n.end, 0.75,
+                                        f"libphonenumber: +{n.number.country_code}, a possible length there") for n in numbers]
             else:
                 found += self._national(candidate, start)
         return found
@@ -159,9 +161,11 @@ class PiiDetector(PatternDetector):
                 continue
             numbers = list(phonenumbers.PhoneNumberMatcher(candidate, region, leniency=phonenumbers.Leniency.VALID))
             if numbers:
-                return [DetectorMatch("phone_number", start + n.start, start + n.end, 0.6) for n in numbers]
+                return [DetectorMatch("phone_number", start + n.start, start + n.end, 0.6,
+                                      f"libphonenumber: a valid number in {region}") for n in numbers]
         nanp = _NANP_SHAPE.search(candidate)
-        return [DetectorMatch("phone_number", start + nanp.start(), start + nanp.end(), 0.6)] if nanp else []
+        return [DetectorMatch("phone_number", start + nanp.start(), start + nanp.end(), 0.6,
+                              "NANP format (NNN) NNN-NNNN")] if nanp else []
 
 
 MAX_VALIDATED_PHONES = 500

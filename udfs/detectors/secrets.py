@@ -150,6 +150,7 @@ class SecretsDetector(PatternDetector):
                         continue
                     entity = re.sub(r"[^a-z0-9]+", "_", secret.type.lower()).strip("_")
                     for m in re.finditer(re.escape(value), line):
-                        found.append(DetectorMatch(entity, offset + m.start(), offset + m.end(), 0.8))
+                        found.append(DetectorMatch(entity, offset + m.start(), offset + m.end(), 0.8,
+                                                   f"detect-secrets plugin {type(plugin).__name__}"))
             offset += len(line)
         return found

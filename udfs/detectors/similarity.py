@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from udfs.detectors.base import Detector, DetectorMatch, compile_re2, register, set_pattern
+from udfs.detectors.base import Detector, DetectorMatch, compile_re2, register, set_pattern, shorten
 
 DATA = Path(__file__).parent / "data"
 # Ours, and more from third-party corpora (their training splits): injection_attacks_<source>.txt.
@@ -48,7 +48,8 @@ class InjectionSimilarityDetector(Detector):
 
     def open(self) -> None:
         self._tokenizer, self._model, self._device = _load_model(self.params.device)
-        self._attacks = self._embed([line for path in ATTACKS for line in _lines(path)])
+        self._attack_texts = [line for path in ATTACKS for line in _lines(path)]
+        self._attacks = self._embed(self._attack_texts)
         self._benign = self._embed([line for path in BENIGN for line in _lines(path)])
 
     def _embed(self, texts: list[str]):
@@ -69,10 +70,12 @@ class InjectionSimilarityDetector(Detector):
         if not candidates:
             return []
         embedded = self._embed([m.group().strip() for m in candidates])
-        attack = (embedded @ self._attacks.T).max(dim=1).values.tolist()
+        attack = (embedded @ self._attacks.T).max(dim=1)
         benign = (embedded @ self._benign.T).max(dim=1).values.tolist()
-        return [DetectorMatch("injection_similarity", m.start(), m.end(), round(a, 4))
-                for m, a, b in zip(candidates, attack, benign)
+        return [DetectorMatch("injection_similarity", m.start(), m.end(), round(a, 4),
+                              f"nearest known attack {shorten(self._attack_texts[nearest])!r} (cosine {a:.2f}, "
+                              f"nearest benign {b:.2f})")
+                for m, a, nearest, b in zip(candidates, attack.values.tolist(), attack.indices.tolist(), benign)
                 if a >= self.params.threshold and a - b >= self.params.margin]
 
 
