@@ -218,3 +218,33 @@ def test_encoded_injections_are_found_where_they_hide(text):
 ])
 def test_injection_lookalikes_are_not_flagged(text):
     assert spans("prompt_injection", text) == []
+
+
+def _rand(alphabet: str, n: int, seed: int = 3) -> str:
+    import random
+
+    rng = random.Random(seed)
+    return "".join(rng.choice(alphabet) for _ in range(n))
+
+
+_HEX, _ALNUM = "0123456789abcdef", "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+
+@pytest.mark.parametrize("token, entity", [
+    ("shpat_" + _rand(_HEX, 32), "shopify_access_token"),
+    ("dapi" + _rand(_HEX, 32), "databricks_api_token"),
+    ("pul-" + _rand(_HEX, 40), "pulumi_api_token"),
+    ("PMAK-" + _rand(_HEX, 24) + "-" + _rand(_HEX, 34), "postman_api_token"),
+    ("lin_api_" + _rand(_ALNUM, 40), "linear_api_key"),
+    ("dp.pt." + _rand(_ALNUM, 43), "doppler_api_token"),
+    ("npm_" + _rand(_ALNUM, 36), "npm_access_token"),
+    ("pplx-" + _rand(_ALNUM, 48), "perplexity_api_key"),
+])
+def test_gitleaks_provider_formats(token, entity):
+    found = spans("secrets", f"export TOKEN={token} # prod")
+    assert found == [(entity, token)]
+
+
+def test_gitleaks_rules_keep_their_entropy_and_placeholder_checks():
+    assert spans("secrets", "export TOKEN=npm_" + "a" * 36) == []  # no entropy
+    assert spans("secrets", "export TOKEN=shpat_" + "0" * 32) == []

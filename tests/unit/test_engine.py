@@ -127,8 +127,8 @@ def test_prefilter_finds_exactly_what_running_every_matcher_finds():
     found = [fast.evaluate(e) for e in events]
     assert found == [reference.evaluate(e) for e in events]
     entities = {f.entity for findings in found for f in findings}
-    # The corpus reaches every kind of matcher: detectors, their plugins, keywords and field rules.
-    assert {"email", "credit_card", "openai_api_key", "instruction_override", "sendgrid_api_key",
+    # The corpus reaches every kind of matcher: detectors, their plugins and gitleaks rules, keywords and field rules.
+    assert {"email", "credit_card", "openai_api_key", "instruction_override", "sendgrid_api_token",
             "basic_auth_credentials", "twilio_api_key", "telegram_bot_token", "gitlab_token"} <= entities, entities
     assert {"prohibited.dangerous_requests", "policy.slow_response"} <= {f.rule_id for findings in found for f in findings}
 

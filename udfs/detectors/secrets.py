@@ -11,8 +11,11 @@ from __future__ import annotations
 import functools
 import math
 import re
+import tomllib
 from collections import Counter
-from typing import ClassVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
 
 from udfs.detectors.base import DetectorMatch, Pattern, PatternDetector, PatternSet, drop_overlaps, compile_re2, register
 
@@ -83,12 +86,58 @@ def _plugins() -> tuple[list, list[list[str] | None]]:
     return plugins, gates
 
 
+# gitleaks' rules (v8.30.1, MIT: data/gitleaks.toml) add some 200 provider formats. Left out: the
+# formats our table covers (with placeholder handling), its generic key=value rule (our
+# secret_assignment), and rules that look at file paths, not text.
+GITLEAKS = Path(__file__).parent / "data" / "gitleaks.toml"
+_GITLEAKS_COVERED = re.compile(r"^(?:openai|anthropic|aws-access-token|github|gitlab|slack|gcp-api-key|stripe-access-token|"
+                               r"huggingface|private-key|jwt|generic-api-key|pkcs12-file)")
+# Keywords that occur in much ordinary text ("s.", "sk", "password"): a rule with one triggers on its regex.
+_COMMON_KEYWORD = re.compile(r"^.{0,3}$|^(?:password|secret|token|api-|auth|access|client|bearer|key)$")
+
+
+@dataclass(frozen=True)
+class _GitleaksRule:
+    entity: str
+    regex: Any  # compiled RE2
+    group: int
+    entropy: float
+    allow: tuple[Any, ...]  # compiled RE2: a secret (or match) that matches one is not a secret
+    allow_match: bool  # the allowlist regexes test the whole match, not the secret
+    stopwords: tuple[str, ...]
+
+
+@functools.lru_cache(maxsize=1)
+def _gitleaks() -> tuple[list[_GitleaksRule], list[str], tuple[Any, ...], tuple[str, ...]]:
+    """The rules we run, the RE2 triggers under which any of them can match, and the global allowlist."""
+    config = tomllib.loads(GITLEAKS.read_text())
+    rules, keywords, regex_triggers = [], set(), []
+    for rule in config["rules"]:
+        if "regex" not in rule or _GITLEAKS_COVERED.match(rule["id"]):
+            continue
+        allow = [entry for entry in rule.get("allowlists", ()) if entry.get("condition", "OR") == "OR"]
+        rules.append(_GitleaksRule(
+            entity=rule["id"].replace("-", "_"), regex=compile_re2(rule["regex"]), group=rule.get("secretGroup", 0),
+            entropy=rule.get("entropy", 0.0),
+            allow=tuple(compile_re2(regex) for entry in allow for regex in entry.get("regexes", ())),
+            allow_match=any(entry.get("regexTarget") == "match" for entry in allow),
+            stopwords=tuple(word for entry in allow for word in entry.get("stopwords", ()))))
+        if rule.get("keywords") and not any(_COMMON_KEYWORD.match(keyword) for keyword in rule["keywords"]):
+            keywords.update(rule["keywords"])
+        else:
+            regex_triggers.append(rule["regex"])
+    global_allow = config.get("allowlist", {})
+    triggers = ["(?i)(?:" + "|".join(re.escape(word) for word in sorted(keywords)) + ")", *regex_triggers]
+    return (rules, triggers, tuple(compile_re2(regex) for regex in global_allow.get("regexes", ())),
+            tuple(word.lower() for word in global_allow.get("stopwords", ())))
+
+
 @register
 class SecretsDetector(PatternDetector):
     """API keys and tokens by provider format, private-key blocks, JWTs, secret-looking assignments."""
 
     name = "secrets"
-    version = "1"
+    version = "2"
     patterns: ClassVar[tuple[Pattern, ...]] = (
         Pattern("openai_api_key", r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,200}\b", 0.9, _random_looking),
         Pattern("anthropic_api_key", r"\bsk-ant-(?:api|admin)\d{2}-[A-Za-z0-9_-]{80,120}\b", 0.95, _not_placeholder),
@@ -111,9 +160,10 @@ class SecretsDetector(PatternDetector):
                 r"(?i)\b(?:[a-z0-9_]*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|auth)[a-z0-9_]*)"
                 r"[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9+/_.!@#$%^&*-]{12,})", 0.7, _random_looking, group=1),
     )
-    entities = tuple(dict.fromkeys(p.entity for p in patterns))
+    entities = tuple(dict.fromkeys([*(p.entity for p in patterns), *(rule.entity for rule in _gitleaks()[0])]))
 
     def open(self) -> None:
+        self._gitleaks_set = PatternSet([rule.regex.pattern for rule in _gitleaks()[0]])
         self._plugins, gates = _plugins()
         self._gates = PatternSet([pattern for gate in gates for pattern in gate or ()])
         # plugin -> the indices of its gate in self._gates (None: no gate, it always runs)
@@ -124,14 +174,34 @@ class SecretsDetector(PatternDetector):
 
     def detect(self, text: str) -> list[DetectorMatch]:
         plugins = self._detect_secrets_plugins(text) if self._plugins is not None else []
-        return drop_overlaps(plugins + self._pattern_hits(text))
+        return drop_overlaps(plugins + self._gitleaks_hits(text) + self._pattern_hits(text))
+
+    def _gitleaks_hits(self, text: str) -> list[DetectorMatch]:
+        """gitleaks' rules as gitleaks applies them: the secret group, its entropy, the allowlists."""
+        rules, _, allow, stopwords = _gitleaks()
+        found = []
+        for index in self._gitleaks_set.match(text):
+            rule = rules[index]
+            for m in rule.regex.finditer(text):
+                group = rule.group or (1 if rule.regex.groups else 0)  # gitleaks: the first group, if any
+                secret = m.group(group)
+                if not secret or entropy(secret) < rule.entropy or not _not_placeholder(secret):
+                    continue
+                lowered = secret.lower()
+                if any(a.search(secret) for a in allow) or any(word in lowered for word in stopwords + rule.stopwords):
+                    continue
+                if any(a.search(m.group() if rule.allow_match else secret) for a in rule.allow):
+                    continue
+                start, end = m.span(group)
+                found.append(DetectorMatch(rule.entity, start, end, 0.85, f"gitleaks rule {rule.entity.replace('_', '-')}"))
+        return found
 
     _plugins = None
 
     def triggers(self) -> list[str]:
         gates = _plugins()[1]
         ungated = [_LONG_TOKEN_PATTERN] if None in gates else []  # they only look at lines with a long token
-        return [*super().triggers(), *(pattern for gate in gates for pattern in gate or ()), *ungated]
+        return [*super().triggers(), *(pattern for gate in gates for pattern in gate or ()), *ungated, *_gitleaks()[1]]
 
     def _detect_secrets_plugins(self, text: str) -> list[DetectorMatch]:
         occurring = frozenset(self._gates.match(text))
