@@ -227,7 +227,8 @@ class RuleEngine:
         """Findings of every enabled stateless rule in scope for this event, within the ruleset's limits."""
         limits = self.ruleset.limits
         plan = self._plan(event.tenant, event.model)
-        texts = {field: text[:limits.max_text_chars] for field, text in event.texts()}
+        fields = event.texts()
+        texts = {field: text[:limits.max_text_chars] for field, text in fields}
         steps = plan.always
         for field, text in texts.items():
             gated = plan.gated.get(field)
@@ -237,7 +238,7 @@ class RuleEngine:
                     steps = sorted({step[0]: step for step in (*steps, *triggered)}.values(), key=itemgetter(0))
         findings: list[Finding] = []
         per_rule: dict[str, int] = {}
-        over = _OverCap()
+        over: _OverCap | None = None  # made only when a cap is reached
         self._memo.clear()
         for _, compiled, field in steps:
             rule = compiled.rule
@@ -253,6 +254,7 @@ class RuleEngine:
                 continue
             room = max(0, min(limits.max_findings_per_rule - per_rule.get(rule.id, 0), limits.max_findings_per_event - len(findings)))
             if len(found) > room:
+                over = over or _OverCap()
                 over.add(rule, field, found[room:])
                 found = found[:room]
             per_rule[rule.id] = per_rule.get(rule.id, 0) + len(found)
@@ -262,8 +264,9 @@ class RuleEngine:
                 text = texts[field]
                 findings.extend(_finding(rule, event.event_id, field, hit.entity, hit.start, hit.end, hit.score,
                                          redact(text[hit.start:hit.end]), hit.why) for hit in found)
-        findings += over.findings(event.event_id, limits)
-        for field, text in event.texts():
+        if over is not None:
+            findings += over.findings(event.event_id, limits)
+        for field, text in fields:
             if len(text) > limits.max_text_chars:
                 findings.append(_finding(NOT_INSPECTED, event.event_id, field, "not_inspected", limits.max_text_chars,
                                          len(text), 1.0, f"{len(text) - limits.max_text_chars} characters past "

@@ -92,8 +92,16 @@ def _plugins() -> tuple[list, list[list[str] | None]]:
 GITLEAKS = Path(__file__).parent / "data" / "gitleaks.toml"
 _GITLEAKS_COVERED = re.compile(r"^(?:openai|anthropic|aws-access-token|github|gitlab|slack|gcp-api-key|stripe-access-token|"
                                r"huggingface|private-key|jwt|generic-api-key|pkcs12-file)")
-# Keywords that occur in much ordinary text ("s.", "sk", "password"): a rule with one triggers on its regex.
-_COMMON_KEYWORD = re.compile(r"^.{0,3}$|^(?:password|secret|token|api-|auth|access|client|bearer|key)$")
+# Keywords that occur in much ordinary text ("s.", "sk", "password"): a rule with one triggers on its
+# regex, widened (_widen) so that its trigger stays a small automaton.
+_COMMON_KEYWORD = re.compile(r"^.{0,2}$|^(?:password|secret|token|api-|auth|access|client|bearer|key)$")
+_COUNTED = re.compile(r"\{(\d+)(,\d*)?\}")
+
+
+def _widen(regex: str) -> str:
+    """A regex that matches wherever `regex` does, its counted repetitions opened up ({90,120} is {8,}):
+    RE2 builds one state per counted step, and a set of such patterns is slow to match."""
+    return _COUNTED.sub(lambda m: "{%d,}" % min(int(m.group(1)), 8) if int(m.group(1)) > 8 or m.group(2) else m.group(), regex)
 
 
 @dataclass(frozen=True)
@@ -125,7 +133,7 @@ def _gitleaks() -> tuple[list[_GitleaksRule], list[str], tuple[Any, ...], tuple[
         if rule.get("keywords") and not any(_COMMON_KEYWORD.match(keyword) for keyword in rule["keywords"]):
             keywords.update(rule["keywords"])
         else:
-            regex_triggers.append(rule["regex"])
+            regex_triggers.append(_widen(rule["regex"]))
     global_allow = config.get("allowlist", {})
     triggers = ["(?i)(?:" + "|".join(re.escape(word) for word in sorted(keywords)) + ")", *regex_triggers]
     return (rules, triggers, tuple(compile_re2(regex) for regex in global_allow.get("regexes", ())),
@@ -163,6 +171,7 @@ class SecretsDetector(PatternDetector):
     entities = tuple(dict.fromkeys([*(p.entity for p in patterns), *(rule.entity for rule in _gitleaks()[0])]))
 
     def open(self) -> None:
+        self._gitleaks_gate = PatternSet(_gitleaks()[1])
         self._gitleaks_set = PatternSet([rule.regex.pattern for rule in _gitleaks()[0]])
         self._plugins, gates = _plugins()
         self._gates = PatternSet([pattern for gate in gates for pattern in gate or ()])
@@ -179,6 +188,8 @@ class SecretsDetector(PatternDetector):
     def _gitleaks_hits(self, text: str) -> list[DetectorMatch]:
         """gitleaks' rules as gitleaks applies them: the secret group, its entropy, the allowlists."""
         rules, _, allow, stopwords = _gitleaks()
+        if not self._gitleaks_gate.match(text):  # the detector ran for another of its triggers
+            return []
         found = []
         for index in self._gitleaks_set.match(text):
             rule = rules[index]
