@@ -18,7 +18,7 @@ import ahocorasick
 
 from udfs.detectors import DetectorMatch as Hit
 from udfs.detectors import get_detector
-from udfs.detectors.base import Detector, PatternSet, shorten, compile_re2, set_pattern
+from udfs.detectors.base import Detector, PatternSet, compile_re2, set_pattern, shorten
 from udfs.detectors.validators import VALIDATORS
 from udfs.events import AuditEvent
 from udfs.findings import Finding, redact
@@ -252,7 +252,8 @@ class RuleEngine:
                 found = compiled.matcher(texts[field])
             if not found:
                 continue
-            room = max(0, min(limits.max_findings_per_rule - per_rule.get(rule.id, 0), limits.max_findings_per_event - len(findings)))
+            room = max(0, min(limits.max_findings_per_rule - per_rule.get(rule.id, 0),
+                              limits.max_findings_per_event - len(findings)))
             if len(found) > room:
                 over = over or _OverCap()
                 over.add(rule, field, found[room:])

@@ -195,6 +195,8 @@ def drop_overlaps(matches: list[DetectorMatch]) -> list[DetectorMatch]:
             neighbours[j].append(i)
         active.append(i)
     kept = [False] * len(matches)
-    for i in sorted(range(len(matches)), key=lambda i: (-matches[i].score, matches[i].start - matches[i].end, matches[i].start)):
+    best_first = sorted(range(len(matches)), key=lambda i: (-matches[i].score, matches[i].start - matches[i].end,
+                                                           matches[i].start))
+    for i in best_first:
         kept[i] = not any(kept[j] for j in neighbours[i])
     return [matches[i] for i in by_start if kept[i]]

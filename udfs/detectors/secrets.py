@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from udfs.detectors.base import DetectorMatch, Pattern, PatternDetector, PatternSet, drop_overlaps, compile_re2, register
+from udfs.detectors.base import (DetectorMatch, Pattern, PatternDetector, PatternSet, compile_re2, drop_overlaps,
+                                 register)
 
 _PLACEHOLDER = re.compile(
     r"(?i)(your|my)[_-]?(api[_-]?)?(key|token|secret)|x{4,}|\*{4,}|<[^>]*>|\{\{|\$\{|example|changeme|placeholder|"
