@@ -150,6 +150,8 @@ def test_every_card_brand_and_length(number):
     ("call 02 9876 5432", "02 9876 5432"),  # Australian
     ("WhatsApp +91-9876543210 pls", "+91-9876543210"),
     ("phone 212.555.0199", "212.555.0199"),
+    ("call 206.269.0743x9150 after six", "206.269.0743x9150"),  # with an extension
+    ("office +61.3.9081.0033 (Melbourne)", "+61.3.9081.0033"),
 ])
 def test_phone_numbers_in_national_and_international_formats(text, number):
     assert spans("pii", text) == [("phone_number", number)]

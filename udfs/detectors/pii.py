@@ -37,8 +37,9 @@ def _card_groups(sep: str) -> str:
     return rf"\b(?:\d{{4}}(?:{sep}\d{{4}}){{2,3}}(?:{sep}\d{{1,4}})?|\d{{4}}{sep}\d{{6}}{sep}\d{{4,5}})\b"
 
 
-# One phone number as people write it: +CC or (area) optional, digit groups with separators.
-_PHONE_CANDIDATE = r"(?:\+|\(|\b)\d[\d \t().\-/]{5,22}\d\b"
+# One phone number as people write it: +CC or (area) optional, digit groups with separators, and an
+# optional extension ("x792", "ext. 12"), which libphonenumber reads as one.
+_PHONE_CANDIDATE = r"(?:\+|\(|\b)\d[\d \t().\-/]{5,22}\d(?:\s?(?:x|ext\.?|#)\s?\d{1,6})?\b"
 # Regions whose national formats are read (numbers with +CC are read in any region); Presidio's
 # default regions, with GB for its "UK", plus the most populous phone markets in our traffic.
 DEFAULT_PHONE_REGIONS = ("US", "GB", "DE", "FR", "ES", "IT", "IN", "CA", "AU", "BR", "IL", "SG", "NL", "MX")
@@ -132,8 +133,9 @@ class PiiDetector(PatternDetector):
         validated = 0
         for m in self._phones.finditer(text):
             candidate, start = m.group(), m.start()
-            n_digits = sum(ch.isdigit() for ch in candidate)
-            if candidate.count(".") > 2 or not 8 <= n_digits <= 15 or _SSN_SHAPE.fullmatch(candidate) \
+            number = _EXTENSION.sub("", candidate)
+            n_digits = sum(ch.isdigit() for ch in number)
+            if (number.count(".") > 2 and not number.startswith("+")) or not 8 <= n_digits <= 15 or _SSN_SHAPE.fullmatch(candidate) \
                     or _ID_FRAGMENT.match(text, m.end()) or (n_digits > 11 and candidate.isdigit() and candidate[0] != "0"):
                 # versions and addresses (1.2.3.4), too short or long (E.164), an SSN's shape, part of a UUID
                 # or code, or a long bare number without a trunk 0 (an order number, not a national phone number)
@@ -170,6 +172,7 @@ class PiiDetector(PatternDetector):
 
 MAX_VALIDATED_PHONES = 500
 _INTERNATIONAL_SHAPE = re.compile(r"\+\d{1,3}(?:[ .-]?(?:\(\d{1,4}\)|\d{1,4})){1,5}$")
+_EXTENSION = re.compile(r"\s?(?:x|ext\.?|#)\s?\d{1,6}$")
 _SSN_SHAPE = re.compile(r"\d{3}-\d{2}-\d{4}")
 _ID_FRAGMENT = re.compile(r"-[0-9A-Za-z]")  # the candidate goes on as a UUID, a code or a range
 _NANP_SHAPE = re.compile(r"\(\d{3}\) ?\d{3}-\d{4}\b|\b\d{3}-\d{3}-\d{4}\b")
