@@ -33,6 +33,8 @@ _SENSITIVE = (r"(?:customer\s+(?:list|data|database|emails?|records)|api\s+keys?
               r"environment\s+variables|internal\s+(?:data|configuration|config)|private\s+(?:data|admin)|"
               r"donn[ée]es\s+clients?|datos\s+de\s+(?:los\s+)?clientes|dati\s+(?:dei\s+)?clienti|kundendaten|interne\s+daten)")
 _AGENT = r"(?:AI|LLM|language\s+model|assistant|bot|chatbot|agent|model)s?"
+_SEND = r"(?:send|e-?mail|forward|post|upload|transmit|envoie|env[ií]a|invia|sende|schick)"
+_OUTSIDE = r"(?:[\w.+-]+@[\w-]+\.\w|https?://|webhook|externa?[el]?\b)"  # an address, a URL, "external"
 
 
 @register
@@ -114,12 +116,8 @@ class PromptInjectionDetector(PatternDetector):
         Pattern("indirect_injection", r"\b(?:save|store|write)\b.{0,40}\b(?:long-term\s+)?memory\b.{0,40}\b(?:always|every|persists?|future)\b",
                 0.7, **_I),
         # Exfiltration of data the model can reach.
-        Pattern("exfiltration",
-                rf"\b{_SENSITIVE}\b.{{0,80}}\b(?:send|e-?mail|forward|post|upload|transmit|envoie|env[ií]a|invia|sende|schick)\w*\b"
-                rf".{{0,60}}(?:[\w.+-]+@[\w-]+\.\w|https?://|webhook|externa?[el]?\b)", 0.8, **_I),
-        Pattern("exfiltration",
-                rf"\b(?:send|e-?mail|forward|post|upload|transmit|envoie|env[ií]a|invia|sende|schick)\w*\b.{{0,40}}\b{_SENSITIVE}\b"
-                rf".{{0,60}}(?:[\w.+-]+@[\w-]+\.\w|https?://|webhook|externa?[el]?\b)", 0.8, **_I),
+        Pattern("exfiltration", rf"\b{_SENSITIVE}\b.{{0,80}}\b{_SEND}\w*\b.{{0,60}}{_OUTSIDE}", 0.8, **_I),
+        Pattern("exfiltration", rf"\b{_SEND}\w*\b.{{0,40}}\b{_SENSITIVE}\b.{{0,60}}{_OUTSIDE}", 0.8, **_I),
         Pattern("exfiltration", rf"\b(?:dump|leak|exfiltrate|list\s+all)\w*\b.{{0,40}}\b{_SENSITIVE}\b", 0.75, **_I),
         Pattern("exfiltration", r"!\[[^\]]*\]\(https?://[^)\s]+[?&][^)\s]*=", 0.7),  # markdown image that carries data out
     )
