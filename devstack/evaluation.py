@@ -115,18 +115,13 @@ def cases(n_per_entity: int = 200, seed: int = 13) -> list[Case]:
     return out
 
 
-# Rule entities that count as the same kind as a planted label.
-INJECTION_ENTITIES = {"instruction_override", "prompt_extraction", "role_hijack", "delimiter_injection",
-                      "injection_similarity"}
-
-
 def evaluate(engine: RuleEngine, dataset: list[Case]) -> dict[str, dict[str, float]]:
     """Per entity: tp, fp, fn, precision, recall, f1."""
     counts: dict[str, dict[str, int]] = defaultdict(lambda: {"tp": 0, "fp": 0, "fn": 0})
     for i, case in enumerate(dataset):
-        event = AuditEvent(event_id=f"eval-{i}", timestamp=1_767_225_600_000, tenant="eval", model="eval", prompt=case.text)
-        found = [("prompt_injection" if f.entity in INJECTION_ENTITIES else f.entity, f.start, f.end)
-                 for f in engine.evaluate(event) if f.category in ("pii", "secret", "prompt_injection")]
+        # Every prompt-injection finding, whatever its technique, counts as the planted label's kind.
+        found = [("prompt_injection" if f.category == "prompt_injection" else f.entity, f.start, f.end)
+                 for f in engine.evaluate(_as_prompt(i, case.text)) if f.category in ("pii", "secret", "prompt_injection")]
         matched = set()
         for entity, start, end in case.planted:
             overlapping = {j for j, (e, s, t) in enumerate(found) if e == entity and s < end and start < t}
@@ -137,11 +132,20 @@ def evaluate(engine: RuleEngine, dataset: list[Case]) -> dict[str, dict[str, flo
                 counts[entity]["fp"] += 1
     report = {}
     for entity, c in sorted(counts.items()):
-        precision = c["tp"] / (c["tp"] + c["fp"]) if c["tp"] + c["fp"] else 0.0
-        recall = c["tp"] / (c["tp"] + c["fn"]) if c["tp"] + c["fn"] else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        report[entity] = {**c, "precision": precision, "recall": recall, "f1": f1}
+        p, r, f = _prf(c["tp"], c["fp"], c["fn"])
+        report[entity] = {**c, "precision": p, "recall": r, "f1": f}
     return report
+
+
+def _as_prompt(i: int, text: str) -> AuditEvent:
+    return AuditEvent(event_id=f"eval-{i}", timestamp=1_767_225_600_000, tenant="eval", model="eval", prompt=text)
+
+
+def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
+    """Precision, recall and F1 of counts (0 where undefined)."""
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    return p, r, (2 * p * r / (p + r) if p + r else 0.0)
 
 
 def bootstrap_ci(pairs: list[tuple[bool, bool]], metric: Callable[[list[tuple[bool, bool]]], float],
@@ -160,18 +164,15 @@ def _counts(pairs: list[tuple[bool, bool]]) -> tuple[int, int, int]:
 
 
 def precision(pairs: list[tuple[bool, bool]]) -> float:
-    tp, fp, _ = _counts(pairs)
-    return tp / (tp + fp) if tp + fp else 0.0
+    return _prf(*_counts(pairs))[0]
 
 
 def recall(pairs: list[tuple[bool, bool]]) -> float:
-    tp, _, fn = _counts(pairs)
-    return tp / (tp + fn) if tp + fn else 0.0
+    return _prf(*_counts(pairs))[1]
 
 
 def f1(pairs: list[tuple[bool, bool]]) -> float:
-    p, r = precision(pairs), recall(pairs)
-    return 2 * p * r / (p + r) if p + r else 0.0
+    return _prf(*_counts(pairs))[2]
 
 
 @dataclass(frozen=True)
@@ -193,8 +194,7 @@ def evaluate_events(engine: RuleEngine, texts: list[tuple[str, bool]], categorie
     pairs, misses, false_alarms = [], [], []
     started = time.process_time()
     for i, (text, label) in enumerate(texts):
-        event = AuditEvent(event_id=f"eval-{i}", timestamp=1_767_225_600_000, tenant="eval", model="eval", prompt=text)
-        predicted = any(f.category in categories for f in engine.evaluate(event))
+        predicted = any(f.category in categories for f in engine.evaluate(_as_prompt(i, text)))
         pairs.append((label, predicted))
         if label != predicted:
             (misses if label else false_alarms).append(text)
