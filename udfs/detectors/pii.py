@@ -178,10 +178,7 @@ _ID_FRAGMENT = re.compile(r"-[0-9A-Za-z]")  # the candidate goes on as a UUID, a
 _NANP_SHAPE = re.compile(r"\(\d{3}\) ?\d{3}-\d{4}\b|\b\d{3}-\d{3}-\d{4}\b")
 
 
-# Our entity -> Presidio's (the same PII under the name a Presidio user knows).
-PRESIDIO_ENTITIES = {
-    "email": "EMAIL_ADDRESS", "phone_number": "PHONE_NUMBER", "credit_card": "CREDIT_CARD", "iban": "IBAN_CODE",
-    "ip_address": "IP_ADDRESS", "crypto_wallet": "CRYPTO", "url": "URL",
-    **{entity: entity.upper() for entity in PiiDetector.entities
-       if entity not in ("email", "phone_number", "credit_card", "iban", "ip_address", "crypto_wallet", "url")},
-}
+# Our entity -> Presidio's (the same PII under the name a Presidio user knows): these differ; the
+# national identifiers are Presidio's names in lower case.
+_PRESIDIO_NAMES = {"email": "EMAIL_ADDRESS", "iban": "IBAN_CODE", "crypto_wallet": "CRYPTO"}
+PRESIDIO_ENTITIES = {entity: _PRESIDIO_NAMES.get(entity, entity.upper()) for entity in PiiDetector.entities}
