@@ -123,15 +123,18 @@ def test_killed_twice_mid_stream_and_restored_from_checkpoints_the_stores_equal_
 
 def test_mongodb_down_for_30s_mid_stream_loses_nothing(fault_settings, stack_settings, tmp_path):
     settings, log = fault_settings, tmp_path / "job.log"
+    # The stream comes in two parts so that the second spans the outage however slowly the job starts.
+    first = traffic.produce(settings.kafka_bootstrap, settings.source_topic, 400, seed=32, rate=40)
     produced: dict = {}
     producer = threading.Thread(target=lambda: produced.setdefault("truths", traffic.produce(
-        settings.kafka_bootstrap, settings.source_topic, 3000, seed=32, rate=40)), daemon=True)
-    producer.start()
+        settings.kafka_bootstrap, settings.source_topic, 2400, seed=33, rate=40,
+        start_ms=first[-1]["timestamp"] + 25)), daemon=True)  # 60 s, event time carrying on from the first part
     with MongoClient(settings.mongo_uri.get_secret_value(), serverSelectionTimeoutMS=2000) as client:
         violations = client[settings.mongo_database][settings.violations_collection]
         job = JobProcess(settings, log)
         try:
             _wait_for("first violations", lambda: violations.count_documents({}) > 20, 240, job)
+            producer.start()
             stack.down(stack_settings, only=("ferretdb",))
             time.sleep(30)
             assert job.proc.poll() is None, f"the job died during the outage:\n{log.read_text()[-3000:]}"
@@ -139,13 +142,14 @@ def test_mongodb_down_for_30s_mid_stream_loses_nothing(fault_settings, stack_set
             stack.up(stack_settings, only=("ferretdb",))
         assert producer.is_alive(), "the stream ended during the outage: produce more"
         producer.join()
+        truths = first + produced["truths"]
         # The same job process rides the outage out and stores every violation ...
-        _wait_for("every violation stored", lambda: _violations_match(settings, produced["truths"]), 240, job)
+        _wait_for("every violation stored", lambda: _violations_match(settings, truths), 240, job)
         job.kill()
         # ... and a run from its checkpoint to the end of the topic closes the last metric windows.
         final = JobProcess(settings, log, "--restore", "latest", "--bounded")
         assert final.wait(400) == 0, log.read_text()[-3000:]
-    _assert_ground_truth(settings, produced["truths"])
+    _assert_ground_truth(settings, truths)
 
 
 def _violations_match(settings, truths: list[dict]) -> bool:
