@@ -49,7 +49,7 @@ def main() -> None:
     table = Table("scorer", "device", "1 at a time (texts/s)",
                   *[f"batch {s} (texts/s, ×)" for s in sizes], title=f"{len(texts)} texts, ~{sum(map(len, texts)) // len(texts)} chars each")
     for name in (*SCORER_NAMES, "toxicity+bias"):
-        suite = ScorerSuite(config, SCORER_NAMES if name == "toxicity+bias" else (name,), args.device)
+        suite = ScorerSuite(config, ("toxicity", "bias") if name == "toxicity+bias" else (name,), args.device)
         suite.open()
         single = rate(suite, texts, 1)
         cells = [f"{(r := rate(suite, texts, s)):,.0f} ({r / single:.1f}×)" for s in sizes]

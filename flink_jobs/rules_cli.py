@@ -16,7 +16,7 @@ from flink_jobs import rules_topic
 from udfs.engine import RuleEngine
 from udfs.events import EventError, parse_event
 from udfs.rules import RuleError, RuleSet, load_rules, rules_json_schema
-from udfs.scorers import SCORER_NAMES, ScorerSuite, load_config
+from udfs.scorers import ScorerSuite, load_config
 from udfs.scorers.suite import DEFAULT_CONFIG as DEFAULT_SCORERS
 
 app = typer.Typer(no_args_is_help=True, help="Validate, test, push and inspect YAML rules.")
@@ -149,7 +149,7 @@ def scan(
     suite = None
     if scores:
         config = load_config(scorers_config)
-        suite = ScorerSuite(config, [name for name in SCORER_NAMES if getattr(config, name)], device)
+        suite = ScorerSuite(config, device=device)
         suite.open()
     elif engine.ruleset.scorers_used():
         console.print(f"[yellow]note[/]: score rules ({', '.join(sorted(engine.ruleset.scorers_used()))}) "
@@ -182,7 +182,7 @@ def _scan_batch(engine: RuleEngine, suite: ScorerSuite | None, events: list) -> 
         if suite:
             sys.stdout.write(json.dumps({"type": "scores", "event_id": event.event_id, "scores": scores,
                                          "evidence": evidence}) + "\n")
-        for finding in engine.evaluate(event, scores):
+        for finding in engine.evaluate(event, scores, evidence):
             sys.stdout.write(json.dumps({"type": "finding", **finding.to_dict()}) + "\n")
 
 
@@ -216,6 +216,26 @@ def evaluate(
     console.print(table)
     if third_party:
         _third_party_injection(ruleset, rules, split)
+        _third_party_entities(ruleset, rules, split)
+
+
+def _third_party_entities(ruleset: RuleSet, rules: Path, split: str) -> None:
+    from devstack.corpora import CONLL, entity_cases
+    from devstack.evaluation import evaluate_entities
+
+    labelled = entity_cases(split)  # type: ignore[arg-type]
+    suite = ScorerSuite(load_config(DEFAULT_SCORERS), ["entities"], "cpu")
+    suite.open()
+    reports = evaluate_entities(_engine(ruleset.all_enabled()), suite, labelled, ("PERSON", "LOCATION", "ORGANIZATION"))
+    table = Table("entity", "spans", "TP", "FP", "FN", "precision [95 % CI]", "recall [95 % CI]", "F2 [95 % CI]",
+                  title=f"PII names, span level, third-party data ({split} split), entities rules enabled "
+                        f"(off by default), model {suite.entities_model}")
+    for entity, r in reports.items():
+        table.add_row(entity, str(r.tp + r.fn), str(r.tp), str(r.fp), str(r.fn),
+                      *(f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in r.metrics.values()))
+    console.print(table)
+    console.print(f"  {CONLL.name}: {CONLL.package} {CONLL.version} ({CONLL.license}), {split} split: "
+                  f"{len(labelled)} sentences; {CONLL.what}; CPU {reports['all'].cpu_us_per_event:,.0f} µs/sentence")
 
 
 def _third_party_injection(ruleset: RuleSet, rules: Path, split: str) -> None:

@@ -24,6 +24,7 @@ from udfs.events import AuditEvent
 from udfs.findings import Finding, redact
 from udfs.rules import (
     DetectorMatch,
+    EntitiesMatch,
     FieldMatch,
     KeywordsMatch,
     Limits,
@@ -36,6 +37,8 @@ from udfs.rules import (
 
 # scores[field][scorer or "scorer.label"] -> value in [0, 1], from the scorers.
 Scores = Mapping[str, Mapping[str, float]]
+# evidence[field] -> what the models saw: for entities rules, "entities": [[start, end, entity, model label]].
+Evidence = Mapping[str, Mapping[str, object]]
 
 
 class _Matcher:
@@ -223,7 +226,7 @@ class RuleEngine:
             plan = self._plans[(tenant, model)] = _Plan.of([c for c in self._compiled if c.rule.in_scope(tenant, model)])
         return plan
 
-    def evaluate(self, event: AuditEvent, scores: Scores | None = None) -> list[Finding]:
+    def evaluate(self, event: AuditEvent, scores: Scores | None = None, evidence: Evidence | None = None) -> list[Finding]:
         """Findings of every enabled stateless rule in scope for this event, within the ruleset's limits."""
         limits = self.ruleset.limits
         plan = self._plan(event.tenant, event.model)
@@ -246,6 +249,8 @@ class RuleEngine:
                 found = _field_findings(rule, rule.match, event)
             elif field not in texts:
                 continue
+            elif isinstance(rule.match, EntitiesMatch):
+                found = _entity_findings(rule, rule.match, event, field, texts[field], evidence)
             elif compiled.matcher is None:
                 found = _score_findings(rule, rule.match, event, field, texts[field], scores)
             else:
@@ -312,6 +317,18 @@ def _score_findings(rule: Rule, match: ScoreMatch, event: AuditEvent, field: str
         return []
     return [_finding(rule, event.event_id, field, rule.entity or key, 0, len(text), round(value, 4), "",
                      f"score {key} {value:.3f} >= threshold {match.threshold}")]
+
+
+# spaCy's NER gives no probabilities; Presidio scores its spaCy entities 0.85 too.
+_ENTITY_SCORE = 0.85
+
+
+def _entity_findings(rule: Rule, match: EntitiesMatch, event: AuditEvent, field: str, text: str,
+                     evidence: Evidence | None) -> list[Finding]:
+    spans = (evidence or {}).get(field, {}).get("entities") or ()
+    return [_finding(rule, event.event_id, field, rule.entity or entity, start, end, _ENTITY_SCORE,
+                     redact(text[start:end]), f"named entity {label} (model: entities)")
+            for start, end, entity, label in spans if entity in match.entities and end <= len(text)]
 
 
 def _finding(rule: Rule | _LimitRule, event_id: str, field: str, entity: str, start: int, end: int, score: float,

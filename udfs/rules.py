@@ -2,7 +2,8 @@
 
 A rule author never writes Python: `pattern` (RE2 regex, validator, context words), `keywords`
 (Aho-Corasick deny-list), `detector` (a built-in by name), `score` (threshold on a model score),
-`field` (conditions on event fields) and `sequence` (N findings per key within a time window).
+`entities` (names the NER model found), `field` (conditions on event fields) and `sequence` (N
+findings per key within a time window).
 Errors name the file, the line, the rule id, the field and the valid options.
 """
 
@@ -21,12 +22,13 @@ from udfs.detectors import get_detector
 from udfs.detectors.base import compile_re2
 from udfs.detectors.validators import VALIDATORS
 from udfs.findings import Category, Severity
+from udfs.scorers.entities import Entity
 from udfs.scorers.suite import SCORER_NAMES
 
 TEXT_FIELDS = ("prompt", "response")
 NUMERIC_FIELDS = ("latency_ms", "prompt_tokens", "completion_tokens", "cost_usd")
 STRING_FIELDS = ("tenant", "application", "model", "model_version", "user_id", "session_id")
-SCORERS = SCORER_NAMES
+SCORERS = tuple(name for name in SCORER_NAMES if name != "entities")  # entities come as spans: `entities` rules
 SEQUENCE_KEYS = ("user_id", "session_id", "tenant")
 
 
@@ -131,6 +133,13 @@ class ScoreMatch(_Strict):
         return name
 
 
+class EntitiesMatch(_Strict):
+    """Names of people, places or organisations that the `entities` model found in the text."""
+
+    type: Literal["entities"]
+    entities: list[Entity] = Field(min_length=1)
+
+
 class Condition(_Strict):
     field: Literal[NUMERIC_FIELDS + STRING_FIELDS]  # type: ignore[valid-type]
     op: Literal["gt", "gte", "lt", "lte", "eq", "ne", "in", "not_in"]
@@ -169,10 +178,10 @@ class SequenceMatch(_Strict):
 
 
 Match = Annotated[
-    Union[PatternMatch, KeywordsMatch, DetectorMatch, ScoreMatch, FieldMatch, SequenceMatch],
+    Union[PatternMatch, KeywordsMatch, DetectorMatch, ScoreMatch, EntitiesMatch, FieldMatch, SequenceMatch],
     Field(discriminator="type"),
 ]
-TEXT_MATCHES = (PatternMatch, KeywordsMatch, DetectorMatch, ScoreMatch)
+TEXT_MATCHES = (PatternMatch, KeywordsMatch, DetectorMatch, ScoreMatch, EntitiesMatch)
 
 
 class Examples(_Strict):
@@ -246,8 +255,11 @@ class RuleSet(_Strict):
         return RuleSet(rules=[rule.model_copy(update={"enabled": True}) for rule in self.rules], limits=self.limits)
 
     def scorers_used(self) -> set[str]:
-        """Scorers the enabled score rules read: the job must run them."""
-        return {rule.match.scorer for rule in self.rules if rule.enabled and isinstance(rule.match, ScoreMatch)}
+        """Scorers the enabled score and entities rules read: the job must run them."""
+        used = {rule.match.scorer for rule in self.rules if rule.enabled and isinstance(rule.match, ScoreMatch)}
+        if any(rule.enabled and isinstance(rule.match, EntitiesMatch) for rule in self.rules):
+            used.add("entities")
+        return used
 
     def content_hash(self) -> str:
         """Stable hash of the validated content: equal rulesets hash equal whatever the YAML layout."""

@@ -254,3 +254,22 @@ def test_events_are_keyed_by_tenant_and_model_and_stamped_with_their_own_time_in
     assert sorted(rows.execute_and_collect("pipeline-test-keyed-events")) == sorted([
         ('["acme","gpt-4o"]', 1_800_000_000_123), ('["acme","o3"]', 1_800_000_000_500),
         ('["t","m"]', 1_800_000_000_000), ('["t","m"]', 0), ("[]", 0)])
+
+
+def test_names_found_by_the_entities_model_in_the_job_are_stored_as_redacted_spans():
+    settings = SETTINGS.model_copy(update={"scorers": ["entities"]})
+    rules = RULES.model_copy(update={"rules": [r.model_copy(update={"enabled": True}) for r in RULES.rules
+                                               if r.id == "pii.person"]})
+    events = [json.loads(s.value) for s in SAMPLES[:40] if not s.malformed][:20]
+    prompt = "Please draft a reference letter for Margaret Thatcher, who led our team."
+    events[3]["prompt"] = prompt
+    env = create_env(settings)
+    out = build_pipeline(raw_stream(env, [json.dumps(e) for e in events]), env.from_collection([], type_info=Types.STRING()),
+                         settings, rules)
+    docs = [doc for _, doc in pairs(out.violations).execute_and_collect("pipeline-test-entities")]
+    named = [d for d in docs if d["event_id"] == events[3]["event_id"]]
+    start = prompt.index("Margaret")
+    assert [(d["rule_id"], d["field"], d["entity"], d["start"], d["end"]) for d in named] == \
+        [("pii.person", "prompt", "PERSON", start, start + len("Margaret Thatcher"))]
+    assert "Thatcher" not in named[0]["snippet"] and "text" not in named[0]
+    assert all(d["rule_id"] == "pii.person" for d in docs)

@@ -1,9 +1,10 @@
-"""The scorers the job runs: toxicity and bias, configured in YAML, scored together per batch.
+"""The models the job runs: toxicity, bias and named entities, configured in YAML, run together per batch.
 
 Scores come out flat per text, the way score rules read them: `toxicity` (the main score: the
 highest of its `main` labels) and `toxicity.<label>` for each label; `bias` and
 `bias.counterfactual_gap` only for texts with a sentence that names a social group: the highest
-over those sentences, with the group terms and the most biased sentence as evidence.
+over those sentences, with the group terms and the most biased sentence as evidence. Named
+entities have no score: their spans are evidence (`entities`), which `entities` rules read.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from udfs.scorers.base import LabelScores, Scorer, ScorerError, build_scorer, pick_device
+from udfs.scorers.entities import EntityRecognizer, EntitySpec
 from udfs.scorers.groups import GroupLexicon, Mention, default_lexicon
 
 # PyFlink opens the subtasks of one Python worker in threads; transformers' lazy imports are not
 # thread-safe (seen at parallelism 2: "cannot import name 'AutoModelForSequenceClassification'").
 _OPEN_LOCK = threading.Lock()
 
-SCORER_NAMES = ("toxicity", "bias")
+SCORER_NAMES = ("toxicity", "bias", "entities")
 DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
 _SENTENCE = re.compile(r"[^\s.!?;][^.!?;\n]*[.!?;]*")  # sentences and clauses, without leading space
 
@@ -58,6 +60,7 @@ class BiasSpec(ScorerSpec):
 class ScorersConfig(_Strict):
     toxicity: ScorerSpec | None = None
     bias: BiasSpec | None = None
+    entities: EntitySpec | None = None
     max_chars: int = Field(default=16_384, ge=100, description="characters of each text scored; the rest is not "
                                                                  "scored, and its evidence says so (`not_scored`)")
 
@@ -84,14 +87,17 @@ def load_config(path: Path = DEFAULT_CONFIG) -> ScorersConfig:
 @dataclass
 class TextScores:
     scores: LabelScores = field(default_factory=dict)
-    # Why: {"groups": group terms named, "bias_span"/"toxicity_span": [start, end] of the top sentence}.
+    # Why: {"groups": group terms named, "bias_span"/"toxicity_span": [start, end] of the top sentence,
+    # "entities": [[start, end, entity, model label], ...]}.
     evidence: dict = field(default_factory=dict)
 
 
 class ScorerSuite:
     """Runs the enabled scorers over a batch of texts: one forward pass per model per batch."""
 
-    def __init__(self, config: ScorersConfig, enabled: Sequence[str] = SCORER_NAMES, device: str = "auto"):
+    def __init__(self, config: ScorersConfig, enabled: Sequence[str] | None = None, device: str = "auto"):
+        if enabled is None:  # every scorer the config configures
+            enabled = [name for name in SCORER_NAMES if getattr(config, name) is not None]
         unknown = [name for name in enabled if name not in SCORER_NAMES]
         if unknown:
             raise ScorerError(f"unknown scorers {unknown}; valid: {', '.join(SCORER_NAMES)}")
@@ -102,6 +108,7 @@ class ScorerSuite:
         self._toxicity: Scorer | None = None
         self._bias: Scorer | None = None
         self._lexicon: GroupLexicon | None = None
+        self._entities: EntityRecognizer | None = None
 
     def open(self) -> None:
         with _OPEN_LOCK:
@@ -118,6 +125,14 @@ class ScorerSuite:
             self._bias = bias.build()
             self._bias.open(self.device)
             self._lexicon = default_lexicon()
+        if "entities" in self.enabled:
+            self._entities = EntityRecognizer(self.config.entities)
+            self._entities.open()  # a CPU pipeline: spaCy's small models are built for it
+
+    @property
+    def entities_model(self) -> str | None:
+        """The NER pipeline and its version, once open."""
+        return self._entities.model if self._entities is not None else None
 
     def score(self, texts: Sequence[str]) -> list[TextScores]:
         out = [TextScores() for _ in texts]
@@ -139,6 +154,10 @@ class ScorerSuite:
                         result.scores[label] = max(value, result.scores.get(label, 0.0))
         if self._bias is not None:
             self._score_bias(texts, out)
+        if self._entities is not None:
+            for result, spans in zip(out, self._entities.find(texts)):
+                if spans:
+                    result.evidence["entities"] = [list(span) for span in spans]
         return out
 
     def score_events(self, events: Sequence) -> list[tuple[dict, dict]]:
