@@ -199,10 +199,15 @@ def evaluate_events(engine: RuleEngine, texts: list[tuple[str, bool]], categorie
         if label != predicted:
             (misses if label else false_alarms).append(text)
     cpu = (time.process_time() - started) / max(1, len(texts)) * 1e6
+    return _report(pairs, (("precision", precision), ("recall", recall), ("f1", f1)), cpu, misses, false_alarms)
+
+
+def _report(pairs: list[tuple[bool, bool]], metrics: tuple[tuple[str, Callable], ...], cpu: float,
+            misses: list[str], false_alarms: list[str]) -> BinaryReport:
+    """Counts, and each metric with its 95 % bootstrap interval."""
     tp, fp, fn = _counts(pairs)
-    metrics = {name: (fn_(pairs), *bootstrap_ci(pairs, fn_)) for name, fn_ in
-               (("precision", precision), ("recall", recall), ("f1", f1))}
-    return BinaryReport(len(pairs), tp, fp, fn, metrics, cpu, tuple(misses), tuple(false_alarms))
+    values = {name: (fn_(pairs), *bootstrap_ci(pairs, fn_)) for name, fn_ in metrics}
+    return BinaryReport(len(pairs), tp, fp, fn, values, cpu, tuple(misses), tuple(false_alarms))
 
 
 def f2(pairs: list[tuple[bool, bool]]) -> float:
@@ -240,10 +245,5 @@ def evaluate_entities(engine: RuleEngine, suite, cases: list, entities: tuple[st
                 pairs[f.entity].append((False, True))
                 pairs["all"].append((False, True))
                 alarms[f.entity].append(case.text[f.start:f.end])
-    out = {}
-    for entity, rows in pairs.items():
-        tp, fp, fn = _counts(rows)
-        metrics = {name: (fn_(rows), *bootstrap_ci(rows, fn_)) for name, fn_ in
-                   (("precision", precision), ("recall", recall), ("f2", f2))}
-        out[entity] = BinaryReport(len(rows), tp, fp, fn, metrics, cpu, tuple(misses[entity]), tuple(alarms[entity]))
-    return out
+    metrics = (("precision", precision), ("recall", recall), ("f2", f2))
+    return {entity: _report(rows, metrics, cpu, misses[entity], alarms[entity]) for entity, rows in pairs.items()}

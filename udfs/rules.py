@@ -181,7 +181,6 @@ Match = Annotated[
     Union[PatternMatch, KeywordsMatch, DetectorMatch, ScoreMatch, EntitiesMatch, FieldMatch, SequenceMatch],
     Field(discriminator="type"),
 ]
-TEXT_MATCHES = (PatternMatch, KeywordsMatch, DetectorMatch, ScoreMatch, EntitiesMatch)
 
 
 class Examples(_Strict):

@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from udfs.scorers.base import ScorerError
 
-ENTITIES = ("PERSON", "LOCATION", "ORGANIZATION", "NRP")
 Entity = Literal["PERSON", "LOCATION", "ORGANIZATION", "NRP"]
 
 # A capitalised word that does not just start the text or a sentence, or a run of capitals
@@ -66,4 +65,3 @@ class EntityRecognizer:
         for i, doc in zip(gated, docs):
             out[i] = [(e.start_char, e.end_char, labels[e.label_], e.label_) for e in doc.ents if e.label_ in labels]
         return out
-
