@@ -23,8 +23,10 @@ FLINK_VERSION = "2.3.0"  # apache-flink, pinned in pyproject.toml
 INFLUXDB_VERSION = "v1.8.10"
 
 HERE = Path(__file__).resolve().parent
-# The one console of the CLI: progress and tables on stderr (stdout stays machine-readable).
-console = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else 120)
+# The one console of the CLI: progress and tables on stderr (stdout stays machine-readable). PyFlink's
+# thread mode imports this module inside the JVM, where stderr is a catcher without isatty().
+_TTY = getattr(sys.stderr, "isatty", lambda: False)()
+console = Console(stderr=True, highlight=False, soft_wrap=True, width=None if _TTY else 120)
 
 
 class BuildError(RuntimeError):

@@ -7,7 +7,10 @@ Run locally with `llm-audit run audit`, or on a cluster with `flink run -py flin
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from operator import itemgetter
 
@@ -24,11 +27,11 @@ from pyflink.datastream.connectors.kafka import (
 )
 from pyflink.datastream.window import TumblingEventTimeWindows
 from pyflink.java_gateway import get_gateway
+from pyflink.util.java_utils import get_j_env_configuration
 from pyflink.table import DataTypes, Schema, StreamTableEnvironment
 
 from flink_jobs.functions import (
     ACTIVE_RULES,
-    ANOMALIES,
     DEAD_LETTERS,
     RULE_CHANGES,
     SEQUENCE_HITS,
@@ -136,6 +139,21 @@ def keyed_events(raw: DataStream, settings: AuditJobSettings, buckets: int | Non
     return rows
 
 
+@contextmanager
+def python_execution_mode(stream: DataStream, mode: str):
+    """Python operators defined inside run in `mode`, whatever the job's python.execution-mode:
+    PyFlink picks each operator's runner (embedded in the JVM or a worker process) when the operator
+    is defined, from the environment's live configuration."""
+    conf = get_j_env_configuration(stream._j_data_stream.getExecutionEnvironment())
+    option = get_gateway().jvm.org.apache.flink.python.PythonOptions.PYTHON_EXECUTION_MODE
+    before = conf.get(option)
+    conf.set(option, mode)
+    try:
+        yield
+    finally:
+        conf.set(option, before)
+
+
 def bounded_watermarks(settings: AuditJobSettings) -> WatermarkStrategy:
     return WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_seconds(settings.max_out_of_orderness_s)) \
         .with_idleness(Duration.of_seconds(settings.idleness_s))
@@ -165,9 +183,10 @@ def build_pipeline(raw: DataStream, pushes: DataStream, settings: AuditJobSettin
         scorers = ScoreEvents(load_config(settings.scorers_path), tuple(settings.scorers), settings.scorer_device,
                               settings.score_batch_size, settings.score_max_wait_ms,
                               max_span_ms=settings.max_out_of_orderness_s * 1000 // 2)
-        scored = keyed(keyed_events(raw, settings, buckets), Types.STRING()).process(
-            scorers, Types.TUPLE([Types.ROW([Types.STRING(), Types.PICKLED_BYTE_ARRAY()]), Types.LONG()])) \
-            .uid("score").name("score toxicity and bias")
+        with python_execution_mode(raw, "process"):
+            scored = keyed(keyed_events(raw, settings, buckets), Types.STRING()).process(
+                scorers, Types.TUPLE([Types.ROW([Types.STRING(), Types.PICKLED_BYTE_ARRAY()]), Types.LONG()])) \
+                .uid("score").name("score toxicity and bias")
         parser = scored
         # A batch leaves the scorer at processing time: event time is assigned again after it.
         events = with_event_time(scored, bounded_watermarks(settings),
@@ -196,12 +215,14 @@ def build_pipeline(raw: DataStream, pushes: DataStream, settings: AuditJobSettin
         .aggregate(CountDeadLetters(), window_function=EmitDeadLetterPoint())
         .uid("dead-letter-counts").name("dead letters per reason")
     )
+    windows_out = audit.union(sequence_points, dead_letter_points)  # functions.WindowOutput
     return AuditOutputs(
         violations=audit.get_side_output(VIOLATIONS).union(sequences.get_side_output(VIOLATIONS)),
-        points=audit.union(sequence_points, dead_letter_points),
+        points=windows_out.map(itemgetter(0), Types.PICKLED_BYTE_ARRAY()).uid("window-points").name("window points"),
         dead_letters=dead_letters,
         rule_changes=audit.get_side_output(RULE_CHANGES),
-        anomalies=audit.get_side_output(ANOMALIES),
+        anomalies=windows_out.flat_map(lambda out: [out[1]] if out[1] is not None else [], Types.PICKLED_BYTE_ARRAY())
+        .uid("anomalies").name("anomalies"),
     )
 
 
@@ -230,6 +251,10 @@ def flink_configuration(settings: AuditJobSettings) -> dict[str, str]:
         conf["execution.checkpointing.incremental"] = "true"
     if settings.python_executable:
         conf["python.executable"] = settings.python_executable
+    if settings.python_executable == sys.executable:
+        # A local run. Thread mode's interpreter lives in the JVM and sees neither this virtualenv nor
+        # this checkout: give it this process's module path.
+        conf["python.pythonpath"] = os.pathsep.join(path for path in sys.path if path)
     if settings.pipeline_jars:
         conf["pipeline.jars"] = ";".join(settings.pipeline_jars)
     if settings.checkpoint_dir:

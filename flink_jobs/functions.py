@@ -43,7 +43,6 @@ VIOLATIONS = OutputTag("violations", VIOLATION)
 RULE_CHANGES = OutputTag("rule-changes", Types.PICKLED_BYTE_ARRAY())
 # Row(bucket, hit or None) per sequence-rule hit, and a tick per bucket (see SequenceRules).
 SEQUENCE_HITS = OutputTag("sequence-hits", VIOLATION)
-ANOMALIES = OutputTag("anomalies", Types.PICKLED_BYTE_ARRAY())
 # ruleset name -> the accepted push record (JSON); restored from checkpoints like any state.
 ACTIVE_RULES = MapStateDescriptor("active-rules", Types.STRING(), Types.STRING())
 
@@ -53,7 +52,13 @@ def parse_or_dead_letter(value: str, arrival: Instant) -> tuple[AuditEvent | Non
     try:
         return parse_event(value), None
     except EventError as error:
-        return None, (dead_letter(value, error), arrival.to_epoch_milli())
+        return None, (dead_letter(value, error), epoch_ms(arrival))
+
+
+def epoch_ms(instant) -> int:
+    """An INSTANT field's epoch milliseconds: a pyflink Instant in process mode; in thread mode the
+    java.time.Instant itself, as pemja passes Java objects it does not convert."""
+    return instant.to_epoch_milli() if isinstance(instant, Instant) else instant.toEpochMilli()
 
 
 def key_of(event: AuditEvent) -> str:
@@ -229,8 +234,7 @@ class AuditEvents(KeyedBroadcastProcessFunction):
 
     - parse and validate: anything invalid -> DEAD_LETTERS, with its reason;
     - rules: each violation document -> VIOLATIONS, hits of sequence rules -> SEQUENCE_HITS;
-    - windows: metrics and anomaly windows of the key (-> InfluxDB points on the main output,
-      anomaly documents -> ANOMALIES).
+    - windows: metrics and anomaly windows of the key (-> WindowOutput on the main output).
 
     Starts with the ruleset the job was submitted with; a valid push on the rules topic replaces
     it at once (broadcast state, no restart); an invalid one is rejected and the last good set
@@ -411,7 +415,7 @@ class CountDeadLetters(AggregateFunction):
 
 class EmitDeadLetterPoint(ProcessWindowFunction):
     def process(self, key, context: ProcessWindowFunction.Context, elements):
-        yield [dead_letter_point(key, next(iter(elements)), context.window().end)]
+        yield [dead_letter_point(key, next(iter(elements)), context.window().end)], None
 
 
 _RATE_CATEGORIES = tuple(c for c in CATEGORIES if c != "anomaly")
@@ -429,10 +433,18 @@ class WindowSettings:
     anomaly: AnomalySettings
 
 
+# (InfluxDB points, anomaly document or None): what a closed window yields, on the main output.
+# Not a side output for the anomalies: in thread mode, PyFlink drops the side-output routing of
+# what a keyed broadcast function yields from on_timer (flink-python 2.3,
+# fn_execution/datastream/embedded/operations.py, KEYED_CO_BROADCAST_PROCESS), so a tagged
+# anomaly would reach the main output as a (tag, document) pair.
+WindowOutput = tuple[list, dict | None]
+
+
 class Windows:
     """The tumbling event-time windows of a keyed function, in its keyed state: metrics windows
     (-> their InfluxDB points, stamped with the window's end), anomaly windows and the anomaly
-    baselines (-> anomaly documents on the ANOMALIES side output, their points on the main output).
+    baselines (-> anomaly documents with their points): each a WindowOutput.
 
     Windows close when the watermark passes their end; an event behind the watermark is late and
     left out, as Flink's own windows leave it out. Plain state and timers rather than Flink window
@@ -483,7 +495,7 @@ class Windows:
         counts = self._counts.value() or {}
         due = sorted(end for end in counts if end - 1 <= timestamp)
         for end in due:
-            yield counts.pop(end).points(tenant, model, end, events_point=self._events_point)
+            yield counts.pop(end).points(tenant, model, end, events_point=self._events_point), None
         if due:
             _store(self._counts, counts)
         stats = self._stats.value() or {}
@@ -495,8 +507,7 @@ class Windows:
             for anomaly in detector.observe(tenant, model, end - self._settings.anomaly_ms, end,
                                             stats.pop(end).metrics(_RATE_CATEGORIES)):
                 doc = anomaly.to_dict()
-                yield ANOMALIES, doc
-                yield [anomaly_point(doc)]
+                yield [anomaly_point(doc)], doc
         self._baselines.update(detector.state)
         _store(self._stats, stats)
 
