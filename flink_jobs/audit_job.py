@@ -13,6 +13,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from operator import itemgetter
+from pathlib import Path
 
 from pyflink.common import Configuration, Duration, Time, Types, WatermarkStrategy
 from pyflink.common.serialization import SimpleStringSchema
@@ -260,10 +261,12 @@ def flink_configuration(settings: AuditJobSettings) -> dict[str, str]:
         conf["execution.checkpointing.incremental"] = "true"
     if settings.python_executable:
         conf["python.executable"] = settings.python_executable
-    if settings.python_executable == sys.executable:
-        # A local run. Thread mode's interpreter lives in the JVM and sees neither this virtualenv nor
-        # this checkout: give it this process's module path.
-        conf["python.pythonpath"] = os.pathsep.join(path for path in sys.path if path)
+        # Thread mode's interpreter lives in the JVM and sees neither the virtualenv of that executable
+        # nor an editable checkout (an import hook, which PYTHONPATH does not carry): give it the
+        # module path of this process (the same virtualenv, locally and in the image) and the folder
+        # holding flink_jobs/ and udfs/.
+        paths = [str(Path(__file__).resolve().parents[1]), *(path for path in sys.path if path)]
+        conf["python.pythonpath"] = os.pathsep.join(dict.fromkeys(paths))
     if settings.pipeline_jars:
         conf["pipeline.jars"] = ";".join(settings.pipeline_jars)
     if settings.checkpoint_dir:
