@@ -142,8 +142,10 @@ class AuditJobSettings(BaseSettings):
     """LLM_AUDIT_PIPELINE_JARS: JSON list of jar URLs to ship (local runs); a cluster has them in /opt/flink/lib."""
     python_executable: str | None = None
     """LLM_AUDIT_PYTHON_EXECUTABLE: Python of the workers; unset keeps Flink's config."""
-    python_execution_mode: Literal["process", "thread"] = "process"
-    """LLM_AUDIT_PYTHON_EXECUTION_MODE: Python functions in a separate worker process, or embedded in the JVM (thread)."""
+    python_execution_mode: Literal["process", "thread"] = "thread"
+    """LLM_AUDIT_PYTHON_EXECUTION_MODE: Python functions embedded in the JVM (thread: ~1.5x the audit's rate
+    here, timers checkpointed as they are asked for), or in a separate worker process. The scorer runs in a
+    worker process either way: torch hangs in the embedded interpreter's open()."""
     python_bundle_size: int = Field(default=1000, ge=1)
     """LLM_AUDIT_PYTHON_BUNDLE_SIZE: elements per bundle sent to the Python worker (process mode)."""
     python_bundle_time_ms: int = Field(default=100, ge=1)

@@ -17,10 +17,12 @@ import time
 from pathlib import Path
 
 import pytest
+from kafka import KafkaAdminClient, KafkaConsumer
 from pymongo import MongoClient
 
 from devstack import stack, traffic
 from devstack.check import compare, finding_rows, stored_findings
+from flink_jobs.offsets import client_config, committed_offsets, offsets_span
 from tests.integration.conftest import job_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -156,3 +158,32 @@ def _violations_match(settings, truths: list[dict]) -> bool:
     """MongoDB alone holds exactly the planted findings (metrics and dead letters aside)."""
     valid = [t["event_id"] for t in truths if not t["malformed"]]
     return all(row.ok for row in finding_rows(truths, stored_findings(settings, valid)))
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_a_restore_with_no_new_events_writes_every_restored_batch_window_and_sequence_hit(fault_settings, tmp_path, mode):
+    """Not kill timing: the first run holds everything in state (sink batches that never fill nor time
+    out, the last windows open, sequence hits waiting for the watermark) and is killed once a
+    checkpoint covers the whole topic; the restored run sees no new event, and its final drain must
+    write all of it."""
+    settings, log = fault_settings.model_copy(update={"python_execution_mode": mode}), tmp_path / "job.log"
+    truths = traffic.produce(settings.kafka_bootstrap, settings.source_topic, 800, seed=34, rate=50)
+    holding = settings.model_copy(update={"sink_batch_size": 1_000_000, "sink_max_wait_ms": 3_600_000})
+    consumer, admin = KafkaConsumer(**client_config(settings)), KafkaAdminClient(**client_config(settings))
+    try:
+        end = offsets_span(consumer, settings.source_topic).end
+        job = JobProcess(holding, log)
+        # Offsets are committed when a checkpoint completes: that checkpoint covers every event.
+        _wait_for("a checkpoint covering the whole topic", lambda: all(
+            committed_offsets(admin, settings.group_id, settings.source_topic).get(p, -1) >= offset
+            for p, offset in end.items()), 300, job)
+        job.kill()
+    finally:
+        consumer.close()
+        admin.close()
+    with MongoClient(settings.mongo_uri.get_secret_value()) as client:
+        assert client[settings.mongo_database][settings.violations_collection].count_documents({}) == 0, \
+            "the first run wrote violations: its batches were not held in state"
+    final = JobProcess(settings, log, "--restore", "latest", "--bounded")
+    assert final.wait(300) == 0, log.read_text()[-3000:]
+    _assert_ground_truth(settings, truths)
