@@ -50,6 +50,7 @@ from rich.table import Table  # noqa: E402
 from devstack import stack, traffic  # noqa: E402
 from flink_jobs import audit_job  # noqa: E402
 from flink_jobs.cli import local_job_settings  # noqa: E402
+from flink_jobs.pyflink_internals import discard, keyed  # noqa: E402
 
 console = Console(stderr=True)
 
@@ -95,7 +96,7 @@ def pass_through(settings):
     """Source -> parse -> identity -> size -> discard: what any Python job on this topic pays."""
     env, source = events_source(settings)
     source.map(parse, Types.PICKLED_BYTE_ARRAY()).map(lambda e: e, Types.PICKLED_BYTE_ARRAY()) \
-        .map(lambda e: len(e or ()), Types.INT()).sink_to(audit_job.discard())
+        .map(lambda e: len(e or ()), Types.INT()).sink_to(discard())
     return env
 
 
@@ -115,8 +116,8 @@ def keyed_parse(settings):
             return ()
 
     env, source = events_source(settings)
-    audit_job.keyed(audit_job.keyed_events(source, settings), Types.STRING()).process(ParseOnly(), Types.INT()) \
-        .sink_to(audit_job.discard())
+    keyed(audit_job.keyed_events(source, settings), Types.STRING()).process(ParseOnly(), Types.INT()) \
+        .sink_to(discard())
     return env
 
 
@@ -146,7 +147,7 @@ def unkeyed_rules(rules_path: Path):
     what the audit would cost if only a small per-event summary went on to keyed state."""
     def build(settings):
         env, source = events_source(settings)
-        source.map(ParseAndRules(str(rules_path)), Types.PICKLED_BYTE_ARRAY()).sink_to(audit_job.discard())
+        source.map(ParseAndRules(str(rules_path)), Types.PICKLED_BYTE_ARRAY()).sink_to(discard())
         return env
     return build
 

@@ -10,7 +10,6 @@ import json
 import os
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 from pyflink.common import Configuration, Duration, Time, Types, WatermarkStrategy
 from pyflink.common.serialization import SimpleStringSchema
 from pyflink.datastream import CheckpointingMode, DataStream, KeyedStream, StreamExecutionEnvironment
-from pyflink.datastream.connectors.base import DeliveryGuarantee, Sink
+from pyflink.datastream.connectors.base import DeliveryGuarantee
 from pyflink.datastream.connectors.kafka import (
     KafkaOffsetResetStrategy,
     KafkaOffsetsInitializer,
@@ -27,9 +26,7 @@ from pyflink.datastream.connectors.kafka import (
     KafkaSource,
 )
 from pyflink.datastream.window import TumblingEventTimeWindows
-from pyflink.java_gateway import get_gateway
-from pyflink.util.java_utils import get_j_env_configuration
-from pyflink.table import DataTypes, Schema, StreamTableEnvironment
+from pyflink.table import DataTypes, Schema
 
 from flink_jobs.functions import (
     ACTIVE_RULES,
@@ -49,6 +46,15 @@ from flink_jobs.functions import (
     bucket,
 )
 from flink_jobs.offsets import client_config, committed_offsets, offsets_span
+from flink_jobs.pyflink_internals import (
+    declare_output_type,
+    discard,
+    keyed,
+    python_execution_mode,
+    stop_with_savepoint,
+    table_env_of,
+    with_event_time,
+)
 from flink_jobs.settings import AuditJobSettings, load_settings
 from flink_jobs.sinks import ANOMALY_INDEXES, VIOLATION_INDEXES, InfluxWriter, MongoWriter, check_reachable
 from udfs.anomaly import AnomalySettings
@@ -63,29 +69,6 @@ class AuditOutputs:
     dead_letters: DataStream  # DLQ JSON strings
     rule_changes: DataStream  # rule_changes documents: every push seen, accepted or rejected
     anomalies: DataStream  # anomaly documents: metric, observed, baseline, deviation, score, window
-
-
-def with_event_time(stream: DataStream, strategy: WatermarkStrategy, value_type) -> DataStream:
-    """(value, event time) tuples -> the values, stamped with that time and watermarked by `strategy`.
-
-    The same Java operators as PyFlink's assign_timestamps_and_watermarks with a Python
-    TimestampAssigner, less its extra Python operator: the upstream function emits the time itself.
-    """
-    java = get_gateway().jvm.org.apache.flink.streaming.api.functions.python.eventtime
-    stamped = stream._j_data_stream.assignTimestampsAndWatermarks(
-        strategy._j_watermark_strategy.withTimestampAssigner(java.CustomTimestampAssigner()))
-    return DataStream(stamped.map(java.RemoveTimestampMapFunction(), value_type.get_java_type_info()))
-
-
-def keyed(stream: DataStream, key_type=Types.PICKLED_BYTE_ARRAY()) -> KeyedStream:
-    """A stream of Row(key, value, ...) keyed by its first field, in Java; keyed functions see the value.
-
-    PyFlink's key_by runs the key selector as one more Python operator; here the function upstream
-    (or Flink SQL, keyed_events) emits the key with the value.
-    """
-    j_keyed = stream._j_data_stream.keyBy(get_gateway().jvm.KeyByKeySelector(),
-                                          Types.ROW([key_type]).get_java_type_info())
-    return KeyedStream(j_keyed, Types.PICKLED_BYTE_ARRAY(), stream)
 
 
 # The event's own time where SQL can read one (epoch ms, or RFC 3339 with Z or an offset), else the
@@ -122,7 +105,7 @@ def keyed_events(raw: DataStream, settings: AuditJobSettings, buckets: int | Non
     buckets: key by one of this many buckets of the message's hash instead (the scorer's batches:
     few keys, so that each batch spans little event time).
     """
-    t_env = StreamTableEnvironment.create(StreamExecutionEnvironment(raw._j_data_stream.getExecutionEnvironment()))
+    t_env = table_env_of(raw)
     t_env.get_config().set("table.local-time-zone", "UTC")
     t_env.get_config().set("table.exec.source.idle-timeout", f"{settings.idleness_s} s")
     # Two steps: Flink's generated code parses the whole message for every JSON_VALUE call, and the
@@ -145,23 +128,8 @@ def keyed_events(raw: DataStream, settings: AuditJobSettings, buckets: int | Non
     table = t_env.from_data_stream(fields, schema)
     rows = t_env.to_data_stream(t_env.sql_query(f"SELECT k, ROW(f0, arrival), event_time FROM {table}"))
     # The rows are Row objects already; declaring them a RowTypeInfo lets keyed() pick the key in Java.
-    rows._j_data_stream.getTransformation().setOutputType(KEYED_EVENT.get_java_type_info())
+    declare_output_type(rows, KEYED_EVENT)
     return rows
-
-
-@contextmanager
-def python_execution_mode(stream: DataStream, mode: str):
-    """Python operators defined inside run in `mode`, whatever the job's python.execution-mode:
-    PyFlink picks each operator's runner (embedded in the JVM or a worker process) when the operator
-    is defined, from the environment's live configuration."""
-    conf = get_j_env_configuration(stream._j_data_stream.getExecutionEnvironment())
-    option = get_gateway().jvm.org.apache.flink.python.PythonOptions.PYTHON_EXECUTION_MODE
-    before = conf.get(option)
-    conf.set(option, mode)
-    try:
-        yield
-    finally:
-        conf.set(option, before)
 
 
 def bounded_watermarks(settings: AuditJobSettings) -> WatermarkStrategy:
@@ -364,11 +332,6 @@ def dlq_sink(settings: AuditJobSettings) -> KafkaSink:
     return builder.build()
 
 
-def discard() -> Sink:
-    """A terminal for operators whose effect is their own idempotent write."""
-    return Sink(get_gateway().jvm.org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink())
-
-
 def by_bucket(stream: DataStream, key, settings: AuditJobSettings) -> KeyedStream:
     buckets = batching_keys(settings)
     return stream.key_by(lambda item: bucket(key(item), buckets), Types.INT())
@@ -448,11 +411,9 @@ def run_until_caught_up(settings: AuditJobSettings, poll_s: float = 1.0) -> None
                 return
             time.sleep(poll_s)
         savepoints = f"{settings.checkpoint_dir.rstrip('/')}/savepoints" if settings.checkpoint_dir else None
-        # PyFlink's JobClient.stop_with_savepoint calls a Java signature Flink 2 no longer has.
-        formats = get_gateway().jvm.org.apache.flink.core.execution.SavepointFormatType
         for attempt in range(60):
             try:
-                client._j_job_client.stopWithSavepoint(True, savepoints, formats.CANONICAL).get()
+                stop_with_savepoint(client, savepoints)
                 break
             except Exception as exc:  # noqa: BLE001 - Py4J wraps the Java failure
                 # Caught up at once (the restored checkpoint was at the end): tasks may still be deploying.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import zlib
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from pyflink.common import Instant, Row, Types
 from pyflink.datastream import OutputTag
@@ -17,22 +18,23 @@ from pyflink.datastream.functions import (
 )
 from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor, ValueStateDescriptor
 
+from flink_jobs.pyflink_internals import epoch_ms
 from udfs.anomaly import AnomalyDetector, AnomalySettings, WindowAccumulator
 from udfs.events import AuditEvent, EventError, dead_letter, parse_event
 from udfs.engine import RuleEngine, SequenceWindow, sequence_finding, sequence_hits
 from udfs.findings import CATEGORIES, violation_context, violation_document
 from udfs.metrics import WindowCounts, anomaly_point, dead_letter_point
-from udfs.rules import RuleError, RuleSet, ruleset_from_push
+from udfs.rules import Rule, RuleError, RuleSet, ruleset_from_push
 from udfs.scorers import SCORER_NAMES, ScorersConfig, ScorerSuite
 
 # An event with its model scores: (event, {field: {label: score}}, {field: evidence}).
 Scored = tuple[AuditEvent, dict, dict]
 
 # Records that a keyed operator downstream reads are Row(key, value), keyed in Java by their first
-# field (flink_jobs.audit_job.keyed): PyFlink's key_by would add a Python operator, i.e. one more
+# field (flink_jobs.pyflink_internals.keyed): PyFlink's key_by would add a Python operator, i.e. one more
 # round trip between the JVM and the Python worker for every record.
 KEYED = Types.ROW([Types.PICKLED_BYTE_ARRAY(), Types.PICKLED_BYTE_ARRAY()])
-# Row((tenant, model), (event time, [(rule_id, category, severity)], None)) per fired sequence rule.
+# Row((tenant, model), SequenceFired) per fired sequence rule.
 SUMMARY = KEYED
 # Row(sink bucket, violation document) per violation.
 VIOLATION = Types.ROW([Types.INT(), Types.PICKLED_BYTE_ARRAY()])
@@ -47,6 +49,24 @@ SEQUENCE_HITS = OutputTag("sequence-hits", VIOLATION)
 ACTIVE_RULES = MapStateDescriptor("active-rules", Types.STRING(), Types.STRING())
 
 
+class SequenceHit(NamedTuple):
+    """An event's hit of a sequence rule, on its way to SequenceRules."""
+
+    rule_id: str
+    key: str  # the value of the rule's group_by field
+    time_ms: int
+    rule: Rule
+    event_id: str
+    context: dict  # violation_context of the event
+
+
+class SequenceFired(NamedTuple):
+    """A sequence rule that fired, for the metrics windows of its (tenant, model)."""
+
+    time_ms: int
+    rule_keys: list  # [(rule_id, category, severity)]
+
+
 def parse_or_dead_letter(value: str, arrival: Instant) -> tuple[AuditEvent | None, tuple | None]:
     """(event, None) for a valid audit event; for anything else (None, (its dead-letter record, arrival ms))."""
     try:
@@ -54,11 +74,6 @@ def parse_or_dead_letter(value: str, arrival: Instant) -> tuple[AuditEvent | Non
     except EventError as error:
         return None, (dead_letter(value, error), epoch_ms(arrival))
 
-
-def epoch_ms(instant) -> int:
-    """An INSTANT field's epoch milliseconds: a pyflink Instant in process mode; in thread mode the
-    java.time.Instant itself, as pemja passes Java objects it does not convert."""
-    return instant.to_epoch_milli() if isinstance(instant, Instant) else instant.toEpochMilli()
 
 
 def key_of(event: AuditEvent) -> str:
@@ -279,7 +294,8 @@ class AuditEvents(KeyedBroadcastProcessFunction):
                 yield SEQUENCE_HITS, Row(b, None)
         for rule, key in sequence_hits(self._engine.sequence_rules, event, findings):
             yield SEQUENCE_HITS, Row(bucket(f"{rule.id}|{key}", self._buckets),
-                                     (rule.id, key, event.timestamp, rule, event.event_id, violation_context(event)))
+                                     SequenceHit(rule.id, key, event.timestamp, rule, event.event_id,
+                                                 violation_context(event)))
         self._windows.add(ctx, event.timestamp, [(f.rule_id, f.category, f.severity) for f in findings],
                           event_measures(event, scores))
 
@@ -341,29 +357,30 @@ class SequenceRules(KeyedProcessFunction):
         timers = ctx.timer_service()
         pending, times, swept = self._state.value() or ([], {}, 0)
         if self._timers.first_sight(ctx):
-            for at in {h[2] for h in pending} | ({swept + self._SWEEP_MS} if times else set()):
+            for at in {h.time_ms for h in pending} | ({swept + self._SWEEP_MS} if times else set()):
                 timers.register_event_time_timer(at)
             timers.register_event_time_timer(_END_OF_INPUT)  # as in Windows
         if hit is not None:
             pending.append(hit)
             self._state.update((pending, times, swept))
-            timers.register_event_time_timer(hit[2])
+            timers.register_event_time_timer(hit.time_ms)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
         pending, times, swept = self._state.value() or ([], {}, 0)
-        due = sorted((h for h in pending if h[2] <= timestamp), key=lambda h: (h[2], h[4]))
+        due = sorted((h for h in pending if h.time_ms <= timestamp), key=lambda h: (h.time_ms, h.event_id))
         if due:
-            pending = [h for h in pending if h[2] > timestamp]
-        for rule_id, key, hit_time, rule, event_id, context in due:
-            window = SequenceWindow(rule.match.count, rule.match.within_ms, times.get((rule_id, key), (0, []))[1])
-            fired = window.add(hit_time)
-            times[(rule_id, key)] = (rule.match.within_ms, window.timestamps)
+            pending = [h for h in pending if h.time_ms > timestamp]
+        for hit in due:
+            rule, pair = hit.rule, (hit.rule_id, hit.key)
+            window = SequenceWindow(rule.match.count, rule.match.within_ms, times.get(pair, (0, []))[1])
+            fired = window.add(hit.time_ms)
+            times[pair] = (rule.match.within_ms, window.timestamps)
             if fired:
-                finding = sequence_finding(rule, event_id)
-                doc = {"_id": finding.violation_id, **finding.to_dict(), **context}
+                finding = sequence_finding(rule, hit.event_id)
+                doc = {"_id": finding.violation_id, **finding.to_dict(), **hit.context}
                 yield VIOLATIONS, Row(bucket(doc["_id"], self._buckets), doc)
-                yield Row((context["tenant"], context["model"]),
-                          (hit_time, [(finding.rule_id, finding.category, finding.severity)], None))
+                yield Row((hit.context["tenant"], hit.context["model"]),
+                          SequenceFired(hit.time_ms, [(finding.rule_id, finding.category, finding.severity)]))
         if timestamp - swept >= self._SWEEP_MS:  # forget the pairs whose window has passed with no new hit
             times = {pair: (within_ms, ts) for pair, (within_ms, ts) in times.items()
                      if max(ts, default=0) + within_ms > timestamp}
@@ -546,9 +563,8 @@ class SequenceWindows(KeyedProcessFunction):
     def open(self, runtime_context: RuntimeContext):
         self._windows = Windows(runtime_context, self._settings, events_point=False)
 
-    def process_element(self, value, ctx: KeyedProcessFunction.Context):
-        timestamp, rule_keys, _ = value
-        self._windows.add(ctx, timestamp, rule_keys, None)
+    def process_element(self, value: SequenceFired, ctx: KeyedProcessFunction.Context):
+        self._windows.add(ctx, value.time_ms, value.rule_keys, None)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
         yield from self._windows.fire(ctx, timestamp, *ctx.get_current_key())

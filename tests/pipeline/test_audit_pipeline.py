@@ -238,7 +238,8 @@ def test_a_huge_event_is_audited_within_the_limits_and_the_events_around_it_are_
 
 def test_events_are_keyed_by_tenant_and_model_and_stamped_with_their_own_time_in_java():
     """Key and event time come from Flink SQL on the raw JSON, before any Python operator."""
-    from flink_jobs.audit_job import keyed, keyed_events
+    from flink_jobs.audit_job import keyed_events
+    from flink_jobs.pyflink_internals import keyed
 
     values = [
         json.dumps({"timestamp": 1_800_000_000_123, "tenant": "acme", "model": "gpt-4o"}),
