@@ -143,7 +143,7 @@ class AuditJobSettings(BaseSettings):
     python_executable: str | None = None
     """LLM_AUDIT_PYTHON_EXECUTABLE: Python of the workers; unset keeps Flink's config."""
     python_execution_mode: Literal["process", "thread"] = "thread"
-    """LLM_AUDIT_PYTHON_EXECUTION_MODE: Python functions embedded in the JVM (thread: ~1.5x the audit's rate
+    """LLM_AUDIT_PYTHON_EXECUTION_MODE: Python functions embedded in the JVM (thread: ~1.25x the audit's rate
     here, timers checkpointed as they are asked for), or in a separate worker process. The scorer runs in a
     worker process either way: torch hangs in the embedded interpreter's open()."""
     python_bundle_size: int = Field(default=1000, ge=1)
