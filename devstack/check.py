@@ -6,6 +6,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 
+from flink_jobs.offsets import client_config
 from flink_jobs.rules_topic import read_topic
 from udfs.rules import SequenceMatch, load_rules
 
@@ -140,7 +141,7 @@ def compare(settings, truths: list[dict]) -> Report:
     """Everything the job stored for these events, judged against the ground truth."""
     valid = [t for t in truths if not t["malformed"]]
     findings = stored_findings(settings, [t["event_id"] for t in valid])
-    dead = [json.loads(m) for m in read_topic(settings.kafka_bootstrap, settings.dlq_topic)]
+    dead = [json.loads(m) for m in read_topic(client_config(settings), settings.dlq_topic)]
     totals = influx_totals(settings, *time_range(settings, truths))
     sequence_rules = {r.id for r in load_rules(settings.rules_path).rules if isinstance(r.match, SequenceMatch)}
     rows = [

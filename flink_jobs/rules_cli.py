@@ -13,6 +13,8 @@ from rich.table import Table
 
 from devstack.artifacts import console
 from flink_jobs import rules_topic
+from flink_jobs.offsets import client_config
+from flink_jobs.settings import load_settings
 from udfs.engine import RuleEngine
 from udfs.events import EventError, parse_event
 from udfs.rules import RuleError, RuleSet, load_rules, rules_json_schema
@@ -24,6 +26,11 @@ app = typer.Typer(no_args_is_help=True, help="Validate, test, push and inspect Y
 BOOTSTRAP = typer.Option("127.0.0.1:9092", envvar="LLM_AUDIT_KAFKA_BOOTSTRAP", help="Kafka bootstrap servers.")
 TOPIC = typer.Option("audit-rules", envvar="LLM_AUDIT_RULES_TOPIC", help="Compacted topic of pushed rulesets.")
 NAME = typer.Option("default", help="Ruleset name (the record key on the topic).")
+
+
+def _kafka(bootstrap: str) -> dict:
+    """The job's Kafka client settings (LLM_AUDIT_KAFKA_SECURITY_PROTOCOL, SASL, TLS) for these brokers."""
+    return client_config(load_settings(kafka_bootstrap=bootstrap))
 
 
 def _load(path: Path) -> RuleSet:
@@ -85,13 +92,14 @@ def push(
 ) -> None:
     """Validate, then publish the ruleset to the running job(s) through the audit-rules topic."""
     ruleset = _load(path)
-    live = rules_topic.latest(bootstrap, topic, name)
+    kafka = _kafka(bootstrap)
+    live = rules_topic.latest(kafka, topic, name)
     if live is not None and live["hash"] == ruleset.content_hash():
         console.print(f"unchanged: live version {live['version']} has hash {live['hash']}; nothing pushed")
         return
     record = rules_topic.push_record(ruleset, name, (live or {}).get("version", 0) + 1, author, message)
     try:
-        rules_topic.publish(bootstrap, topic, record)
+        rules_topic.publish(kafka, topic, record)
     except LookupError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1)
@@ -101,7 +109,7 @@ def push(
 @app.command("list")
 def list_rules(name: str = NAME, bootstrap: str = BOOTSTRAP, topic: str = TOPIC) -> None:
     """Show the live (last pushed) ruleset."""
-    live = rules_topic.latest(bootstrap, topic, name)
+    live = rules_topic.latest(_kafka(bootstrap), topic, name)
     if live is None:
         console.print(f"nothing pushed under {name!r} on {topic}; the job runs the rules file it started with")
         raise typer.Exit(1)
@@ -118,7 +126,7 @@ def list_rules(name: str = NAME, bootstrap: str = BOOTSTRAP, topic: str = TOPIC)
 def diff(path: Path, name: str = NAME, bootstrap: str = BOOTSTRAP, topic: str = TOPIC) -> None:
     """What pushing PATH would change in the live ruleset."""
     local = {r["id"]: r for r in _load(path).model_dump(mode="json")["rules"]}
-    live_record = rules_topic.latest(bootstrap, topic, name)
+    live_record = rules_topic.latest(_kafka(bootstrap), topic, name)
     live = {r["id"]: r for r in (live_record or {"rules": {"rules": []}})["rules"]["rules"]}
     table = Table("change", "rule", "detail")
     for rule_id in sorted(local.keys() | live.keys()):

@@ -22,10 +22,10 @@ def push_record(ruleset: RuleSet, name: str, version: int, author: str | None, m
     }
 
 
-def latest(bootstrap: str, topic: str, name: str) -> dict | None:
-    """The newest record pushed under `name`, or None."""
+def latest(kafka: dict, topic: str, name: str) -> dict | None:
+    """The newest record pushed under `name`, or None. kafka: flink_jobs.offsets.client_config."""
     found = None
-    for value in read_topic(bootstrap, topic):
+    for value in read_topic(kafka, topic):
         try:
             record = json.loads(value)
         except json.JSONDecodeError:
@@ -35,12 +35,12 @@ def latest(bootstrap: str, topic: str, name: str) -> dict | None:
     return found
 
 
-def read_topic(bootstrap: str, topic: str) -> list[str]:
+def read_topic(kafka: dict, topic: str) -> list[str]:
     """Every committed message of a topic, oldest first per partition."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
-                             enable_auto_commit=False, consumer_timeout_ms=5000)
+    consumer = KafkaConsumer(**kafka, isolation_level="read_committed", enable_auto_commit=False,
+                             consumer_timeout_ms=5000)
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
         if not partitions:
@@ -57,18 +57,18 @@ def read_topic(bootstrap: str, topic: str) -> list[str]:
         consumer.close()
 
 
-def publish(bootstrap: str, topic: str, record: dict) -> None:
+def publish(kafka: dict, topic: str, record: dict) -> None:
     from kafka import KafkaAdminClient, KafkaProducer
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = KafkaAdminClient(**kafka)
     try:
         if topic not in admin.list_topics():
-            raise LookupError(f"topic {topic!r} does not exist on {bootstrap}; create it with cleanup.policy=compact "
-                              "(`llm-audit stack up` does, locally)")
+            raise LookupError(f"topic {topic!r} does not exist on {kafka['bootstrap_servers']}; create it with "
+                              "cleanup.policy=compact (`llm-audit stack up` does, locally)")
     finally:
         admin.close()
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = KafkaProducer(**kafka, acks="all")
     try:
         producer.send(topic, key=record["name"].encode(), value=json.dumps(record).encode()).get(timeout=30)
     finally:

@@ -7,6 +7,7 @@ from influxdb_client import InfluxDBClient
 
 from devstack import traffic
 from devstack.check import compare, influx_totals, planted_spans, read_topic, stored_findings, time_range
+from flink_jobs.offsets import client_config
 from flink_jobs import audit_job
 
 WINDOW_S = 10
@@ -58,7 +59,7 @@ def test_job_stores_exactly_the_ground_truth_and_a_replay_changes_nothing(job_se
     assert times and all(ms % (WINDOW_S * 1000) == 0 and START_MS < ms <= last_ms + WINDOW_S * 1000 for ms in times)
 
     # Dead letters: every malformed message, verbatim, with its reason.
-    dead = [json.loads(m) for m in read_topic(job_settings.kafka_bootstrap, job_settings.dlq_topic)]
+    dead = [json.loads(m) for m in read_topic(client_config(job_settings), job_settings.dlq_topic)]
     malformed = [t["malformed"] for t in truths if t["malformed"]]
     assert sorted(d["reason"] for d in dead) == sorted(malformed) and len(dead) >= 5
 

@@ -24,7 +24,7 @@ def test_produce_writes_the_stream_and_its_ground_truth(stack_settings, run_id, 
     result = run("produce", "--events", "250", "--seed", "3", "--rate", "500", "--topic", topic,
                  "--bootstrap", stack_settings.kafka_bootstrap, "--labels", str(labels))
     assert result.returncode == 0, result.stderr
-    messages = read_topic(stack_settings.kafka_bootstrap, topic)
+    messages = read_topic({"bootstrap_servers": stack_settings.kafka_bootstrap}, topic)
     truths = [json.loads(line) for line in labels.read_text().splitlines()]
     assert len(messages) == len(truths) == 250
     valid_ids = [json.loads(m)["event_id"] for m, t in zip(messages, truths) if not t["malformed"]]

@@ -8,6 +8,7 @@ from kafka import KafkaProducer
 from pymongo import MongoClient
 
 from flink_jobs import audit_job, rules_topic
+from flink_jobs.offsets import client_config
 from udfs.rules import load_rules, parse_rules
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,24 +57,27 @@ def test_push_changes_what_the_running_job_flags_and_a_bad_push_is_rejected(isol
         return db[settings.violations_collection].count_documents({"rule_id": "custom.zebra"})
 
     try:
-        # The job runs the file's rules: the codename is not flagged, though the events are audited.
+        # The job runs the file's rules: the codename is not flagged, though the events are audited. An
+        # e-mail address after them is, once every operator is up (the scorer's models load for seconds
+        # after the job reports RUNNING): the push below is timed against a warm job.
         _wait_for(lambda: client.get_job_status().result().name == "RUNNING", 60, lambda: None)
         for _ in range(5):
             send()
-        time.sleep(3)
+        producer.send(settings.source_topic, _event(-1, "write to bob@example.com"))
+        _wait_for(lambda: db[settings.violations_collection].count_documents({}) > 0, 120, producer.flush)
         assert zebra_findings() == 0
 
         base = (ROOT / "rules" / "default.yaml").read_text()
         good = parse_rules(base + ZEBRA_RULE, base_dir=ROOT / "rules")
-        rules_topic.publish(settings.kafka_bootstrap, settings.rules_topic,
+        rules_topic.publish(client_config(settings), settings.rules_topic,
                             rules_topic.push_record(good, "default", 1, "tester", "add zebra"))
-        took = _wait_for(lambda: zebra_findings() > 0, 5, send)
+        took = _wait_for(lambda: zebra_findings() > 0, 60, send)
         print(f"push -> first finding of the new rule: {took:.2f}s")
 
         # A push that fails validation is recorded as rejected; the last good set keeps running.
         bad = rules_topic.push_record(load_rules(ROOT / "rules" / "default.yaml"), "default", 2, "tester", "bad")
         bad["rules"]["rules"][0]["severity"] = "urgent"
-        rules_topic.publish(settings.kafka_bootstrap, settings.rules_topic, bad)
+        rules_topic.publish(client_config(settings), settings.rules_topic, bad)
         _wait_for(lambda: db[settings.rule_changes_collection].count_documents({"accepted": False}) > 0, 10, lambda: None)
         before = zebra_findings()
         _wait_for(lambda: zebra_findings() > before, 10, send)

@@ -10,6 +10,7 @@ from pymongo import MongoClient
 
 from devstack import traffic
 from devstack.check import planted_spans
+from flink_jobs.offsets import client_config
 from flink_jobs.rules_topic import read_topic
 from tests.integration.conftest import job_env
 
@@ -51,7 +52,7 @@ def test_replay_audits_exactly_the_time_range_with_the_given_rules_and_touches_n
     assert expected and {(d["event_id"], d["field"], d["start"], d["end"]) for d in replayed} == expected
     assert {(d["rule_id"], d["rule_version"], d["severity"]) for d in replayed} == {("pii.email", 2, "medium")}
     # No audit metrics, no dead letters: the live job's outputs are its own (Flink's job metrics are the replay's).
-    assert read_topic(settings.kafka_bootstrap, settings.dlq_topic) == []
+    assert read_topic(client_config(settings), settings.dlq_topic) == []
     ours = " or ".join(f'r._measurement == "{m}"' for m in ("audit_events", "violations", "scores", "anomalies",
                                                             "dead_letters"))
     with InfluxDBClient(url=settings.influx_url, token="", org="-") as influx:

@@ -21,7 +21,7 @@ def test_push_list_diff_round_trip(stack_settings, run_id, tmp_path):
     assert run("rules", "list", *common).returncode == 1  # nothing live yet
     pushed = run("rules", "push", str(path), "-m", "first", "--author", "alice", *common)
     assert pushed.returncode == 0 and "pushed default v1" in pushed.stderr, pushed.stderr
-    live = rules_topic.latest(stack_settings.kafka_bootstrap, topic, "default")
+    live = rules_topic.latest({"bootstrap_servers": stack_settings.kafka_bootstrap}, topic, "default")
     assert (live["version"], live["author"], live["message"]) == (1, "alice", "first")
     # Keyword files are inlined: the pushed record is self-contained for the job.
     prohibited = next(r for r in live["rules"]["rules"] if r["id"] == "prohibited.dangerous_requests")
@@ -44,7 +44,7 @@ def test_push_list_diff_round_trip(stack_settings, run_id, tmp_path):
     broken.write_text(path.read_text().replace("severity: high", "severity: urgent", 1))
     rejected = run("rules", "push", str(broken), "-m", "bad", *common)
     assert rejected.returncode == 1 and "severity: Input should be" in rejected.stderr
-    assert rules_topic.latest(stack_settings.kafka_bootstrap, topic, "default")["version"] == 2
+    assert rules_topic.latest({"bootstrap_servers": stack_settings.kafka_bootstrap}, topic, "default")["version"] == 2
 
 
 def test_rules_test_reports_a_failing_example(tmp_path):
