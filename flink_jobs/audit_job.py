@@ -161,6 +161,7 @@ def build_pipeline(raw: DataStream, pushes: DataStream, settings: AuditJobSettin
         scorers = ScoreEvents(load_config(settings.scorers_path), tuple(settings.scorers), settings.scorer_device,
                               settings.score_batch_size, settings.score_max_wait_ms,
                               max_span_ms=settings.max_out_of_orderness_s * 1000 // 2)
+        # In a worker process whatever the job's mode: torch hangs in the embedded interpreter's open().
         with python_execution_mode(raw, "process"):
             scored = keyed(keyed_events(raw, settings, buckets), Types.STRING()).process(
                 scorers, Types.TUPLE([Types.ROW([Types.STRING(), Types.PICKLED_BYTE_ARRAY()]), Types.LONG()])) \
