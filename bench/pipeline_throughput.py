@@ -9,8 +9,8 @@ Jobs (each bounded, on the local MiniCluster and stack, Python functions in proc
 - pass-through: Kafka source -> three Python maps (parse JSON, identity, size) -> discarding sink;
 - audit, rules only: the real job (parse, rules, sequences, windows, anomalies, MongoDB, InfluxDB, DLQ);
 - audit, with scorers: the same with the default toxicity and bias models;
-- in process mode, where the audit's time goes: a keyed Python function that only parses each
-  event (the audit's shape, SQL key and event time included, with no audit in it), parse and rules
+- in process mode, where the audit's time goes: a Python function that only parses each event
+  (the audit's shape, SQL event time included, with no audit in it), parse and rules
   in one non-keyed Python map (the pass-through's shape), and the audit with an empty ruleset.
 
 Events/s are measured by difference: each job runs on N and on a small M events from the same
@@ -50,7 +50,7 @@ from rich.table import Table  # noqa: E402
 from devstack import stack, traffic  # noqa: E402
 from flink_jobs import audit_job  # noqa: E402
 from flink_jobs.cli import local_job_settings  # noqa: E402
-from flink_jobs.pyflink_internals import discard, keyed  # noqa: E402
+from flink_jobs.pyflink_internals import discard  # noqa: E402
 from rules_throughput import rate  # noqa: E402  (the sibling benchmark: bench/ is on sys.path)
 
 console = Console(stderr=True)
@@ -101,14 +101,14 @@ def pass_through(settings):
     return env
 
 
-def keyed_parse(settings):
-    """Source -> event time and (tenant, model) key in SQL -> a keyed Python function that only parses
-    each event -> discard: the audit job's shape with no audit in it, the floor of its cost."""
-    from pyflink.datastream.functions import KeyedProcessFunction
+def parse_only(settings):
+    """Source -> event time in SQL -> a Python function that only parses each event -> discard: the
+    audit job's shape with no audit in it, the floor of its cost."""
+    from pyflink.datastream.functions import ProcessFunction
 
     from udfs.events import EventError, parse_event
 
-    class ParseOnly(KeyedProcessFunction):
+    class ParseOnly(ProcessFunction):
         def process_element(self, value, ctx):
             try:
                 parse_event(value[0])
@@ -116,8 +116,8 @@ def keyed_parse(settings):
                 pass
             return ()
 
-    env, source = events_source(settings)
-    keyed(audit_job.keyed_events(source, settings), Types.STRING()).process(ParseOnly(), Types.INT()) \
+    env = audit_job.create_env(settings)
+    audit_job.timed_events(audit_job.kafka_events_table(env, settings)).process(ParseOnly(), Types.INT()) \
         .sink_to(discard())
     return env
 
@@ -393,7 +393,7 @@ def measure(args, topic: str, small: str, scored: str, size: int, rules_folder: 
             empty.write_text("rules: []\n")
             floors = {
                 "pass-through": passed,
-                "keyed parse only (the audit's shape, no audit)": rate_of("keyed parse only", keyed_parse,
+                "parse only (the audit's shape, no audit)": rate_of("parse only", parse_only,
                                                                           {args.small: small, args.events: topic},
                                                                           mode_overrides)[0],
                 "parse and rules, one non-keyed operator (no windows, no stores)": rate_of(

@@ -6,17 +6,16 @@ Run locally with `llm-audit run audit`, or on a cluster with `flink run -py flin
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
+import uuid
 from dataclasses import dataclass
-from operator import itemgetter
 from pathlib import Path
 
-from pyflink.common import Configuration, Duration, Time, Types, WatermarkStrategy
+from pyflink.common import Configuration, Duration, Types, WatermarkStrategy
 from pyflink.common.serialization import SimpleStringSchema
-from pyflink.datastream import CheckpointingMode, DataStream, KeyedStream, StreamExecutionEnvironment
+from pyflink.datastream import CheckpointingMode, DataStream, StreamExecutionEnvironment
 from pyflink.datastream.connectors.base import DeliveryGuarantee
 from pyflink.datastream.connectors.kafka import (
     KafkaOffsetResetStrategy,
@@ -25,38 +24,35 @@ from pyflink.datastream.connectors.kafka import (
     KafkaSink,
     KafkaSource,
 )
-from pyflink.datastream.window import TumblingEventTimeWindows
-from pyflink.table import DataTypes, Schema
+from pyflink.table import DataTypes, Schema, Table
+from pyflink.table.expressions import col
 
-from flink_jobs.functions import (
-    ACTIVE_RULES,
-    DEAD_LETTERS,
-    RULE_CHANGES,
-    SEQUENCE_HITS,
-    SUMMARY,
-    VIOLATIONS,
-    AuditEvents,
-    BufferedWrite,
-    CountDeadLetters,
-    EmitDeadLetterPoint,
-    ScoreEvents,
-    SequenceRules,
-    SequenceWindows,
-    WindowSettings,
-    bucket,
-)
+from flink_jobs.audit import ACTIVE_RULES, DEAD_LETTERS, RULE_CHANGES, SEQUENCE_HITS, VIOLATIONS, AuditEvents
+from flink_jobs.batching import BufferedWrite, ScoreEvents
 from flink_jobs.offsets import client_config, committed_offsets, offsets_span
 from flink_jobs.pyflink_internals import (
     declare_output_type,
     discard,
     keyed,
     python_execution_mode,
+    side_output,
     stop_with_savepoint,
     table_env_of,
     with_event_time,
 )
+from flink_jobs.records import AUDITED, BUCKETED
+from flink_jobs.sequences import SequenceRules
 from flink_jobs.settings import AuditJobSettings, load_settings
 from flink_jobs.sinks import ANOMALY_INDEXES, VIOLATION_INDEXES, InfluxWriter, MongoWriter, check_reachable
+from flink_jobs.windows import (
+    ANOMALY_POINTS,
+    DetectAnomalies,
+    WindowPoints,
+    dead_letter_points,
+    dead_letter_rows,
+    metrics_points,
+    window_rows,
+)
 from udfs.anomaly import AnomalySettings
 from udfs.rules import RuleSet, load_rules
 from udfs.scorers import ScorerError, load_config
@@ -64,8 +60,10 @@ from udfs.scorers import ScorerError, load_config
 
 @dataclass(frozen=True)
 class AuditOutputs:
-    violations: DataStream  # VIOLATION per violation document: the events' and the fired sequence rules'
-    points: DataStream  # [InfluxDB point] per closed window and key: udfs.metrics measurements
+    """What the job stores; all but the dead letters BUCKETED for their writers (records.BUCKETED)."""
+
+    violations: DataStream  # violation documents: the events' and the fired sequence rules'
+    points: DataStream  # InfluxDB points of the closed windows: udfs.metrics measurements
     dead_letters: DataStream  # DLQ JSON strings
     rule_changes: DataStream  # rule_changes documents: every push seen, accepted or rejected
     anomalies: DataStream  # anomaly documents: metric, observed, baseline, deviation, score, window
@@ -73,7 +71,7 @@ class AuditOutputs:
 
 # The event's own time where SQL can read one (epoch ms, or RFC 3339 with Z or an offset), else the
 # epoch: events without a time must not move the watermark (their Python-side validation rejects them).
-# `ts` is the message's timestamp field as a string, read once (see keyed_events).
+# `ts` is the message's timestamp field as a string, read once (see timed_events).
 _TS = "ts"
 
 
@@ -90,45 +88,99 @@ _EVENT_TIME = (f"COALESCE(TO_TIMESTAMP_LTZ(CASE WHEN TRY_CAST({_TS} AS BIGINT) >
                f"CAST(CASE WHEN {_TS} LIKE '%Z' OR {_TS} LIKE '%z' THEN {_local(1)} "
                f"ELSE TIMESTAMPADD(MINUTE, -{_OFFSET_MIN}, {_local(6)}) END AS TIMESTAMP_LTZ(3)), "
                f"TO_TIMESTAMP_LTZ(0, 3))")
-# Row(key, Row(raw JSON, arrival), event time); the key is JSON [tenant, model] (functions.key_of).
-KEYED_EVENT = Types.ROW([Types.STRING(), Types.ROW([Types.STRING(), Types.INSTANT()]), Types.INSTANT()])
+# Row(raw JSON, arrival), on the event's time.
+TIMED_EVENT = Types.ROW([Types.STRING(), Types.INSTANT()])
 
 
-def keyed_events(raw: DataStream, settings: AuditJobSettings, buckets: int | None = None) -> DataStream:
-    """Raw event JSON (timestamped with its arrival) -> KEYED_EVENT rows stamped with the event's
-    time and watermarked, all in Java (Flink SQL's JSON functions): parsing in a Python operator
-    first would cost the job a second round trip to the Python worker for every event.
-
-    Only the watermark and the key come from here; the audit validates each event itself. The
-    arrival travels with the raw JSON: it places a dead letter, which has no valid time of its own.
-
-    buckets: key by one of this many buckets of the message's hash instead (the scorer's batches:
-    few keys, so that each batch spans little event time).
-    """
-    t_env = table_env_of(raw)
+def _table_env(env_of, settings: AuditJobSettings):
+    t_env = table_env_of(env_of)
     t_env.get_config().set("table.local-time-zone", "UTC")
     t_env.get_config().set("table.exec.source.idle-timeout", f"{settings.idleness_s} s")
-    # Two steps: Flink's generated code parses the whole message for every JSON_VALUE call, and the
-    # event-time expression reads the timestamp fourteen times; a query computing a column from
-    # another column of the same query is inlined. Read once, then computed over the strings.
+    return t_env
+
+
+def _watermark(settings: AuditJobSettings) -> str:
+    return f"event_time - INTERVAL '{settings.max_out_of_orderness_s}' SECOND"
+
+
+def events_table(raw: DataStream, settings: AuditJobSettings) -> Table:
+    """Raw event JSON (a DataStream timestamped with its arrival) -> the EVENTS table, watermarked on
+    the events' time per subtask: for tests and other streams. The job reads Kafka with
+    kafka_events_table, which watermarks each partition."""
+    t_env = _table_env(raw, settings)
     raw_table = t_env.from_data_stream(raw, Schema.new_builder().column("f0", DataTypes.STRING())
                                        .column_by_metadata("arrival", DataTypes.TIMESTAMP_LTZ(3), "rowtime").build())
-    key = "JSON_ARRAY(JSON_VALUE(f0, '$.tenant'), JSON_VALUE(f0, '$.model'))" if buckets is None else \
-        f"CAST(MOD(ASCII(SUBSTR(MD5(f0), 1, 1)) * 16 + ASCII(SUBSTR(MD5(f0), 2, 1)), {buckets}) AS STRING)"
+    # Two steps: Flink's generated code parses the whole message for every JSON_VALUE call, and the
+    # event-time expression reads the timestamp fourteen times (a column computed from another
+    # column of the same query is inlined). Read once, then computed over the string.
     fields = t_env.to_data_stream(t_env.sql_query(
-        f"SELECT {key} AS k, f0, arrival, JSON_VALUE(f0, '$.timestamp') AS ts FROM {raw_table}"))
-    schema = (Schema.new_builder()
-              .column("k", DataTypes.STRING())
-              .column("f0", DataTypes.STRING())
-              .column("arrival", DataTypes.TIMESTAMP_LTZ(3))
-              .column("ts", DataTypes.STRING())
-              .column_by_expression("event_time", _EVENT_TIME)
-              .watermark("event_time", f"event_time - INTERVAL '{settings.max_out_of_orderness_s}' SECOND")
-              .build())
-    table = t_env.from_data_stream(fields, schema)
-    rows = t_env.to_data_stream(t_env.sql_query(f"SELECT k, ROW(f0, arrival), event_time FROM {table}"))
-    # The rows are Row objects already; declaring them a RowTypeInfo lets keyed() pick the key in Java.
-    declare_output_type(rows, KEYED_EVENT)
+        f"SELECT f0, arrival, JSON_VALUE(f0, '$.timestamp') AS ts FROM {raw_table}"))
+    return t_env.from_data_stream(fields, Schema.new_builder()
+                                  .column("f0", DataTypes.STRING())
+                                  .column("arrival", DataTypes.TIMESTAMP_LTZ(3))
+                                  .column("ts", DataTypes.STRING())
+                                  .column_by_expression("event_time", _EVENT_TIME)
+                                  .watermark("event_time", _watermark(settings)).build())
+
+
+def _quoted(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def kafka_events_table(env: StreamExecutionEnvironment, settings: AuditJobSettings,
+                       between_ms: tuple[int, int] | None = None) -> Table:
+    """The source topic as the EVENTS table, from Flink SQL's Kafka source: the watermark is
+    generated per partition inside the source (watermark push-down), so a partition read ahead of
+    another makes no event late, and an idle one does not hold the windows back.
+
+    between_ms: read only the records of this Kafka time range [from, to) (a replay); bounded.
+    """
+    t_env = _table_env(env, settings)
+    options = {
+        "connector": "kafka", "topic": settings.source_topic, "format": "raw",
+        "properties.bootstrap.servers": settings.kafka_bootstrap, "properties.group.id": settings.group_id,
+        "properties.isolation.level": "read_committed",
+        "scan.startup.mode": {"earliest": "earliest-offset", "latest": "latest-offset",
+                              "committed": "group-offsets"}[settings.starting_offsets],
+        "properties.auto.offset.reset": "earliest",  # a group without offsets yet starts at the beginning
+        **{f"properties.{key}": value for key, value in kafka_properties(settings).items()},
+    }
+    if settings.bounded:
+        options["scan.bounded.mode"] = "latest-offset"
+    if between_ms is not None:
+        options.update({"scan.startup.mode": "timestamp", "scan.startup.timestamp-millis": str(between_ms[0]),
+                        "scan.bounded.mode": "timestamp", "scan.bounded.timestamp-millis": str(between_ms[1])})
+    name = f"audit_events_{uuid.uuid4().hex[:8]}"
+    # A computed column cannot read another, so the event time reads the field at each use of `ts`
+    # here; the watermark generator computes it once per record.
+    event_time = _EVENT_TIME.replace(_TS, "JSON_VALUE(f0, '$.timestamp')")
+    t_env.execute_sql(
+        f"CREATE TEMPORARY TABLE {name} (f0 STRING, arrival TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL, "
+        f"event_time AS {event_time}, WATERMARK FOR event_time AS {_watermark(settings)}) "
+        f"WITH ({', '.join(f'{_quoted(k)} = {_quoted(v)}' for k, v in options.items())})")
+    # A tombstone (no value) is a message like any other: a dead letter, not a failure.
+    return t_env.sql_query(f"SELECT COALESCE(f0, '') AS f0, arrival, event_time FROM {name}")
+
+
+def timed_events(events: Table, buckets: int | None = None) -> DataStream:
+    """The EVENTS table (f0: raw JSON, arrival, event_time with its watermark) -> TIMED_EVENT rows,
+    watermarked on the events' time: the key and time of every event come from Java (Flink SQL), as
+    parsing in a Python operator first would cost a second round trip to Python per event.
+
+    buckets: Row(one of this many buckets of the message's hash, TIMED_EVENT, event time) instead,
+    for keyed() (the scorer's batches: few keys, so that each batch spans little event time).
+    """
+    t_env = table_env_of(events)
+    if buckets is None:
+        rows, row_type = t_env.to_data_stream(events.select(col("f0"), col("arrival"))), TIMED_EVENT
+    else:
+        key = f"CAST(MOD(ASCII(SUBSTR(MD5(f0), 1, 1)) * 16 + ASCII(SUBSTR(MD5(f0), 2, 1)), {buckets}) AS STRING)"
+        # With event_time in the row, the records carry it as their time too (nothing reads it here).
+        rows = t_env.to_data_stream(t_env.sql_query(f"SELECT {key}, ROW(f0, arrival), event_time FROM {events}"))
+        row_type = Types.ROW([Types.STRING(), TIMED_EVENT, Types.INSTANT()])
+    # The rows are Row objects already; declaring their type lets Python read them and keyed() pick
+    # the key in Java (to_data_stream reports an external Row type).
+    declare_output_type(rows, row_type)
     return rows
 
 
@@ -142,66 +194,63 @@ def batching_keys(settings: AuditJobSettings) -> int:
     return 4 * settings.parallelism
 
 
-def build_pipeline(raw: DataStream, pushes: DataStream, settings: AuditJobSettings, ruleset: RuleSet) -> AuditOutputs:
+def build_pipeline(events: Table, pushes: DataStream, settings: AuditJobSettings, ruleset: RuleSet) -> AuditOutputs:
     """The transformation, without sources or sinks, so tests can feed any stream.
 
-    raw: audit event JSON strings, timestamped with their arrival (the Kafka record time: dead
-    letters have no event time of their own); pushes: rule push records (JSON) from the rules topic.
+    events: the EVENTS table (kafka_events_table, or events_table over any stream); pushes: rule
+    push records (JSON) from the rules topic.
 
     Every event passes one Python operator (two with scorers), AuditEvents: each is a round trip
-    between the JVM and the Python worker, the largest cost of the job. Violations, sequence-rule
-    hits and window points leave it for their own (much smaller) streams.
+    between the JVM and the Python worker, the largest cost of the job. It emits a typed row per
+    event, which Flink SQL aggregates in the metrics and anomaly windows; only a row per closed
+    window, and the violations and sequence-rule hits, cross to Python again.
     """
     buckets = batching_keys(settings)
-    windows = WindowSettings(settings.metrics_window_s * 1000, settings.anomaly_window_s * 1000,
-                             AnomalySettings(threshold=settings.anomaly_threshold, warmup=settings.anomaly_warmup,
-                                             min_events=settings.anomaly_min_events))
     parser = None  # the operator that parses the events: the scorer when there is one, else the audit
     if settings.scorers:
         scorers = ScoreEvents(load_config(settings.scorers_path), tuple(settings.scorers), settings.scorer_device,
                               settings.score_batch_size, settings.score_max_wait_ms,
                               max_span_ms=settings.max_out_of_orderness_s * 1000 // 2)
+        keyed_events = keyed(timed_events(events, buckets), Types.STRING())
         # In a worker process whatever the job's mode: torch hangs in the embedded interpreter's open().
-        with python_execution_mode(raw, "process"):
-            scored = keyed(keyed_events(raw, settings, buckets), Types.STRING()).process(
-                scorers, Types.TUPLE([Types.ROW([Types.STRING(), Types.PICKLED_BYTE_ARRAY()]), Types.LONG()])) \
+        with python_execution_mode(keyed_events, "process"):
+            scored = keyed_events.process(scorers, Types.TUPLE([Types.PICKLED_BYTE_ARRAY(), Types.LONG()])) \
                 .uid("score").name("score toxicity and bias")
         parser = scored
         # A batch leaves the scorer at processing time: event time is assigned again after it.
-        events = with_event_time(scored, bounded_watermarks(settings),
-                                 Types.ROW([Types.STRING(), Types.PICKLED_BYTE_ARRAY()])).uid("event-time").name("event time")
+        audit_input = with_event_time(scored, bounded_watermarks(settings), Types.PICKLED_BYTE_ARRAY()) \
+            .uid("event-time").name("event time")
     else:
-        events = keyed_events(raw, settings)
+        audit_input = timed_events(events)
     audit = (
-        keyed(events, Types.STRING()).connect(pushes.broadcast(ACTIVE_RULES))
-        .process(AuditEvents(ruleset, settings.ruleset_name, settings.store_raw_text, tuple(settings.scorers), buckets,
-                             windows), Types.PICKLED_BYTE_ARRAY())
-        .uid("audit").name("audit: parse, rules, windows per tenant and model")
+        audit_input.connect(pushes.broadcast(ACTIVE_RULES))
+        .process(AuditEvents(ruleset, settings.ruleset_name, settings.store_raw_text, tuple(settings.scorers), buckets),
+                 AUDITED)
+        .uid("audit").name("audit: parse, rules")
     )
     sequences = (
-        keyed(audit.get_side_output(SEQUENCE_HITS), Types.INT())
-        .process(SequenceRules(buckets), SUMMARY).uid("sequence-rules").name("sequence rules")
+        keyed(side_output(audit, SEQUENCE_HITS), Types.INT())
+        .process(SequenceRules(buckets), AUDITED).uid("sequence-rules").name("sequence rules")
     )
-    sequence_points = keyed(sequences).process(SequenceWindows(windows), Types.PICKLED_BYTE_ARRAY()) \
-        .uid("sequence-windows").name("sequence violations per tenant and model")
+    metrics, anomaly_windows = window_rows(audit.union(sequences), settings.metrics_window_s, settings.anomaly_window_s)
+    anomalies = keyed(anomaly_windows, Types.STRING()).process(
+        DetectAnomalies(AnomalySettings(threshold=settings.anomaly_threshold, warmup=settings.anomaly_warmup,
+                                        min_events=settings.anomaly_min_events), settings.anomaly_window_s * 1000,
+                        buckets), BUCKETED).uid("anomalies").name("anomalies per tenant and model")
     # Dead letters are stamped with their arrival (the Kafka record time): the time of their windows,
     # and of their record on the dead-letter topic, whose broker may refuse a far-off time.
-    dead_letters = with_event_time((parser or audit).get_side_output(DEAD_LETTERS), bounded_watermarks(settings),
+    dead_letters = with_event_time(side_output(parser or audit, DEAD_LETTERS), bounded_watermarks(settings),
                                    Types.STRING()).uid("dead-letter-time").name("dead-letter arrival time")
-    dead_letter_points = (
-        dead_letters.key_by(lambda d: json.loads(d)["reason"], Types.STRING())
-        .window(TumblingEventTimeWindows.of(Time.seconds(settings.metrics_window_s)))
-        .aggregate(CountDeadLetters(), window_function=EmitDeadLetterPoint())
-        .uid("dead-letter-counts").name("dead letters per reason")
-    )
-    windows_out = audit.union(sequence_points, dead_letter_points)  # functions.WindowOutput
+    window_points = metrics.flat_map(WindowPoints(metrics_points, buckets), BUCKETED) \
+        .uid("window-points").name("window points")
+    dead_letter_counts = dead_letter_rows(dead_letters, settings.metrics_window_s) \
+        .flat_map(WindowPoints(dead_letter_points, buckets), BUCKETED).uid("dead-letter-points").name("dead-letter points")
     return AuditOutputs(
-        violations=audit.get_side_output(VIOLATIONS).union(sequences.get_side_output(VIOLATIONS)),
-        points=windows_out.map(itemgetter(0), Types.PICKLED_BYTE_ARRAY()).uid("window-points").name("window points"),
+        violations=side_output(audit, VIOLATIONS).union(side_output(sequences, VIOLATIONS)),
+        points=window_points.union(side_output(anomalies, ANOMALY_POINTS), dead_letter_counts),
         dead_letters=dead_letters,
-        rule_changes=audit.get_side_output(RULE_CHANGES),
-        anomalies=windows_out.flat_map(lambda out: [out[1]] if out[1] is not None else [], Types.PICKLED_BYTE_ARRAY())
-        .uid("anomalies").name("anomalies"),
+        rule_changes=side_output(audit, RULE_CHANGES),
+        anomalies=anomalies,
     )
 
 
@@ -288,17 +337,13 @@ def kafka_properties(settings: AuditJobSettings) -> dict[str, str]:
     return props
 
 
-def kafka_source(settings: AuditJobSettings, topic: str, starting: str | None = None,
-                 between_ms: tuple[int, int] | None = None) -> KafkaSource:
-    """between_ms: read only the records of this Kafka time range [from, to) (a replay); bounded."""
+def kafka_source(settings: AuditJobSettings, topic: str, starting: str | None = None) -> KafkaSource:
+    """A DataStream source of a topic's values (the rule pushes; kafka_events_table reads the events)."""
     starting = {
         "earliest": KafkaOffsetsInitializer.earliest,
         "latest": KafkaOffsetsInitializer.latest,
         "committed": lambda: KafkaOffsetsInitializer.committed_offsets(KafkaOffsetResetStrategy.EARLIEST),
     }[starting or settings.starting_offsets]()
-    stopping = KafkaOffsetsInitializer.latest() if settings.bounded else None
-    if between_ms is not None:
-        starting, stopping = (KafkaOffsetsInitializer.timestamp(ms) for ms in between_ms)
     builder = (
         KafkaSource.builder()
         .set_bootstrap_servers(settings.kafka_bootstrap)
@@ -310,8 +355,8 @@ def kafka_source(settings: AuditJobSettings, topic: str, starting: str | None = 
     )
     for key, value in kafka_properties(settings).items():
         builder = builder.set_property(key, value)
-    if stopping is not None:
-        builder = builder.set_bounded(stopping)
+    if settings.bounded:
+        builder = builder.set_bounded(KafkaOffsetsInitializer.latest())
     return builder.build()
 
 
@@ -333,14 +378,9 @@ def dlq_sink(settings: AuditJobSettings) -> KafkaSink:
     return builder.build()
 
 
-def by_bucket(stream: DataStream, key, settings: AuditJobSettings) -> KeyedStream:
-    buckets = batching_keys(settings)
-    return stream.key_by(lambda item: bucket(key(item), buckets), Types.INT())
-
-
-def write(items: KeyedStream, writer, settings: AuditJobSettings, name: str) -> None:
-    """Batch the elements (documents or points) into `writer`, buffered in keyed state."""
-    items.process(BufferedWrite(writer, settings.sink_batch_size, settings.sink_max_wait_ms), Types.INT()) \
+def write(items: DataStream, writer, settings: AuditJobSettings, name: str) -> None:
+    """Batch the BUCKETED elements (documents or points) into `writer`, buffered in keyed state."""
+    keyed(items, Types.INT()).process(BufferedWrite(writer, settings.sink_batch_size, settings.sink_max_wait_ms), Types.INT()) \
         .uid(name).name(name).sink_to(discard()).uid(f"{name}-done")
 
 
@@ -354,35 +394,25 @@ def build_job(settings: AuditJobSettings, between_ms: tuple[int, int] | None = N
     uri, token = settings.mongo_uri.get_secret_value(), settings.influx_token.get_secret_value()
     check_reachable(uri, settings.influx_url, token, settings.influx_org)
     env = create_env(settings)
-    # The records keep their Kafka record time (the arrival keyed_events passes on for dead letters);
-    # no watermarks here: keyed_events declares its own, on the events' own time.
-    raw = env.from_source(kafka_source(settings, settings.source_topic, between_ms=between_ms),
-                          WatermarkStrategy.no_watermarks(), "audit events").uid("source")
     # Pushes carry Kafka timestamps; an idle rules topic must not hold the event-time watermark back.
     pushes = env.from_source(
         kafka_source(settings, settings.rules_topic, "earliest"),
         WatermarkStrategy.for_monotonous_timestamps().with_idleness(Duration.of_seconds(1)), "rule pushes",
     ).uid("rules-source")
-    out = build_pipeline(raw, pushes, settings, ruleset)
+    out = build_pipeline(kafka_events_table(env, settings, between_ms), pushes, settings, ruleset)
 
     def mongo(*args) -> MongoWriter:
         return MongoWriter(uri, settings.mongo_database, *args).prepare()
 
-    by_id = itemgetter("_id")
     if "violations" in settings.outputs:
-        write(keyed(out.violations, Types.INT()),
-              mongo(settings.violations_collection, VIOLATION_INDEXES, settings.violations_ttl_days),
+        write(out.violations, mongo(settings.violations_collection, VIOLATION_INDEXES, settings.violations_ttl_days),
               settings, "mongo-violations")
     if "rule_changes" in settings.outputs:
-        write(by_bucket(out.rule_changes, by_id, settings), mongo(settings.rule_changes_collection), settings,
-              "mongo-rule-changes")
+        write(out.rule_changes, mongo(settings.rule_changes_collection), settings, "mongo-rule-changes")
     if "anomalies" in settings.outputs:
-        write(by_bucket(out.anomalies, by_id, settings), mongo(settings.anomalies_collection, ANOMALY_INDEXES),
-              settings, "mongo-anomalies")
+        write(out.anomalies, mongo(settings.anomalies_collection, ANOMALY_INDEXES), settings, "mongo-anomalies")
     if "metrics" in settings.outputs:
-        points = out.points.flat_map(lambda ps: ps, Types.PICKLED_BYTE_ARRAY()).uid("points")
-        write(by_bucket(points, lambda p: p["measurement"] + repr(sorted(p["tags"].items())), settings),
-              InfluxWriter(settings.influx_url, token, settings.influx_org, settings.influx_bucket),
+        write(out.points, InfluxWriter(settings.influx_url, token, settings.influx_org, settings.influx_bucket),
               settings, "influx-points")
     if "dead_letters" in settings.outputs:
         out.dead_letters.sink_to(dlq_sink(settings)).uid("dlq").name("dead-letter queue")

@@ -7,10 +7,10 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from pyflink.common import Instant, Types, WatermarkStrategy
-from pyflink.datastream import DataStream, KeyedStream, StreamExecutionEnvironment
+from pyflink.datastream import DataStream, KeyedStream, OutputTag, StreamExecutionEnvironment
 from pyflink.datastream.connectors.base import Sink
 from pyflink.java_gateway import get_gateway
-from pyflink.table import StreamTableEnvironment
+from pyflink.table import StreamTableEnvironment, Table
 from pyflink.util.java_utils import get_j_env_configuration
 
 
@@ -38,10 +38,32 @@ def keyed(stream: DataStream, key_type=Types.PICKLED_BYTE_ARRAY()) -> KeyedStrea
     return KeyedStream(j_keyed, Types.PICKLED_BYTE_ARRAY(), stream)
 
 
-def table_env_of(stream: DataStream) -> StreamTableEnvironment:
-    """A table environment on the stream's own execution environment (PyFlink's DataStream does not
-    expose it), so that SQL steps join the same job."""
-    return StreamTableEnvironment.create(StreamExecutionEnvironment(stream._j_data_stream.getExecutionEnvironment()))
+def table_env_of(source: DataStream | Table | StreamExecutionEnvironment) -> StreamTableEnvironment:
+    """A Table's own table environment (a query must stay in it), or a new one on a stream's or an
+    environment's execution environment, so that SQL steps join the same job. PyFlink exposes
+    neither a Table's environment nor a DataStream's."""
+    if isinstance(source, Table):
+        return source._t_env
+    if isinstance(source, DataStream):
+        source = StreamExecutionEnvironment(source._j_data_stream.getExecutionEnvironment())
+    return StreamTableEnvironment.create(source)
+
+
+def side_output(stream: DataStream, tag: OutputTag) -> DataStream:
+    """The stream of a Python operator's side output `tag`, as Java has it. PyFlink's get_side_output
+    appends an identity Python map, which costs a round trip per record and, in thread mode, puts a
+    second embedded interpreter on the operator's task thread. pemja gives each interpreter its own
+    thread state, and a C extension built with pybind11 (google-re2, torch) first imported under the
+    second of two thread states of one thread deadlocks in PyGILState_Ensure.
+
+    The tag is also declared to the operator here: PyFlink declares only the tags it finds consumed
+    when the job is submitted, and a function yielding an undeclared tag fails the job.
+    """
+    gateway, j_tag = get_gateway(), tag.get_java_output_tag()
+    operator = gateway.jvm.org.apache.flink.python.util.PythonConfigUtil.getOperatorFactory(
+        stream._j_data_stream.getTransformation()).getOperator()
+    operator.addSideOutputTags(gateway.jvm.java.util.Collections.singletonList(j_tag))
+    return DataStream(stream._j_data_stream.getSideOutput(j_tag))
 
 
 def declare_output_type(stream: DataStream, type_info) -> None:

@@ -1,7 +1,8 @@
 """Windowed anomaly detection per (tenant, model): window statistics and a robust baseline.
 
-Plain Python, no Flink: the job aggregates each tumbling window in a WindowAccumulator and keeps one
-AnomalyDetector state per key in keyed state; both are unit-tested here without a cluster.
+Plain Python, no Flink: WindowAccumulator defines each tumbling window's metrics (the job computes
+the same in Flink SQL, and a pipeline test holds the two equal), and the job keeps one
+AnomalyDetector state per key in keyed state; both are unit-tested without a cluster.
 
 The baseline of each metric is an EWMA of its level and an EWMA of its absolute deviation from
 that level (a streaming stand-in for median/MAD). A window is anomalous for a metric when it is
@@ -44,7 +45,7 @@ def percentile(values: list[float], q: float) -> float | None:
 
 @dataclass
 class WindowAccumulator:
-    """What one window of one (tenant, model) saw; mergeable, for Flink's AggregateFunction."""
+    """What one window of one (tenant, model) saw; mergeable."""
 
     events: int = 0
     violations: dict[str, int] = field(default_factory=dict)  # category -> events with one

@@ -21,7 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from udfs.scorers.suite import SCORER_NAMES
 
 # A point: {"measurement", "tags": {...}, "fields": {...}, "time_ms"}; the sink writes it as is.
 Point = dict[str, Any]
@@ -34,44 +33,22 @@ def point(measurement: str, tags: dict[str, str], fields: dict[str, Any], time_m
 
 @dataclass
 class WindowCounts:
-    """What one metrics window of one (tenant, model) saw; mergeable, for Flink's AggregateFunction."""
+    """What one metrics window of one (tenant, model) saw; the job sums it in Flink SQL."""
 
-    events: int = 0
+    events: int = 0  # audited events
+    event_violations: int = 0  # violations found in those events
     tokens: int = 0
     cost_usd: float = 0.0
-    violations: dict[RuleKey, int] = field(default_factory=dict)
+    violations: dict[RuleKey, int] = field(default_factory=dict)  # fired sequence rules' included
     scores: dict[str, tuple[int, float, float]] = field(default_factory=dict)  # scorer -> (n, sum, max)
 
-    def add(self, events: int, violations: list[RuleKey], measures: dict[str, float]) -> WindowCounts:
-        """One audited event (events=1), or the violations of a fired sequence rule (events=0)."""
-        self.events += events
-        self.tokens += int(measures.get("tokens", 0))
-        self.cost_usd += measures.get("cost_usd", 0.0)
-        for key in violations:
-            self.violations[key] = self.violations.get(key, 0) + 1
-        for scorer in SCORER_NAMES:
-            if scorer in measures:
-                n, total, top = self.scores.get(scorer, (0, 0.0, 0.0))
-                self.scores[scorer] = (n + 1, total + measures[scorer], max(top, measures[scorer]))
-        return self
-
-    def merge(self, other: WindowCounts) -> WindowCounts:
-        merged = WindowCounts(self.events + other.events, self.tokens + other.tokens, self.cost_usd + other.cost_usd,
-                              dict(self.violations), dict(self.scores))
-        for key, n in other.violations.items():
-            merged.violations[key] = merged.violations.get(key, 0) + n
-        for scorer, (n2, s2, m2) in other.scores.items():
-            n1, s1, m1 = merged.scores.get(scorer, (0, 0.0, 0.0))
-            merged.scores[scorer] = (n1 + n2, s1 + s2, max(m1, m2))
-        return merged
-
-    def points(self, tenant: str, model: str, time_ms: int, events_point: bool = True) -> list[Point]:
-        """events_point=False: the violations and scores only, for counts that are not of events (the
-        fired sequence rules'), which would otherwise overwrite the events' own audit_events point."""
+    def points(self, tenant: str, model: str, time_ms: int) -> list[Point]:
+        """A window without events (fired sequence rules only) has no audit_events point: it would
+        overwrite nothing, and say there were no events where the events' windows say otherwise."""
         key = {"tenant": tenant, "model": model}
         out = []
-        if events_point:
-            out.append(point("audit_events", key, {"events": self.events, "violations": sum(self.violations.values()),
+        if self.events:
+            out.append(point("audit_events", key, {"events": self.events, "violations": self.event_violations,
                                                    "tokens": self.tokens, "cost_usd": round(self.cost_usd, 6)},
                              time_ms))
         for (rule_id, category, severity), n in sorted(self.violations.items()):

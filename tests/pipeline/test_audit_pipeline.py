@@ -1,6 +1,7 @@
 """build_pipeline on a PyFlink MiniCluster, fed from a collection: no Kafka, no databases."""
 
 import json
+import pickle
 import sys
 from collections import Counter
 from pathlib import Path
@@ -12,7 +13,7 @@ from pyflink.datastream.functions import KeyedProcessFunction
 
 from devstack.check import finding_rows, labelled_events, planted_spans, repeated_injections
 from devstack.traffic import generate
-from flink_jobs.audit_job import build_pipeline, create_env
+from flink_jobs.audit_job import build_pipeline, create_env, events_table
 from flink_jobs.settings import AuditJobSettings
 from udfs.rules import load_rules
 
@@ -42,31 +43,36 @@ def raw_stream(env, values: list[str]):
         WatermarkStrategy.for_monotonous_timestamps().with_timestamp_assigner(Arrival()))
 
 
+def event_table(env, messages: list[str], settings=None):
+    """The job's EVENTS table over these messages."""
+    return events_table(raw_stream(env, messages), settings or SETTINGS)
+
+
 def run(output: str) -> list:
     """Collect one output of the pipeline. One job per output: PyFlink's Python operator chaining
     trips over a diamond (fan-out re-joined by a union) with a uid hash collision."""
     env = create_env(SETTINGS)
     pushes = env.from_collection([], type_info=Types.STRING())
-    out = build_pipeline(raw_stream(env, [s.value for s in SAMPLES]), pushes, SETTINGS, RULES)
-    stream = getattr(out, output)
-    if output == "violations":
-        stream = pairs(stream)
-    return list(stream.execute_and_collect(f"pipeline-test-{output}"))
+    out = build_pipeline(event_table(env, [s.value for s in SAMPLES]), pushes, SETTINGS, RULES)
+    if output == "dead_letters":
+        return list(out.dead_letters.execute_and_collect("pipeline-test-dead-letters"))
+    return collect(getattr(out, output), f"pipeline-test-{output}")
 
 
-def pairs(rows):
-    """Row(key, value) -> (key, value): execute_and_collect would leave a Row's pickled fields as bytes."""
-    return rows.map(lambda row: (row[0], row[1]), Types.PICKLED_BYTE_ARRAY())
+def collect(rows, job_name: str) -> list:
+    """The values of BUCKETED rows. Unpickled here, not by a Python map in the job: PyFlink would chain
+    the map to a Python operator whose side outputs the job does not read, and feed it those too."""
+    return [pickle.loads(value) for _, value in rows.execute_and_collect(job_name)]
 
 
 @pytest.fixture(scope="module")
 def violations():
-    return [doc for _, doc in run("violations")]
+    return run("violations")
 
 
 @pytest.fixture(scope="module")
 def points():
-    return [p for batch in run("points") for p in batch]
+    return run("points")
 
 
 def test_findings_match_the_planted_labels(violations):
@@ -102,9 +108,9 @@ def test_sequence_rule_fires_on_repeated_injections_by_one_user():
     expected = repeated_injections(truths)
     assert expected  # the generator's injection share makes repeats certain at this volume
     env = create_env(FAST)
-    out = build_pipeline(raw_stream(env, [s.value for s in samples]), env.from_collection([], type_info=Types.STRING()),
+    out = build_pipeline(event_table(env, [s.value for s in samples]), env.from_collection([], type_info=Types.STRING()),
                          FAST, RULES)
-    docs = [doc for _, doc in pairs(out.violations).execute_and_collect("pipeline-test-sequences")
+    docs = [doc for doc in collect(out.violations, "pipeline-test-sequences")
             if doc["rule_id"] == "injection.repeated"]
     assert {d["event_id"] for d in docs} == expected and len(docs) == len(expected)
     assert {(d["rule_id"], d["field"], d["severity"]) for d in docs} == {("injection.repeated", "user_id", "critical")}
@@ -166,9 +172,9 @@ def test_rule_pushes_are_validated_and_reported():
     pushes = [json.dumps(r) for r in (good, bad, tampered, needs_bias, other)] + ["{not json"]
 
     env = create_env(FAST)
-    out = build_pipeline(raw_stream(env, [SAMPLES[0].value]), env.from_collection(pushes, type_info=Types.STRING()),
+    out = build_pipeline(event_table(env, [SAMPLES[0].value]), env.from_collection(pushes, type_info=Types.STRING()),
                          FAST, ruleset)
-    changes = list(out.rule_changes.execute_and_collect("pipeline-test-rule-changes"))
+    changes = collect(out.rule_changes, "pipeline-test-rule-changes")
     summary = [(c["version"], c["accepted"], (c["reason"] or "")[:60]) for c in changes]
     assert summary[0] == (1, True, "")
     assert summary[1][:2] == (2, False) and "severity: Input should be" in changes[1]["reason"]
@@ -197,8 +203,8 @@ def _minutes_of_traffic(minutes: int, spike: range, start_ms: int = 1_800_000_00
 def test_an_injected_spike_is_an_anomaly_in_the_window_where_it_starts_and_steady_traffic_raises_none():
     start_ms, events = _minutes_of_traffic(40, spike=range(30, 33))
     env = create_env(FAST)
-    out = build_pipeline(raw_stream(env, events), env.from_collection([], type_info=Types.STRING()), FAST, RULES)
-    anomalies = list(out.anomalies.execute_and_collect("pipeline-test-anomalies"))
+    out = build_pipeline(event_table(env, events), env.from_collection([], type_info=Types.STRING()), FAST, RULES)
+    anomalies = collect(out.anomalies, "pipeline-test-anomalies")
     first = min(anomalies, key=lambda a: a["window_end_ms"])
     assert (first["metric"], first["window_end_ms"]) == ("violation_rate.pii", start_ms + 31 * 60_000)
     assert first["observed"] > 0.4 and first["baseline"] < 0.1 and first["score"] >= 6
@@ -206,9 +212,9 @@ def test_an_injected_spike_is_an_anomaly_in_the_window_where_it_starts_and_stead
     assert all(a["window_end_ms"] > start_ms + 30 * 60_000 for a in anomalies)  # nothing in 30 steady minutes
 
 
-class _KeyAndTime(KeyedProcessFunction):
+class _Time(KeyedProcessFunction):
     def process_element(self, value, ctx):
-        yield ctx.get_current_key(), ctx.timestamp()
+        yield ctx.timestamp()
 
 
 def test_a_huge_event_is_audited_within_the_limits_and_the_events_around_it_are_not_held_up():
@@ -219,9 +225,9 @@ def test_a_huge_event_is_audited_within_the_limits_and_the_events_around_it_are_
                        "response": "ok"})
     samples = SAMPLES[:100]
     env = create_env(FAST)
-    out = build_pipeline(raw_stream(env, [s.value for s in samples[:50]] + [huge] + [s.value for s in samples[50:]]),
+    out = build_pipeline(event_table(env, [s.value for s in samples[:50]] + [huge] + [s.value for s in samples[50:]]),
                          env.from_collection([], type_info=Types.STRING()), FAST, RULES)
-    docs = [doc for _, doc in pairs(out.violations).execute_and_collect("pipeline-test-huge-event")]
+    docs = collect(out.violations, "pipeline-test-huge-event")
     mine = [d for d in docs if d["event_id"] == "huge"]
     cards = [d for d in mine if d["rule_id"] == "pii.credit_card"]
     limits = RULES.limits
@@ -236,9 +242,9 @@ def test_a_huge_event_is_audited_within_the_limits_and_the_events_around_it_are_
     assert all(row.ok for row in others), [row for row in others if not row.ok]
 
 
-def test_events_are_keyed_by_tenant_and_model_and_stamped_with_their_own_time_in_java():
-    """Key and event time come from Flink SQL on the raw JSON, before any Python operator."""
-    from flink_jobs.audit_job import keyed_events
+def test_events_are_stamped_with_their_own_time_in_java():
+    """Event time comes from Flink SQL on the raw JSON, before any Python operator."""
+    from flink_jobs.audit_job import timed_events
     from flink_jobs.pyflink_internals import keyed
 
     values = [
@@ -250,11 +256,10 @@ def test_events_are_keyed_by_tenant_and_model_and_stamped_with_their_own_time_in
         "not json",
     ]
     env = create_env(SETTINGS)
-    rows = keyed(keyed_events(raw_stream(env, values), SETTINGS), Types.STRING()).process(_KeyAndTime(),
-                                                                                     Types.PICKLED_BYTE_ARRAY())
-    assert sorted(rows.execute_and_collect("pipeline-test-keyed-events")) == sorted([
-        ('["acme","gpt-4o"]', 1_800_000_000_123), ('["acme","o3"]', 1_800_000_000_500),
-        ('["t","m"]', 1_800_000_000_000), ('["t","m"]', 0), ("[]", 0)])
+    # The keyed form of the scorer: it carries the time as a field, which stamps the records.
+    times = keyed(timed_events(event_table(env, values), buckets=1), Types.STRING()).process(_Time(), Types.LONG())
+    assert sorted(times.execute_and_collect("pipeline-test-timed-events")) == \
+        sorted([1_800_000_000_123, 1_800_000_000_500, 1_800_000_000_000, 0, 0])
 
 
 def test_names_found_by_the_entities_model_in_the_job_are_stored_as_redacted_spans():
@@ -265,12 +270,56 @@ def test_names_found_by_the_entities_model_in_the_job_are_stored_as_redacted_spa
     prompt = "Please draft a reference letter for Margaret Thatcher, who led our team."
     events[3]["prompt"] = prompt
     env = create_env(settings)
-    out = build_pipeline(raw_stream(env, [json.dumps(e) for e in events]), env.from_collection([], type_info=Types.STRING()),
+    out = build_pipeline(event_table(env, [json.dumps(e) for e in events]), env.from_collection([], type_info=Types.STRING()),
                          settings, rules)
-    docs = [doc for _, doc in pairs(out.violations).execute_and_collect("pipeline-test-entities")]
+    docs = collect(out.violations, "pipeline-test-entities")
     named = [d for d in docs if d["event_id"] == events[3]["event_id"]]
     start = prompt.index("Margaret")
     assert [(d["rule_id"], d["field"], d["entity"], d["start"], d["end"]) for d in named] == \
         [("pii.person", "prompt", "PERSON", start, start + len("Margaret Thatcher"))]
     assert "Thatcher" not in named[0]["snippet"] and "text" not in named[0]
     assert all(d["rule_id"] == "pii.person" for d in docs)
+
+
+class _TimeField(TimestampAssigner):
+    def extract_timestamp(self, value, record_timestamp: int) -> int:
+        return value[2]
+
+
+def test_the_anomaly_windows_flink_sql_sums_equal_the_plain_python_definition_of_their_metrics():
+    """udfs.anomaly.WindowAccumulator defines a window's metrics; the job computes them in Flink SQL."""
+    import random
+
+    from pyflink.common import Row
+
+    from flink_jobs.records import AUDITED
+    from flink_jobs.windows import anomaly_metrics, window_rows
+    from udfs.anomaly import WindowAccumulator
+    from udfs.findings import CATEGORIES
+
+    rng = random.Random(3)
+    rows, expected = [], {}
+    for i in range(900):  # three minutes, two tenants and models
+        tenant, model, time_ms = rng.choice("ab"), rng.choice(["m1", "m2"]), 1_800_000_000_000 + i * 200
+        categories = set(rng.sample(CATEGORIES[:-1], rng.choice([0, 0, 0, 1, 2])))
+        latency = rng.choice([None, rng.uniform(100, 3000)])
+        toxicity, bias = rng.choice([None, rng.random()]), rng.choice([None, None, rng.random()])
+        tokens, cost = rng.randrange(500), rng.choice([0.0, rng.uniform(0, 0.01)])
+        rows.append(Row(tenant, model, time_ms, 1, len(categories),
+                        "\n".join(f"r.{c}\t{c}\thigh" for c in sorted(categories)) or None,
+                        f",{','.join(sorted(categories))}," if categories else None, tokens, cost, latency, toxicity, bias))
+        end = time_ms - time_ms % 60_000 + 60_000
+        scores = {k: v for k, v in (("toxicity", toxicity), ("bias", bias)) if v is not None}
+        expected.setdefault((tenant, model, end), WindowAccumulator()).add(categories, scores, latency, tokens, cost)
+    rows.append(Row("a", "m1", 1_800_000_000_000, 0, 0, "seq\tprompt_injection\tcritical", None, 0, 0.0, None, None,
+                    None))  # a fired sequence rule: in the metrics windows only
+    env = create_env(SETTINGS)
+    audited = env.from_collection(rows, AUDITED).assign_timestamps_and_watermarks(
+        WatermarkStrategy.for_monotonous_timestamps().with_timestamp_assigner(_TimeField()))
+    _, anomaly_windows = window_rows(audited, 5, 60)
+    got = {tuple(inner[:3]): anomaly_metrics(inner)
+           for _, inner in anomaly_windows.execute_and_collect("pipeline-test-anomaly-windows")}
+    assert got.keys() == expected.keys()
+    rate_categories = tuple(c for c in CATEGORIES if c != "anomaly")
+    for key, acc in expected.items():
+        assert got[key] == pytest.approx(acc.metrics(rate_categories), rel=1e-9), key

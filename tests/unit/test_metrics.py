@@ -9,31 +9,26 @@ from flink_jobs.sinks import influx_transient, mongo_transient, retrying
 from udfs.metrics import WindowCounts, anomaly_point
 
 
-def test_window_counts_merge_like_one_accumulator_and_emit_one_point_per_series():
-    rows = [(1, [("pii.email", "pii", "high")], {"toxicity": 0.2, "tokens": 30, "cost_usd": 0.01}),
-            (1, [], {"toxicity": 0.9, "bias": 0.4, "tokens": 10, "cost_usd": 0.002}),
-            (0, [("injection.repeated", "prompt_injection", "critical")], {}),
-            (1, [("pii.email", "pii", "high"), ("secret.credential", "secret", "critical")], {"tokens": 5})]
-    whole = WindowCounts()
-    for row in rows:
-        whole.add(*row)
-    left, right = WindowCounts(), WindowCounts()
-    for row in rows[:2]:
-        left.add(*row)
-    for row in rows[2:]:
-        right.add(*row)
-    assert left.merge(right) == whole
-
-    points = {(p["measurement"], tuple(sorted(p["tags"].items()))): p for p in whole.points("acme", "gpt-4o", 60_000)}
+def test_window_counts_emit_one_point_per_series_and_count_only_the_events_own_violations_as_theirs():
+    counts = WindowCounts(events=3, event_violations=3, tokens=45, cost_usd=0.0120004,
+                          violations={("pii.email", "pii", "high"): 2, ("secret.credential", "secret", "critical"): 1,
+                                      ("injection.repeated", "prompt_injection", "critical"): 1},
+                          scores={"toxicity": (2, 1.1, 0.9), "bias": (1, 0.4, 0.4)})
+    points = {(p["measurement"], tuple(sorted(p["tags"].items()))): p for p in counts.points("acme", "gpt-4o", 60_000)}
     assert all(p["time_ms"] == 60_000 for p in points.values())
     events = points[("audit_events", (("model", "gpt-4o"), ("tenant", "acme")))]["fields"]
-    assert events == {"events": 3, "violations": 4, "tokens": 45, "cost_usd": 0.012}
+    assert events == {"events": 3, "violations": 3, "tokens": 45, "cost_usd": 0.012}
     email = points[("violations", (("category", "pii"), ("model", "gpt-4o"), ("rule_id", "pii.email"),
                                    ("severity", "high"), ("tenant", "acme")))]
     assert email["fields"] == {"count": 2}
     toxicity = points[("scores", (("model", "gpt-4o"), ("scorer", "toxicity"), ("tenant", "acme")))]["fields"]
     assert toxicity == {"scored": 2, "mean": 0.55, "max": 0.9}
     assert len(points) == 1 + 3 + 2  # events, three rules, two scorers
+
+
+def test_a_window_of_fired_sequence_rules_only_has_no_events_point():
+    counts = WindowCounts(violations={("injection.repeated", "prompt_injection", "critical"): 2})
+    assert [(p["measurement"], p["fields"]) for p in counts.points("acme", "m", 60_000)] == [("violations", {"count": 2})]
 
 
 def test_anomaly_point_is_stamped_with_its_window_end():

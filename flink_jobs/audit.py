@@ -1,0 +1,130 @@
+"""The audit operator: parse, validate and run the rules on each event, with hot-reloaded rules."""
+
+from __future__ import annotations
+
+import json
+
+from pyflink.common import Instant, Row, Types
+from pyflink.datastream import OutputTag
+from pyflink.datastream.functions import BroadcastProcessFunction, RuntimeContext
+from pyflink.datastream.state import MapStateDescriptor
+
+from flink_jobs.pyflink_internals import epoch_ms
+from flink_jobs.records import BUCKETED, SEQUENCE_BUCKETS, SequenceHit, audited_row, bucketed
+from udfs.engine import RuleEngine, sequence_hits
+from udfs.events import AuditEvent, EventError, dead_letter, parse_event
+from udfs.findings import violation_context, violation_document
+from udfs.rules import RuleError, RuleSet, ruleset_from_push
+
+# An event with its model scores: (event, {field: {label: score}}, {field: evidence}).
+Scored = tuple[AuditEvent, dict, dict]
+
+# (dead-letter record, arrival ms: the Kafka record time of the message)
+DEAD_LETTERS = OutputTag("dead-letters", Types.TUPLE([Types.STRING(), Types.LONG()]))
+VIOLATIONS = OutputTag("violations", BUCKETED)
+RULE_CHANGES = OutputTag("rule-changes", BUCKETED)
+# A BUCKETED hit (a SequenceHit) per sequence-rule hit, and a tick (None) per bucket (see SequenceRules).
+SEQUENCE_HITS = OutputTag("sequence-hits", BUCKETED)
+# ruleset name -> the accepted push record (JSON); restored from checkpoints like any state.
+ACTIVE_RULES = MapStateDescriptor("active-rules", Types.STRING(), Types.STRING())
+
+
+def parse_or_dead_letter(value: str, arrival: Instant) -> tuple[AuditEvent | None, tuple | None]:
+    """(event, None) for a valid audit event; for anything else (None, (its dead-letter record, arrival ms))."""
+    try:
+        return parse_event(value), None
+    except EventError as error:
+        return None, (dead_letter(value, error), epoch_ms(arrival))
+
+
+class AuditEvents(BroadcastProcessFunction):
+    """Fed Row(raw event JSON, arrival) or, with scorers, scored events: the whole per-event audit in
+    one Python operator with no keyed state, since each is a round trip to the Python worker.
+
+    - parse and validate: anything invalid -> DEAD_LETTERS, with its reason;
+    - rules: each violation document -> VIOLATIONS, hits of sequence rules -> SEQUENCE_HITS;
+    - windows: the event's AUDITED row on the main output, for the windows in Flink SQL.
+
+    Starts with the ruleset the job was submitted with; a valid push on the rules topic replaces
+    it at once (broadcast state, no restart); an invalid one is rejected and the last good set
+    keeps running. Every push the job sees is reported on the RULE_CHANGES side output.
+    """
+
+    def __init__(self, initial: RuleSet, ruleset_name: str, store_raw_text: bool, scorers: tuple[str, ...],
+                 buckets: int):
+        self._initial, self._name, self._store_raw_text = initial, ruleset_name, store_raw_text
+        self._scorers, self._buckets = scorers, buckets  # of the writers
+        self._engine: RuleEngine | None = None
+
+    def open(self, runtime_context: RuntimeContext):
+        self._engine = None  # built on first use, from restored state if there is one
+        self._ticked = False  # each sequence bucket gets a tick from the first event (SequenceRules)
+
+    def _use(self, ruleset: RuleSet) -> None:
+        engine = RuleEngine(ruleset)
+        engine.open()
+        self._engine = engine
+
+    def process_element(self, value: Row | Scored, ctx: BroadcastProcessFunction.ReadOnlyContext):
+        if isinstance(value, Row):  # (raw JSON, arrival): not scored
+            event, dead = parse_or_dead_letter(*value)
+            if dead is not None:
+                yield DEAD_LETTERS, dead
+                return
+            scores, evidence = {}, {}
+        else:
+            event, scores, evidence = value
+        if self._engine is None:
+            pushed = ctx.get_broadcast_state(ACTIVE_RULES).get(self._name)
+            self._use(ruleset_from_push(json.loads(pushed)) if pushed else self._initial)
+        findings = self._engine.evaluate(event, scores, evidence)
+        for finding in findings:
+            doc = violation_document(event, finding, self._store_raw_text, scores, evidence)
+            yield VIOLATIONS, bucketed(doc["_id"], doc, self._buckets)
+        if not self._ticked:
+            self._ticked = True
+            for b in range(SEQUENCE_BUCKETS):
+                yield SEQUENCE_HITS, Row(b, None)
+        for rule, key in sequence_hits(self._engine.sequence_rules, event, findings):
+            hit = SequenceHit(rule.id, key, event.timestamp, rule, event.event_id, violation_context(event))
+            yield SEQUENCE_HITS, bucketed(f"{rule.id}|{key}", hit, SEQUENCE_BUCKETS)
+        yield audited_row(event, findings, scores)
+
+    def process_broadcast_element(self, value: str, ctx: BroadcastProcessFunction.Context):
+        for change in self._push(value, ctx):
+            yield RULE_CHANGES, bucketed(change["_id"], change, self._buckets)
+
+    def _push(self, value: str, ctx: BroadcastProcessFunction.Context):
+        """Applies a push if it is valid and this job's -> its rule_changes document."""
+        try:
+            record = json.loads(value)
+        except json.JSONDecodeError as exc:
+            yield rule_change({}, False, f"not JSON: {exc}")
+            return
+        if not isinstance(record, dict) or record.get("name") != self._name:
+            return  # another ruleset's push
+        try:
+            ruleset = ruleset_from_push(record)
+        except RuleError as exc:
+            yield rule_change(record, False, str(exc))
+            return
+        if ruleset.content_hash() != record.get("hash"):
+            yield rule_change(record, False, "hash does not match the rules: corrupted or hand-edited push")
+            return
+        missing = ruleset.scorers_used() - set(self._scorers)
+        if missing:
+            yield rule_change(record, False, f"score rules need scorers {sorted(missing)}, which this "
+                                                           f"job does not run (LLM_AUDIT_SCORERS={list(self._scorers)})")
+            return
+        ctx.get_broadcast_state(ACTIVE_RULES).put(self._name, value)
+        self._use(ruleset)
+        yield rule_change(record, True, None)
+
+
+def rule_change(record: dict, accepted: bool, reason: str | None) -> dict:
+    """The rule_changes document; its _id is deterministic, so every subtask and replay upserts one."""
+    keys = ("name", "version", "hash", "author", "message", "pushed_at")
+    doc = {key: record.get(key) for key in keys}
+    doc.update(accepted=accepted, reason=reason)
+    doc["_id"] = f"{doc['name']}:v{doc['version']}:{doc['hash']}:{'accepted' if accepted else 'rejected'}"
+    return doc

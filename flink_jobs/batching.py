@@ -1,0 +1,166 @@
+"""Keyed batching: the writers' buffers and the scorer's batches, in checkpointed keyed state."""
+
+from __future__ import annotations
+
+from pyflink.common import Row, Types
+from pyflink.datastream.functions import KeyedProcessFunction, RuntimeContext
+from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
+
+from flink_jobs.audit import DEAD_LETTERS, parse_or_dead_letter
+from udfs.events import AuditEvent
+from udfs.scorers import ScorersConfig, ScorerSuite
+
+END_OF_INPUT = 2**63 - 2  # an event-time timer only the final watermark of a bounded input reaches
+
+
+class RestoredTimers:
+    """Which keys' timers this worker has registered since it started.
+
+    PyFlink registers the timers a Python function asks for in the JVM only after the bundle
+    that asked (flink-python 2.3: a mailbox action per timer, not drained before a snapshot), so
+    a checkpoint can hold a key's state without the timers that go with it. Restored from such a
+    checkpoint, the key would never fire: functions re-register a key's timers from its state the
+    first time this instance sees the key (a restore opens new instances). The same lag lets the
+    final watermark of a bounded input overtake timers asked for in its last bundles: functions
+    also register an end-of-input timer at first sight, long before.
+    """
+
+    def __init__(self):
+        self._seen: set = set()
+
+    def first_sight(self, ctx) -> bool:
+        key = ctx.get_current_key()
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True
+
+
+class BatchingFunction(KeyedProcessFunction):
+    """Buffers elements in keyed list state and hands them to `_flush_batch` in batches.
+
+    A batch is flushed when `max_batch` elements are buffered, when the oldest has waited
+    `max_wait_ms` (processing time), when its elements' `_time_of` span `max_span_ms`, or at the
+    end of a bounded input. The buffer is checkpointed state: a restart from a checkpoint flushes
+    what was buffered when it was taken.
+    """
+
+    def __init__(self, name: str, max_batch: int, max_wait_ms: int, max_span_ms: int | None = None):
+        self._name, self._max_batch, self._max_wait_ms = name, max_batch, max_wait_ms
+        self._max_span_ms = max_span_ms
+
+    def _time_of(self, value) -> int:
+        return 0
+
+    def open(self, runtime_context: RuntimeContext):
+        self._buffer = runtime_context.get_list_state(
+            ListStateDescriptor(f"{self._name}-buffer", Types.PICKLED_BYTE_ARRAY()))
+        # (buffered count, processing-time deadline of the oldest, _time_of the first)
+        self._pending = runtime_context.get_state(
+            ValueStateDescriptor(f"{self._name}-pending", Types.PICKLED_BYTE_ARRAY()))
+        self._timers = RestoredTimers()
+
+    def _flush_batch(self, items: list):
+        raise NotImplementedError
+
+    def process_element(self, value, ctx: KeyedProcessFunction.Context):
+        self._buffer.add(value)
+        count, deadline, first = self._pending.value() or (0, None, None)
+        if count == 0:
+            deadline = ctx.timer_service().current_processing_time() + self._max_wait_ms
+            first = self._time_of(value)
+        if self._timers.first_sight(ctx) or count == 0:
+            # A deadline restored from a checkpoint is past: its timer fires at once.
+            ctx.timer_service().register_processing_time_timer(deadline)
+            ctx.timer_service().register_event_time_timer(END_OF_INPUT)
+        spanned = self._max_span_ms is not None and abs(self._time_of(value) - first) >= self._max_span_ms
+        if count + 1 >= self._max_batch or spanned:
+            yield from self._flush(ctx)
+        else:
+            self._pending.update((count + 1, deadline, first))
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
+        _, deadline, _ = self._pending.value() or (0, None, None)
+        # A timer of a batch already flushed by size is stale; the final watermark flushes all.
+        if deadline is not None and (timestamp >= deadline or timestamp == END_OF_INPUT):
+            yield from self._flush(ctx)
+
+    def _flush(self, ctx):
+        items = list(self._buffer.get() or [])
+        self._buffer.clear()
+        self._pending.clear()
+        yield from self._flush_batch(items)
+
+
+class ScoreEvents(BatchingFunction):
+    """Keyed by a bucket, fed Row(raw event JSON, arrival): scores the valid events in batches ->
+    ((event, scores, evidence), event time) per event; the rest -> DEAD_LETTERS.
+
+    Each batch is one forward pass per model. The models load once per worker, in open().
+    """
+
+    def __init__(self, config: ScorersConfig, enabled: tuple[str, ...], device: str, max_batch: int,
+                 max_wait_ms: int, max_span_ms: int):
+        # Event time is assigned again after the scorer: a batch spanning more event time than the
+        # out-of-orderness bound would make the other buckets' pending events late there.
+        super().__init__("score", max_batch, max_wait_ms, max_span_ms)
+        self._config, self._enabled, self._device = config, enabled, device
+
+    def open(self, runtime_context: RuntimeContext):
+        super().open(runtime_context)
+        self._suite = ScorerSuite(self._config, self._enabled, self._device)
+        self._suite.open()
+
+    def process_element(self, value: Row, ctx: KeyedProcessFunction.Context):
+        event, dead = parse_or_dead_letter(*value)
+        if dead is not None:
+            yield DEAD_LETTERS, dead
+            return
+        yield from super().process_element(event, ctx)
+
+    def _time_of(self, event: AuditEvent) -> int:
+        return event.timestamp
+
+    def _flush_batch(self, events: list[AuditEvent]):
+        for event, (scores, evidence) in zip(events, self._suite.score_events(events)):
+            yield (event, scores, evidence), event.timestamp
+
+
+class BufferedWrite(BatchingFunction):
+    """Writes documents or points through a flink_jobs.sinks writer, in batches: -> batch size.
+
+    The batch is written (retrying through an outage) before the flush returns, so whatever a
+    completed checkpoint covers is either stored or still in the checkpointed buffer.
+    """
+
+    def __init__(self, writer, max_batch: int, max_wait_ms: int):
+        super().__init__("write", max_batch, max_wait_ms)
+        self._writer = writer
+
+    def open(self, runtime_context: RuntimeContext):
+        super().open(runtime_context)
+        # key -> the elements this instance buffered and has not flushed: what close() can still see
+        self._unflushed: dict = {}
+        self._writer.open()
+
+    def process_element(self, value, ctx: KeyedProcessFunction.Context):
+        self._unflushed.setdefault(ctx.get_current_key(), []).append(value)
+        yield from super().process_element(value, ctx)
+
+    def _flush(self, ctx):
+        self._unflushed.pop(ctx.get_current_key(), None)
+        yield from super()._flush(ctx)
+
+    def _flush_batch(self, items: list):
+        if items:
+            self._writer.write(items)
+            yield len(items)
+
+    def close(self):
+        # The end of a bounded input can come before the timers of its last batches are registered
+        # (see RestoredTimers): write what is left. A close on failure writes early what the restore
+        # will write again, which the idempotent writers allow.
+        for items in self._unflushed.values():
+            self._writer.write(items)
+        self._unflushed.clear()
+        self._writer.close()
