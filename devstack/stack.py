@@ -67,8 +67,11 @@ class StackSettings(BaseSettings):
 TOPICS = {
     "model-audit-logs": {},
     "model-audit-dlq": {},
-    "audit-rules": {"cleanup.policy": "compact"},
+    "audit-rules": {"cleanup.policy": "compact"},  # one partition: pushes stay in order
 }
+# The audit events are read by several source subtasks when the job scales out; the job watermarks
+# each partition on its own.
+SOURCE_PARTITIONS = 4
 INFLUX_DATABASE = "llm_audit"
 
 
@@ -156,7 +159,13 @@ def _kafka_healthy(settings: StackSettings) -> bool:
 
 
 def _kafka_topics(settings: StackSettings) -> None:
-    create_topics(settings.kafka_bootstrap, TOPICS)
+    create_job_topics(settings.kafka_bootstrap, *TOPICS)
+
+
+def create_job_topics(bootstrap: str, source: str, dlq: str, rules: str) -> None:
+    """A job's three topics, as the stack's own are made (idempotent)."""
+    create_topics(bootstrap, {source: TOPICS["model-audit-logs"]}, partitions=SOURCE_PARTITIONS)
+    create_topics(bootstrap, {dlq: TOPICS["model-audit-dlq"], rules: TOPICS["audit-rules"]})
 
 
 def create_topics(bootstrap: str, topics: dict[str, dict[str, str]], partitions: int = 1) -> None:

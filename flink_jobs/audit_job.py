@@ -127,15 +127,12 @@ def _quoted(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def kafka_events_table(env: StreamExecutionEnvironment, settings: AuditJobSettings,
-                       between_ms: tuple[int, int] | None = None) -> Table:
-    """The source topic as the EVENTS table, from Flink SQL's Kafka source: the watermark is
-    generated per partition inside the source (watermark push-down), so a partition read ahead of
-    another makes no event late, and an idle one does not hold the windows back.
+def kafka_table_options(settings: AuditJobSettings, between_ms: tuple[int, int] | None = None) -> dict[str, str]:
+    """The options of the source topic's table for Flink SQL's Kafka connector (its `properties.*`
+    are the Kafka client's, TLS and SASL included).
 
     between_ms: read only the records of this Kafka time range [from, to) (a replay); bounded.
     """
-    t_env = _table_env(env, settings)
     options = {
         "connector": "kafka", "topic": settings.source_topic, "format": "raw",
         "properties.bootstrap.servers": settings.kafka_bootstrap, "properties.group.id": settings.group_id,
@@ -150,14 +147,24 @@ def kafka_events_table(env: StreamExecutionEnvironment, settings: AuditJobSettin
     if between_ms is not None:
         options.update({"scan.startup.mode": "timestamp", "scan.startup.timestamp-millis": str(between_ms[0]),
                         "scan.bounded.mode": "timestamp", "scan.bounded.timestamp-millis": str(between_ms[1])})
+    return options
+
+
+def kafka_events_table(env: StreamExecutionEnvironment, settings: AuditJobSettings,
+                       between_ms: tuple[int, int] | None = None) -> Table:
+    """The source topic as the EVENTS table, from Flink SQL's Kafka source: the watermark is
+    generated per partition inside the source (watermark push-down), so a partition read ahead of
+    another makes no event late, and an idle one does not hold the windows back.
+    """
+    t_env = _table_env(env, settings)
     name = f"audit_events_{uuid.uuid4().hex[:8]}"
     # A computed column cannot read another, so the event time reads the field at each use of `ts`
     # here; the watermark generator computes it once per record.
     event_time = _EVENT_TIME.replace(_TS, "JSON_VALUE(f0, '$.timestamp')")
+    options = ", ".join(f"{_quoted(k)} = {_quoted(v)}" for k, v in kafka_table_options(settings, between_ms).items())
     t_env.execute_sql(
         f"CREATE TEMPORARY TABLE {name} (f0 STRING, arrival TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL, "
-        f"event_time AS {event_time}, WATERMARK FOR event_time AS {_watermark(settings)}) "
-        f"WITH ({', '.join(f'{_quoted(k)} = {_quoted(v)}' for k, v in options.items())})")
+        f"event_time AS {event_time}, WATERMARK FOR event_time AS {_watermark(settings)}) WITH ({options})")
     # A tombstone (no value) is a message like any other: a dead letter, not a failure.
     return t_env.sql_query(f"SELECT COALESCE(f0, '') AS f0, arrival, event_time FROM {name}")
 

@@ -176,8 +176,7 @@ def demo(
         rules_topic=f"demo-{run}.audit-rules",
         group_id=f"llm-audit-demo-{run}", bounded=True,
     )
-    stack.create_topics(settings.kafka_bootstrap, {settings.source_topic: {}, settings.dlq_topic: {},
-                                                   settings.rules_topic: {"cleanup.policy": "compact"}})
+    stack.create_job_topics(settings.kafka_bootstrap, settings.source_topic, settings.dlq_topic, settings.rules_topic)
     labels = artifacts.cache_dir() / "traffic" / f"demo-{run}.jsonl"
     truths = _produce_with_progress(settings.kafka_bootstrap, settings.source_topic, events, seed, None, labels, None)
     _print_counts(traffic.summarize(truths))

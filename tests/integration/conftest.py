@@ -30,8 +30,7 @@ def isolated_job(stack_settings, run_id):
             "bounded": True,
         }
         settings = (local_job_settings if local else load_settings)(**{**names, **overrides})
-        stack.create_topics(settings.kafka_bootstrap, {settings.source_topic: {}, settings.dlq_topic: {},
-                                                       settings.rules_topic: {"cleanup.policy": "compact"}})
+        stack.create_job_topics(settings.kafka_bootstrap, settings.source_topic, settings.dlq_topic, settings.rules_topic)
         stack.create_influx_database(settings.influx_url, settings.influx_bucket.split("/")[0])
         made.append(settings)
         return settings

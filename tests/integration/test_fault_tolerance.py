@@ -160,15 +160,21 @@ def _violations_match(settings, truths: list[dict]) -> bool:
     return all(row.ok for row in finding_rows(truths, stored_findings(settings, valid)))
 
 
-@pytest.mark.parametrize("mode", ["thread", "process"])
-def test_a_restore_with_no_new_events_writes_every_restored_batch_window_and_sequence_hit(fault_settings, tmp_path, mode):
+@pytest.mark.parametrize(("mode", "before", "after"), [
+    ("thread", 1, 1), ("process", 1, 1),
+    ("thread", 1, 2), ("thread", 2, 1),  # rescaled on restore: keyed state moves between subtasks
+])
+def test_a_restore_with_no_new_events_writes_every_restored_batch_window_and_sequence_hit(fault_settings, tmp_path,
+                                                                                         mode, before, after):
     """Not kill timing: the first run holds everything in state (sink batches that never fill nor time
     out, the last windows open, sequence hits waiting for the watermark) and is killed once a
-    checkpoint covers the whole topic; the restored run sees no new event, and its final drain must
-    write all of it."""
-    settings, log = fault_settings.model_copy(update={"python_execution_mode": mode}), tmp_path / "job.log"
+    checkpoint covers the whole topic (its four partitions); the restored run, at the same or
+    another parallelism, sees no new event, and its final drain must write all of it."""
+    settings = fault_settings.model_copy(update={"python_execution_mode": mode, "parallelism": after})
+    log = tmp_path / "job.log"
     truths = traffic.produce(settings.kafka_bootstrap, settings.source_topic, 800, seed=34, rate=50)
-    holding = settings.model_copy(update={"sink_batch_size": 1_000_000, "sink_max_wait_ms": 3_600_000})
+    holding = settings.model_copy(update={"sink_batch_size": 1_000_000, "sink_max_wait_ms": 3_600_000,
+                                          "parallelism": before})
     consumer, admin = KafkaConsumer(**client_config(settings)), KafkaAdminClient(**client_config(settings))
     try:
         end = offsets_span(consumer, settings.source_topic).end

@@ -28,13 +28,14 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def flink_cluster(tmp_path_factory):
-    """A JobManager and a TaskManager as separate JVMs, bound to 127.0.0.1; yields the REST address."""
+    """A JobManager and two TaskManagers (one slot each, so that a job at parallelism 2 spans both) as
+    separate JVMs, bound to 127.0.0.1; yields the REST address and the environment of `flink`."""
     base = tmp_path_factory.mktemp("flink")
     conf = yaml.safe_load((FLINK_HOME / "conf" / "config.yaml").read_text())
     rest_port = _free_port()
     conf["jobmanager"].update({"bind-host": "127.0.0.1", "rpc": {"address": "127.0.0.1", "port": _free_port()},
                                "memory": {"process": {"size": "1024m"}}})
-    conf["taskmanager"].update({"bind-host": "127.0.0.1", "host": "127.0.0.1", "numberOfTaskSlots": 2,
+    conf["taskmanager"].update({"bind-host": "127.0.0.1", "host": "127.0.0.1", "numberOfTaskSlots": 1,
                                 "memory": {"process": {"size": "1536m"}}})
     conf["rest"] = {"address": "127.0.0.1", "bind-address": "127.0.0.1", "port": rest_port}
     conf["python"] = {"executable": sys.executable, "client": {"executable": sys.executable}}
@@ -45,7 +46,9 @@ def flink_cluster(tmp_path_factory):
         (base / "conf" / name).write_text((FLINK_HOME / "conf" / name).read_text())
     env = {**os.environ, "FLINK_CONF_DIR": str(base / "conf"), "FLINK_LOG_DIR": str(base / "log"),
            "FLINK_PID_DIR": str(base)}
-    scripts = [FLINK_HOME / "bin" / "jobmanager.sh", FLINK_HOME / "bin" / "taskmanager.sh"]
+    # taskmanager.sh twice: a second instance on the same host, as a scaled-out deployment has.
+    scripts = [FLINK_HOME / "bin" / "jobmanager.sh", FLINK_HOME / "bin" / "taskmanager.sh",
+               FLINK_HOME / "bin" / "taskmanager.sh"]
     for script in scripts:
         subprocess.run(["bash", str(script), "start"], env=env, check=True, capture_output=True)
     url = f"http://127.0.0.1:{rest_port}"
@@ -54,7 +57,7 @@ def flink_cluster(tmp_path_factory):
         while True:
             try:
                 with urllib.request.urlopen(f"{url}/overview", timeout=2) as resp:
-                    if json.load(resp)["taskmanagers"] >= 1:
+                    if json.load(resp)["taskmanagers"] >= 2:
                         break
             except OSError:
                 pass
@@ -64,20 +67,27 @@ def flink_cluster(tmp_path_factory):
             time.sleep(1)
         yield f"127.0.0.1:{rest_port}", env
     finally:
-        for script in reversed(scripts):
+        for script in reversed(scripts):  # `stop` ends one instance at a time
             subprocess.run(["bash", str(script), "stop"], env=env, capture_output=True)
 
 
-def test_flink_run_py_submits_the_job_file_unchanged(flink_cluster, isolated_job, tmp_path):
+def _get(address: str, path: str):
+    with urllib.request.urlopen(f"http://{address}{path}", timeout=5) as resp:
+        return json.load(resp)
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_flink_run_py_submits_the_job_file_unchanged(flink_cluster, isolated_job, tmp_path, parallelism):
+    """At parallelism 2 the job spreads over both TaskManagers and reads the four partitions with two
+    source subtasks, each watermarking its partitions: the stores must still equal the ground truth."""
     address, env = flink_cluster
-    settings = isolated_job("cluster", local=False, rules_path=ROOT / "rules" / "default.yaml",
-                            checkpoint_dir=(tmp_path / "checkpoints").as_uri())
+    settings = isolated_job(f"cluster{parallelism}", local=False, rules_path=ROOT / "rules" / "default.yaml",
+                            checkpoint_dir=(tmp_path / "checkpoints").as_uri(), parallelism=parallelism)
     # The job reads exactly these settings back from the environment of `flink run`.
     settings_env = {f"LLM_AUDIT_{name.upper()}": str(getattr(settings, name).get_secret_value()
                                                      if name.endswith(("uri", "token")) else getattr(settings, name))
                     for name in settings.model_fields_set}
     truths = traffic.produce(settings.kafka_bootstrap, settings.source_topic, 400, seed=5, start_ms=1_795_100_000_000)
-
     result = subprocess.run(
         ["bash", str(FLINK_HOME / "bin" / "flink"), "run", "-m", address,
          "--jarfile", str(artifacts.flink_kafka_connector_jar()),
@@ -86,8 +96,13 @@ def test_flink_run_py_submits_the_job_file_unchanged(flink_cluster, isolated_job
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Job has been submitted with JobID" in result.stdout
-    with urllib.request.urlopen(f"http://{address}/jobs/overview", timeout=5) as resp:
-        jobs = json.load(resp)["jobs"]
-    assert [(job["name"], job["state"]) for job in jobs] == [("llm-audit", "FINISHED")]
+    [job] = [job for job in _get(address, "/jobs/overview")["jobs"]
+             if job["jid"] in result.stdout]  # the job this test submitted
+    assert (job["name"], job["state"]) == ("llm-audit", "FINISHED")
+    vertices = _get(address, f"/jobs/{job['jid']}")["vertices"]
+    assert {v["parallelism"] for v in vertices} == {parallelism}
+    used = {tm["taskmanager-id"] for v in vertices
+            for tm in _get(address, f"/jobs/{job['jid']}/vertices/{v['id']}/taskmanagers")["taskmanagers"]}
+    assert len(used) == parallelism  # one slot per TaskManager
     report = compare(settings, truths)
     assert report.ok, [row for row in report.rows if not row.ok]

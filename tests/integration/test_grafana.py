@@ -149,8 +149,7 @@ def audited(stack_settings, tmp_path_factory):
         flink_config={**grafana.flink_influx_reporter_config(stack_settings.influx_url, database, interval_s=1),
                       "taskmanager.network.memory.buffer-debloat.enabled": "true"},
     )
-    stack.create_topics(settings.kafka_bootstrap, {settings.source_topic: {}, settings.dlq_topic: {},
-                                                   settings.rules_topic: {"cleanup.policy": "compact"}})
+    stack.create_job_topics(settings.kafka_bootstrap, settings.source_topic, settings.dlq_topic, settings.rules_topic)
     stack.create_influx_database(settings.influx_url, database)
     now = datetime.now(timezone.utc)
     t0 = datetime.fromtimestamp((int(now.timestamp()) // WINDOW_S) * WINDOW_S - 300, timezone.utc)
