@@ -24,7 +24,7 @@ from pyflink.datastream.connectors.kafka import (
     KafkaSink,
     KafkaSource,
 )
-from pyflink.table import DataTypes, Schema, Table
+from pyflink.table import DataTypes, Schema, StreamTableEnvironment, Table
 from pyflink.table.expressions import col
 
 from flink_jobs.audit import ACTIVE_RULES, DEAD_LETTERS, RULE_CHANGES, SEQUENCE_HITS, VIOLATIONS, AuditEvents
@@ -71,7 +71,7 @@ class AuditOutputs:
 
 # The event's own time where SQL can read one (epoch ms, or RFC 3339 with Z or an offset), else the
 # epoch: events without a time must not move the watermark (their Python-side validation rejects them).
-# `ts` is the message's timestamp field as a string, read once (see timed_events).
+# `ts` is the message's timestamp field as a string (see events_table and kafka_events_table).
 _TS = "ts"
 
 
@@ -92,7 +92,7 @@ _EVENT_TIME = (f"COALESCE(TO_TIMESTAMP_LTZ(CASE WHEN TRY_CAST({_TS} AS BIGINT) >
 TIMED_EVENT = Types.ROW([Types.STRING(), Types.INSTANT()])
 
 
-def _table_env(env_of, settings: AuditJobSettings):
+def _table_env(env_of: DataStream | StreamExecutionEnvironment, settings: AuditJobSettings) -> StreamTableEnvironment:
     t_env = table_env_of(env_of)
     t_env.get_config().set("table.local-time-zone", "UTC")
     t_env.get_config().set("table.exec.source.idle-timeout", f"{settings.idleness_s} s")
@@ -158,8 +158,8 @@ def kafka_events_table(env: StreamExecutionEnvironment, settings: AuditJobSettin
     """
     t_env = _table_env(env, settings)
     name = f"audit_events_{uuid.uuid4().hex[:8]}"
-    # A computed column cannot read another, so the event time reads the field at each use of `ts`
-    # here; the watermark generator computes it once per record.
+    # A computed column cannot read another, so the event time here parses the message at each use
+    # of `ts` (the cost is in docs/benchmarks.md); the source's watermark generator computes it.
     event_time = _EVENT_TIME.replace(_TS, "JSON_VALUE(f0, '$.timestamp')")
     options = ", ".join(f"{_quoted(k)} = {_quoted(v)}" for k, v in kafka_table_options(settings, between_ms).items())
     t_env.execute_sql(
@@ -171,8 +171,8 @@ def kafka_events_table(env: StreamExecutionEnvironment, settings: AuditJobSettin
 
 def timed_events(events: Table, buckets: int | None = None) -> DataStream:
     """The EVENTS table (f0: raw JSON, arrival, event_time with its watermark) -> TIMED_EVENT rows,
-    watermarked on the events' time: the key and time of every event come from Java (Flink SQL), as
-    parsing in a Python operator first would cost a second round trip to Python per event.
+    watermarked on the events' time: the time of every event comes from Java (Flink SQL), as parsing
+    in a Python operator first would cost a second round trip to Python per event.
 
     buckets: Row(one of this many buckets of the message's hash, TIMED_EVENT, event time) instead,
     for keyed() (the scorer's batches: few keys, so that each batch spans little event time).
@@ -216,17 +216,14 @@ def build_pipeline(events: Table, pushes: DataStream, settings: AuditJobSettings
     parser = None  # the operator that parses the events: the scorer when there is one, else the audit
     if settings.scorers:
         scorers = ScoreEvents(load_config(settings.scorers_path), tuple(settings.scorers), settings.scorer_device,
-                              settings.score_batch_size, settings.score_max_wait_ms,
-                              max_span_ms=settings.max_out_of_orderness_s * 1000 // 2)
+                              settings.score_batch_size, settings.score_max_wait_ms)
         keyed_events = keyed(timed_events(events, buckets), Types.STRING())
-        # In a worker process whatever the job's mode: torch hangs in the embedded interpreter's open().
+        # In a worker process whatever the job's mode: the models get a GIL of their own, and torch hung in
+        # the embedded interpreter's open() while it shared its task thread with a second interpreter
+        # (see pyflink_internals.side_output).
         with python_execution_mode(keyed_events, "process"):
-            scored = keyed_events.process(scorers, Types.TUPLE([Types.PICKLED_BYTE_ARRAY(), Types.LONG()])) \
+            parser = audit_input = keyed_events.process(scorers, Types.PICKLED_BYTE_ARRAY()) \
                 .uid("score").name("score toxicity and bias")
-        parser = scored
-        # A batch leaves the scorer at processing time: event time is assigned again after it.
-        audit_input = with_event_time(scored, bounded_watermarks(settings), Types.PICKLED_BYTE_ARRAY()) \
-            .uid("event-time").name("event time")
     else:
         audit_input = timed_events(events)
     audit = (
@@ -438,11 +435,10 @@ def run_until_caught_up(settings: AuditJobSettings, poll_s: float = 1.0) -> None
 
     consumer, admin = KafkaConsumer(**client_config(settings)), KafkaAdminClient(**client_config(settings))
     try:
-        end = offsets_span(consumer, settings.source_topic).end
+        span = offsets_span(consumer, settings.source_topic)
         client = build_job(settings.model_copy(update={"bounded": False})).execute_async("llm-audit")
         while True:
-            committed = committed_offsets(admin, settings.group_id, settings.source_topic)
-            if all(committed.get(p, -1) >= offset for p, offset in end.items()):
+            if span.covered(committed_offsets(admin, settings.group_id, settings.source_topic)):
                 break
             if client.get_job_status().result().name in ("FAILED", "CANCELED", "FINISHED"):
                 client.get_job_execution_result().result()  # raises the failure

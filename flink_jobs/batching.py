@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pyflink.common import Row, Types
+from pyflink.datastream import TimeDomain
 from pyflink.datastream.functions import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 
@@ -40,14 +41,16 @@ class BatchingFunction(KeyedProcessFunction):
     """Buffers elements in keyed list state and hands them to `_flush_batch` in batches.
 
     A batch is flushed when `max_batch` elements are buffered, when the oldest has waited
-    `max_wait_ms` (processing time), when its elements' `_time_of` span `max_span_ms`, or at the
-    end of a bounded input. The buffer is checkpointed state: a restart from a checkpoint flushes
-    what was buffered when it was taken.
+    `max_wait_ms` (processing time), at the end of a bounded input, and with `on_event_time` when
+    the watermark reaches its earliest element's `_time_of`: the watermark then passes on
+    downstream only after the elements it covers (PyFlink forwards it once the timers it fired have
+    run, in both modes). The buffer is checkpointed state: a restart from a checkpoint flushes what
+    was buffered when it was taken.
     """
 
-    def __init__(self, name: str, max_batch: int, max_wait_ms: int, max_span_ms: int | None = None):
+    def __init__(self, name: str, max_batch: int, max_wait_ms: int, on_event_time: bool = False):
         self._name, self._max_batch, self._max_wait_ms = name, max_batch, max_wait_ms
-        self._max_span_ms = max_span_ms
+        self._on_event_time = on_event_time
 
     def _time_of(self, value) -> int:
         return 0
@@ -55,7 +58,7 @@ class BatchingFunction(KeyedProcessFunction):
     def open(self, runtime_context: RuntimeContext):
         self._buffer = runtime_context.get_list_state(
             ListStateDescriptor(f"{self._name}-buffer", Types.PICKLED_BYTE_ARRAY()))
-        # (buffered count, processing-time deadline of the oldest, _time_of the first)
+        # (buffered count, processing-time deadline of the oldest, earliest _time_of or None)
         self._pending = runtime_context.get_state(
             ValueStateDescriptor(f"{self._name}-pending", Types.PICKLED_BYTE_ARRAY()))
         self._timers = RestoredTimers()
@@ -65,24 +68,33 @@ class BatchingFunction(KeyedProcessFunction):
 
     def process_element(self, value, ctx: KeyedProcessFunction.Context):
         self._buffer.add(value)
-        count, deadline, first = self._pending.value() or (0, None, None)
+        timers = ctx.timer_service()
+        count, deadline, earliest = self._pending.value() or (0, None, None)
         if count == 0:
-            deadline = ctx.timer_service().current_processing_time() + self._max_wait_ms
-            first = self._time_of(value)
+            deadline = timers.current_processing_time() + self._max_wait_ms
         if self._timers.first_sight(ctx) or count == 0:
             # A deadline restored from a checkpoint is past: its timer fires at once.
-            ctx.timer_service().register_processing_time_timer(deadline)
-            ctx.timer_service().register_event_time_timer(END_OF_INPUT)
-        spanned = self._max_span_ms is not None and abs(self._time_of(value) - first) >= self._max_span_ms
-        if count + 1 >= self._max_batch or spanned:
+            timers.register_processing_time_timer(deadline)
+            timers.register_event_time_timer(END_OF_INPUT)
+            if earliest is not None:
+                timers.register_event_time_timer(earliest)
+        if self._on_event_time and (earliest is None or self._time_of(value) < earliest):
+            earliest = self._time_of(value)
+            timers.register_event_time_timer(earliest)
+        if count + 1 >= self._max_batch:
             yield from self._flush(ctx)
         else:
-            self._pending.update((count + 1, deadline, first))
+            self._pending.update((count + 1, deadline, earliest))
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
-        _, deadline, _ = self._pending.value() or (0, None, None)
-        # A timer of a batch already flushed by size is stale; the final watermark flushes all.
-        if deadline is not None and (timestamp >= deadline or timestamp == END_OF_INPUT):
+        _, deadline, earliest = self._pending.value() or (0, None, None)
+        if deadline is None:
+            return  # nothing buffered: the timer of a batch already flushed
+        if ctx.time_domain() == TimeDomain.PROCESSING_TIME:
+            due = timestamp >= deadline
+        else:  # the final watermark flushes every batch
+            due = timestamp == END_OF_INPUT or (earliest is not None and timestamp >= earliest)
+        if due:
             yield from self._flush(ctx)
 
     def _flush(self, ctx):
@@ -94,16 +106,16 @@ class BatchingFunction(KeyedProcessFunction):
 
 class ScoreEvents(BatchingFunction):
     """Keyed by a bucket, fed Row(raw event JSON, arrival): scores the valid events in batches ->
-    ((event, scores, evidence), event time) per event; the rest -> DEAD_LETTERS.
+    (event, scores, evidence) per event; the rest -> DEAD_LETTERS.
 
-    Each batch is one forward pass per model. The models load once per worker, in open().
+    Each batch is one forward pass per model. The models load once per worker, in open(). A batch
+    is flushed before the watermark passes its earliest event, so the source's watermark (one per
+    Kafka partition) holds downstream: no event is late for being scored in a batch.
     """
 
     def __init__(self, config: ScorersConfig, enabled: tuple[str, ...], device: str, max_batch: int,
-                 max_wait_ms: int, max_span_ms: int):
-        # Event time is assigned again after the scorer: a batch spanning more event time than the
-        # out-of-orderness bound would make the other buckets' pending events late there.
-        super().__init__("score", max_batch, max_wait_ms, max_span_ms)
+                 max_wait_ms: int):
+        super().__init__("score", max_batch, max_wait_ms, on_event_time=True)
         self._config, self._enabled, self._device = config, enabled, device
 
     def open(self, runtime_context: RuntimeContext):
@@ -123,7 +135,7 @@ class ScoreEvents(BatchingFunction):
 
     def _flush_batch(self, events: list[AuditEvent]):
         for event, (scores, evidence) in zip(events, self._suite.score_events(events)):
-            yield (event, scores, evidence), event.timestamp
+            yield event, scores, evidence
 
 
 class BufferedWrite(BatchingFunction):

@@ -31,6 +31,11 @@ class Span:
     def total(self) -> int:
         return sum(self.end[p] - self.start[p] for p in self.end)
 
+    def covered(self, committed: dict[int, int]) -> bool:
+        """Whether the committed offsets reach the end of every partition that has records to read (a
+        consumer commits nothing for a partition it has read nothing from)."""
+        return all(committed.get(p, -1) >= end for p, end in self.end.items() if end > self.start[p])
+
     def done(self, committed: dict[int, int]) -> int:
         return sum(min(max(committed.get(p, self.start[p]), self.start[p]), self.end[p]) - self.start[p]
                    for p in self.end)

@@ -39,13 +39,20 @@ def flink_cluster(tmp_path_factory):
                                 "memory": {"process": {"size": "1536m"}}})
     conf["rest"] = {"address": "127.0.0.1", "bind-address": "127.0.0.1", "port": rest_port}
     conf["python"] = {"executable": sys.executable, "client": {"executable": sys.executable}}
+    # As the image has it (docker/Dockerfile): flink-python in lib/ and pemja parent-first, so that the
+    # embedded interpreter is loaded once per TaskManager, not once per job.
+    conf["classloader"] = {"parent-first-patterns": {"additional": "pemja."}}
+    lib = base / "lib"
+    lib.mkdir()
+    for jar in [*(FLINK_HOME / "lib").glob("*.jar"), *(FLINK_HOME / "opt").glob("flink-python-*.jar")]:
+        (lib / jar.name).symlink_to(jar)
     (base / "conf").mkdir()
     (base / "log").mkdir()
     (base / "conf" / "config.yaml").write_text(yaml.safe_dump(conf))
     for name in ("log4j.properties", "log4j-cli.properties", "log4j-console.properties"):
         (base / "conf" / name).write_text((FLINK_HOME / "conf" / name).read_text())
     env = {**os.environ, "FLINK_CONF_DIR": str(base / "conf"), "FLINK_LOG_DIR": str(base / "log"),
-           "FLINK_PID_DIR": str(base)}
+           "FLINK_PID_DIR": str(base), "FLINK_LIB_DIR": str(lib)}
     # taskmanager.sh twice: a second instance on the same host, as a scaled-out deployment has.
     scripts = [FLINK_HOME / "bin" / "jobmanager.sh", FLINK_HOME / "bin" / "taskmanager.sh",
                FLINK_HOME / "bin" / "taskmanager.sh"]
