@@ -15,8 +15,9 @@ Jobs (each bounded, on the local MiniCluster and stack, Python functions in proc
 
 Events/s are measured by difference: each job runs on N and on a small M events from the same
 topic, and the rate is (N - M) / (T(N) - T(M)), which cancels JVM, worker and model start-up.
-Then the fastest audit configuration runs unbounded on live traffic at half its measured rate (or
---rate), and the event-to-MongoDB latency is each violation's stored_at minus its event time (p50, p99).
+Then the audit in the job's default Python mode runs unbounded on live traffic at half its measured
+rate (or --rate), and the event-to-MongoDB latency is each violation's stored_at minus its event
+time (p50, p99).
 The last line is `SUMMARY engine_eps=… consumer_eps=… passthrough_eps=… audit_rules_eps=…
 audit_scorers_eps=… p50_ms=… p99_ms=…`, the best mode of each.
 Each run's databases, topics and checkpoints are dropped after it, and the bench's topics at the end:
@@ -50,6 +51,7 @@ from rich.table import Table  # noqa: E402
 from devstack import stack, traffic  # noqa: E402
 from flink_jobs import audit_job  # noqa: E402
 from flink_jobs.cli import local_job_settings  # noqa: E402
+from flink_jobs.settings import AuditJobSettings  # noqa: E402
 from flink_jobs.pyflink_internals import discard  # noqa: E402
 from rules_throughput import rate  # noqa: E402  (the sibling benchmark: bench/ is on sys.path)
 
@@ -426,11 +428,13 @@ def measure(args, topic: str, small: str, scored: str, size: int, rules_folder: 
     p50 = p99 = None
     measured = [r for r in rows if r[2] is not None]
     if measured:
-        best = max(measured, key=lambda r: r[2])[0]
-        live_rate = args.rate or best_of[2] / 2
-        lat = latency({"python_execution_mode": best, **rules_only, "rules_path": rules_only_rules}, live_rate, 20)
+        # The job's default mode, as users run it; another mode only if the default did not run.
+        default = AuditJobSettings.model_fields["python_execution_mode"].default
+        chosen = next((r for r in measured if r[0] == default), max(measured, key=lambda r: r[2]))
+        mode, live_rate = chosen[0], args.rate or chosen[2] / 2
+        lat = latency({"python_execution_mode": mode, **rules_only, "rules_path": rules_only_rules}, live_rate, 20)
         p50, p99 = pct(lat, 0.5) * 1000, pct(lat, 0.99) * 1000
-        print(f"event-to-MongoDB latency, rules only, {best} mode, {live_rate:.0f} events/s live: "
+        print(f"event-to-MongoDB latency, rules only, {mode} mode, {live_rate:.0f} events/s live: "
               f"p50 {p50:.0f} ms, p99 {p99:.0f} ms ({len(lat)} violations)")
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
 
