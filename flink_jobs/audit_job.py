@@ -248,7 +248,8 @@ def build_pipeline(events: Table, pushes: DataStream, settings: AuditJobSettings
     window_points = metrics.flat_map(WindowPoints(metrics_points, buckets), BUCKETED) \
         .uid("window-points").name("window points")
     dead_letter_counts = dead_letter_rows(dead_letters, settings.metrics_window_s) \
-        .flat_map(WindowPoints(dead_letter_points, buckets), BUCKETED).uid("dead-letter-points").name("dead-letter points")
+        .flat_map(WindowPoints(dead_letter_points, buckets), BUCKETED) \
+        .uid("dead-letter-points").name("dead-letter points")
     return AuditOutputs(
         violations=side_output(audit, VIOLATIONS).union(side_output(sequences, VIOLATIONS)),
         points=window_points.union(side_output(anomalies, ANOMALY_POINTS), dead_letter_counts),
@@ -384,7 +385,8 @@ def dlq_sink(settings: AuditJobSettings) -> KafkaSink:
 
 def write(items: DataStream, writer, settings: AuditJobSettings, name: str) -> None:
     """Batch the BUCKETED elements (documents or points) into `writer`, buffered in keyed state."""
-    keyed(items, Types.INT()).process(BufferedWrite(writer, settings.sink_batch_size, settings.sink_max_wait_ms), Types.INT()) \
+    batches = BufferedWrite(writer, settings.sink_batch_size, settings.sink_max_wait_ms)
+    keyed(items, Types.INT()).process(batches, Types.INT()) \
         .uid(name).name(name).sink_to(discard()).uid(f"{name}-done")
 
 

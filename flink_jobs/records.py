@@ -54,11 +54,15 @@ AUDITED_FIELDS = {
 }
 AUDITED = Types.ROW_NAMED(list(AUDITED_FIELDS), list(AUDITED_FIELDS.values()))
 
+def _rule_key(finding: Finding) -> str:
+    return f"{finding.rule_id}\t{finding.category}\t{finding.severity}"
+
+
 def audited_row(event, findings: list[Finding], scores: dict) -> Row:
     """An audited event as its AUDITED row; scores: {field: {scorer: score}}, the highest counts."""
     top = {scorer: max((s[scorer] for s in scores.values() if scorer in s), default=None) for scorer in SCORERS}
     return Row(event.tenant, event.model, event.timestamp, 1, len(findings),
-               "\n".join(f"{f.rule_id}\t{f.category}\t{f.severity}" for f in findings) or None,
+               "\n".join(map(_rule_key, findings)) or None,
                f",{','.join(sorted({f.category for f in findings}))}," if findings else None,
                (event.prompt_tokens or 0) + (event.completion_tokens or 0), event.cost_usd or 0.0,
                None if event.latency_ms is None else float(event.latency_ms), *top.values())
@@ -66,5 +70,5 @@ def audited_row(event, findings: list[Finding], scores: dict) -> Row:
 
 def sequence_row(tenant: str, model: str, time_ms: int, finding: Finding) -> Row:
     """A fired sequence rule's violation, for the `violations` points of its window."""
-    return Row(tenant, model, time_ms, 0, 0, f"{finding.rule_id}\t{finding.category}\t{finding.severity}", None,
+    return Row(tenant, model, time_ms, 0, 0, _rule_key(finding), None,
                0, 0.0, None, *(None for _ in SCORERS))

@@ -83,7 +83,8 @@ def window_rows(audited: DataStream, metrics_s: int, anomaly_s: int) -> tuple[Da
     # Anomaly windows are of the events alone; keyed in Java by the JSON [tenant, model].
     anomaly = _tumbling(table, anomaly_s, "tenant, model", _ANOMALY_AGGREGATES, "WHERE events = 1")
     columns = ", ".join(["tenant", "model", "end_ms", *(f"a{i}" for i in range(len(_ANOMALY_AGGREGATES)))])
-    keyed_rows = t_env.to_data_stream(t_env.sql_query(f"SELECT JSON_ARRAY(tenant, model), ROW({columns}) FROM ({anomaly})"))
+    keyed_rows = t_env.to_data_stream(
+        t_env.sql_query(f"SELECT JSON_ARRAY(tenant, model), ROW({columns}) FROM ({anomaly})"))
     declare_output_type(keyed_rows, Types.ROW([Types.STRING(), _typed(ANOMALY_FIELDS)]))
     return metrics, keyed_rows
 
