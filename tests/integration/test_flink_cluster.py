@@ -78,6 +78,31 @@ def flink_cluster(tmp_path_factory):
             subprocess.run(["bash", str(script), "stop"], env=env, capture_output=True)
 
 
+def _settings_env(settings) -> dict[str, str]:
+    """The settings as the LLM_AUDIT_* variables the job file reads back."""
+    return {f"LLM_AUDIT_{name.upper()}": str(getattr(settings, name).get_secret_value()
+                                             if name.endswith(("uri", "token")) else getattr(settings, name))
+            for name in settings.model_fields_set}
+
+
+def _job_file() -> list[str]:
+    return ["--jarfile", str(artifacts.flink_kafka_connector_jar()), "-py", str(ROOT / "flink_jobs" / "audit_job.py")]
+
+
+def _flink(env: dict, *args: str, settings=None, cwd: Path) -> subprocess.CompletedProcess:
+    """The `flink` command; with settings, the job it submits reads them from its environment."""
+    result = subprocess.run(["bash", str(FLINK_HOME / "bin" / "flink"), *args],
+                            env={**env, **(_settings_env(settings) if settings else {})},
+                            capture_output=True, text=True, timeout=300, cwd=cwd)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def _job_id(run: subprocess.CompletedProcess) -> str:
+    """The id of the job `flink run` submitted, from its output."""
+    return run.stdout.split("Job has been submitted with JobID ")[1].split()[0]
+
+
 def _get(address: str, path: str):
     with urllib.request.urlopen(f"http://{address}{path}", timeout=5) as resp:
         return json.load(resp)
@@ -90,26 +115,54 @@ def test_flink_run_py_submits_the_job_file_unchanged(flink_cluster, isolated_job
     address, env = flink_cluster
     settings = isolated_job(f"cluster{parallelism}", local=False, rules_path=ROOT / "rules" / "default.yaml",
                             checkpoint_dir=(tmp_path / "checkpoints").as_uri(), parallelism=parallelism)
-    # The job reads exactly these settings back from the environment of `flink run`.
-    settings_env = {f"LLM_AUDIT_{name.upper()}": str(getattr(settings, name).get_secret_value()
-                                                     if name.endswith(("uri", "token")) else getattr(settings, name))
-                    for name in settings.model_fields_set}
     truths = traffic.produce(settings.kafka_bootstrap, settings.source_topic, 400, seed=5, start_ms=1_795_100_000_000)
-    result = subprocess.run(
-        ["bash", str(FLINK_HOME / "bin" / "flink"), "run", "-m", address,
-         "--jarfile", str(artifacts.flink_kafka_connector_jar()),
-         "-py", str(ROOT / "flink_jobs" / "audit_job.py")],
-        env={**env, **settings_env}, capture_output=True, text=True, timeout=300, cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "Job has been submitted with JobID" in result.stdout
-    [job] = [job for job in _get(address, "/jobs/overview")["jobs"]
-             if job["jid"] in result.stdout]  # the job this test submitted
+    jid = _job_id(_flink(env, "run", "-m", address, *_job_file(), settings=settings, cwd=tmp_path))
+    job = _get(address, f"/jobs/{jid}")
     assert (job["name"], job["state"]) == ("llm-audit", "FINISHED")
-    vertices = _get(address, f"/jobs/{job['jid']}")["vertices"]
+    vertices = job["vertices"]
     assert {v["parallelism"] for v in vertices} == {parallelism}
     used = {tm["taskmanager-id"] for v in vertices
-            for tm in _get(address, f"/jobs/{job['jid']}/vertices/{v['id']}/taskmanagers")["taskmanagers"]}
+            for tm in _get(address, f"/jobs/{jid}/vertices/{v['id']}/taskmanagers")["taskmanagers"]}
     assert len(used) == parallelism  # one slot per TaskManager
+    report = compare(settings, truths)
+    assert report.ok, [row for row in report.rows if not row.ok]
+
+
+def test_a_savepoint_taken_at_parallelism_1_restores_at_2_and_writes_everything_it_held(flink_cluster, isolated_job,
+                                                                                      tmp_path):
+    """A native savepoint (`flink stop`) of a job holding everything in state (sink batches that never
+    fill nor time out, open windows, pending sequence hits), restored at parallelism 2 with no new
+    event: the restored run writes all of it, and the stores equal the ground truth."""
+    from kafka import KafkaAdminClient, KafkaConsumer
+    from pymongo import MongoClient
+
+    from flink_jobs.offsets import client_config, committed_offsets, offsets_span
+
+    address, env = flink_cluster
+    settings = isolated_job("savepoint", local=False, rules_path=ROOT / "rules" / "default.yaml",
+                            checkpoint_dir=(tmp_path / "checkpoints").as_uri(), checkpoint_interval_ms=1000,
+                            starting_offsets="earliest", parallelism=2, bounded=True)
+    truths = traffic.produce(settings.kafka_bootstrap, settings.source_topic, 800, seed=34, rate=200)
+    holding = settings.model_copy(update={"sink_batch_size": 1_000_000, "sink_max_wait_ms": 3_600_000,
+                                          "parallelism": 1, "bounded": False})
+    jid = _job_id(_flink(env, "run", "--detached", "-m", address, *_job_file(), settings=holding, cwd=tmp_path))
+    consumer, admin = KafkaConsumer(**client_config(settings)), KafkaAdminClient(**client_config(settings))
+    try:
+        span, deadline = offsets_span(consumer, settings.source_topic), time.monotonic() + 300
+        while not span.covered(committed_offsets(admin, settings.group_id, settings.source_topic)):
+            assert time.monotonic() < deadline, "no checkpoint covered the topic within 300 s"
+            time.sleep(1)
+    finally:
+        consumer.close()
+        admin.close()
+    stopped = _flink(env, "stop", "-m", address, "--savepointPath", (tmp_path / "savepoints").as_uri(), jid,
+                     cwd=tmp_path)
+    savepoint = stopped.stdout.split("Savepoint completed. Path: ")[1].split()[0]
+    with MongoClient(settings.mongo_uri.get_secret_value()) as client:
+        assert client[settings.mongo_database][settings.violations_collection].count_documents({}) == 0
+    # Starting at the latest offsets: without the savepoint's, the restored run would read nothing.
+    restored = settings.model_copy(update={"restore_from": savepoint, "starting_offsets": "latest"})
+    run = _flink(env, "run", "-m", address, *_job_file(), settings=restored, cwd=tmp_path)
+    assert {v["parallelism"] for v in _get(address, f"/jobs/{_job_id(run)}")["vertices"]} == {2}
     report = compare(settings, truths)
     assert report.ok, [row for row in report.rows if not row.ok]
