@@ -19,7 +19,8 @@ from udfs.rules import RuleError, RuleSet, ruleset_from_push
 # An event with its model scores: (event, {field: {label: score}}, {field: evidence}).
 Scored = tuple[AuditEvent, dict, dict]
 
-# (dead-letter record, arrival ms: the Kafka record time of the message)
+# (dead-letter record, its time: the message's Kafka record time, or just past the operator's event-time
+# watermark if that is later, so that a dead letter is never late for its window (see parse_or_dead_letter))
 DEAD_LETTERS = OutputTag("dead-letters", Types.TUPLE([Types.STRING(), Types.LONG()]))
 VIOLATIONS = OutputTag("violations", BUCKETED)
 RULE_CHANGES = OutputTag("rule-changes", BUCKETED)
@@ -29,12 +30,18 @@ SEQUENCE_HITS = OutputTag("sequence-hits", BUCKETED)
 ACTIVE_RULES = MapStateDescriptor("active-rules", Types.STRING(), Types.STRING())
 
 
-def parse_or_dead_letter(value: str, arrival: Instant) -> tuple[AuditEvent | None, tuple | None]:
-    """(event, None) for a valid audit event; for anything else (None, (its dead-letter record, arrival ms))."""
+def parse_or_dead_letter(value: str, arrival: Instant, watermark_ms: int) -> tuple[AuditEvent | None, tuple | None]:
+    """(event, None) for a valid audit event; for anything else (None, (its dead-letter record, time ms)).
+
+    A dead letter has no event time of its own: it counts in the window of its arrival (the Kafka
+    record time), unless the event-time watermark has passed that, and then in the first window
+    still open. Arrival times of several partitions read one after another are out of order by as
+    much as a backlog, so no watermark derived from them would hold.
+    """
     try:
         return parse_event(value), None
     except EventError as error:
-        return None, (dead_letter(value, error), epoch_ms(arrival))
+        return None, (dead_letter(value, error), max(epoch_ms(arrival), watermark_ms + 1))
 
 
 class AuditEvents(BroadcastProcessFunction):
@@ -67,7 +74,7 @@ class AuditEvents(BroadcastProcessFunction):
 
     def process_element(self, value: Row | Scored, ctx: BroadcastProcessFunction.ReadOnlyContext):
         if isinstance(value, Row):  # (raw JSON, arrival): not scored
-            event, dead = parse_or_dead_letter(*value)
+            event, dead = parse_or_dead_letter(*value, ctx.current_watermark())
             if dead is not None:
                 yield DEAD_LETTERS, dead
                 return

@@ -241,15 +241,16 @@ def build_pipeline(events: Table, pushes: DataStream, settings: AuditJobSettings
         DetectAnomalies(AnomalySettings(threshold=settings.anomaly_threshold, warmup=settings.anomaly_warmup,
                                         min_events=settings.anomaly_min_events), settings.anomaly_window_s * 1000,
                         buckets), BUCKETED).uid("anomalies").name("anomalies per tenant and model")
-    # Dead letters are stamped with their arrival (the Kafka record time): the time of their windows,
-    # and of their record on the dead-letter topic, whose broker may refuse a far-off time.
+    # Dead letters are stamped with their time (their arrival, see audit.parse_or_dead_letter), not an
+    # event time: the time of their record on the dead-letter topic, whose broker may refuse a far-off one.
     dead_letters = with_event_time(side_output(parser or audit, DEAD_LETTERS), bounded_watermarks(settings),
                                    Types.STRING()).uid("dead-letter-time").name("dead-letter arrival time")
-    window_points = metrics.flat_map(WindowPoints(metrics_points, buckets), BUCKETED) \
-        .uid("window-points").name("window points")
-    dead_letter_counts = dead_letter_rows(dead_letters, settings.metrics_window_s) \
+    # Counted with the parser's event-time watermark (see audit.parse_or_dead_letter).
+    dead_letter_counts = dead_letter_rows(side_output(parser or audit, DEAD_LETTERS), settings.metrics_window_s) \
         .flat_map(WindowPoints(dead_letter_points, buckets), BUCKETED) \
         .uid("dead-letter-points").name("dead-letter points")
+    window_points = metrics.flat_map(WindowPoints(metrics_points, buckets), BUCKETED) \
+        .uid("window-points").name("window points")
     return AuditOutputs(
         violations=side_output(audit, VIOLATIONS).union(side_output(sequences, VIOLATIONS)),
         points=window_points.union(side_output(anomalies, ANOMALY_POINTS), dead_letter_counts),

@@ -124,7 +124,7 @@ class ScoreEvents(BatchingFunction):
         self._suite.open()
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context):
-        event, dead = parse_or_dead_letter(*value)
+        event, dead = parse_or_dead_letter(*value, ctx.timer_service().current_watermark())
         if dead is not None:
             yield DEAD_LETTERS, dead
             return

@@ -18,7 +18,7 @@ from pyflink.common import Row, Types
 from pyflink.datastream import DataStream, OutputTag
 from pyflink.datastream.functions import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ValueStateDescriptor
-from pyflink.table import DataTypes, Schema
+from pyflink.table import Schema
 
 from flink_jobs.pyflink_internals import declare_output_type, table_env_of
 from flink_jobs.records import BUCKETED, bucketed
@@ -90,11 +90,11 @@ def window_rows(audited: DataStream, metrics_s: int, anomaly_s: int) -> tuple[Da
 
 
 def dead_letter_rows(dead_letters: DataStream, metrics_s: int) -> DataStream:
-    """Dead-letter records (JSON, stamped with their arrival) -> Row(reason, end_ms, count) per window."""
+    """DEAD_LETTERS records (JSON, time ms), with the event-time watermark of the operator that found
+    them -> Row(reason, end_ms, count) per window."""
     t_env = table_env_of(dead_letters)
     table = t_env.from_data_stream(dead_letters, Schema.new_builder()
-                                   .column("f0", DataTypes.STRING())
-                                   .column_by_metadata("event_time", DataTypes.TIMESTAMP_LTZ(3), "rowtime")
+                                   .column_by_expression("event_time", "TO_TIMESTAMP_LTZ(f1, 3)")
                                    .watermark("event_time", "SOURCE_WATERMARK()").build())
     reasons = t_env.sql_query(f"SELECT JSON_VALUE(f0, '$.reason') AS reason, event_time FROM {table}")
     rows = t_env.to_data_stream(t_env.sql_query(_tumbling(reasons, metrics_s, "reason", ["COUNT(*)"])))
