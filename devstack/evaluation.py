@@ -247,3 +247,23 @@ def evaluate_entities(engine: RuleEngine, suite, cases: list, entities: tuple[st
                 alarms[f.entity].append(case.text[f.start:f.end])
     metrics = (("precision", precision), ("recall", recall), ("f2", f2))
     return {entity: _report(rows, metrics, cpu, misses[entity], alarms[entity]) for entity, rows in pairs.items()}
+
+
+def evaluate_secrets(engine: RuleEngine, cases: list) -> BinaryReport:
+    """Each labelled secret is found when a `secret` finding, of whatever entity, overlaps one of its spans;
+    a finding that overlaps no labelled secret is a false positive."""
+    pairs, misses, alarms = [], [], []
+    started = time.process_time()
+    for i, case in enumerate(cases):
+        found = [(f.start, f.end) for f in engine.evaluate(_as_prompt(i, case.text)) if f.category == "secret"]
+        for spans in case.secrets:
+            hit = any(s < end and start < t for s, t in found for start, end in spans)
+            pairs.append((True, hit))
+            if not hit:
+                misses.append(case.text[spans[0][0]:spans[0][1]])
+        for s, t in found:
+            if not any(s < end and start < t for spans in case.secrets for start, end in spans):
+                pairs.append((False, True))
+                alarms.append(case.text[s:t])
+    cpu = (time.process_time() - started) / max(1, len(cases)) * 1e6
+    return _report(pairs, (("precision", precision), ("recall", recall), ("f1", f1)), cpu, misses, alarms)

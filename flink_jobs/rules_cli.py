@@ -224,6 +224,7 @@ def evaluate(
     console.print(table)
     if third_party:
         _third_party_injection(ruleset, rules, split)
+        _third_party_secrets(ruleset, rules, split)
         _third_party_entities(ruleset, rules, split)
 
 
@@ -244,6 +245,21 @@ def _third_party_entities(ruleset: RuleSet, rules: Path, split: str) -> None:
     console.print(table)
     console.print(f"  {CONLL.name}: {CONLL.package} {CONLL.version} ({CONLL.license}), {split} split: "
                   f"{len(labelled)} sentences; {CONLL.what}; CPU {reports['all'].cpu_us_per_event:,.0f} µs/sentence")
+
+
+def _third_party_secrets(ruleset: RuleSet, rules: Path, split: str) -> None:
+    from devstack.corpora import TRUFFLEHOG, TRUFFLEHOG_VERSION, secret_cases
+    from devstack.evaluation import evaluate_secrets
+
+    labelled = secret_cases(split)  # type: ignore[arg-type]
+    r = evaluate_secrets(_engine(ruleset), labelled)
+    table = Table("rules", "secrets", "TP", "FP", "FN", "precision [95 % CI]", "recall [95 % CI]", "F1 [95 % CI]",
+                  "CPU µs/text", title=f"secrets, per labelled secret, third-party data ({split} split)")
+    table.add_row(str(rules), str(r.tp + r.fn), str(r.tp), str(r.fp), str(r.fn),
+                  *(f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in r.metrics.values()), f"{r.cpu_us_per_event:,.0f}")
+    console.print(table)
+    console.print(f"  {TRUFFLEHOG.name}: {TRUFFLEHOG.package} {TRUFFLEHOG_VERSION} ({TRUFFLEHOG.license}), {split} split: "
+                  f"{len(labelled)} texts, {sum(not c.secrets for c in labelled)} with no secret; {TRUFFLEHOG.what}")
 
 
 def _third_party_injection(ruleset: RuleSet, rules: Path, split: str) -> None:

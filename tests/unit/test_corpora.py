@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from devstack.corpora import INJECTION_SOURCES, SIMILARITY_FILES, injection_cases, similarity_corpus
-from devstack.evaluation import bootstrap_ci, evaluate_events, f1
+from devstack.corpora import INJECTION_SOURCES, SIMILARITY_FILES, injection_cases, secret_cases, similarity_corpus
+from devstack.evaluation import bootstrap_ci, evaluate_events, evaluate_secrets, f1
 from udfs.engine import RuleEngine
 from udfs.rules import load_rules
 
@@ -59,3 +59,22 @@ def test_prompt_injection_quality_on_the_third_party_test_split(enable_all, min_
     report = evaluate_events(engine, [(c.text, c.label) for c in injection_cases("test")], {"prompt_injection"})
     assert report.metrics["precision"][0] >= 0.95, report.false_alarms
     assert report.metrics["f1"][0] >= min_f1, report.misses
+
+
+def test_secret_cases_locate_every_labelled_secret_and_split_by_detector():
+    train, test = secret_cases("train"), secret_cases("test")
+    assert len(train) > 500 and len(test) > 500
+    assert not {c.text for c in train} & {c.text for c in test}
+    assert not {c.group for c in train} & {c.group for c in test}
+    for case in train + test:
+        for spans in case.secrets:
+            assert spans and all(0 <= start < end <= len(case.text) for start, end in spans), case
+    assert sum(not c.secrets for c in test) > 200  # look-alikes that must not be reported
+
+
+def test_secrets_quality_on_the_third_party_test_split():
+    engine = RuleEngine(load_rules(ROOT / "rules" / "default.yaml"))
+    engine.open()
+    report = evaluate_secrets(engine, secret_cases("test"))
+    assert report.metrics["precision"][0] >= 0.85, report.false_alarms
+    assert report.metrics["f1"][0] >= 0.80, report.misses

@@ -64,10 +64,26 @@ def test_secrets_by_provider_format(text, entity):
 @pytest.mark.parametrize(
     "text",
     ["OPENAI_API_KEY=YOUR_API_KEY", "token = <your-token-here>", "AKIAIOSFODNN7EXAMPLE", "password: changeme123456",
-     "api_key = 'xxxxxxxxxxxxxxxxxxxx'", "secret = ${VAULT_SECRET_VALUE}"],
+     "api_key = 'xxxxxxxxxxxxxxxxxxxx'", "secret = ${VAULT_SECRET_VALUE}",
+     # a reference or a name, not a value
+     "curl -d key=$currencylayer_api_key", "export const key = process.env.ACCOUNT_KEY", "password: registry-password",
+     "token: accessTokenValue", "Key: Responsibilities and deliverables"],
 )
 def test_placeholders_are_not_secrets(text):
     assert spans("secrets", text) == []
+
+
+@pytest.mark.parametrize(
+    "text, secret",
+    [
+        ('buildkite_secret := "kimu4axq3jxxdj8un0kpo3ua2ucr05zmhh4de0r6"', "kimu4axq3jxxdj8un0kpo3ua2ucr05zmhh4de0r6"),
+        ("'client_key' => 'Q2w9XzR7vB4nM1kL8pT3'", "Q2w9XzR7vB4nM1kL8pT3"),
+        ("beebole credentials: bn6htprmfpukfalts4muwalxh9j15ucvnrfdme8t", "bn6htprmfpukfalts4muwalxh9j15ucvnrfdme8t"),
+        ('req.Header.Set("Authorization", "Bearer yvxpthLIcYpZweFpPOVeCOtt")', "yvxpthLIcYpZweFpPOVeCOtt"),
+    ],
+)
+def test_assigned_values_that_look_random_are_secrets(text, secret):
+    assert [value for _, value in spans("secrets", text)] == [secret]
 
 
 def test_validators():

@@ -53,6 +53,17 @@ def _random_looking(value: str) -> bool:
     return _not_placeholder(value) and entropy(value) >= 3.0
 
 
+# A name, not a value: `$api_key` and `%s` refer to one, `registry-password` and `accessToken` name one.
+_REFERENCE = re.compile(r"[$%]|[A-Za-z]+(?:[-_.][A-Za-z]+)+$|[a-z]+(?:[A-Z][a-z]+)+$")
+_MIXED = re.compile(r"\d|.[A-Z]")
+
+
+def _assigned_secret(value: str) -> bool:
+    """The value of `key = value` is a secret when it looks random: a digit or an inner capital (so that
+    "Key: Responsibilities" is prose), high entropy, and neither a placeholder nor a reference."""
+    return _MIXED.search(value) is not None and _REFERENCE.match(value) is None and _random_looking(value)
+
+
 _LOOKAROUND = re.compile(r"\(\?<?[=!][^()]*\)")
 
 
@@ -164,10 +175,11 @@ class SecretsDetector(PatternDetector):
         Pattern("huggingface_token", r"\bhf_[A-Za-z]{34}\b", 0.85, _random_looking),
         Pattern("private_key", r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?-----", 0.99),
         Pattern("jwt", r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}\b", 0.9),
-        # key = value assignments whose value looks random: the value (group 1) is the secret.
+        # key = value assignments (and Go's :=, PHP's =>) whose value looks random: the value (group 1) is the secret.
         Pattern("secret_assignment",
-                r"(?i)\b(?:[a-z0-9_]*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|auth)[a-z0-9_]*)"
-                r"[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9+/_.!@#$%^&*-]{12,})", 0.7, _random_looking, group=1),
+                r"(?i)\b(?:[a-z0-9_.-]*(?:password|passwd|pwd|secret|token|key|auth|credentials?)[a-z0-9_.-]*)"
+                r"[\"'`]?\s*(?::=|=>|[:=])\s*[\"'`]?([A-Za-z0-9+/_.!@#$%^&*-]{12,})", 0.7, _assigned_secret, group=1),
+        Pattern("bearer_token", r"\bBearer\s+([A-Za-z0-9._~+/-]{16,}=*)", 0.8, _assigned_secret, group=1),
     )
     entities = tuple(dict.fromkeys([*(p.entity for p in patterns), *(rule.entity for rule in _gitleaks()[0])]))
 

@@ -1,0 +1,3 @@
+module llm-audit/secretcases
+
+go 1.21
