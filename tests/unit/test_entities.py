@@ -100,3 +100,32 @@ def test_the_span_level_evaluation_counts_hits_misses_and_false_alarms(suite):
     # Whatever the model makes of the second sentence, the counts add up to what it found.
     assert reports["all"].fp == reports["PERSON"].fp + reports["LOCATION"].fp
     assert 0 < reports["all"].metrics["recall"][0] <= 1
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Japan : 19 - Kenichi Shimokawa , 2 - Hiroshige Yanagimoto", {("PERSON", "Kenichi Shimokawa"),
+                                                                       ("LOCATION", "Japan")}),
+        ("RIO DE JANEIRO 1996-08-22", {("LOCATION", "RIO DE JANEIRO")}),
+        ("Uzbekistan beat Syria 2-1 in Al-Ain .", {("LOCATION", "Uzbekistan"), ("LOCATION", "Syria")}),
+        # institutions, common words and first names that are also cities are not the gazetteer's
+        ("Royal Mail and Stanford University said so in May .", set()),
+        ("George said the March figures will rise .", set()),
+    ],
+)
+def test_the_gazetteer_adds_people_and_places_the_model_missed(text, expected):
+    from udfs.scorers.entities import Gazetteer
+
+    gazetteer = Gazetteer.load()
+    assert {(entity, text[start:end]) for start, end, entity, _ in gazetteer.add(text, [])} == expected
+
+
+def test_the_gazetteer_keeps_the_models_people_and_organisations():
+    from udfs.scorers.entities import Gazetteer
+
+    gazetteer = Gazetteer.load()
+    text = "Barcelona signed Kenichi Shimokawa ."
+    model = [(0, 9, "ORGANIZATION", "ORG"), (17, 34, "ORGANIZATION", "ORG")]
+    # a club named after its city stays an organisation; a first name turns a mislabelled organisation into a person
+    assert gazetteer.add(text, model) == [(0, 9, "ORGANIZATION", "ORG"), (17, 34, "PERSON", "gazetteer: first name")]
