@@ -130,10 +130,13 @@ class Gazetteer:
         words = list(_WORD.finditer(text))
         i = 0
         while i < len(words):
+            if not words[i].group()[0].isupper():
+                i += 1
+                continue
             for n in range(min(self.longest_place, len(words) - i), 0, -1):
                 start, end = words[i].start(), words[i + n - 1].end()
                 name = text[start:end]
-                if words[i].group()[0].isupper() and (name in self.places or name in self.places_upper):
+                if name in self.places or name in self.places_upper:
                     spans = _put(spans, (start, end, "LOCATION", "gazetteer: GeoNames"),
                                  keep={"PERSON", "LOCATION", "ORGANIZATION"})
                     i += n - 1
