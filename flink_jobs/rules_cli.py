@@ -49,14 +49,15 @@ def _engine(ruleset: RuleSet) -> RuleEngine:
 
 @app.command()
 def validate(path: Path) -> None:
-    """Check a rules file: schema, regexes (RE2), detectors, validators, keyword files."""
+    """Check a rules file, or every *.yaml under a directory as one ruleset: schema, regexes (RE2), detectors,
+    validators, keyword files, ids unique across files."""
     ruleset = _load(path)
     console.print(f"[green]valid[/] {path}: {len(ruleset.rules)} rules, hash {ruleset.content_hash()}")
 
 
 @app.command("test")
 def test_rules(path: Path) -> None:
-    """Run every rule's examples (must_match / must_not_match) and print a pass/fail table."""
+    """Run every rule's examples (must_match / must_not_match) of a rules file or directory; a pass/fail table."""
     ruleset = _load(path)
     engine = _engine(ruleset.all_enabled())
     table = Table("rule", "example", "expect", "result", title=f"examples of {path}")

@@ -235,7 +235,9 @@ class RuleSet(_Strict):
     limits: Limits = Limits()
 
     @model_validator(mode="after")
-    def _consistent(self) -> RuleSet:
+    def _consistent(self, info: ValidationInfo) -> RuleSet:
+        if (info.context or {}).get("one_file_of_many"):  # ids and sequences are checked across the files
+            return self
         ids = [rule.id for rule in self.rules]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
@@ -265,7 +267,8 @@ class RuleSet(_Strict):
         return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def parse_rules(text: str, source: str = "<rules>", base_dir: Path | None = None) -> RuleSet:
+def parse_rules(text: str, source: str = "<rules>", base_dir: Path | None = None,
+                one_file_of_many: bool = False) -> RuleSet:
     """Validate YAML rules text; any problem raises RuleError naming source:line, rule and field."""
     try:
         root = yaml.compose(text)
@@ -276,25 +279,29 @@ def parse_rules(text: str, source: str = "<rules>", base_dir: Path | None = None
         raise RuleError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
     _check_duplicate_ids(root, source)
     try:
-        return RuleSet.model_validate(data, context={"base_dir": base_dir or Path(".")})
+        return RuleSet.model_validate(data, context={"base_dir": base_dir or Path("."),
+                                                     "one_file_of_many": one_file_of_many})
     except ValidationError as exc:
         raise RuleError("\n".join(_describe(err, data, root, source) for err in exc.errors())) from None
 
 
 def _check_duplicate_ids(root: yaml.Node | None, source: str) -> None:
     """Name the line of each repeated rule id and of its first use (the model check cannot know lines)."""
+    first: dict[str, int] = {}
+    for rule_id, line in _id_lines(root):
+        if rule_id in first:
+            raise RuleError(f"{source}:{line}: rule {rule_id!r}: duplicate id, first used at line "
+                            f"{first[rule_id]}; rule ids must be unique")
+        first[rule_id] = line
+
+
+def _id_lines(root: yaml.Node | None) -> list[tuple[str, int]]:
+    """Each rule's id and the line it is on."""
     rules = _child(root, "rules")
     if not isinstance(rules, yaml.SequenceNode):
-        return
-    first: dict[str, int] = {}
-    for item in rules.value:
-        node = _child(item, "id")
-        if isinstance(node, yaml.ScalarNode):
-            line = node.start_mark.line + 1
-            if node.value in first:
-                raise RuleError(f"{source}:{line}: rule {node.value!r}: duplicate id, first used at line "
-                                f"{first[node.value]}; rule ids must be unique")
-            first[node.value] = line
+        return []
+    nodes = [_child(item, "id") for item in rules.value]
+    return [(node.value, node.start_mark.line + 1) for node in nodes if isinstance(node, yaml.ScalarNode)]
 
 
 def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:
@@ -304,11 +311,48 @@ def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:
 
 
 def load_rules(path: str | Path) -> RuleSet:
-    """Load and validate a rules file (keyword files resolve relative to it)."""
+    """Load and validate a rules file, or every `*.yaml` file under a directory as one ruleset (keyword
+    files resolve relative to the file that names them)."""
     path = Path(path)
+    if path.is_dir():
+        return _load_directory(path)
     if not path.is_file():
-        raise RuleError(f"{path}: rules file not found")
+        raise RuleError(f"{path}: no rules file or directory there; give a .yaml file or a directory of them")
     return parse_rules(path.read_text(encoding="utf-8"), str(path), path.parent)
+
+
+def _load_directory(directory: Path) -> RuleSet:
+    """One ruleset from many files: each file's errors with its name and lines, then ids unique across
+    files, at most one file setting `limits`, and sequences over rules of any file."""
+    files = sorted(directory.rglob("*.yaml"))
+    if not files:
+        raise RuleError(f"{directory}: no *.yaml rules files under this directory")
+    parts, errors = [], []
+    for file in files:
+        text = file.read_text(encoding="utf-8")
+        try:
+            parts.append((file, text, parse_rules(text, str(file), file.parent, one_file_of_many=True)))
+        except RuleError as exc:
+            errors.append(str(exc))
+    first: dict[str, str] = {}
+    for file, text, _ in parts:
+        for rule_id, line in _id_lines(yaml.compose(text)):
+            if rule_id in first:
+                errors.append(f"{file}:{line}: rule {rule_id!r}: duplicate id, first used at {first[rule_id]}; "
+                              "rule ids must be unique across the directory")
+            first.setdefault(rule_id, f"{file}:{line}")
+    with_limits = [str(file) for file, _, ruleset in parts if "limits" in ruleset.model_fields_set]
+    if len(with_limits) > 1:
+        errors.append(f"{directory}: limits set in {', '.join(with_limits)}; set them in one file only")
+    if errors:
+        raise RuleError("\n".join(errors))
+    rules = [rule for _, _, ruleset in parts for rule in ruleset.rules]
+    limits = next((ruleset.limits for _, _, ruleset in parts if "limits" in ruleset.model_fields_set), Limits())
+    try:
+        return RuleSet(rules=rules, limits=limits)
+    except ValidationError as exc:
+        raise RuleError("\n".join(f"{directory}: {err['msg'].removeprefix('Value error, ')}"
+                                   for err in exc.errors())) from None
 
 
 def ruleset_from_push(payload: dict) -> RuleSet:
@@ -339,6 +383,9 @@ def _describe(err: dict, data: Any, root: yaml.Node | None, source: str) -> str:
     message = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         message = "unknown field (check the spelling; see the rules JSON schema for valid fields)"
+    elif err["type"] in ("literal_error", "enum"):  # echo the value given, and list the valid ones plainly
+        valid = ", ".join(re.findall(r"'([^']*)'", err["ctx"]["expected"]))
+        message = f"{err['input']!r} is not one of {valid}"
     if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
         rule = data["rules"][loc[1]] if isinstance(data, dict) and isinstance(data.get("rules"), list) else None
         rule_id = rule.get("id") if isinstance(rule, dict) else None

@@ -43,7 +43,7 @@ def test_push_list_diff_round_trip(stack_settings, run_id, tmp_path):
     broken = tmp_path / "broken.yaml"
     broken.write_text(path.read_text().replace("severity: high", "severity: urgent", 1))
     rejected = run("rules", "push", str(broken), "-m", "bad", *common)
-    assert rejected.returncode == 1 and "severity: Input should be" in rejected.stderr
+    assert rejected.returncode == 1 and "severity: 'urgent' is not one of info, low, medium, high, critical" in rejected.stderr
     assert rules_topic.latest({"bootstrap_servers": stack_settings.kafka_bootstrap}, topic, "default")["version"] == 2
 
 

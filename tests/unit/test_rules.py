@@ -15,14 +15,14 @@ FIXTURES = ROOT / "tests" / "fixtures" / "rules"
     [
         ("duplicate_id.yaml", r"duplicate_id.yaml:3: rule 'pii.email': duplicate id, first used at line 2"),
         ("bad_regex.yaml", r"bad_regex.yaml:10: rule 'broken' field match.regex: regex '\(\?=secret\)\\\\w\+' is not valid RE2 .*no backreferences or lookaround"),
-        ("bad_severity.yaml", r"bad_severity.yaml:6: rule 'loud' field severity: Input should be 'info', 'low', 'medium', 'high' or 'critical'"),
+        ("bad_severity.yaml", r"bad_severity.yaml:6: rule 'loud' field severity: 'urgent' is not one of info, low, medium, high, critical"),
         ("unknown_field.yaml", r"unknown_field.yaml:8: rule 'typo' field sevrity: unknown field"),
         ("unknown_detector.yaml", r"unknown_detector.yaml:8: rule 'nope' field match: unknown detector 'pii_v2'; valid detectors: injection_similarity, pii, prompt_injection, secrets"),
         ("bad_detector_params.yaml", r"rule 'nope' field match: .*no entities \['passport'\]; valid: email, phone_number"),
         ("bad_sequence.yaml", r"sequence over unknown or stateful rules \['b'\]; valid: a"),
         ("missing_keywords_file.yaml", r"rule 'kw' field match: keywords file .*nowhere.txt' not found"),
-        ("bad_condition.yaml", r"rule 'slow' field match.conditions.0.field: Input should be 'latency_ms'"),
-        ("missing.yaml", "rules file not found"),
+        ("bad_condition.yaml", r"rule 'slow' field match.conditions.0.field: 'latency' is not one of latency_ms, prompt_tokens"),
+        ("missing.yaml", "missing.yaml: no rules file or directory there"),
     ],
 )
 def test_bad_rules_files_are_rejected_naming_file_line_rule_and_field(name, message):
@@ -58,3 +58,51 @@ def test_committed_json_schema_is_the_exported_one():
     from udfs.rules import rules_json_schema
 
     assert json.loads((ROOT / "rules" / "schema.json").read_text()) == rules_json_schema()
+
+
+def _split_default_ruleset(directory: Path) -> None:
+    """rules/default.yaml as two files in two folders, each with the keyword lists it names."""
+    text = (ROOT / "rules" / "default.yaml").read_text()
+    head, _, body = text.partition("\nrules:\n")
+    items = body.split("\n  - id: ")
+    half = len(items) // 2
+    (directory / "team").mkdir(parents=True)
+    (directory / "a.yaml").write_text(head + "\nrules:\n" + "\n  - id: ".join(items[:half]) + "\n")
+    (directory / "team" / "b.yaml").write_text("rules:\n  - id: " + "\n  - id: ".join(items[half:]) + "\n")
+    for folder in (directory, directory / "team"):
+        (folder / "lists").mkdir()
+        for keywords in (ROOT / "rules" / "lists").iterdir():
+            (folder / "lists" / keywords.name).write_text(keywords.read_text())
+
+
+def test_a_directory_of_rules_files_is_one_ruleset(tmp_path):
+    _split_default_ruleset(tmp_path)
+    whole = load_rules(ROOT / "rules" / "default.yaml")
+    together = load_rules(tmp_path)
+    assert [r.id for r in together.rules] == [r.id for r in whole.rules]
+    assert together.content_hash() == whole.content_hash()  # sequences refer to rules of the other file
+
+
+def test_a_directory_reports_every_files_errors_and_ids_repeated_across_files(tmp_path):
+    _split_default_ruleset(tmp_path)
+    b = tmp_path / "team" / "b.yaml"
+    b.write_text(b.read_text().replace("severity: critical", "severity: urgent", 1))
+    (tmp_path / "team" / "c.yaml").write_text((tmp_path / "a.yaml").read_text())
+    with pytest.raises(RuleError) as raised:
+        load_rules(tmp_path)
+    lines = str(raised.value).splitlines()
+    assert any(line.startswith(f"{b}:") and "severity: 'urgent' is not one of info, low" in line for line in lines)
+    assert any(line.startswith(f"{tmp_path / 'team' / 'c.yaml'}:5: rule 'pii.email': duplicate id, first used at "
+                               f"{tmp_path / 'a.yaml'}:5") for line in lines), lines
+
+
+def test_limits_may_be_set_in_one_file_of_a_directory_only(tmp_path):
+    (tmp_path / "a.yaml").write_text("limits: {max_text_chars: 1000}\nrules: []\n")
+    (tmp_path / "b.yaml").write_text("limits: {max_text_chars: 2000}\nrules: []\n")
+    with pytest.raises(RuleError, match="limits set in .*a.yaml, .*b.yaml; set them in one file only"):
+        load_rules(tmp_path)
+    (tmp_path / "b.yaml").write_text("rules: []\n")
+    assert load_rules(tmp_path).limits.max_text_chars == 1000
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RuleError, match="empty: no \\*.yaml rules files under this directory"):
+        load_rules(tmp_path / "empty")
