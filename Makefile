@@ -36,7 +36,7 @@ stack-down: install
 	@$(BIN)/llm-audit stack down
 
 demo: install
-	@$(BIN)/llm-audit demo
+	@$(BIN)/python -m tests.support.demo
 
 test: stack-up
 	@$(BIN)/pytest $(PYTEST_ARGS)

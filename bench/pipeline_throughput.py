@@ -50,7 +50,7 @@ from rich.table import Table  # noqa: E402
 
 from devstack import stack, traffic  # noqa: E402
 from flink_jobs import audit_job  # noqa: E402
-from flink_jobs.cli import local_job_settings  # noqa: E402
+from flink_jobs.local import local_job_settings  # noqa: E402
 from flink_jobs.settings import AuditJobSettings  # noqa: E402
 from flink_jobs.pyflink_internals import discard  # noqa: E402
 from rules_throughput import rate  # noqa: E402  (the sibling benchmark: bench/ is on sys.path)

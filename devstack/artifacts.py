@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from rich.console import Console
+from udfs.cache import cache_dir  # the one cache directory; devstack's callers use it from here too
 
 KAFKA_VERSION = "4.2.0"
 FLINK_KAFKA_CONNECTOR_VERSION = "5.0.0-2.2"
@@ -23,19 +23,17 @@ FLINK_VERSION = "2.3.0"  # apache-flink, pinned in pyproject.toml
 INFLUXDB_VERSION = "v1.8.10"
 
 HERE = Path(__file__).resolve().parent
-# The one console of the CLI: progress and tables on stderr (stdout stays machine-readable). PyFlink's
-# thread mode imports this module inside the JVM, where stderr is a catcher without isatty().
-_TTY = getattr(sys.stderr, "isatty", lambda: False)()
-console = Console(stderr=True, highlight=False, soft_wrap=True, width=None if _TTY else 120)
+
+
+def say(message: str) -> None:
+    """A progress line on stderr: stdout stays machine-readable."""
+    print(message, file=sys.stderr, flush=True)
 
 
 class BuildError(RuntimeError):
     """A download or build step failed; the message says which command and how to retry."""
 
 
-def cache_dir() -> Path:
-    """Root of everything cached: LLM_AUDIT_CACHE, else ~/.cache/llm-audit."""
-    return Path(os.environ.get("LLM_AUDIT_CACHE", Path.home() / ".cache" / "llm-audit")).expanduser()
 
 
 def ferretdb_version() -> str:
@@ -49,7 +47,7 @@ def ferretdb_version() -> str:
 def kafka_libs() -> Path:
     """Directory of the Kafka broker's jars, resolved on first use."""
     target = cache_dir() / f"kafka-{KAFKA_VERSION}" / "libs"
-    return _cached(target, f"Kafka {KAFKA_VERSION} jars (Maven Central)", lambda tmp: _mvn(
+    return cached(target, f"Kafka {KAFKA_VERSION} jars (Maven Central)", lambda tmp: mvn(
         "-f", str(HERE / "kafka" / "pom.xml"), f"-Dkafka.version={KAFKA_VERSION}",
         "dependency:copy-dependencies", f"-DoutputDirectory={tmp}",
     ))
@@ -59,7 +57,7 @@ def _flink_jar(artifact: str, version: str) -> Path:
     """org.apache.flink:<artifact>:<version> from Maven Central, cached by version."""
     name = f"{artifact}-{version}"
     target = cache_dir() / name
-    _cached(target, f"{name}.jar (Maven Central)", lambda tmp: _mvn(
+    cached(target, f"{name}.jar (Maven Central)", lambda tmp: mvn(
         "dependency:copy", f"-Dartifact=org.apache.flink:{artifact}:{version}", f"-DoutputDirectory={tmp}",
     ))
     return target / f"{name}.jar"
@@ -93,7 +91,7 @@ def flink_lib_dir() -> Path:
 
     if target.is_dir() and not all((target / jar.name).exists() for jar in jars):
         shutil.rmtree(target)  # a link into a replaced virtualenv
-    return _cached(target, "PyFlink's lib/ with the InfluxDB metrics reporter", link)
+    return cached(target, "PyFlink's lib/ with the InfluxDB metrics reporter", link)
 
 
 def flink_env() -> dict[str, str]:
@@ -113,7 +111,7 @@ def ferretdb_binary() -> Path:
     """The FerretDB server (SQLite backend), compiled on first use."""
     version = ferretdb_version()
     target = cache_dir() / f"ferretdb-{version}"
-    _cached(target, f"FerretDB {version} (Go module proxy, ~2-3 min)", lambda tmp: _run(
+    cached(target, f"FerretDB {version} (Go module proxy, ~2-3 min)", lambda tmp: run(
         ["go", "build", "-v", "-trimpath", "-o", str(Path(tmp) / "ferretdb"), "."], cwd=HERE / "ferretdb",
     ))
     return target / "ferretdb"
@@ -122,7 +120,7 @@ def ferretdb_binary() -> Path:
 def influxd_binary() -> Path:
     """InfluxDB 1.8 OSS (serves the v2 write/query API), compiled on first use."""
     target = cache_dir() / f"influxdb-{INFLUXDB_VERSION}"
-    _cached(target, f"InfluxDB {INFLUXDB_VERSION} (Go module proxy, ~2-3 min)", lambda tmp: _run(
+    cached(target, f"InfluxDB {INFLUXDB_VERSION} (Go module proxy, ~2-3 min)", lambda tmp: run(
         ["go", "install", "-v", f"github.com/influxdata/influxdb/cmd/influxd@{INFLUXDB_VERSION}"],
         env={**os.environ, "GOBIN": tmp},
     ))
@@ -138,12 +136,12 @@ def ensure_all() -> None:
     influxd_binary()
 
 
-def _cached(target: Path, what: str, build) -> Path:
+def cached(target: Path, what: str, build) -> Path:
     """Return target, building it into a temp dir first so a failed build never looks cached."""
     if target.is_dir() and any(target.iterdir()):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    console.print(f"[bold]==>[/] fetching {what} into {target} (first run only)")
+    say(f"==> fetching {what} into {target} (first run only)")
     started = time.monotonic()
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}-") as tmp:
         build(tmp)
@@ -151,15 +149,15 @@ def _cached(target: Path, what: str, build) -> Path:
             raise BuildError(f"building {what} produced nothing in {tmp}")
         shutil.rmtree(target, ignore_errors=True)
         os.replace(tmp, target)
-    console.print(f"[bold]==>[/] {what} ready in {time.monotonic() - started:.0f}s")
+    say(f"==> {what} ready in {time.monotonic() - started:.0f}s")
     return target
 
 
-def _mvn(*args: str) -> None:
-    _run(["mvn", "-B", "-Dstyle.color=never", *args], cwd=HERE / "kafka")
+def mvn(*args: str) -> None:
+    run(["mvn", "-B", "-Dstyle.color=never", *args], cwd=HERE / "kafka")
 
 
-def _run(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
+def run(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
     tool = cmd[0]
     if shutil.which(tool) is None:
         raise BuildError(f"'{tool}' is not on PATH; install it (this project needs Java 17 + Maven and Go >= 1.24)")

@@ -22,7 +22,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from devstack import artifacts
-from devstack.artifacts import console
+from devstack.artifacts import say
 
 HOST = "127.0.0.1"
 
@@ -335,7 +335,7 @@ def up(settings: StackSettings | None = None, only: tuple[str, ...] | None = Non
         if _running_pid(settings, service) is not None:
             _wait_healthy(settings, service)
             service.after_start(settings)
-            console.print(f"[green]✓[/] {service.name} already running")
+            say(f"✓ {service.name} already running")
             continue
         for port in service.ports(settings):
             if _port_in_use(port):
@@ -354,7 +354,7 @@ def up(settings: StackSettings | None = None, only: tuple[str, ...] | None = Non
         _pid_file(settings, service).write_text(str(proc.pid))
         _wait_healthy(settings, service, proc)
         service.after_start(settings)
-        console.print(f"[green]✓[/] {service.name} started on {HOST}:{service.ports(settings)[0]}")
+        say(f"✓ {service.name} started on {HOST}:{service.ports(settings)[0]}")
 
 
 def _wait_healthy(settings: StackSettings, service: Service, proc: subprocess.Popen | None = None) -> None:
@@ -378,7 +378,7 @@ def down(settings: StackSettings | None = None, only: tuple[str, ...] | None = N
         pid = _running_pid(settings, service)
         if pid is not None:
             _terminate(pid)
-            console.print(f"[yellow]■[/] {service.name} stopped")
+            say(f"■ {service.name} stopped")
         _pid_file(settings, service).unlink(missing_ok=True)
 
 

@@ -5,7 +5,7 @@ import pytest
 from pymongo import MongoClient
 
 from devstack import stack
-from flink_jobs.cli import local_job_settings
+from flink_jobs.local import local_job_settings
 from flink_jobs.settings import load_settings
 
 

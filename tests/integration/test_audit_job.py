@@ -6,7 +6,7 @@ import pytest
 from influxdb_client import InfluxDBClient
 
 from devstack import traffic
-from devstack.check import compare, influx_totals, planted_spans, read_topic, stored_findings, time_range
+from tests.support.check import compare, influx_totals, planted_spans, read_topic, stored_findings, time_range
 from flink_jobs.offsets import client_config
 from flink_jobs import audit_job
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from devstack import stack
-from devstack.check import read_topic
+from tests.support.check import read_topic
 
 LLM_AUDIT = str(Path(sys.executable).parent / "llm-audit")
 

@@ -20,7 +20,7 @@ from kafka import KafkaAdminClient, KafkaConsumer
 from pymongo import MongoClient
 
 from devstack import stack, traffic
-from devstack.check import compare, finding_rows, stored_findings
+from tests.support.check import compare, finding_rows, stored_findings
 from flink_jobs.offsets import client_config, committed_offsets, offsets_span
 from tests.integration.conftest import job_env
 

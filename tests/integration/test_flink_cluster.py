@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from devstack import artifacts, traffic
-from devstack.check import compare
+from tests.support.check import compare
 
 ROOT = Path(__file__).resolve().parents[2]
 FLINK_HOME = Path(pyflink.__file__).parent  # the PyPI package ships Flink's distribution and scripts

@@ -29,7 +29,9 @@ from pathlib import Path
 import pytest
 from pymongo import MongoClient
 
-from devstack import artifacts, grafana, stack, traffic
+from devstack import artifacts, stack, traffic
+from flink_jobs.reporter import flink_influx_reporter_config
+from tests.support import grafana
 from flink_jobs.settings import AuditJobSettings, load_settings
 from tests.integration.conftest import job_env
 
@@ -146,7 +148,7 @@ def audited(stack_settings, tmp_path_factory):
         metrics_window_s=WINDOW_S, anomaly_window_s=WINDOW_S, anomaly_warmup=4, anomaly_min_events=8,
         # Buffer debloating keeps ~1 s of data in flight: with the scorers, the first checkpoint's barrier
         # otherwise queues behind the whole stream and completes as the job ends, before any report.
-        flink_config={**grafana.flink_influx_reporter_config(stack_settings.influx_url, database, interval_s=1),
+        flink_config={**flink_influx_reporter_config(stack_settings.influx_url, database, interval_s=1),
                       "taskmanager.network.memory.buffer-debloat.enabled": "true"},
     )
     stack.create_job_topics(settings.kafka_bootstrap, settings.source_topic, settings.dlq_topic, settings.rules_topic)

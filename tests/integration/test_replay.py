@@ -9,7 +9,7 @@ from influxdb_client import InfluxDBClient
 from pymongo import MongoClient
 
 from devstack import traffic
-from devstack.check import planted_spans
+from tests.support.check import planted_spans
 from flink_jobs.offsets import client_config
 from flink_jobs.rules_topic import read_topic
 from tests.integration.conftest import job_env

@@ -11,7 +11,7 @@ from pyflink.common import Types, WatermarkStrategy
 from pyflink.common.watermark_strategy import TimestampAssigner
 from pyflink.datastream.functions import KeyedProcessFunction
 
-from devstack.check import finding_rows, labelled_events, planted_spans, repeated_injections
+from tests.support.check import finding_rows, labelled_events, planted_spans, repeated_injections
 from devstack.traffic import generate
 from flink_jobs.audit_job import build_pipeline, create_env, events_table
 from flink_jobs.settings import AuditJobSettings

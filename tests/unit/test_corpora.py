@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from devstack.corpora import INJECTION_SOURCES, SIMILARITY_FILES, injection_cases, secret_cases, similarity_corpus
-from devstack.evaluation import bootstrap_ci, evaluate_events, evaluate_secrets, f1
+from udfs.evaluation.corpora import INJECTION_SOURCES, SIMILARITY_FILES, injection_cases, secret_cases, similarity_corpus
+from udfs.evaluation.quality import bootstrap_ci, evaluate_events, evaluate_secrets, f1
 from udfs.engine import RuleEngine
 from udfs.rules import load_rules
 
@@ -36,7 +36,7 @@ def test_what_we_ship_from_training_data_is_reproducible_and_holds_no_test_text(
     test_texts = {_norm(case.text) for case in injection_cases("test")}
     for label, name in SIMILARITY_FILES.items():
         shipped = (DATA / name).read_text()
-        assert shipped == similarity_corpus(label), f"regenerate {name} with devstack.corpora.similarity_corpus"
+        assert shipped == similarity_corpus(label), f"regenerate {name} with udfs.evaluation.corpora.similarity_corpus"
     for path in [*DATA.glob("*.txt"), ROOT / "udfs" / "detectors" / "injection.py"]:
         lines = {_norm(line) for line in path.read_text().splitlines()}
         assert not lines & test_texts, path

@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from devstack import artifacts, validators
+from devstack import artifacts
+from tests.support import validators
 from flink_jobs.settings import AuditJobSettings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -396,6 +397,7 @@ def test_flink_metrics_go_to_the_bucket_the_dashboards_read(project):
     env = project["services"]["jobmanager"]["environment"]
     properties = dict(line.split(": ", 1) for line in env["FLINK_PROPERTIES"].strip().splitlines())
     assert properties["metrics.reporter.influxdb.db"] == env["LLM_AUDIT_INFLUX_BUCKET"]
+    validators.assert_reporter_is_flink_jobs(properties)
     grafana = project["services"]["grafana"]["environment"]
     assert grafana["LLM_AUDIT_INFLUX_BUCKET"] == env["LLM_AUDIT_INFLUX_BUCKET"]
 

@@ -17,7 +17,7 @@ import jsonschema
 import pytest
 import yaml
 
-from devstack import validators
+from tests.support import validators
 from flink_jobs.settings import AuditJobSettings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -255,3 +255,4 @@ def test_flink_metrics_go_to_the_bucket_the_dashboards_read(rendered):
     for overlay, objects in rendered.items():
         conf = _one(objects, "FlinkDeployment")["spec"]["flinkConfiguration"]
         assert conf["metrics.reporter.influxdb.db"] == _one(objects, "ConfigMap")["data"]["LLM_AUDIT_INFLUX_BUCKET"]
+        validators.assert_reporter_is_flink_jobs(conf)

@@ -111,7 +111,7 @@ PLUGIN_SECRETS = [
 def test_prefilter_finds_exactly_what_running_every_matcher_finds():
     from pathlib import Path
 
-    from devstack.evaluation import cases
+    from udfs.evaluation.quality import cases
     from devstack.traffic import generate
     from udfs.events import parse_event
     from udfs.rules import load_rules

@@ -3,8 +3,8 @@ in the engine, and their measurement on CoNLL-2003 (third-party data)."""
 
 import pytest
 
-from devstack.corpora import CONLL, entity_cases
-from devstack.evaluation import evaluate_entities
+from udfs.evaluation.corpora import CONLL, entity_cases
+from udfs.evaluation.quality import evaluate_entities
 from udfs.engine import RuleEngine
 from udfs.events import AuditEvent
 from udfs.rules import RuleError, parse_rules
@@ -45,7 +45,7 @@ def _event(prompt: str, response: str | None = None) -> AuditEvent:
 def test_entities_rules_validate_their_entities_and_need_the_entities_model():
     ruleset = parse_rules(RULES)
     assert ruleset.scorers_used() == {"entities"}
-    with pytest.raises(RuleError, match="'PERSON', 'LOCATION', 'ORGANIZATION' or 'NRP'"):
+    with pytest.raises(RuleError, match="'PEOPLE' is not one of PERSON, LOCATION, ORGANIZATION, NRP"):
         parse_rules(RULES.replace("[PERSON]", "[PEOPLE]"))
     with pytest.raises(RuleError, match="unknown scorer 'entities'; valid scorers: toxicity, bias"):
         parse_rules(RULES.replace("{type: entities, entities: [PERSON]}", "{type: score, scorer: entities, threshold: 0.5}"))
@@ -89,7 +89,7 @@ def test_conll_spans_are_the_labelled_tokens_and_its_documents_do_not_cross_the_
 
 
 def test_the_span_level_evaluation_counts_hits_misses_and_false_alarms(suite):
-    from devstack.corpora import EntityText
+    from udfs.evaluation.corpora import EntityText
 
     cases = [EntityText("Yesterday I met Angela Merkel in Berlin .", ((16, 29, "PERSON"), (33, 39, "LOCATION")), "test"),
              EntityText("The zorblax quintet met the Ambassador of Zorbia .", ((28, 38, "PERSON"),), "test")]

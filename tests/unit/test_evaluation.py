@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from devstack.evaluation import cases, evaluate
+from udfs.evaluation.quality import cases, evaluate
 from udfs.engine import RuleEngine
 from udfs.rules import load_rules
 
@@ -21,7 +21,7 @@ def test_default_rules_quality_on_the_labelled_set():
 
 
 def test_evaluate_counts_misses_and_false_alarms():
-    from devstack.evaluation import Case
+    from udfs.evaluation.quality import Case
     from udfs.rules import parse_rules
 
     engine = RuleEngine(parse_rules("""rules:

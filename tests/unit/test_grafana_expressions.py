@@ -10,7 +10,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from devstack import grafana as g
+from flink_jobs.reporter import flink_influx_reporter_config
+from tests.support import grafana as g
 
 T = datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc)
 
@@ -302,7 +303,7 @@ def test_simulate_evaluates_every_interval_up_to_the_end():
 # --- Flink's InfluxDB reporter -------------------------------------------------------------------
 
 def test_reporter_config_for_influxdb_with_the_metrics_the_dashboards_read():
-    config = g.flink_influx_reporter_config("https://influx.example:8443", "llm_audit", interval_s=30,
+    config = flink_influx_reporter_config("https://influx.example:8443", "llm_audit", interval_s=30,
                                             retention_policy="autogen", password="token")
     prefix = "metrics.reporter.influxdb."
     assert config[prefix + "factory.class"] == "org.apache.flink.metrics.influxdb.InfluxdbReporterFactory"
@@ -311,4 +312,4 @@ def test_reporter_config_for_influxdb_with_the_metrics_the_dashboards_read():
     assert config[prefix + "username"] and config[prefix + "password"] == "token"
     assert not any(k.endswith(("connectTimeout", "writeTimeout")) for k in config)  # crash the 2.3.0 reporter
     assert "jobmanager.job:*Checkpoint*" in config[prefix + "filter.includes"]
-    assert g.flink_influx_reporter_config("http://127.0.0.1", "db")[prefix + "port"] == "8086"
+    assert flink_influx_reporter_config("http://127.0.0.1", "db")[prefix + "port"] == "8086"

@@ -6,7 +6,7 @@ import re
 import pytest
 import yaml
 
-from devstack import grafana
+from tests.support import grafana
 
 DATASOURCE_UID = "llm-audit-influxdb"
 SEVERITIES = {"critical", "warning"}

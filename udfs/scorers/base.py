@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
+from udfs.cache import cache_dir
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 # One text's scores, label -> value in [0, 1].
@@ -89,8 +90,8 @@ def pick_device(requested: str = "auto") -> str:
 
 
 def models_dir() -> Path:
-    """Where `llm-audit models build` puts the models it trains (LLM_AUDIT_CACHE or ~/.cache/llm-audit)."""
-    return Path(os.environ.get("LLM_AUDIT_CACHE", Path.home() / ".cache" / "llm-audit")) / "models"
+    """Where `llm-audit models build` puts the models it trains."""
+    return cache_dir() / "models"
 
 
 def chunk_spans(length: int, size: int, stride: int | None = None) -> list[tuple[int, int]]:

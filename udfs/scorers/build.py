@@ -258,35 +258,6 @@ def _read_info(model_dir: Path) -> Metrics:
         return {}
 
 
-@contextmanager
-def rich_progress() -> Iterator[Progress]:
-    """A Progress callback drawing one rich bar per model epoch on the CLI's console (stderr)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
-    from rich.progress import Progress as Bars
-
-    from devstack.artifacts import console
-
-    if not console.is_terminal:  # CI logs: a line per quarter instead of redrawn bars
-        started = time.monotonic()
-
-        def log(what: str, done: int, total: int) -> None:
-            if done == total or done % max(1, total // 4) == 0:
-                console.print(f"{what}: {done}/{total} steps, {time.monotonic() - started:.0f} s")
-
-        yield log
-        return
-    with Bars(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-              console=console) as bars:
-        tasks: dict[str, Any] = {}
-
-        def update(what: str, done: int, total: int) -> None:
-            if what not in tasks:
-                tasks[what] = bars.add_task(what, total=total, completed=done - 1)
-            bars.update(tasks[what], completed=done, total=total)
-
-        yield update
-
-
 # --- evaluation ---------------------------------------------------------------------------------
 
 def scorer_fn(model: str, **params: Any) -> ScoreFn:

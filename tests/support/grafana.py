@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GRAFANA_DIR = ROOT / "grafana"
 RUNBOOKS_DIR = ROOT / "docs" / "runbooks"
 EXPRESSION_UID = "__expr__"
@@ -960,48 +960,3 @@ def simulate(rule: AlertRule, until: datetime, run: QueryRunner, bucket: str,
         tracker.observe(evaluation)
         evaluations.append(evaluation)
     return tracker, evaluations
-
-
-# --- Flink's InfluxDB metrics reporter -----------------------------------------------------------
-
-REPORTER_NAME = "influxdb"
-# What the pipeline health dashboard and alerts read; everything else Flink registers stays out.
-REPORTER_FILTER = ";".join([
-    "jobmanager.job:*Checkpoint*,numRestarts,uptime",
-    "taskmanager.job.task.operator:numRecordsInPerSecond,numRecordsOutPerSecond,pendingRecords",
-    "taskmanager.job.task.operator.KafkaSourceReader.KafkaConsumer:records-lag-max",
-    "taskmanager.job.task:backPressuredTimeMsPerSecond,busyTimeMsPerSecond",
-])
-
-
-def flink_influx_reporter_config(influx_url: str, database: str, *, interval_s: int = 10,
-                                 retention_policy: str = "", username: str = "", password: str = "",
-                                 name: str = REPORTER_NAME, filtered: bool = True) -> dict[str, str]:
-    """Flink configuration for the InfluxDB metrics reporter (flink-metrics-influxdb, which PyFlink
-    ships in pyflink/plugins/metrics-influx and loads as a plugin): the checkpoint, throughput,
-    Kafka lag and backpressure metrics the pipeline health dashboard and alerts read.
-
-    InfluxDB 2.x takes these writes on its 1.x-compatible /write API: `database` and
-    `retention_policy` are a DBRP mapping of the audit bucket, `password` an API token."""
-    from urllib.parse import urlsplit
-
-    url = urlsplit(influx_url)
-    prefix = f"metrics.reporter.{name}."
-    config = {
-        prefix + "factory.class": "org.apache.flink.metrics.influxdb.InfluxdbReporterFactory",
-        prefix + "scheme": url.scheme or "http",
-        prefix + "host": url.hostname or "127.0.0.1",
-        prefix + "port": str(url.port or (443 if url.scheme == "https" else 8086)),
-        prefix + "db": database,
-        prefix + "interval": f"{interval_s} s",
-        # No connectTimeout / writeTimeout: flink-metrics-influxdb 2.3.0 casts their (string) value
-        # to a Duration and the reporter fails to start; the defaults (10 s) apply.
-    }
-    if retention_policy:
-        config[prefix + "retentionPolicy"] = retention_policy
-    if username or password:
-        config[prefix + "username"] = username or "llm-audit"
-        config[prefix + "password"] = password
-    if filtered:
-        config[prefix + "filter.includes"] = REPORTER_FILTER
-    return config

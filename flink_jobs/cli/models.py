@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as Bars
 from rich.table import Table
 
-from devstack.artifacts import console
+from flink_jobs.cli.console import console, fail
 from udfs.scorers import ScorerError, load_config
 from udfs.scorers.suite import DEFAULT_CONFIG
 
@@ -20,18 +26,41 @@ def build(
     only: list[str] = typer.Option([], "--only", help="Build just these models (repeatable)."),
 ) -> None:
     """Fine-tune the bias and threat/identity-hate MiniLM models from packaged data (cached)."""
-    from udfs.scorers.build import MODELS, build_models, rich_progress
     from udfs.scorers.base import models_dir
+    from udfs.scorers.build import MODELS, build_models
 
     unknown = sorted(set(only) - set(MODELS))
     if unknown:
-        console.print(f"[red]error:[/] unknown models {unknown}; valid: {', '.join(MODELS)}")
-        raise typer.Exit(1)
+        fail(f"unknown models {unknown}; valid: {', '.join(MODELS)}")
     with rich_progress() as progress:
         results = build_models(force=force, progress=progress, names=only or None)
     for name, info in results.items():
         state = "up to date" if info.get("skipped") else f"built in {info.get('seconds', 0):.0f} s"
         console.print(f"{name}: {state} ({models_dir() / name})")
+
+
+@contextmanager
+def rich_progress() -> Iterator[Callable[[str, int, int], None]]:
+    """A Progress callback drawing one rich bar per model epoch on the CLI's console (stderr)."""
+    if not console.is_terminal:  # CI logs: a line per quarter instead of redrawn bars
+        started = time.monotonic()
+
+        def log(what: str, done: int, total: int) -> None:
+            if done == total or done % max(1, total // 4) == 0:
+                console.print(f"{what}: {done}/{total} steps, {time.monotonic() - started:.0f} s")
+
+        yield log
+        return
+    with Bars(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+              console=console) as bars:
+        tasks: dict[str, Any] = {}
+
+        def update(what: str, done: int, total: int) -> None:
+            if what not in tasks:
+                tasks[what] = bars.add_task(what, total=total, completed=done - 1)
+            bars.update(tasks[what], completed=done, total=total)
+
+        yield update
 
 
 def _toxicity_fns(config_path: Path) -> dict:
@@ -78,8 +107,7 @@ def evaluate(config: Path = typer.Option(DEFAULT_CONFIG, "--config", help="Score
         if bias is not None:
             fns["bias: " + str(bias.params.get("model"))] = scorer_fn(bias.params["model"])
     except ScorerError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from None
+        fail(str(exc))
     table = Table("scorer", "held-out set", "label", "ROC AUC", "precision", "recall", "pos / neg",
                   title="scorer quality on held-out data (threshold 0.5)")
     for name, fn in fns.items():

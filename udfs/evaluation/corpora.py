@@ -1,7 +1,7 @@
 """Labelled data that this project did not write, read from installed registry packages.
 
 Each source records its package, version, license and how it is split. Nothing here is
-generated: where `devstack.evaluation` plants Faker values in our own templates (an upper bound),
+generated: where `udfs.evaluation.quality` plants Faker values in our own templates (an upper bound),
 these are other people's texts and labels. The packages that the developers' guide holds out for
 independent evaluation, and copies of their data, are never read here.
 
@@ -165,7 +165,7 @@ def similarity_corpus(label: bool) -> str:
     kind = "prompt injections" if label else "benign look-alikes of prompt injections"
     return (f"# {kind} from {BASTION.package} {BASTION.version} ({BASTION.license}, "
             "see LICENSE-bastioncorpus beside this file), training split only;\n"
-            "# made by devstack.corpora.similarity_corpus, which a test holds this file equal to.\n"
+            "# made by udfs.evaluation.corpora.similarity_corpus, which a test holds this file equal to.\n"
             + "".join(text + "\n" for text in texts))
 
 

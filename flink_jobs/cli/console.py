@@ -1,0 +1,19 @@
+"""The CLI's one console (stderr: stdout stays for data, e.g. `scan`'s JSON lines) and its one error style."""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+
+# PyFlink's thread mode can import this inside the JVM, where stderr is a catcher without isatty().
+_TTY = getattr(sys.stderr, "isatty", lambda: False)()
+console = Console(stderr=True, highlight=False, soft_wrap=True, width=None if _TTY else 120)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print `error: message` and exit with `code` (1: the input is wrong, 2: the usage is)."""
+    console.print(f"[red]error:[/] {message}")
+    raise typer.Exit(code)

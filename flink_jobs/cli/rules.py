@@ -1,0 +1,144 @@
+"""`llm-audit rules ...` for rule authors: validate, test, diff, push and list rulesets."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from flink_jobs.cli.console import console, fail
+from flink_jobs import rules_topic
+from flink_jobs.offsets import client_config
+from flink_jobs.settings import load_settings
+from udfs.engine import RuleEngine
+from udfs.events import EventError, parse_event
+from udfs.rules import RuleError, RuleSet, load_rules, rules_json_schema
+from udfs.scorers import ScorerSuite, load_config
+from udfs.scorers.suite import DEFAULT_CONFIG as DEFAULT_SCORERS
+
+app = typer.Typer(no_args_is_help=True, help="Validate, test, push and inspect YAML rules.")
+
+BOOTSTRAP = typer.Option("127.0.0.1:9092", envvar="LLM_AUDIT_KAFKA_BOOTSTRAP", help="Kafka bootstrap servers.")
+TOPIC = typer.Option("audit-rules", envvar="LLM_AUDIT_RULES_TOPIC", help="Compacted topic of pushed rulesets.")
+NAME = typer.Option("default", help="Ruleset name (the record key on the topic).")
+
+
+def _kafka(bootstrap: str) -> dict:
+    """The job's Kafka client settings (LLM_AUDIT_KAFKA_SECURITY_PROTOCOL, SASL, TLS) for these brokers."""
+    return client_config(load_settings(kafka_bootstrap=bootstrap))
+
+
+def load(path: Path) -> RuleSet:
+    """The ruleset of a file or directory; an invalid one is an error naming each problem."""
+    try:
+        return load_rules(path)
+    except RuleError as exc:
+        fail(f"invalid rules\n{exc}")
+
+
+def engine_for(ruleset: RuleSet) -> RuleEngine:
+    """An open engine for the ruleset."""
+    engine = RuleEngine(ruleset)
+    engine.open()
+    return engine
+
+
+@app.command()
+def validate(path: Path) -> None:
+    """Check a rules file, or every *.yaml under a directory as one ruleset: schema, regexes (RE2), detectors,
+    validators, keyword files, ids unique across files."""
+    ruleset = load(path)
+    console.print(f"[green]valid[/] {path}: {len(ruleset.rules)} rules, hash {ruleset.content_hash()}")
+
+
+@app.command("test")
+def test_rules(path: Path) -> None:
+    """Run every rule's examples (must_match / must_not_match) of a rules file or directory; a pass/fail table."""
+    ruleset = load(path)
+    engine = engine_for(ruleset.all_enabled())
+    table = Table("rule", "example", "expect", "result", title=f"examples of {path}")
+    failures = 0
+    for rule in ruleset.rules:
+        for expect, texts in (("match", rule.examples.must_match), ("no match", rule.examples.must_not_match)):
+            for text in texts:
+                found = engine.matches_text(rule.id, text)
+                ok = bool(found) == (expect == "match")
+                failures += not ok
+                got = ", ".join(f"{f.entity}[{f.start}:{f.end}]" for f in found) or "-"
+                table.add_row(rule.id, text[:60], expect, f"[green]pass[/] {got}" if ok else f"[red]FAIL[/] {got}")
+    console.print(table)
+    untested = [r.id for r in ruleset.rules if not (r.examples.must_match or r.examples.must_not_match)]
+    console.print(f"{table.row_count - failures} passed, {failures} failed"
+                  + (f"; no examples: {', '.join(untested)}" if untested else ""))
+    if failures:
+        raise typer.Exit(1)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of rules files (for editors)."""
+    sys.stdout.write(json.dumps(rules_json_schema(), indent=2) + "\n")
+
+
+@app.command()
+def push(
+    path: Path,
+    message: str = typer.Option(..., "--message", "-m", help="Why this change (kept with the push)."),
+    author: Optional[str] = typer.Option(None, help="Who pushes (default: the OS user)."),
+    name: str = NAME, bootstrap: str = BOOTSTRAP, topic: str = TOPIC,
+) -> None:
+    """Validate, then publish the ruleset to the running job(s) through the audit-rules topic."""
+    ruleset = load(path)
+    kafka = _kafka(bootstrap)
+    live = rules_topic.latest(kafka, topic, name)
+    if live is not None and live["hash"] == ruleset.content_hash():
+        console.print(f"unchanged: live version {live['version']} has hash {live['hash']}; nothing pushed")
+        return
+    record = rules_topic.push_record(ruleset, name, (live or {}).get("version", 0) + 1, author, message)
+    try:
+        rules_topic.publish(kafka, topic, record)
+    except LookupError as exc:
+        fail(str(exc))
+    console.print(f"[green]pushed[/] {name} v{record['version']} hash {record['hash']} by {record['author']}")
+
+
+@app.command("list")
+def list_rules(name: str = NAME, bootstrap: str = BOOTSTRAP, topic: str = TOPIC) -> None:
+    """Show the live (last pushed) ruleset."""
+    live = rules_topic.latest(_kafka(bootstrap), topic, name)
+    if live is None:
+        fail(f"nothing pushed under {name!r} on {topic}; the job runs the rules file it started with")
+    console.print(f"{name} v{live['version']} hash {live['hash']} by {live['author']} at {live['pushed_at']}: "
+                  f"{live['message']}")
+    table = Table("rule", "version", "category", "severity", "enabled", "match")
+    for rule in live["rules"]["rules"]:
+        table.add_row(rule["id"], str(rule["version"]), rule["category"], rule["severity"], str(rule["enabled"]),
+                      rule["match"]["type"])
+    console.print(table)
+
+
+@app.command()
+def diff(path: Path, name: str = NAME, bootstrap: str = BOOTSTRAP, topic: str = TOPIC) -> None:
+    """What pushing PATH would change in the live ruleset."""
+    local = {r["id"]: r for r in load(path).model_dump(mode="json")["rules"]}
+    live_record = rules_topic.latest(_kafka(bootstrap), topic, name)
+    live = {r["id"]: r for r in (live_record or {"rules": {"rules": []}})["rules"]["rules"]}
+    table = Table("change", "rule", "detail")
+    for rule_id in sorted(local.keys() | live.keys()):
+        before, after = live.get(rule_id), local.get(rule_id)
+        if before is None:
+            table.add_row("[green]added[/]", rule_id, f"v{after['version']} {after['severity']}")
+        elif after is None:
+            table.add_row("[red]removed[/]", rule_id, f"was v{before['version']}")
+        elif before != after:
+            fields = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+            table.add_row("[yellow]changed[/]", rule_id, f"v{before['version']} -> v{after['version']}: {', '.join(fields)}")
+    if table.row_count == 0:
+        console.print("no changes")
+    else:
+        console.print(table)
