@@ -302,7 +302,7 @@ def _pid_file(settings: StackSettings, service: Service) -> Path:
     return settings.dir / f"{service.name}.pid"
 
 
-def _running_pid(settings: StackSettings, service: Service) -> int | None:
+def running_pid(settings: StackSettings, service: Service) -> int | None:
     """The service's pid if that process still runs it (a stale pid file may name a reused pid)."""
     try:
         pid = int(_pid_file(settings, service).read_text())
@@ -332,7 +332,7 @@ def up(settings: StackSettings | None = None, only: tuple[str, ...] | None = Non
     settings.dir.mkdir(parents=True, exist_ok=True)
     artifacts.ensure_all()
     for service in _services(only):
-        if _running_pid(settings, service) is not None:
+        if running_pid(settings, service) is not None:
             _wait_healthy(settings, service)
             service.after_start(settings)
             say(f"✓ {service.name} already running")
@@ -375,7 +375,7 @@ def down(settings: StackSettings | None = None, only: tuple[str, ...] | None = N
     """Stop every service (or those named) this stack started; data stays for the next `up`."""
     settings = settings or StackSettings()
     for service in reversed(_services(only)):
-        pid = _running_pid(settings, service)
+        pid = running_pid(settings, service)
         if pid is not None:
             _terminate(pid)
             say(f"■ {service.name} stopped")
@@ -411,7 +411,7 @@ def status(settings: StackSettings | None = None) -> dict[str, str]:
     settings = settings or StackSettings()
     states = {}
     for service in SERVICES:
-        if _running_pid(settings, service) is None:
+        if running_pid(settings, service) is None:
             states[service.name] = "stopped"
         else:
             states[service.name] = "healthy" if service.healthy(settings) else "unhealthy"

@@ -7,9 +7,9 @@ from devstack import stack
 
 def test_all_services_healthy_and_up_is_idempotent(stack_settings):
     assert stack.status(stack_settings) == {"kafka": "healthy", "ferretdb": "healthy", "influxdb": "healthy"}
-    pids = {s.name: stack._running_pid(stack_settings, s) for s in stack.SERVICES}
+    pids = {s.name: stack.running_pid(stack_settings, s) for s in stack.SERVICES}
     stack.up(stack_settings)
-    assert {s.name: stack._running_pid(stack_settings, s) for s in stack.SERVICES} == pids
+    assert {s.name: stack.running_pid(stack_settings, s) for s in stack.SERVICES} == pids
 
 
 def test_topics_exist_and_audit_rules_is_compacted(stack_settings):

@@ -470,7 +470,7 @@ NO_DATA = _NoData()
 Value = Series | Number | Scalar | _NoData
 
 
-def _labels(d: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+def label_set(d: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(d.items()))
 
 
@@ -490,7 +490,7 @@ def frames_to_values(frames: list[Frame]) -> list[Value]:
     for frame in frames:
         if frame.is_time_series:
             points = sorted(zip(frame.times, (_float(v) for v in frame.values)), key=lambda p: p[0])
-            out.append(Series(_labels(frame.labels), tuple(points)))
+            out.append(Series(label_set(frame.labels), tuple(points)))
             continue
         numeric = [n for n, col in frame.columns.items() if any(isinstance(v, (int, float)) and not isinstance(v, bool)
                                                                  for v in col)]
@@ -500,7 +500,7 @@ def frames_to_values(frames: list[Frame]) -> list[Value]:
             raise GrafanaError(f"a table frame needs exactly one numeric column to be alerted on, has {numeric}")
         for i, v in enumerate(frame.columns[numeric[0]]):
             labels = {n: frame.columns[n][i] for n in strings if frame.columns[n][i] is not None}
-            out.append(Number(_labels(labels), _float(v)))
+            out.append(Number(label_set(labels), _float(v)))
     return out
 
 
@@ -869,7 +869,7 @@ def evaluate(rule: AlertRule, now: datetime, run: QueryRunner, bucket: str) -> E
         return Evaluation(now, (Instance((), ERROR, error=str(exc)),), results)
     if no_data:
         uid = rule.query(no_data[0]).datasource_uid
-        return Evaluation(now, (Instance(_labels({"datasource_uid": uid, "ref_id": ",".join(sorted(no_data))}), NODATA),),
+        return Evaluation(now, (Instance(label_set({"datasource_uid": uid, "ref_id": ",".join(sorted(no_data))}), NODATA),),
                           results)
     condition = results.get(rule.condition)
     if condition is None:

@@ -17,11 +17,11 @@ T = datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc)
 
 
 def series(values, **labels):
-    return g.Series(g._labels(labels), tuple((T + timedelta(minutes=i), v) for i, v in enumerate(values)))
+    return g.Series(g.label_set(labels), tuple((T + timedelta(minutes=i), v) for i, v in enumerate(values)))
 
 
 def number(value, **labels):
-    return g.Number(g._labels(labels), value)
+    return g.Number(g.label_set(labels), value)
 
 
 def values(results):
@@ -259,7 +259,7 @@ def evaluation(at, *instances):
 
 
 def inst(state, **labels):
-    return g.Instance(g._labels(labels), state)
+    return g.Instance(g.label_set(labels), state)
 
 
 def test_for_is_a_pending_period_and_recovery_is_immediate():

@@ -181,7 +181,7 @@ def _secret_spans(text: str, secret: str) -> tuple[tuple[int, int], ...]:
 
 def _trufflehog_rows() -> list[dict]:
     """The labelled examples of trufflehog's pattern tests, extracted once per version into the cache."""
-    from devstack.artifacts import cache_dir
+    from udfs.cache import cache_dir
 
     cached = cache_dir() / f"secret-cases-trufflehog-{TRUFFLEHOG_VERSION}.jsonl"
     if not cached.exists():

@@ -1,0 +1,61 @@
+"""The direction of imports: udfs/ (plain Python) needs nothing else of ours, the job never needs test
+support, and no module reaches into another's private names."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+OURS = ("udfs", "flink_jobs", "devstack", "tests", "bench")
+# package -> the packages of ours it may import besides itself
+ALLOWED = {"udfs": set(), "flink_jobs": {"udfs", "devstack"}, "devstack": {"udfs"}}
+
+
+def _modules(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+def _imports(path: Path) -> list[tuple[int, str, list[str]]]:
+    """(line, module, names) of each import of one of our packages."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.append((node.lineno, node.module, [alias.name for alias in node.names]))
+        elif isinstance(node, ast.Import):
+            out.extend((node.lineno, alias.name, []) for alias in node.names)
+    return [(line, module, names) for line, module, names in out if module.split(".")[0] in OURS]
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_each_package_imports_only_what_its_layer_may(package):
+    wrong = [f"{path.relative_to(ROOT)}:{line}: imports {module}"
+             for path in _modules(package) for line, module, _ in _imports(path)
+             if module.split(".")[0] not in ALLOWED[package] | {package}]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_no_private_name_is_imported_or_used_across_modules():
+    wrong = []
+    for package in OURS:
+        for path in _modules(package):
+            tree = ast.parse(path.read_text(), str(path))
+            ours = {}  # local name -> our module it refers to
+            for line, module, names in _imports(path):
+                for name in names:
+                    if name.startswith("_") and not name.startswith("__"):
+                        wrong.append(f"{path.relative_to(ROOT)}:{line}: imports {module}.{name}")
+                    ours[name] = module
+                if not names:
+                    ours[module.split(".")[0]] = module
+            for node in ast.walk(tree):
+                if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in ours
+                        and node.attr.startswith("_") and not node.attr.startswith("__")):
+                    wrong.append(f"{path.relative_to(ROOT)}:{node.lineno}: uses {node.value.id}.{node.attr}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_check_finds_a_wrong_import(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("from flink_jobs.cli.console import console\nimport tests.support.grafana\n")
+    assert [module for _, module, _ in _imports(bad)] == ["flink_jobs.cli.console", "tests.support.grafana"]
