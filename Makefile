@@ -11,7 +11,7 @@ STAMP := $(VENV)/.complete
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-unit stack-up stack-down clean-venvs
+.PHONY: install demo lint test test-unit stack-up stack-down clean-venvs
 
 install: $(STAMP)
 	@# The project itself is re-pointed at this checkout every time (cheap): the venv is shared.
@@ -38,7 +38,14 @@ stack-down: install
 demo: install
 	@$(BIN)/python -m tests.support.demo
 
-test: stack-up
+# Lint and type check (configured in pyproject.toml) before the tests: seconds, and the tests would not catch it.
+lint: install
+	@echo "==> ruff check, ruff format --check, mypy (udfs/, flink_jobs/)"
+	@$(BIN)/ruff check --quiet
+	@$(BIN)/ruff format --check --quiet
+	@$(BIN)/mypy
+
+test: lint stack-up
 	@$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: install

@@ -204,7 +204,7 @@ def _mongo_healthy(settings: StackSettings) -> bool:
     from pymongo import MongoClient
     from pymongo.errors import PyMongoError
 
-    client = MongoClient(settings.mongo_uri, serverSelectionTimeoutMS=1500)
+    client: MongoClient = MongoClient(settings.mongo_uri, serverSelectionTimeoutMS=1500)
     try:
         client.admin.command("ping")
         return True

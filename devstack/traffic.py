@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 TENANTS = ("acme", "globex", "initech", "umbrella")
 MODELS = (("gpt-4o", "2024-08-06"), ("claude-sonnet-4", "20250514"), ("llama-3.1-70b", "instruct"))
@@ -214,7 +214,7 @@ def generate(n: int, seed: int = 7, start_ms: int | None = None, rate: float | N
         latency = rng.lognormvariate(6.5, 0.5)  # ~650 ms median
         if "slow" in kinds:
             latency = rng.uniform(30_000, 90_000)
-        event = {
+        event: dict[str, Any] = {
             "event_id": event_id,
             "timestamp": start_ms + int(i * step_ms),
             "tenant": tenant,

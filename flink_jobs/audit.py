@@ -57,8 +57,9 @@ class AuditEvents(BroadcastProcessFunction):
     keeps running. Every push the job sees is reported on the RULE_CHANGES side output.
     """
 
-    def __init__(self, initial: RuleSet, ruleset_name: str, store_raw_text: bool, scorers: tuple[str, ...],
-                 buckets: int):
+    def __init__(
+        self, initial: RuleSet, ruleset_name: str, store_raw_text: bool, scorers: tuple[str, ...], buckets: int
+    ):
         self._initial, self._name, self._store_raw_text = initial, ruleset_name, store_raw_text
         self._scorers, self._buckets = scorers, buckets  # of the writers
         self._engine: RuleEngine | None = None
@@ -67,24 +68,26 @@ class AuditEvents(BroadcastProcessFunction):
         self._engine = None  # built on first use, from restored state if there is one
         self._ticked = False  # each sequence bucket gets a tick from the first event (SequenceRules)
 
-    def _use(self, ruleset: RuleSet) -> None:
+    def _use(self, ruleset: RuleSet) -> RuleEngine:
         engine = RuleEngine(ruleset)
         engine.open()
         self._engine = engine
+        return engine
 
     def process_element(self, value: Row | Scored, ctx: BroadcastProcessFunction.ReadOnlyContext):
         if isinstance(value, Row):  # (raw JSON, arrival): not scored
-            event, dead = parse_or_dead_letter(*value, ctx.current_watermark())
-            if dead is not None:
+            event, dead = parse_or_dead_letter(value[0], value[1], ctx.current_watermark())
+            if event is None:
                 yield DEAD_LETTERS, dead
                 return
             scores, evidence = {}, {}
         else:
             event, scores, evidence = value
-        if self._engine is None:
+        engine = self._engine
+        if engine is None:
             pushed = ctx.get_broadcast_state(ACTIVE_RULES).get(self._name)
-            self._use(ruleset_from_push(json.loads(pushed)) if pushed else self._initial)
-        findings = self._engine.evaluate(event, scores, evidence)
+            engine = self._use(ruleset_from_push(json.loads(pushed)) if pushed else self._initial)
+        findings = engine.evaluate(event, scores, evidence)
         for finding in findings:
             doc = violation_document(event, finding, self._store_raw_text, scores, evidence)
             yield VIOLATIONS, bucketed(doc["_id"], doc, self._buckets)
@@ -92,7 +95,7 @@ class AuditEvents(BroadcastProcessFunction):
             self._ticked = True
             for b in range(SEQUENCE_BUCKETS):
                 yield SEQUENCE_HITS, Row(b, None)
-        for rule, key in sequence_hits(self._engine.sequence_rules, event, findings):
+        for rule, key in sequence_hits(engine.sequence_rules, event, findings):
             hit = SequenceHit(rule.id, key, event.timestamp, rule, event.event_id, violation_context(event))
             yield SEQUENCE_HITS, bucketed(f"{rule.id}|{key}", hit, SEQUENCE_BUCKETS)
         yield audited_row(event, findings, scores)
@@ -120,8 +123,12 @@ class AuditEvents(BroadcastProcessFunction):
             return
         missing = ruleset.scorers_used() - set(self._scorers)
         if missing:
-            yield rule_change(record, False, f"score rules need scorers {sorted(missing)}, which this "
-                                                           f"job does not run (LLM_AUDIT_SCORERS={list(self._scorers)})")
+            yield rule_change(
+                record,
+                False,
+                f"score rules need scorers {sorted(missing)}, which this "
+                f"job does not run (LLM_AUDIT_SCORERS={list(self._scorers)})",
+            )
             return
         ctx.get_broadcast_state(ACTIVE_RULES).put(self._name, value)
         self._use(ruleset)

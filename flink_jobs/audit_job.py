@@ -80,14 +80,18 @@ def _local(suffix: int) -> str:
     return f"TRY_CAST(REPLACE(SUBSTR({_TS}, 1, CHAR_LENGTH({_TS}) - {suffix}), 'T', ' ') AS TIMESTAMP(3))"
 
 
-_OFFSET_MIN = (f"(CASE SUBSTR({_TS}, CHAR_LENGTH({_TS}) - 5, 1) WHEN '+' THEN 1 WHEN '-' THEN -1 END) * "
-               f"(TRY_CAST(SUBSTR({_TS}, CHAR_LENGTH({_TS}) - 4, 2) AS INT) * 60 "
-               f"+ TRY_CAST(SUBSTR({_TS}, CHAR_LENGTH({_TS}) - 1, 2) AS INT))")
-_EVENT_TIME = (f"COALESCE(TO_TIMESTAMP_LTZ(CASE WHEN TRY_CAST({_TS} AS BIGINT) >= 100000000000 "
-               f"THEN TRY_CAST({_TS} AS BIGINT) END, 3), "
-               f"CAST(CASE WHEN {_TS} LIKE '%Z' OR {_TS} LIKE '%z' THEN {_local(1)} "
-               f"ELSE TIMESTAMPADD(MINUTE, -{_OFFSET_MIN}, {_local(6)}) END AS TIMESTAMP_LTZ(3)), "
-               f"TO_TIMESTAMP_LTZ(0, 3))")
+_OFFSET_MIN = (
+    f"(CASE SUBSTR({_TS}, CHAR_LENGTH({_TS}) - 5, 1) WHEN '+' THEN 1 WHEN '-' THEN -1 END) * "
+    f"(TRY_CAST(SUBSTR({_TS}, CHAR_LENGTH({_TS}) - 4, 2) AS INT) * 60 "
+    f"+ TRY_CAST(SUBSTR({_TS}, CHAR_LENGTH({_TS}) - 1, 2) AS INT))"
+)
+_EVENT_TIME = (
+    f"COALESCE(TO_TIMESTAMP_LTZ(CASE WHEN TRY_CAST({_TS} AS BIGINT) >= 100000000000 "
+    f"THEN TRY_CAST({_TS} AS BIGINT) END, 3), "
+    f"CAST(CASE WHEN {_TS} LIKE '%Z' OR {_TS} LIKE '%z' THEN {_local(1)} "
+    f"ELSE TIMESTAMPADD(MINUTE, -{_OFFSET_MIN}, {_local(6)}) END AS TIMESTAMP_LTZ(3)), "
+    f"TO_TIMESTAMP_LTZ(0, 3))"
+)
 # Row(raw JSON, arrival), on the event's time.
 TIMED_EVENT = Types.ROW([Types.STRING(), Types.INSTANT()])
 
@@ -108,19 +112,29 @@ def events_table(raw: DataStream, settings: AuditJobSettings) -> Table:
     the events' time per subtask: for tests and other streams. The job reads Kafka with
     kafka_events_table, which watermarks each partition."""
     t_env = _table_env(raw, settings)
-    raw_table = t_env.from_data_stream(raw, Schema.new_builder().column("f0", DataTypes.STRING())
-                                       .column_by_metadata("arrival", DataTypes.TIMESTAMP_LTZ(3), "rowtime").build())
+    raw_table = t_env.from_data_stream(
+        raw,
+        Schema.new_builder()
+        .column("f0", DataTypes.STRING())
+        .column_by_metadata("arrival", DataTypes.TIMESTAMP_LTZ(3), "rowtime")
+        .build(),
+    )
     # Two steps: Flink's generated code parses the whole message for every JSON_VALUE call, and the
     # event-time expression reads the timestamp fourteen times (a column computed from another
     # column of the same query is inlined). Read once, then computed over the string.
-    fields = t_env.to_data_stream(t_env.sql_query(
-        f"SELECT f0, arrival, JSON_VALUE(f0, '$.timestamp') AS ts FROM {raw_table}"))
-    return t_env.from_data_stream(fields, Schema.new_builder()
-                                  .column("f0", DataTypes.STRING())
-                                  .column("arrival", DataTypes.TIMESTAMP_LTZ(3))
-                                  .column("ts", DataTypes.STRING())
-                                  .column_by_expression("event_time", _EVENT_TIME)
-                                  .watermark("event_time", _watermark(settings)).build())
+    fields = t_env.to_data_stream(
+        t_env.sql_query(f"SELECT f0, arrival, JSON_VALUE(f0, '$.timestamp') AS ts FROM {raw_table}")
+    )
+    return t_env.from_data_stream(
+        fields,
+        Schema.new_builder()
+        .column("f0", DataTypes.STRING())
+        .column("arrival", DataTypes.TIMESTAMP_LTZ(3))
+        .column("ts", DataTypes.STRING())
+        .column_by_expression("event_time", _EVENT_TIME)
+        .watermark("event_time", _watermark(settings))
+        .build(),
+    )
 
 
 def _quoted(value: str) -> str:
@@ -134,24 +148,35 @@ def kafka_table_options(settings: AuditJobSettings, between_ms: tuple[int, int] 
     between_ms: read only the records of this Kafka time range [from, to) (a replay); bounded.
     """
     options = {
-        "connector": "kafka", "topic": settings.source_topic, "format": "raw",
-        "properties.bootstrap.servers": settings.kafka_bootstrap, "properties.group.id": settings.group_id,
+        "connector": "kafka",
+        "topic": settings.source_topic,
+        "format": "raw",
+        "properties.bootstrap.servers": settings.kafka_bootstrap,
+        "properties.group.id": settings.group_id,
         "properties.isolation.level": "read_committed",
-        "scan.startup.mode": {"earliest": "earliest-offset", "latest": "latest-offset",
-                              "committed": "group-offsets"}[settings.starting_offsets],
+        "scan.startup.mode": {"earliest": "earliest-offset", "latest": "latest-offset", "committed": "group-offsets"}[
+            settings.starting_offsets
+        ],
         "properties.auto.offset.reset": "earliest",  # a group without offsets yet starts at the beginning
         **{f"properties.{key}": value for key, value in kafka_properties(settings).items()},
     }
     if settings.bounded:
         options["scan.bounded.mode"] = "latest-offset"
     if between_ms is not None:
-        options.update({"scan.startup.mode": "timestamp", "scan.startup.timestamp-millis": str(between_ms[0]),
-                        "scan.bounded.mode": "timestamp", "scan.bounded.timestamp-millis": str(between_ms[1])})
+        options.update(
+            {
+                "scan.startup.mode": "timestamp",
+                "scan.startup.timestamp-millis": str(between_ms[0]),
+                "scan.bounded.mode": "timestamp",
+                "scan.bounded.timestamp-millis": str(between_ms[1]),
+            }
+        )
     return options
 
 
-def kafka_events_table(env: StreamExecutionEnvironment, settings: AuditJobSettings,
-                       between_ms: tuple[int, int] | None = None) -> Table:
+def kafka_events_table(
+    env: StreamExecutionEnvironment, settings: AuditJobSettings, between_ms: tuple[int, int] | None = None
+) -> Table:
     """The source topic as the EVENTS table, from Flink SQL's Kafka source: the watermark is
     generated per partition inside the source (watermark push-down), so a partition read ahead of
     another makes no event late, and an idle one does not hold the windows back.
@@ -164,7 +189,8 @@ def kafka_events_table(env: StreamExecutionEnvironment, settings: AuditJobSettin
     options = ", ".join(f"{_quoted(k)} = {_quoted(v)}" for k, v in kafka_table_options(settings, between_ms).items())
     t_env.execute_sql(
         f"CREATE TEMPORARY TABLE {name} (f0 STRING, arrival TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL, "
-        f"event_time AS {event_time}, WATERMARK FOR event_time AS {_watermark(settings)}) WITH ({options})")
+        f"event_time AS {event_time}, WATERMARK FOR event_time AS {_watermark(settings)}) WITH ({options})"
+    )
     # A tombstone (no value) is a message like any other: a dead letter, not a failure.
     return t_env.sql_query(f"SELECT COALESCE(f0, '') AS f0, arrival, event_time FROM {name}")
 
@@ -192,8 +218,9 @@ def timed_events(events: Table, buckets: int | None = None) -> DataStream:
 
 
 def bounded_watermarks(settings: AuditJobSettings) -> WatermarkStrategy:
-    return WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_seconds(settings.max_out_of_orderness_s)) \
-        .with_idleness(Duration.of_seconds(settings.idleness_s))
+    return WatermarkStrategy.for_bounded_out_of_orderness(
+        Duration.of_seconds(settings.max_out_of_orderness_s)
+    ).with_idleness(Duration.of_seconds(settings.idleness_s))
 
 
 def batching_keys(settings: AuditJobSettings) -> int:
@@ -215,42 +242,73 @@ def build_pipeline(events: Table, pushes: DataStream, settings: AuditJobSettings
     buckets = batching_keys(settings)
     parser = None  # the operator that parses the events: the scorer when there is one, else the audit
     if settings.scorers:
-        scorers = ScoreEvents(load_config(settings.scorers_path), tuple(settings.scorers), settings.scorer_device,
-                              settings.score_batch_size, settings.score_max_wait_ms)
+        scorers = ScoreEvents(
+            load_config(settings.scorers_path),
+            tuple(settings.scorers),
+            settings.scorer_device,
+            settings.score_batch_size,
+            settings.score_max_wait_ms,
+        )
         keyed_events = keyed(timed_events(events, buckets), Types.STRING())
         # In a worker process whatever the job's mode: the models get a GIL of their own, and torch hung in
         # the embedded interpreter's open() while it shared its task thread with a second interpreter
         # (see pyflink_internals.side_output).
         with python_execution_mode(keyed_events, "process"):
-            parser = audit_input = keyed_events.process(scorers, Types.PICKLED_BYTE_ARRAY()) \
-                .uid("score").name("score toxicity and bias")
+            parser = audit_input = (
+                keyed_events.process(scorers, Types.PICKLED_BYTE_ARRAY()).uid("score").name("score toxicity and bias")
+            )
     else:
         audit_input = timed_events(events)
     audit = (
         audit_input.connect(pushes.broadcast(ACTIVE_RULES))
-        .process(AuditEvents(ruleset, settings.ruleset_name, settings.store_raw_text, tuple(settings.scorers), buckets),
-                 AUDITED)
-        .uid("audit").name("audit: parse, rules")
+        .process(
+            AuditEvents(ruleset, settings.ruleset_name, settings.store_raw_text, tuple(settings.scorers), buckets),
+            AUDITED,
+        )
+        .uid("audit")
+        .name("audit: parse, rules")
     )
     sequences = (
         keyed(side_output(audit, SEQUENCE_HITS), Types.INT())
-        .process(SequenceRules(buckets), AUDITED).uid("sequence-rules").name("sequence rules")
+        .process(SequenceRules(buckets), AUDITED)
+        .uid("sequence-rules")
+        .name("sequence rules")
     )
     metrics, anomaly_windows = window_rows(audit.union(sequences), settings.metrics_window_s, settings.anomaly_window_s)
-    anomalies = keyed(anomaly_windows, Types.STRING()).process(
-        DetectAnomalies(AnomalySettings(threshold=settings.anomaly_threshold, warmup=settings.anomaly_warmup,
-                                        min_events=settings.anomaly_min_events), settings.anomaly_window_s * 1000,
-                        buckets), BUCKETED).uid("anomalies").name("anomalies per tenant and model")
+    anomalies = (
+        keyed(anomaly_windows, Types.STRING())
+        .process(
+            DetectAnomalies(
+                AnomalySettings(
+                    threshold=settings.anomaly_threshold,
+                    warmup=settings.anomaly_warmup,
+                    min_events=settings.anomaly_min_events,
+                ),
+                settings.anomaly_window_s * 1000,
+                buckets,
+            ),
+            BUCKETED,
+        )
+        .uid("anomalies")
+        .name("anomalies per tenant and model")
+    )
     # Dead letters are stamped with their time (their arrival, see audit.parse_or_dead_letter), not an
     # event time: the time of their record on the dead-letter topic, whose broker may refuse a far-off one.
-    dead_letters = with_event_time(side_output(parser or audit, DEAD_LETTERS), bounded_watermarks(settings),
-                                   Types.STRING()).uid("dead-letter-time").name("dead-letter arrival time")
+    dead_letters = (
+        with_event_time(side_output(parser or audit, DEAD_LETTERS), bounded_watermarks(settings), Types.STRING())
+        .uid("dead-letter-time")
+        .name("dead-letter arrival time")
+    )
     # Counted with the parser's event-time watermark (see audit.parse_or_dead_letter).
-    dead_letter_counts = dead_letter_rows(side_output(parser or audit, DEAD_LETTERS), settings.metrics_window_s) \
-        .flat_map(WindowPoints(dead_letter_points, buckets), BUCKETED) \
-        .uid("dead-letter-points").name("dead-letter points")
-    window_points = metrics.flat_map(WindowPoints(metrics_points, buckets), BUCKETED) \
-        .uid("window-points").name("window points")
+    dead_letter_counts = (
+        dead_letter_rows(side_output(parser or audit, DEAD_LETTERS), settings.metrics_window_s)
+        .flat_map(WindowPoints(dead_letter_points, buckets), BUCKETED)
+        .uid("dead-letter-points")
+        .name("dead-letter points")
+    )
+    window_points = (
+        metrics.flat_map(WindowPoints(metrics_points, buckets), BUCKETED).uid("window-points").name("window points")
+    )
     return AuditOutputs(
         violations=side_output(audit, VIOLATIONS).union(side_output(sequences, VIOLATIONS)),
         points=window_points.union(side_output(anomalies, ANOMALY_POINTS), dead_letter_counts),
@@ -266,8 +324,10 @@ def check_scorers(ruleset: RuleSet, settings: AuditJobSettings) -> None:
         load_config(settings.scorers_path)
     missing = ruleset.scorers_used() - set(settings.scorers)
     if missing:
-        raise ScorerError(f"{settings.rules_path}: score rules need scorers {sorted(missing)}; "
-                          f"add them to LLM_AUDIT_SCORERS (now {list(settings.scorers)}) or disable those rules")
+        raise ScorerError(
+            f"{settings.rules_path}: score rules need scorers {sorted(missing)}; "
+            f"add them to LLM_AUDIT_SCORERS (now {list(settings.scorers)}) or disable those rules"
+        )
 
 
 def flink_configuration(settings: AuditJobSettings) -> dict[str, str]:
@@ -313,9 +373,11 @@ def create_env(settings: AuditJobSettings) -> StreamExecutionEnvironment:
 
 # The connector jar shades the Kafka client: its login modules live under this prefix.
 _SHADED = "org.apache.flink.kafka.shaded."
-_LOGIN_MODULES = {"PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",
-                  "SCRAM-SHA-256": "org.apache.kafka.common.security.scram.ScramLoginModule",
-                  "SCRAM-SHA-512": "org.apache.kafka.common.security.scram.ScramLoginModule"}
+_LOGIN_MODULES = {
+    "PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",
+    "SCRAM-SHA-256": "org.apache.kafka.common.security.scram.ScramLoginModule",
+    "SCRAM-SHA-512": "org.apache.kafka.common.security.scram.ScramLoginModule",
+}
 
 
 def _jaas_quoted(value: str) -> str:
@@ -324,19 +386,23 @@ def _jaas_quoted(value: str) -> str:
 
 def kafka_properties(settings: AuditJobSettings) -> dict[str, str]:
     """Kafka client properties for TLS and SASL, shared by the sources and the DLQ sink."""
-    props = {"security.protocol": settings.kafka_security_protocol}
-    if settings.kafka_security_protocol.startswith("SASL"):
+    props: dict[str, str] = {"security.protocol": settings.kafka_security_protocol}
+    username, password = settings.kafka_sasl_username, settings.kafka_sasl_password
+    if settings.kafka_security_protocol.startswith("SASL") and username and password:  # settings require both
         props["sasl.mechanism"] = settings.kafka_sasl_mechanism
-        props["sasl.jaas.config"] = (f"{_SHADED}{_LOGIN_MODULES[settings.kafka_sasl_mechanism]} required "
-                                     f"username={_jaas_quoted(settings.kafka_sasl_username)} "
-                                     f"password={_jaas_quoted(settings.kafka_sasl_password.get_secret_value())};")
+        props["sasl.jaas.config"] = (
+            f"{_SHADED}{_LOGIN_MODULES[settings.kafka_sasl_mechanism]} required "
+            f"username={_jaas_quoted(username)} "
+            f"password={_jaas_quoted(password.get_secret_value())};"
+        )
     if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
         for store in ("truststore", "keystore"):
             path = getattr(settings, f"kafka_ssl_{store}_path")
             if path:
                 props[f"ssl.{store}.location"] = path
-                props[f"ssl.{store}.type"] = "PEM" if path.endswith((".pem", ".crt")) else "PKCS12" \
-                    if path.endswith((".p12", ".pfx")) else "JKS"
+                props[f"ssl.{store}.type"] = (
+                    "PEM" if path.endswith((".pem", ".crt")) else "PKCS12" if path.endswith((".p12", ".pfx")) else "JKS"
+                )
                 secret = getattr(settings, f"kafka_ssl_{store}_password")
                 if secret is not None:
                     props[f"ssl.{store}.password"] = secret.get_secret_value()
@@ -387,8 +453,7 @@ def dlq_sink(settings: AuditJobSettings) -> KafkaSink:
 def write(items: DataStream, writer, settings: AuditJobSettings, name: str) -> None:
     """Batch the BUCKETED elements (documents or points) into `writer`, buffered in keyed state."""
     batches = BufferedWrite(writer, settings.sink_batch_size, settings.sink_max_wait_ms)
-    keyed(items, Types.INT()).process(batches, Types.INT()) \
-        .uid(name).name(name).sink_to(discard()).uid(f"{name}-done")
+    keyed(items, Types.INT()).process(batches, Types.INT()).uid(name).name(name).sink_to(discard()).uid(f"{name}-done")
 
 
 def build_job(settings: AuditJobSettings, between_ms: tuple[int, int] | None = None) -> StreamExecutionEnvironment:
@@ -404,7 +469,8 @@ def build_job(settings: AuditJobSettings, between_ms: tuple[int, int] | None = N
     # Pushes carry Kafka timestamps; an idle rules topic must not hold the event-time watermark back.
     pushes = env.from_source(
         kafka_source(settings, settings.rules_topic, "earliest"),
-        WatermarkStrategy.for_monotonous_timestamps().with_idleness(Duration.of_seconds(1)), "rule pushes",
+        WatermarkStrategy.for_monotonous_timestamps().with_idleness(Duration.of_seconds(1)),
+        "rule pushes",
     ).uid("rules-source")
     out = build_pipeline(kafka_events_table(env, settings, between_ms), pushes, settings, ruleset)
 
@@ -412,15 +478,23 @@ def build_job(settings: AuditJobSettings, between_ms: tuple[int, int] | None = N
         return MongoWriter(uri, settings.mongo_database, *args).prepare()
 
     if "violations" in settings.outputs:
-        write(out.violations, mongo(settings.violations_collection, VIOLATION_INDEXES, settings.violations_ttl_days),
-              settings, "mongo-violations")
+        write(
+            out.violations,
+            mongo(settings.violations_collection, VIOLATION_INDEXES, settings.violations_ttl_days),
+            settings,
+            "mongo-violations",
+        )
     if "rule_changes" in settings.outputs:
         write(out.rule_changes, mongo(settings.rule_changes_collection), settings, "mongo-rule-changes")
     if "anomalies" in settings.outputs:
         write(out.anomalies, mongo(settings.anomalies_collection, ANOMALY_INDEXES), settings, "mongo-anomalies")
     if "metrics" in settings.outputs:
-        write(out.points, InfluxWriter(settings.influx_url, token, settings.influx_org, settings.influx_bucket),
-              settings, "influx-points")
+        write(
+            out.points,
+            InfluxWriter(settings.influx_url, token, settings.influx_org, settings.influx_bucket),
+            settings,
+            "influx-points",
+        )
     if "dead_letters" in settings.outputs:
         out.dead_letters.sink_to(dlq_sink(settings)).uid("dlq").name("dead-letter queue")
     return env

@@ -57,10 +57,12 @@ class BatchingFunction(KeyedProcessFunction):
 
     def open(self, runtime_context: RuntimeContext):
         self._buffer = runtime_context.get_list_state(
-            ListStateDescriptor(f"{self._name}-buffer", Types.PICKLED_BYTE_ARRAY()))
+            ListStateDescriptor(f"{self._name}-buffer", Types.PICKLED_BYTE_ARRAY())
+        )
         # (buffered count, processing-time deadline of the oldest, earliest _time_of or None)
         self._pending = runtime_context.get_state(
-            ValueStateDescriptor(f"{self._name}-pending", Types.PICKLED_BYTE_ARRAY()))
+            ValueStateDescriptor(f"{self._name}-pending", Types.PICKLED_BYTE_ARRAY())
+        )
         self._timers = RestoredTimers()
 
     def _flush_batch(self, items: list):
@@ -113,8 +115,7 @@ class ScoreEvents(BatchingFunction):
     Kafka partition) holds downstream: no event is late for being scored in a batch.
     """
 
-    def __init__(self, config: ScorersConfig, enabled: tuple[str, ...], device: str, max_batch: int,
-                 max_wait_ms: int):
+    def __init__(self, config: ScorersConfig, enabled: tuple[str, ...], device: str, max_batch: int, max_wait_ms: int):
         super().__init__("score", max_batch, max_wait_ms, on_event_time=True)
         self._config, self._enabled, self._device = config, enabled, device
 
@@ -124,8 +125,8 @@ class ScoreEvents(BatchingFunction):
         self._suite.open()
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context):
-        event, dead = parse_or_dead_letter(*value, ctx.timer_service().current_watermark())
-        if dead is not None:
+        event, dead = parse_or_dead_letter(value[0], value[1], ctx.timer_service().current_watermark())
+        if event is None:
             yield DEAD_LETTERS, dead
             return
         yield from super().process_element(event, ctx)

@@ -13,6 +13,7 @@ from pathlib import Path
 from devstack import artifacts
 from flink_jobs.reporter import flink_influx_reporter_config
 from flink_jobs.settings import AuditJobSettings, load_settings
+from udfs.cache import cache_dir
 
 
 def _quiet_beam_shutdown() -> None:
@@ -21,7 +22,11 @@ def _quiet_beam_shutdown() -> None:
     default = threading.excepthook
 
     def hook(args: threading.ExceptHookArgs) -> None:
-        if args.thread is not None and args.thread.name == "read_grpc_client_inputs" and "CANCELLED" in str(args.exc_value):
+        if (
+            args.thread is not None
+            and args.thread.name == "read_grpc_client_inputs"
+            and "CANCELLED" in str(args.exc_value)
+        ):
             return
         default(args)
 
@@ -42,8 +47,10 @@ def local_job_settings(**overrides) -> AuditJobSettings:
         "pipeline_jars": settings.pipeline_jars or [artifacts.flink_kafka_connector_jar().as_uri()],
         "checkpoint_dir": settings.checkpoint_dir or (cache_dir() / "checkpoints").as_uri(),
         # Flink's own metrics (checkpoints, throughput, Kafka lag) beside the job's: the pipeline dashboard.
-        "flink_config": {**flink_influx_reporter_config(settings.influx_url, database, retention_policy=policy),
-                         **settings.flink_config},
+        "flink_config": {
+            **flink_influx_reporter_config(settings.influx_url, database, retention_policy=policy),
+            **settings.flink_config,
+        },
     }
     return settings.model_copy(update=local)
 

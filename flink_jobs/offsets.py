@@ -13,8 +13,11 @@ def client_config(settings) -> dict:
     """kafka-python keyword arguments for the job's brokers, TLS and SASL included."""
     config = {"bootstrap_servers": settings.kafka_bootstrap, "security_protocol": settings.kafka_security_protocol}
     if settings.kafka_security_protocol.startswith("SASL"):
-        config.update(sasl_mechanism=settings.kafka_sasl_mechanism, sasl_plain_username=settings.kafka_sasl_username,
-                      sasl_plain_password=settings.kafka_sasl_password.get_secret_value())
+        config.update(
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=settings.kafka_sasl_password.get_secret_value(),
+        )
     if settings.kafka_ssl_truststore_path and settings.kafka_ssl_truststore_path.endswith((".pem", ".crt")):
         config["ssl_cafile"] = settings.kafka_ssl_truststore_path
     return config
@@ -37,8 +40,9 @@ class Span:
         return all(committed.get(p, -1) >= end for p, end in self.end.items() if end > self.start[p])
 
     def done(self, committed: dict[int, int]) -> int:
-        return sum(min(max(committed.get(p, self.start[p]), self.start[p]), self.end[p]) - self.start[p]
-                   for p in self.end)
+        return sum(
+            min(max(committed.get(p, self.start[p]), self.start[p]), self.end[p]) - self.start[p] for p in self.end
+        )
 
 
 def offsets_span(consumer, topic: str, from_ms: int | None = None, to_ms: int | None = None) -> Span:

@@ -23,7 +23,8 @@ def with_event_time(stream: DataStream, strategy: WatermarkStrategy, value_type)
     """
     java = get_gateway().jvm.org.apache.flink.streaming.api.functions.python.eventtime
     stamped = stream._j_data_stream.assignTimestampsAndWatermarks(
-        strategy._j_watermark_strategy.withTimestampAssigner(java.CustomTimestampAssigner()))
+        strategy._j_watermark_strategy.withTimestampAssigner(java.CustomTimestampAssigner())
+    )
     return DataStream(stamped.map(java.RemoveTimestampMapFunction(), value_type.get_java_type_info()))
 
 
@@ -33,8 +34,9 @@ def keyed(stream: DataStream, key_type=Types.PICKLED_BYTE_ARRAY()) -> KeyedStrea
     PyFlink's key_by runs the key selector as one more Python operator; here the function upstream
     (or Flink SQL) emits the key with the value.
     """
-    j_keyed = stream._j_data_stream.keyBy(get_gateway().jvm.KeyByKeySelector(),
-                                          Types.ROW([key_type]).get_java_type_info())
+    j_keyed = stream._j_data_stream.keyBy(
+        get_gateway().jvm.KeyByKeySelector(), Types.ROW([key_type]).get_java_type_info()
+    )
     return KeyedStream(j_keyed, Types.PICKLED_BYTE_ARRAY(), stream)
 
 
@@ -61,7 +63,8 @@ def side_output(stream: DataStream, tag: OutputTag) -> DataStream:
     """
     gateway, j_tag = get_gateway(), tag.get_java_output_tag()
     operator = gateway.jvm.org.apache.flink.python.util.PythonConfigUtil.getOperatorFactory(
-        stream._j_data_stream.getTransformation()).getOperator()
+        stream._j_data_stream.getTransformation()
+    ).getOperator()
     operator.addSideOutputTags(gateway.jvm.java.util.Collections.singletonList(j_tag))
     return DataStream(stream._j_data_stream.getSideOutput(j_tag))
 

@@ -47,12 +47,20 @@ class SequenceHit(NamedTuple):
 # points only). rule_keys: "rule_id<TAB>category<TAB>severity" per violation, one per line;
 # categories: ",cat1,cat2," of the event's violations. NULL where there is none.
 AUDITED_FIELDS = {
-    "tenant": Types.STRING(), "model": Types.STRING(), "time_ms": Types.LONG(), "events": Types.INT(),
-    "violations": Types.INT(), "rule_keys": Types.STRING(), "categories": Types.STRING(),
-    "tokens": Types.LONG(), "cost_usd": Types.DOUBLE(), "latency_ms": Types.DOUBLE(),
+    "tenant": Types.STRING(),
+    "model": Types.STRING(),
+    "time_ms": Types.LONG(),
+    "events": Types.INT(),
+    "violations": Types.INT(),
+    "rule_keys": Types.STRING(),
+    "categories": Types.STRING(),
+    "tokens": Types.LONG(),
+    "cost_usd": Types.DOUBLE(),
+    "latency_ms": Types.DOUBLE(),
     **{scorer: Types.DOUBLE() for scorer in SCORERS},
 }
 AUDITED = Types.ROW_NAMED(list(AUDITED_FIELDS), list(AUDITED_FIELDS.values()))
+
 
 def _rule_key(finding: Finding) -> str:
     return f"{finding.rule_id}\t{finding.category}\t{finding.severity}"
@@ -61,14 +69,21 @@ def _rule_key(finding: Finding) -> str:
 def audited_row(event, findings: list[Finding], scores: dict) -> Row:
     """An audited event as its AUDITED row; scores: {field: {scorer: score}}, the highest counts."""
     top = {scorer: max((s[scorer] for s in scores.values() if scorer in s), default=None) for scorer in SCORERS}
-    return Row(event.tenant, event.model, event.timestamp, 1, len(findings),
-               "\n".join(map(_rule_key, findings)) or None,
-               f",{','.join(sorted({f.category for f in findings}))}," if findings else None,
-               (event.prompt_tokens or 0) + (event.completion_tokens or 0), event.cost_usd or 0.0,
-               None if event.latency_ms is None else float(event.latency_ms), *top.values())
+    return Row(
+        event.tenant,
+        event.model,
+        event.timestamp,
+        1,
+        len(findings),
+        "\n".join(map(_rule_key, findings)) or None,
+        f",{','.join(sorted({f.category for f in findings}))}," if findings else None,
+        (event.prompt_tokens or 0) + (event.completion_tokens or 0),
+        event.cost_usd or 0.0,
+        None if event.latency_ms is None else float(event.latency_ms),
+        *top.values(),
+    )
 
 
 def sequence_row(tenant: str, model: str, time_ms: int, finding: Finding) -> Row:
     """A fired sequence rule's violation, for the `violations` points of its window."""
-    return Row(tenant, model, time_ms, 0, 0, _rule_key(finding), None,
-               0, 0.0, None, *(None for _ in SCORERS))
+    return Row(tenant, model, time_ms, 0, 0, _rule_key(finding), None, 0, 0.0, None, *(None for _ in SCORERS))

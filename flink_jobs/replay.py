@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from flink_jobs.offsets import client_config, committed_offsets, offsets_span
 
@@ -23,8 +24,10 @@ def parse_time(value: str) -> int:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"{value!r} is not a time: use ISO 8601 (2026-12-01T10:00:00Z) or epoch milliseconds") from None
-    return int((parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp() * 1000)
+        raise ValueError(
+            f"{value!r} is not a time: use ISO 8601 (2026-12-01T10:00:00Z) or epoch milliseconds"
+        ) from None
+    return int((parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp() * 1000)
 
 
 def run_replay(settings, from_ms: int, to_ms: int, progress) -> int:
@@ -71,19 +74,27 @@ def rule_counts(settings, collection: str, from_ms: int, to_ms: int) -> dict[str
     """Violations per rule in a collection, for events whose event time is in [from_ms, to_ms)."""
     from pymongo import MongoClient
 
-    start, stop = (datetime.fromtimestamp(ms / 1000, tz=timezone.utc) for ms in (from_ms, to_ms))
-    with MongoClient(settings.mongo_uri.get_secret_value()) as client:
+    start, stop = (datetime.fromtimestamp(ms / 1000, tz=UTC) for ms in (from_ms, to_ms))
+    client: MongoClient[dict[str, Any]] = MongoClient(settings.mongo_uri.get_secret_value())
+    with client:
         coll = client[settings.mongo_database][collection]
-        return dict(Counter(doc["rule_id"] for doc in coll.find({"event_time": {"$gte": start, "$lt": stop}},
-                                                                 {"rule_id": 1})))
+        return dict(
+            Counter(doc["rule_id"] for doc in coll.find({"event_time": {"$gte": start, "$lt": stop}}, {"rule_id": 1}))
+        )
 
 
 def replay_settings(settings, rules: Path, collection: str, checkpoint_dir: str):
     """The live job's settings turned into a replay's: own group, own collection, violations only."""
-    return settings.model_copy(update={
-        "rules_path": rules, "violations_collection": collection, "outputs": ["violations"],
-        "ruleset_name": f"replay-{collection}",  # no push on the rules topic matches: the file's rules run
-        "group_id": f"{settings.group_id}-{collection}", "bounded": True,
-        "checkpoint_dir": checkpoint_dir, "restore_from": None,
-        "checkpoint_interval_ms": min(settings.checkpoint_interval_ms, 2000),  # progress comes with checkpoints
-    })
+    return settings.model_copy(
+        update={
+            "rules_path": rules,
+            "violations_collection": collection,
+            "outputs": ["violations"],
+            "ruleset_name": f"replay-{collection}",  # no push on the rules topic matches: the file's rules run
+            "group_id": f"{settings.group_id}-{collection}",
+            "bounded": True,
+            "checkpoint_dir": checkpoint_dir,
+            "restore_from": None,
+            "checkpoint_interval_ms": min(settings.checkpoint_interval_ms, 2000),  # progress comes with checkpoints
+        }
+    )

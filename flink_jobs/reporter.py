@@ -10,17 +10,27 @@ from urllib.parse import urlsplit
 
 REPORTER_NAME = "influxdb"
 # What the pipeline health dashboard and alerts read; everything else Flink registers stays out.
-REPORTER_FILTER = ";".join([
-    "jobmanager.job:*Checkpoint*,numRestarts,uptime",
-    "taskmanager.job.task.operator:numRecordsInPerSecond,numRecordsOutPerSecond,pendingRecords",
-    "taskmanager.job.task.operator.KafkaSourceReader.KafkaConsumer:records-lag-max",
-    "taskmanager.job.task:backPressuredTimeMsPerSecond,busyTimeMsPerSecond",
-])
+REPORTER_FILTER = ";".join(
+    [
+        "jobmanager.job:*Checkpoint*,numRestarts,uptime",
+        "taskmanager.job.task.operator:numRecordsInPerSecond,numRecordsOutPerSecond,pendingRecords",
+        "taskmanager.job.task.operator.KafkaSourceReader.KafkaConsumer:records-lag-max",
+        "taskmanager.job.task:backPressuredTimeMsPerSecond,busyTimeMsPerSecond",
+    ]
+)
 
 
-def flink_influx_reporter_config(influx_url: str, database: str, *, interval_s: int = 10,
-                                 retention_policy: str = "", username: str = "", password: str = "",
-                                 name: str = REPORTER_NAME, filtered: bool = True) -> dict[str, str]:
+def flink_influx_reporter_config(
+    influx_url: str,
+    database: str,
+    *,
+    interval_s: int = 10,
+    retention_policy: str = "",
+    username: str = "",
+    password: str = "",
+    name: str = REPORTER_NAME,
+    filtered: bool = True,
+) -> dict[str, str]:
     """Flink configuration for the InfluxDB metrics reporter (flink-metrics-influxdb, which PyFlink
     ships in pyflink/plugins/metrics-influx and loads as a plugin): the checkpoint, throughput,
     Kafka lag and backpressure metrics the pipeline health dashboard and alerts read.

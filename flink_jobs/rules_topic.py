@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from udfs.rules import RuleSet
 
@@ -17,7 +17,7 @@ def push_record(ruleset: RuleSet, name: str, version: int, author: str | None, m
         "hash": ruleset.content_hash(),
         "author": author or getpass.getuser(),
         "message": message,
-        "pushed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "pushed_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "rules": ruleset.model_dump(mode="json"),
     }
 
@@ -39,8 +39,9 @@ def read_topic(kafka: dict, topic: str) -> list[str]:
     """Every committed message of a topic, oldest first per partition."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(**kafka, isolation_level="read_committed", enable_auto_commit=False,
-                             consumer_timeout_ms=5000)
+    consumer = KafkaConsumer(
+        **kafka, isolation_level="read_committed", enable_auto_commit=False, consumer_timeout_ms=5000
+    )
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
         if not partitions:
@@ -48,7 +49,7 @@ def read_topic(kafka: dict, topic: str) -> list[str]:
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         end = consumer.end_offsets(partitions)
-        messages = []
+        messages: list = []
         while any(consumer.position(tp) < end[tp] for tp in partitions):
             for records in consumer.poll(timeout_ms=1000).values():
                 messages.extend(r.value.decode() for r in records)
@@ -63,8 +64,10 @@ def publish(kafka: dict, topic: str, record: dict) -> None:
     admin = KafkaAdminClient(**kafka)
     try:
         if topic not in admin.list_topics():
-            raise LookupError(f"topic {topic!r} does not exist on {kafka['bootstrap_servers']}; create it with "
-                              "cleanup.policy=compact (`llm-audit stack up` does, locally)")
+            raise LookupError(
+                f"topic {topic!r} does not exist on {kafka['bootstrap_servers']}; create it with "
+                "cleanup.policy=compact (`llm-audit stack up` does, locally)"
+            )
     finally:
         admin.close()
 

@@ -8,8 +8,9 @@ from pyflink.datastream.state import ValueStateDescriptor
 
 from flink_jobs.audit import VIOLATIONS
 from flink_jobs.batching import END_OF_INPUT, RestoredTimers
-from flink_jobs.records import bucketed, sequence_row
+from flink_jobs.records import SequenceHit, bucketed, sequence_row
 from udfs.engine import SequenceWindow, sequence_finding
+
 
 class SequenceRules(KeyedProcessFunction):
     """Keyed by a bucket of (sequence rule, key) pairs, fed hits and None ticks:
@@ -36,9 +37,13 @@ class SequenceRules(KeyedProcessFunction):
         self._state = runtime_context.get_state(ValueStateDescriptor("sequences", Types.PICKLED_BYTE_ARRAY()))
         self._timers = RestoredTimers()
 
+    def _stored(self) -> tuple[list[SequenceHit], dict[tuple[str, str], tuple[int, list[int]]], int]:
+        """Pending hits, per (rule id, key) its window and hit times, and the last sweep's time."""
+        return self._state.value() or ([], {}, 0)
+
     def process_element(self, hit, ctx: KeyedProcessFunction.Context):
         timers = ctx.timer_service()
-        pending, times, swept = self._state.value() or ([], {}, 0)
+        pending, times, swept = self._stored()
         if self._timers.first_sight(ctx):
             for at in {h.time_ms for h in pending} | ({swept + self._SWEEP_MS} if times else set()):
                 timers.register_event_time_timer(at)
@@ -49,23 +54,26 @@ class SequenceRules(KeyedProcessFunction):
             timers.register_event_time_timer(hit.time_ms)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
-        pending, times, swept = self._state.value() or ([], {}, 0)
+        pending, times, swept = self._stored()
         due = sorted((h for h in pending if h.time_ms <= timestamp), key=lambda h: (h.time_ms, h.event_id))
         if due:
             pending = [h for h in pending if h.time_ms > timestamp]
         for hit in due:
             rule, pair = hit.rule, (hit.rule_id, hit.key)
-            window = SequenceWindow(rule.match.count, rule.match.within_ms, times.get(pair, (0, []))[1])
+            window = SequenceWindow(rule.sequence.count, rule.sequence.within_ms, times.get(pair, (0, []))[1])
             fired = window.add(hit.time_ms)
-            times[pair] = (rule.match.within_ms, window.timestamps)
+            times[pair] = (rule.sequence.within_ms, window.timestamps)
             if fired:
                 finding = sequence_finding(rule, hit.event_id)
                 doc = {"_id": finding.violation_id, **finding.to_dict(), **hit.context}
                 yield VIOLATIONS, bucketed(doc["_id"], doc, self._buckets)
                 yield sequence_row(hit.context["tenant"], hit.context["model"], hit.time_ms, finding)
         if timestamp - swept >= self._SWEEP_MS:  # forget the pairs whose window has passed with no new hit
-            times = {pair: (within_ms, ts) for pair, (within_ms, ts) in times.items()
-                     if max(ts, default=0) + within_ms > timestamp}
+            times = {
+                pair: (within_ms, ts)
+                for pair, (within_ms, ts) in times.items()
+                if max(ts, default=0) + within_ms > timestamp
+            }
             swept = timestamp
         if times:
             ctx.timer_service().register_event_time_timer(swept + self._SWEEP_MS)

@@ -112,7 +112,12 @@ class AuditJobSettings(BaseSettings):
 
     # Sinks
     outputs: list[Literal["violations", "rule_changes", "anomalies", "metrics", "dead_letters"]] = [
-        "violations", "rule_changes", "anomalies", "metrics", "dead_letters"]
+        "violations",
+        "rule_changes",
+        "anomalies",
+        "metrics",
+        "dead_letters",
+    ]
     """LLM_AUDIT_OUTPUTS: JSON list of what the job writes (`llm-audit replay` writes violations only)."""
     sink_batch_size: int = Field(default=500, ge=1)
     """LLM_AUDIT_SINK_BATCH_SIZE: documents or points per MongoDB bulk write / InfluxDB request."""
@@ -154,10 +159,14 @@ class AuditJobSettings(BaseSettings):
     """LLM_AUDIT_FLINK_CONFIG: JSON object of further Flink options (e.g. metrics reporters); applied last."""
 
     @model_validator(mode="after")
-    def _sasl_needs_credentials(self) -> "AuditJobSettings":
-        if self.kafka_security_protocol.startswith("SASL") and not (self.kafka_sasl_username and self.kafka_sasl_password):
-            raise ValueError(f"kafka_security_protocol={self.kafka_security_protocol} needs LLM_AUDIT_KAFKA_SASL_USERNAME "
-                             "and LLM_AUDIT_KAFKA_SASL_PASSWORD")
+    def _sasl_needs_credentials(self) -> AuditJobSettings:
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                f"kafka_security_protocol={self.kafka_security_protocol} needs LLM_AUDIT_KAFKA_SASL_USERNAME "
+                "and LLM_AUDIT_KAFKA_SASL_PASSWORD"
+            )
         return self
 
 
@@ -173,8 +182,9 @@ def load_settings(**overrides) -> AuditJobSettings:
     """
     prefix = AuditJobSettings.model_config["env_prefix"]
     known = {prefix + name.upper() for name in AuditJobSettings.model_fields}
-    unknown = sorted(var for var in os.environ
-                     if var.startswith(prefix) and var not in known and not var.startswith(_OTHER_VARS))
+    unknown = sorted(
+        var for var in os.environ if var.startswith(prefix) and var not in known and not var.startswith(_OTHER_VARS)
+    )
     if unknown:
         raise SettingsError(f"unknown environment variables {unknown}; valid: {', '.join(sorted(known))}")
     try:
@@ -182,7 +192,8 @@ def load_settings(**overrides) -> AuditJobSettings:
     except ValidationError as exc:
         problems = [
             # A check across fields has no location, and its input (every setting) may hold secrets.
-            f"{prefix}{'_'.join(str(p) for p in err['loc']).upper()}={err['input']!r}: {err['msg']}" if err["loc"]
+            f"{prefix}{'_'.join(str(p) for p in err['loc']).upper()}={err['input']!r}: {err['msg']}"
+            if err["loc"]
             else err["msg"].removeprefix("Value error, ")
             for err in exc.errors(include_url=False)
         ]

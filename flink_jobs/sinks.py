@@ -17,15 +17,22 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import datetime, timezone
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 log = logging.getLogger("llm_audit.sinks")
 T = TypeVar("T")
 
 
-def retrying(what: str, attempt: Callable[[], T], transient: Callable[[Exception], bool],
-             first_delay_s: float = 0.5, max_delay_s: float = 30.0, sleep: Callable[[float], None] = time.sleep) -> T:
+def retrying(
+    what: str,
+    attempt: Callable[[], T],
+    transient: Callable[[Exception], bool],
+    first_delay_s: float = 0.5,
+    max_delay_s: float = 30.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
     """attempt() until it succeeds; between transient failures wait first_delay_s, doubling up to
     max_delay_s. Any other failure (a rejected write, bad credentials) is raised: it fails the job
     loudly rather than hiding a configuration error behind endless retries."""
@@ -37,8 +44,17 @@ def retrying(what: str, attempt: Callable[[], T], transient: Callable[[Exception
             if not transient(exc):
                 raise
             failures += 1
-            log.warning(json.dumps({"event": "sink_retry", "sink": what, "failures": failures,
-                                    "retry_in_s": delay, "error": f"{type(exc).__name__}: {exc}"[:500]}))
+            log.warning(
+                json.dumps(
+                    {
+                        "event": "sink_retry",
+                        "sink": what,
+                        "failures": failures,
+                        "retry_in_s": delay,
+                        "error": f"{type(exc).__name__}: {exc}"[:500],
+                    }
+                )
+            )
             sleep(delay)
             delay = min(delay * 2, max_delay_s)
             continue
@@ -51,8 +67,9 @@ def mongo_transient(exc: Exception) -> bool:
     """The server is unreachable, stepping down or timing out: retry. A rejected command is not."""
     from pymongo.errors import ConnectionFailure, PyMongoError
 
-    return isinstance(exc, ConnectionFailure) or (isinstance(exc, PyMongoError)
-                                                  and exc.has_error_label("RetryableWriteError"))
+    return isinstance(exc, ConnectionFailure) or (
+        isinstance(exc, PyMongoError) and exc.has_error_label("RetryableWriteError")
+    )
 
 
 def influx_transient(exc: Exception) -> bool:
@@ -74,11 +91,19 @@ ANOMALY_INDEXES = (("window_end_ms",), ("tenant", "model"), ("metric",))
 class MongoWriter:
     """Upserts documents by _id in unordered bulk writes; creates the collection's indexes at open."""
 
-    def __init__(self, uri: str, database: str, collection: str, indexes: tuple[tuple[str, ...], ...] = (),
-                 ttl_days: int | None = None, ttl_field: str = "event_time"):
+    def __init__(
+        self,
+        uri: str,
+        database: str,
+        collection: str,
+        indexes: tuple[tuple[str, ...], ...] = (),
+        ttl_days: int | None = None,
+        ttl_field: str = "event_time",
+    ):
         self._uri, self._database, self._collection = uri, database, collection
         self._indexes, self._ttl_days, self._ttl_field = indexes, ttl_days, ttl_field
-        self._client = None
+        self._client: Any = None  # a MongoClient and its collection, once open
+        self._coll: Any = None
 
     @property
     def name(self) -> str:
@@ -97,7 +122,11 @@ class MongoWriter:
             existing = {tuple(index["key"]): index.get("expireAfterSeconds") for index in self._coll.list_indexes()}
             for keys in self._indexes:
                 # The TTL index doubles as the time index: one index on the field, not two.
-                ttl = {"expireAfterSeconds": self._ttl_days * 86_400} if self._ttl_days and keys == (self._ttl_field,) else {}
+                ttl = (
+                    {"expireAfterSeconds": self._ttl_days * 86_400}
+                    if self._ttl_days and keys == (self._ttl_field,)
+                    else {}
+                )
                 if keys not in existing or existing[keys] != ttl.get("expireAfterSeconds"):
                     self._coll.create_index([(k, ASCENDING) for k in keys], **ttl)
 
@@ -118,7 +147,7 @@ class MongoWriter:
 
     def write(self, docs: list[dict]) -> None:
         # stored_at: when the audit stored it (a replay restamps it); the rest is deterministic.
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         # One document per _id (the last): a source that delivered an event twice gives a batch the
         # same violation twice, and FerretDB v1 deadlocks replacing one document twice in a command.
         unique = {d["_id"]: d for d in docs}.values()
@@ -136,8 +165,10 @@ class MongoWriter:
             errors = exc.details["writeErrors"]
             if any(e["code"] != DUPLICATE_KEY for e in errors):
                 raise
-            self._coll.bulk_write([ReplaceOne({"_id": docs[e["index"]]["_id"]}, docs[e["index"]], upsert=True)
-                                   for e in errors], ordered=False)
+            self._coll.bulk_write(
+                [ReplaceOne({"_id": docs[e["index"]]["_id"]}, docs[e["index"]], upsert=True) for e in errors],
+                ordered=False,
+            )
 
     def close(self) -> None:
         if self._client is not None:
@@ -149,7 +180,8 @@ class InfluxWriter:
 
     def __init__(self, url: str, token: str, org: str, bucket: str):
         self._url, self._token, self._org, self._bucket = url, token, org, bucket
-        self._client = None
+        self._client: Any = None  # an InfluxDBClient and its write API, once open
+        self._write: Any = None
 
     @property
     def name(self) -> str:
@@ -173,8 +205,13 @@ class InfluxWriter:
             for name, value in p["fields"].items():
                 record = record.field(name, value)
             records.append(record)
-        retrying(self.name, lambda: self._write.write(bucket=self._bucket, org=self._org, record=records,
-                                                      write_precision=WritePrecision.MS), influx_transient)
+        retrying(
+            self.name,
+            lambda: self._write.write(
+                bucket=self._bucket, org=self._org, record=records, write_precision=WritePrecision.MS
+            ),
+            influx_transient,
+        )
 
     def close(self) -> None:
         if self._client is not None:
@@ -191,8 +228,9 @@ def check_reachable(mongo_uri: str, influx_url: str, influx_token: str, influx_o
     from pymongo.errors import PyMongoError
 
     try:
-        with MongoClient(mongo_uri, serverSelectionTimeoutMS=int(timeout_s * 1000)) as client:
-            client.admin.command("ping")
+        mongo: MongoClient[dict[str, Any]] = MongoClient(mongo_uri, serverSelectionTimeoutMS=int(timeout_s * 1000))
+        with mongo:
+            mongo.admin.command("ping")
     except PyMongoError as exc:
         raise ConnectionError(f"MongoDB is not reachable with LLM_AUDIT_MONGO_URI: {exc}") from None
     with InfluxDBClient(url=influx_url, token=influx_token, org=influx_org, timeout=int(timeout_s * 1000)) as client:

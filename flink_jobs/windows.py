@@ -37,33 +37,56 @@ def _end_ms(column: str) -> str:
 def _tumbling(table, size_s: int, keys: str, aggregates: list[str], where: str = "") -> str:
     """keys, end_ms, then the aggregates (named a0, a1, ...) per tumbling event-time window."""
     select = ", ".join(f"{agg} AS a{i}" for i, agg in enumerate(aggregates))
-    return (f"SELECT {keys}, {_end_ms('window_end')} AS end_ms, {select} "
-            f"FROM TABLE(TUMBLE(TABLE {table}, DESCRIPTOR(event_time), INTERVAL '{size_s}' SECOND(9))) {where} "
-            f"GROUP BY {keys}, window_start, window_end")
+    return (
+        f"SELECT {keys}, {_end_ms('window_end')} AS end_ms, {select} "
+        f"FROM TABLE(TUMBLE(TABLE {table}, DESCRIPTOR(event_time), INTERVAL '{size_s}' SECOND(9))) {where} "
+        f"GROUP BY {keys}, window_start, window_end"
+    )
 
 
 METRICS_FIELDS = {
-    "tenant": Types.STRING(), "model": Types.STRING(), "end_ms": Types.LONG(), "events": Types.INT(),
-    "violations": Types.INT(), "tokens": Types.LONG(), "cost_usd": Types.DOUBLE(), "rule_keys": Types.STRING(),
-    **{f"{scorer}_{agg}": t for scorer in SCORERS for agg, t in
-       (("n", Types.LONG()), ("sum", Types.DOUBLE()), ("max", Types.DOUBLE()))},
+    "tenant": Types.STRING(),
+    "model": Types.STRING(),
+    "end_ms": Types.LONG(),
+    "events": Types.INT(),
+    "violations": Types.INT(),
+    "tokens": Types.LONG(),
+    "cost_usd": Types.DOUBLE(),
+    "rule_keys": Types.STRING(),
+    **{
+        f"{scorer}_{agg}": t
+        for scorer in SCORERS
+        for agg, t in (("n", Types.LONG()), ("sum", Types.DOUBLE()), ("max", Types.DOUBLE()))
+    },
 }
 _METRICS_AGGREGATES = [
-    "SUM(events)", "SUM(violations)", "SUM(tokens)", "SUM(cost_usd)", "LISTAGG(rule_keys, '\n')",
-    *(f"{agg}({s})" for s in SCORERS for agg in ("COUNT", "SUM", "MAX"))]
+    "SUM(events)",
+    "SUM(violations)",
+    "SUM(tokens)",
+    "SUM(cost_usd)",
+    "LISTAGG(rule_keys, '\n')",
+    *(f"{agg}({s})" for s in SCORERS for agg in ("COUNT", "SUM", "MAX")),
+]
 
 ANOMALY_FIELDS = {
-    "tenant": Types.STRING(), "model": Types.STRING(), "end_ms": Types.LONG(), "events": Types.LONG(),
-    "tokens": Types.LONG(), "cost_usd": Types.DOUBLE(),
+    "tenant": Types.STRING(),
+    "model": Types.STRING(),
+    "end_ms": Types.LONG(),
+    "events": Types.LONG(),
+    "tokens": Types.LONG(),
+    "cost_usd": Types.DOUBLE(),
     **{f"violation_rate.{c}": Types.INT() for c in _RATE_CATEGORIES},
     **{f"{s}_{m}": Types.DOUBLE() for s in SCORERS for m in ("mean", "p95")},
     "latency_p95_ms": Types.DOUBLE(),
 }
 _ANOMALY_AGGREGATES = [
-    "COUNT(*)", "SUM(tokens)", "SUM(cost_usd)",
+    "COUNT(*)",
+    "SUM(tokens)",
+    "SUM(cost_usd)",
     *(f"SUM(CASE WHEN POSITION(',{c},' IN categories) > 0 THEN 1 ELSE 0 END)" for c in _RATE_CATEGORIES),
     *(f"{agg}({s}{arg})" for s in SCORERS for agg, arg in (("AVG", ""), ("PERCENTILE", ", 0.95"))),
-    "PERCENTILE(latency_ms, 0.95)"]
+    "PERCENTILE(latency_ms, 0.95)",
+]
 
 
 def _typed(fields: dict) -> Types:
@@ -74,9 +97,12 @@ def window_rows(audited: DataStream, metrics_s: int, anomaly_s: int) -> tuple[Da
     """AUDITED rows (their watermarks passed on) -> (METRICS_FIELDS rows per metrics window,
     Row(JSON [tenant, model], ANOMALY_FIELDS row) per anomaly window, for keyed())."""
     t_env = table_env_of(audited)
-    schema = (Schema.new_builder()
-              .column_by_expression("event_time", "TO_TIMESTAMP_LTZ(time_ms, 3)")
-              .watermark("event_time", "SOURCE_WATERMARK()").build())
+    schema = (
+        Schema.new_builder()
+        .column_by_expression("event_time", "TO_TIMESTAMP_LTZ(time_ms, 3)")
+        .watermark("event_time", "SOURCE_WATERMARK()")
+        .build()
+    )
     table = t_env.from_data_stream(audited, schema)
     metrics = t_env.to_data_stream(t_env.sql_query(_tumbling(table, metrics_s, "tenant, model", _METRICS_AGGREGATES)))
     declare_output_type(metrics, _typed(METRICS_FIELDS))
@@ -84,7 +110,8 @@ def window_rows(audited: DataStream, metrics_s: int, anomaly_s: int) -> tuple[Da
     anomaly = _tumbling(table, anomaly_s, "tenant, model", _ANOMALY_AGGREGATES, "WHERE events = 1")
     columns = ", ".join(["tenant", "model", "end_ms", *(f"a{i}" for i in range(len(_ANOMALY_AGGREGATES)))])
     keyed_rows = t_env.to_data_stream(
-        t_env.sql_query(f"SELECT JSON_ARRAY(tenant, model), ROW({columns}) FROM ({anomaly})"))
+        t_env.sql_query(f"SELECT JSON_ARRAY(tenant, model), ROW({columns}) FROM ({anomaly})")
+    )
     declare_output_type(keyed_rows, Types.ROW([Types.STRING(), _typed(ANOMALY_FIELDS)]))
     return metrics, keyed_rows
 
@@ -93,9 +120,13 @@ def dead_letter_rows(dead_letters: DataStream, metrics_s: int) -> DataStream:
     """DEAD_LETTERS records (JSON, time ms), with the event-time watermark of the operator that found
     them -> Row(reason, end_ms, count) per window."""
     t_env = table_env_of(dead_letters)
-    table = t_env.from_data_stream(dead_letters, Schema.new_builder()
-                                   .column_by_expression("event_time", "TO_TIMESTAMP_LTZ(f1, 3)")
-                                   .watermark("event_time", "SOURCE_WATERMARK()").build())
+    table = t_env.from_data_stream(
+        dead_letters,
+        Schema.new_builder()
+        .column_by_expression("event_time", "TO_TIMESTAMP_LTZ(f1, 3)")
+        .watermark("event_time", "SOURCE_WATERMARK()")
+        .build(),
+    )
     reasons = t_env.sql_query(f"SELECT JSON_VALUE(f0, '$.reason') AS reason, event_time FROM {table}")
     rows = t_env.to_data_stream(t_env.sql_query(_tumbling(reasons, metrics_s, "reason", ["COUNT(*)"])))
     declare_output_type(rows, Types.ROW([Types.STRING(), Types.LONG(), Types.LONG()]))
@@ -119,9 +150,14 @@ class WindowPoints:
 def metrics_points(row: Row) -> list[Point]:
     """A metrics window's row -> its InfluxDB points (udfs.metrics)."""
     w = dict(zip(METRICS_FIELDS, row))  # by name: thread mode's rows come without field names
-    counts = WindowCounts(w["events"], w["violations"], w["tokens"], w["cost_usd"],
-                          dict(Counter(tuple(k.split("\t")) for k in (w["rule_keys"] or "").split("\n") if k)),
-                          {s: (w[f"{s}_n"], w[f"{s}_sum"], w[f"{s}_max"]) for s in SCORERS if w[f"{s}_n"]})
+    counts = WindowCounts(
+        w["events"],
+        w["violations"],
+        w["tokens"],
+        w["cost_usd"],
+        dict(Counter(tuple(k.split("\t")) for k in (w["rule_keys"] or "").split("\n") if k)),
+        {s: (w[f"{s}_n"], w[f"{s}_sum"], w[f"{s}_max"]) for s in SCORERS if w[f"{s}_n"]},
+    )
     return counts.points(w["tenant"], w["model"], w["end_ms"])
 
 

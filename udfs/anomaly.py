@@ -30,7 +30,8 @@ class AnomalySettings(BaseModel):
     min_events: int = Field(default=20, ge=1, description="windows with fewer events are not judged")
     min_deviation: dict[str, float] = Field(
         default={"rate": 0.01, "score": 0.02, "latency_ms": 50.0, "count": 3.0, "tokens": 100.0, "cost_usd": 0.01},
-        description="floor of the deviation per metric kind, so a flat baseline does not flag tiny moves")
+        description="floor of the deviation per metric kind, so a flat baseline does not flag tiny moves",
+    )
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -55,8 +56,9 @@ class WindowAccumulator:
     tokens: int = 0
     cost_usd: float = 0.0
 
-    def add(self, categories: set[str], scores: dict[str, float], latency_ms: float | None, tokens: int,
-            cost_usd: float) -> None:
+    def add(
+        self, categories: set[str], scores: dict[str, float], latency_ms: float | None, tokens: int, cost_usd: float
+    ) -> None:
         self.events += 1
         for category in categories:
             self.violations[category] = self.violations.get(category, 0) + 1
@@ -70,26 +72,35 @@ class WindowAccumulator:
         self.cost_usd += cost_usd
 
     def merge(self, other: WindowAccumulator) -> WindowAccumulator:
-        merged = WindowAccumulator(self.events + other.events, dict(self.violations), self.toxicity + other.toxicity,
-                                   self.bias + other.bias, self.latency_ms + other.latency_ms,
-                                   self.tokens + other.tokens, self.cost_usd + other.cost_usd)
+        merged = WindowAccumulator(
+            self.events + other.events,
+            dict(self.violations),
+            self.toxicity + other.toxicity,
+            self.bias + other.bias,
+            self.latency_ms + other.latency_ms,
+            self.tokens + other.tokens,
+            self.cost_usd + other.cost_usd,
+        )
         for category, n in other.violations.items():
             merged.violations[category] = merged.violations.get(category, 0) + n
         return merged
 
     def metrics(self, categories: tuple[str, ...]) -> dict[str, float]:
         """Metric name -> value; a metric without data in the window (no scored text) is absent."""
-        out: dict[str, float] = {"events": float(self.events), "tokens": float(self.tokens),
-                                 "cost_usd": round(self.cost_usd, 6)}
+        out: dict[str, float] = {
+            "events": float(self.events),
+            "tokens": float(self.tokens),
+            "cost_usd": round(self.cost_usd, 6),
+        }
         if self.events:
             for category in categories:
                 out[f"violation_rate.{category}"] = self.violations.get(category, 0) / self.events
         for name, values in (("toxicity", self.toxicity), ("bias", self.bias)):
             if values:
                 out[f"{name}_mean"] = sum(values) / len(values)
-                out[f"{name}_p95"] = percentile(values, 0.95)
+                out[f"{name}_p95"] = percentile(values, 0.95) or 0.0  # values is not empty
         if self.latency_ms:
-            out["latency_p95_ms"] = percentile(self.latency_ms, 0.95)
+            out["latency_p95_ms"] = percentile(self.latency_ms, 0.95) or 0.0
         return out
 
 
@@ -137,8 +148,9 @@ class AnomalyDetector:
         self.settings = settings
         self.state: dict[str, Baseline] = state if state is not None else {}
 
-    def observe(self, tenant: str, model: str, window_start_ms: int, window_end_ms: int,
-                metrics: dict[str, float]) -> list[Anomaly]:
+    def observe(
+        self, tenant: str, model: str, window_start_ms: int, window_end_ms: int, metrics: dict[str, float]
+    ) -> list[Anomaly]:
         """Judge one window against the baselines, then fold it into them."""
         s = self.settings
         # Rates and percentiles of a handful of events are noise: such a window is neither judged
@@ -156,8 +168,19 @@ class AnomalyDetector:
             spread = max(base.deviation, floor)
             score = (value - base.level) / spread
             if base.windows >= s.warmup and abs(score) >= s.threshold:
-                anomalies.append(Anomaly(tenant, model, metric, window_start_ms, window_end_ms, round(value, 6),
-                                         round(base.level, 6), round(spread, 6), round(score, 2)))
+                anomalies.append(
+                    Anomaly(
+                        tenant,
+                        model,
+                        metric,
+                        window_start_ms,
+                        window_end_ms,
+                        round(value, 6),
+                        round(base.level, 6),
+                        round(spread, 6),
+                        round(score, 2),
+                    )
+                )
                 # Damped: the baseline moves only as far as the threshold, not to the spike.
                 value = base.level + math.copysign(s.threshold * spread, score)
             base.deviation = (1 - s.alpha) * base.deviation + s.alpha * abs(value - base.level)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import re
 from bisect import bisect_left
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Callable, Mapping, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import ahocorasick
 
@@ -21,7 +22,7 @@ from udfs.detectors import get_detector
 from udfs.detectors.base import Detector, PatternSet, compile_re2, set_pattern, shorten
 from udfs.detectors.validators import VALIDATORS
 from udfs.events import AuditEvent
-from udfs.findings import Finding, redact
+from udfs.findings import Category, Finding, Severity, redact
 from udfs.rules import (
     DetectorMatch,
     EntitiesMatch,
@@ -38,7 +39,7 @@ from udfs.rules import (
 # scores[field][scorer or "scorer.label"] -> value in [0, 1], from the scorers.
 Scores = Mapping[str, Mapping[str, float]]
 # evidence[field] -> what the models saw: for entities rules, "entities": [[start, end, entity, model label]].
-Evidence = Mapping[str, Mapping[str, object]]
+Evidence = Mapping[str, Mapping[str, Any]]
 
 
 class _Matcher:
@@ -58,10 +59,14 @@ class _PatternMatcher(_Matcher):
         self.regex = compile_re2(match.regex, match.ignore_case)
         self.validator = VALIDATORS[match.validator] if match.validator else None
         self.match = match
-        self.context = [(compile_re2(r"\b(?:" + "|".join(map(re.escape, c.words)) + r")\b", True), c)
-                        for c in match.context]
-        self.why = f"pattern /{shorten(match.regex)}/" + (f" + {match.validator} check" if match.validator else "") \
+        self.context = [
+            (compile_re2(r"\b(?:" + "|".join(map(re.escape, c.words)) + r")\b", True), c) for c in match.context
+        ]
+        self.why = (
+            f"pattern /{shorten(match.regex)}/"
+            + (f" + {match.validator} check" if match.validator else "")
             + (", context words" if match.context else "")
+        )
 
     def triggers(self) -> list[str]:
         return [set_pattern(self.match.regex, self.match.ignore_case)]
@@ -73,7 +78,7 @@ class _PatternMatcher(_Matcher):
                 continue
             score = self.match.score
             for regex, context in self.context:
-                around = text[max(0, m.start() - context.window): m.end() + context.window]
+                around = text[max(0, m.start() - context.window) : m.end() + context.window]
                 if regex.search(around):
                     score += context.boost
             score = min(1.0, max(0.0, score))
@@ -124,8 +129,11 @@ class _DetectorMatcher(_Matcher):
         key = (id(self.detector), text)
         if key not in self.memo:
             self.memo[key] = self.detector.detect(text)
-        return [Hit(self.rule.entity or hit.entity, hit.start, hit.end, hit.score, hit.why) for hit in self.memo[key]
-                if hit.score >= self.min_score and (self.entities is None or hit.entity in self.entities)]
+        return [
+            Hit(self.rule.entity or hit.entity, hit.start, hit.end, hit.score, hit.why)
+            for hit in self.memo[key]
+            if hit.score >= self.min_score and (self.entities is None or hit.entity in self.entities)
+        ]
 
 
 @dataclass(frozen=True)
@@ -154,11 +162,14 @@ class _Plan:
     def of(cls, compiled: list[_Compiled]) -> _Plan:
         always: list[_Step] = []
         gated: dict[str, dict[int, list[_Step]]] = {}
-        pairs = [(c, field) for c in compiled for field in ((None,) if isinstance(c.rule.match, FieldMatch) else c.fields)]
+        pairs = [
+            (c, field) for c in compiled for field in ((None,) if isinstance(c.rule.match, FieldMatch) else c.fields)
+        ]
         for order, (c, field) in enumerate(pairs):
-            if c.trigger is None:  # field, score and keyword rules, and matchers without triggers
+            if c.trigger is None or field is None:  # field, score and keyword rules, and matchers without triggers
                 always.append((order, c, field))
-            for index in c.trigger or ():
+                continue
+            for index in c.trigger:
                 gated.setdefault(field, {}).setdefault(index, []).append((order, c, field))
         return cls(tuple(always), {f: {i: tuple(s) for i, s in g.items()} for f, g in gated.items()})
 
@@ -191,8 +202,11 @@ class RuleEngine:
                 continue
             matcher = self._matcher(rule)
             triggers = matcher.triggers() if matcher is not None and prefilter else None
-            trigger = None if triggers is None else \
-                frozenset(patterns.setdefault(pattern, len(patterns)) for pattern in triggers)
+            trigger = (
+                None
+                if triggers is None
+                else frozenset(patterns.setdefault(pattern, len(patterns)) for pattern in triggers)
+            )
             self._compiled.append(_Compiled(rule, matcher, TEXT_FIELDS_FOR[rule.applies_to], trigger))
         self._prefilter = PatternSet(list(patterns))
 
@@ -223,18 +237,22 @@ class RuleEngine:
         if plan is None:
             if len(self._plans) >= self._MAX_PLANS:
                 self._plans.clear()
-            plan = self._plans[(tenant, model)] = _Plan.of([c for c in self._compiled if c.rule.in_scope(tenant, model)])
+            plan = self._plans[(tenant, model)] = _Plan.of(
+                [c for c in self._compiled if c.rule.in_scope(tenant, model)]
+            )
         return plan
 
-    def evaluate(self, event: AuditEvent, scores: Scores | None = None, evidence: Evidence | None = None) -> list[Finding]:
+    def evaluate(
+        self, event: AuditEvent, scores: Scores | None = None, evidence: Evidence | None = None
+    ) -> list[Finding]:
         """Findings of every enabled stateless rule in scope for this event, within the ruleset's limits."""
         limits = self.ruleset.limits
         plan = self._plan(event.tenant, event.model)
         fields = event.texts()
-        texts = {field: text[:limits.max_text_chars] for field, text in fields}
-        steps = plan.always
-        for field, text in texts.items():
-            gated = plan.gated.get(field)
+        texts = {field: text[: limits.max_text_chars] for field, text in fields}
+        steps: Sequence[_Step] = plan.always
+        for name, text in texts.items():
+            gated = plan.gated.get(name)
             if gated:
                 triggered = [step for index in self._prefilter.match(text) for step in gated.get(index, ())]
                 if triggered:
@@ -243,59 +261,100 @@ class RuleEngine:
         per_rule: dict[str, int] = {}
         over: _OverCap | None = None  # made only when a cap is reached
         self._memo.clear()
+        found: list[Finding] | list[Hit]  # the rule's findings, or its matcher's hits
         for _, compiled, field in steps:
             rule = compiled.rule
-            if field is None:
-                found = _field_findings(rule, rule.match, event)
+            where = field if field is not None else ""
+            if field is None:  # a field rule, the only kind without a text field: its findings name theirs
+                found = _field_findings(rule, cast(FieldMatch, rule.match), event)
+                where = found[0].field if found else ""
             elif field not in texts:
                 continue
             elif isinstance(rule.match, EntitiesMatch):
                 found = _entity_findings(rule, rule.match, event, field, texts[field], evidence)
-            elif compiled.matcher is None:
-                found = _score_findings(rule, rule.match, event, field, texts[field], scores)
+            elif compiled.matcher is None:  # the rules without a matcher that are left: score rules
+                found = _score_findings(rule, cast(ScoreMatch, rule.match), event, field, texts[field], scores)
             else:
                 found = compiled.matcher(texts[field])
             if not found:
                 continue
-            room = max(0, min(limits.max_findings_per_rule - per_rule.get(rule.id, 0),
-                              limits.max_findings_per_event - len(findings)))
+            room = max(
+                0,
+                min(
+                    limits.max_findings_per_rule - per_rule.get(rule.id, 0),
+                    limits.max_findings_per_event - len(findings),
+                ),
+            )
             if len(found) > room:
                 over = over or _OverCap()
-                over.add(rule, field, found[room:])
+                over.add(rule, where, found[room:])
                 found = found[:room]
             per_rule[rule.id] = per_rule.get(rule.id, 0) + len(found)
             if compiled.matcher is None:
-                findings.extend(found)
+                findings.extend(cast(list[Finding], found))
             else:
-                text = texts[field]
-                findings.extend(_finding(rule, event.event_id, field, hit.entity, hit.start, hit.end, hit.score,
-                                         redact(text[hit.start:hit.end]), hit.why) for hit in found)
+                text = texts[where]
+                findings.extend(
+                    _finding(
+                        rule,
+                        event.event_id,
+                        where,
+                        hit.entity,
+                        hit.start,
+                        hit.end,
+                        hit.score,
+                        redact(text[hit.start : hit.end]),
+                        hit.why,
+                    )
+                    for hit in found
+                )
         if over is not None:
             findings += over.findings(event.event_id, limits)
         for field, text in fields:
             if len(text) > limits.max_text_chars:
-                findings.append(_finding(NOT_INSPECTED, event.event_id, field, "not_inspected", limits.max_text_chars,
-                                         len(text), 1.0, f"{len(text) - limits.max_text_chars} characters past "
-                                                         f"limits.max_text_chars={limits.max_text_chars} not inspected",
-                                         "limits.max_text_chars"))
+                findings.append(
+                    _finding(
+                        NOT_INSPECTED,
+                        event.event_id,
+                        field,
+                        "not_inspected",
+                        limits.max_text_chars,
+                        len(text),
+                        1.0,
+                        f"{len(text) - limits.max_text_chars} characters past "
+                        f"limits.max_text_chars={limits.max_text_chars} not inspected",
+                        "limits.max_text_chars",
+                    )
+                )
         return findings
 
     def matches_text(self, rule_id: str, text: str) -> list[Finding]:
         """Findings of one rule on a bare text as a prompt or response (for `rules test`)."""
         rule = next(rule for rule in self.ruleset.rules if rule.id == rule_id)
-        field = "response" if rule.applies_to == "response" else "prompt"
-        event = AuditEvent(event_id="example", timestamp=_EXAMPLE_TIME_MS, tenant=(rule.tenants or ["example"])[0],
-                           model=(rule.models or ["example"])[0], **{field: text})
+        as_response = rule.applies_to == "response"
+        event = AuditEvent(
+            event_id="example",
+            timestamp=_EXAMPLE_TIME_MS,
+            tenant=(rule.tenants or ["example"])[0],
+            model=(rule.models or ["example"])[0],
+            prompt=None if as_response else text,
+            response=text if as_response else None,
+        )
         return [f for f in self.evaluate(event) if f.rule_id == rule_id]
 
 
 _EXAMPLE_TIME_MS = 1_767_225_600_000  # 2026-01-01, any valid time
 TEXT_FIELDS_FOR = {"prompt": ("prompt",), "response": ("response",), "both": ("prompt", "response")}
 
-_OPS: dict[str, Callable[[object, object], bool]] = {
-    "gt": lambda a, b: a > b, "gte": lambda a, b: a >= b, "lt": lambda a, b: a < b, "lte": lambda a, b: a <= b,
-    "eq": lambda a, b: a == b, "ne": lambda a, b: a != b,
-    "in": lambda a, b: a in b, "not_in": lambda a, b: a not in b,
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "gt": lambda a, b: a > b,
+    "gte": lambda a, b: a >= b,
+    "lt": lambda a, b: a < b,
+    "lte": lambda a, b: a <= b,
+    "eq": lambda a, b: a == b,
+    "ne": lambda a, b: a != b,
+    "in": lambda a, b: a in b,
+    "not_in": lambda a, b: a not in b,
 }
 
 
@@ -304,38 +363,93 @@ def _field_findings(rule: Rule, match: FieldMatch, event: AuditEvent) -> list[Fi
     if any(v is None for v in values) or not all(_OPS[c.op](v, c.value) for c, v in zip(match.conditions, values)):
         return []
     first = match.conditions[0]
-    return [_finding(rule, event.event_id, first.field, rule.entity or rule.id, 0, 0, 1.0,
-                     ", ".join(f"{c.field}={v}" for c, v in zip(match.conditions, values)),
-                     " and ".join(f"{c.field} {c.op} {c.value}" for c in match.conditions))]
+    return [
+        _finding(
+            rule,
+            event.event_id,
+            first.field,
+            rule.entity or rule.id,
+            0,
+            0,
+            1.0,
+            ", ".join(f"{c.field}={v}" for c, v in zip(match.conditions, values)),
+            " and ".join(f"{c.field} {c.op} {c.value}" for c in match.conditions),
+        )
+    ]
 
 
-def _score_findings(rule: Rule, match: ScoreMatch, event: AuditEvent, field: str, text: str,
-                    scores: Scores | None) -> list[Finding]:
+def _score_findings(
+    rule: Rule, match: ScoreMatch, event: AuditEvent, field: str, text: str, scores: Scores | None
+) -> list[Finding]:
     key = f"{match.scorer}.{match.label}" if match.label else match.scorer
     value = (scores or {}).get(field, {}).get(key)
     if value is None or value < match.threshold:
         return []
-    return [_finding(rule, event.event_id, field, rule.entity or key, 0, len(text), round(value, 4), "",
-                     f"score {key} {value:.3f} >= threshold {match.threshold}")]
+    return [
+        _finding(
+            rule,
+            event.event_id,
+            field,
+            rule.entity or key,
+            0,
+            len(text),
+            round(value, 4),
+            "",
+            f"score {key} {value:.3f} >= threshold {match.threshold}",
+        )
+    ]
 
 
 # spaCy's NER gives no probabilities; Presidio scores its spaCy entities 0.85 too.
 _ENTITY_SCORE = 0.85
 
 
-def _entity_findings(rule: Rule, match: EntitiesMatch, event: AuditEvent, field: str, text: str,
-                     evidence: Evidence | None) -> list[Finding]:
+def _entity_findings(
+    rule: Rule, match: EntitiesMatch, event: AuditEvent, field: str, text: str, evidence: Evidence | None
+) -> list[Finding]:
     spans = (evidence or {}).get(field, {}).get("entities") or ()
-    return [_finding(rule, event.event_id, field, rule.entity or entity, start, end, _ENTITY_SCORE,
-                     redact(text[start:end]), f"named entity {label} (model: entities)")
-            for start, end, entity, label in spans if entity in match.entities and end <= len(text)]
+    return [
+        _finding(
+            rule,
+            event.event_id,
+            field,
+            rule.entity or entity,
+            start,
+            end,
+            _ENTITY_SCORE,
+            redact(text[start:end]),
+            f"named entity {label} (model: entities)",
+        )
+        for start, end, entity, label in spans
+        if entity in match.entities and end <= len(text)
+    ]
 
 
-def _finding(rule: Rule | _LimitRule, event_id: str, field: str, entity: str, start: int, end: int, score: float,
-             snippet: str, why: str) -> Finding:
-    return Finding(event_id=event_id, rule_id=rule.id, rule_version=rule.version, category=rule.category,
-                   entity=entity, severity=rule.severity, field=field, start=start, end=end, score=score,
-                   snippet=snippet, why=why)
+def _finding(
+    rule: Rule | _LimitRule,
+    event_id: str,
+    field: str,
+    entity: str,
+    start: int,
+    end: int,
+    score: float,
+    snippet: str,
+    why: str,
+) -> Finding:
+    return Finding(
+        event_id=event_id,
+        rule_id=rule.id,
+        rule_version=rule.version,
+        category=rule.category,
+        entity=entity,
+        severity=rule.severity,
+        field=field,
+        start=start,
+        end=end,
+        score=score,
+        snippet=snippet,
+        why=why,
+    )
 
 
 class _LimitRule(NamedTuple):
@@ -343,8 +457,8 @@ class _LimitRule(NamedTuple):
 
     id: str
     version: int
-    category: str
-    severity: str
+    category: Category
+    severity: Severity
 
 
 # Text past limits.max_text_chars is reported, once per field, as a finding of this built-in rule.
@@ -367,11 +481,21 @@ class _OverCap:
         over[2], over[3], over[4] = min(over[2], start), max(over[3], end), max(over[4], score)
 
     def findings(self, event_id: str, limits: Limits) -> list[Finding]:
-        return [_finding(rule, event_id, field, "over_cap", start, end, score,
-                         f"{count} more findings past the caps (limits.max_findings_per_rule="
-                         f"{limits.max_findings_per_rule}, max_findings_per_event={limits.max_findings_per_event})",
-                         "limits.max_findings_per_rule / max_findings_per_event")
-                for (_, field), (rule, count, start, end, score) in self._over.items()]
+        return [
+            _finding(
+                rule,
+                event_id,
+                field,
+                "over_cap",
+                start,
+                end,
+                score,
+                f"{count} more findings past the caps (limits.max_findings_per_rule="
+                f"{limits.max_findings_per_rule}, max_findings_per_event={limits.max_findings_per_event})",
+                "limits.max_findings_per_rule / max_findings_per_event",
+            )
+            for (_, field), (rule, count, start, end, score) in self._over.items()
+        ]
 
 
 class SequenceWindow:
@@ -388,7 +512,7 @@ class SequenceWindow:
         """Record one hit; True when it completes `count` hits within the window."""
         self.timestamps.insert(bisect_left(self.timestamps, timestamp_ms), timestamp_ms)
         newest = self.timestamps[-1]
-        self.timestamps = self.timestamps[bisect_left(self.timestamps, newest - self.within_ms + 1):]
+        self.timestamps = self.timestamps[bisect_left(self.timestamps, newest - self.within_ms + 1) :]
         if len(self.timestamps) >= self.count:
             self.timestamps = []  # fire once per burst; the next burst counts afresh
             return True
@@ -400,14 +524,22 @@ def sequence_hits(rules: list[Rule], event: AuditEvent, findings: list[Finding])
     fired = {f.rule_id for f in findings}
     hits = []
     for rule in rules:
-        key = getattr(event, rule.match.per)
-        if key is not None and fired.intersection(rule.match.rules):
+        key = getattr(event, rule.sequence.per)
+        if key is not None and fired.intersection(rule.sequence.rules):
             hits.append((rule, key))
     return hits
 
 
 def sequence_finding(rule: Rule, event_id: str) -> Finding:
-    match = rule.match
-    return _finding(rule, event_id, match.per, rule.entity or rule.id, 0, 0, 1.0,
-                    f"{match.count} events with {', '.join(match.rules)} by one {match.per} within {match.within}",
-                    f"sequence: {match.count} x ({' or '.join(match.rules)}) per {match.per} within {match.within}")
+    match = rule.sequence
+    return _finding(
+        rule,
+        event_id,
+        match.per,
+        rule.entity or rule.id,
+        0,
+        0,
+        1.0,
+        f"{match.count} events with {', '.join(match.rules)} by one {match.per} within {match.within}",
+        f"sequence: {match.count} x ({' or '.join(match.rules)}) per {match.per} within {match.within}",
+    )

@@ -93,7 +93,7 @@ def parse_event(raw: str | bytes) -> AuditEvent:
         raise EventError("schema_violation", [_describe(err) for err in errors]) from None
 
 
-def _describe(err: dict[str, Any]) -> str:
+def _describe(err: Any) -> str:  # a pydantic ErrorDetails
     field = ".".join(str(part) for part in err["loc"]) or "event"
     if err["type"] == "extra_forbidden":
         return f"{field}: unknown field; valid fields: {', '.join(AuditEvent.model_fields)} (put custom data under 'metadata')"

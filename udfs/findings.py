@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 if TYPE_CHECKING:
     from udfs.events import AuditEvent
 
-Category = Literal[
-    "pii", "secret", "prompt_injection", "toxicity", "bias", "prohibited_content", "policy", "anomaly"
-]
+Category = Literal["pii", "secret", "prompt_injection", "toxicity", "bias", "prohibited_content", "policy", "anomaly"]
 Severity = Literal["info", "low", "medium", "high", "critical"]
 CATEGORIES: tuple[str, ...] = get_args(Category)
 
@@ -57,12 +55,17 @@ EVENT_CONTEXT = {"tenant", "application", "model", "model_version", "user_id", "
 def violation_context(event: AuditEvent) -> dict[str, Any]:
     """The event's context fields and its time, as stored with each of its violations."""
     context = event.model_dump(include=EVENT_CONTEXT)
-    context["event_time"] = datetime.fromtimestamp(event.timestamp / 1000, tz=timezone.utc)
+    context["event_time"] = datetime.fromtimestamp(event.timestamp / 1000, tz=UTC)
     return context
 
 
-def violation_document(event: AuditEvent, finding: Finding, store_raw_text: bool = False,
-                       scores: dict | None = None, evidence: dict | None = None) -> dict[str, Any]:
+def violation_document(
+    event: AuditEvent,
+    finding: Finding,
+    store_raw_text: bool = False,
+    scores: dict | None = None,
+    evidence: dict | None = None,
+) -> dict[str, Any]:
     """The stored violation: the finding plus the event's context, without raw text unless opted in.
 
     A model-score finding also carries the field's scores and their evidence (the social groups

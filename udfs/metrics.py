@@ -21,7 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-
 # A point: {"measurement", "tags": {...}, "fields": {...}, "time_ms"}; the sink writes it as is.
 Point = dict[str, Any]
 RuleKey = tuple[str, str, str]  # (rule_id, category, severity)
@@ -48,22 +47,48 @@ class WindowCounts:
         key = {"tenant": tenant, "model": model}
         out = []
         if self.events:
-            out.append(point("audit_events", key, {"events": self.events, "violations": self.event_violations,
-                                                   "tokens": self.tokens, "cost_usd": round(self.cost_usd, 6)},
-                             time_ms))
+            out.append(
+                point(
+                    "audit_events",
+                    key,
+                    {
+                        "events": self.events,
+                        "violations": self.event_violations,
+                        "tokens": self.tokens,
+                        "cost_usd": round(self.cost_usd, 6),
+                    },
+                    time_ms,
+                )
+            )
         for (rule_id, category, severity), n in sorted(self.violations.items()):
-            out.append(point("violations", {**key, "rule_id": rule_id, "category": category, "severity": severity},
-                             {"count": n}, time_ms))
+            out.append(
+                point(
+                    "violations",
+                    {**key, "rule_id": rule_id, "category": category, "severity": severity},
+                    {"count": n},
+                    time_ms,
+                )
+            )
         for scorer, (n, total, top) in sorted(self.scores.items()):
-            out.append(point("scores", {**key, "scorer": scorer},
-                             {"scored": n, "mean": round(total / n, 4), "max": round(top, 4)}, time_ms))
+            out.append(
+                point(
+                    "scores",
+                    {**key, "scorer": scorer},
+                    {"scored": n, "mean": round(total / n, 4), "max": round(top, 4)},
+                    time_ms,
+                )
+            )
         return out
 
 
 def anomaly_point(doc: dict) -> Point:
     """An anomaly document (udfs.anomaly.Anomaly.to_dict()) as its point."""
-    return point("anomalies", {"tenant": doc["tenant"], "model": doc["model"], "metric": doc["metric"]},
-                 {k: float(doc[k]) for k in ("observed", "baseline", "deviation", "score")}, doc["window_end_ms"])
+    return point(
+        "anomalies",
+        {"tenant": doc["tenant"], "model": doc["model"], "metric": doc["metric"]},
+        {k: float(doc[k]) for k in ("observed", "baseline", "deviation", "score")},
+        doc["window_end_ms"],
+    )
 
 
 def dead_letter_point(reason: str, count: int, time_ms: int) -> Point:

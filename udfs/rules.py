@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -90,8 +90,11 @@ class KeywordsMatch(_Strict):
             path = base / self.file
             if not path.is_file():
                 raise ValueError(f"keywords file {str(path)!r} not found (paths are relative to the rules file)")
-            words += [w.strip() for w in path.read_text(encoding="utf-8").splitlines()
-                      if w.strip() and not w.lstrip().startswith("#")]
+            words += [
+                w.strip()
+                for w in path.read_text(encoding="utf-8").splitlines()
+                if w.strip() and not w.lstrip().startswith("#")
+            ]
         if not words:
             raise ValueError("a keywords match needs 'words' or a non-empty 'file'")
         object.__setattr__(self, "words", words)
@@ -173,12 +176,12 @@ class SequenceMatch(_Strict):
 
     @property
     def within_ms(self) -> int:
-        number, unit = re.fullmatch(r"(\d+)(ms|s|m|h)", self.within).groups()
+        number, unit = re.fullmatch(r"(\d+)(ms|s|m|h)", self.within).groups()  # type: ignore[union-attr]  # validated
         return int(number) * {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}[unit]
 
 
 Match = Annotated[
-    Union[PatternMatch, KeywordsMatch, DetectorMatch, ScoreMatch, EntitiesMatch, FieldMatch, SequenceMatch],
+    PatternMatch | KeywordsMatch | DetectorMatch | ScoreMatch | EntitiesMatch | FieldMatch | SequenceMatch,
     Field(discriminator="type"),
 ]
 
@@ -199,7 +202,9 @@ class Rule(_Strict):
     owner: str = Field(min_length=1, description="team or person to ask about this rule")
     enabled: bool = True
     applies_to: Literal["prompt", "response", "both"] = "both"
-    entity: str | None = Field(default=None, description="what a finding is; default: the detector's entity or the rule id")
+    entity: str | None = Field(
+        default=None, description="what a finding is; default: the detector's entity or the rule id"
+    )
     tenants: list[str] | None = None
     models: list[str] | None = None
     match: Match
@@ -209,11 +214,20 @@ class Rule(_Strict):
     def _examples_need_text(self) -> Rule:
         has_examples = self.examples.must_match or self.examples.must_not_match
         if has_examples and not isinstance(self.match, (PatternMatch, KeywordsMatch, DetectorMatch)):
-            raise ValueError(f"examples are texts: only pattern, keywords and detector rules take them, not {self.match.type}")
+            raise ValueError(
+                f"examples are texts: only pattern, keywords and detector rules take them, not {self.match.type}"
+            )
         return self
 
     def in_scope(self, tenant: str, model: str) -> bool:
         return (self.tenants is None or tenant in self.tenants) and (self.models is None or model in self.models)
+
+    @property
+    def sequence(self) -> SequenceMatch:
+        """The match of a sequence rule; a TypeError for a rule of another kind."""
+        if not isinstance(self.match, SequenceMatch):
+            raise TypeError(f"rule {self.id!r} is a {self.match.type} rule, not a sequence")
+        return self.match
 
 
 class Limits(_Strict):
@@ -247,8 +261,10 @@ class RuleSet(_Strict):
             if isinstance(rule.match, SequenceMatch):
                 unknown = sorted(set(rule.match.rules) - stateless)
                 if unknown:
-                    raise ValueError(f"rule {rule.id!r}: sequence over unknown or stateful rules {unknown}; "
-                                     f"valid: {', '.join(sorted(stateless))}")
+                    raise ValueError(
+                        f"rule {rule.id!r}: sequence over unknown or stateful rules {unknown}; "
+                        f"valid: {', '.join(sorted(stateless))}"
+                    )
         return self
 
     def all_enabled(self) -> RuleSet:
@@ -267,8 +283,9 @@ class RuleSet(_Strict):
         return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def parse_rules(text: str, source: str = "<rules>", base_dir: Path | None = None,
-                one_file_of_many: bool = False) -> RuleSet:
+def parse_rules(
+    text: str, source: str = "<rules>", base_dir: Path | None = None, one_file_of_many: bool = False
+) -> RuleSet:
     """Validate YAML rules text; any problem raises RuleError naming source:line, rule and field."""
     try:
         root = yaml.compose(text)
@@ -279,8 +296,9 @@ def parse_rules(text: str, source: str = "<rules>", base_dir: Path | None = None
         raise RuleError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
     _check_duplicate_ids(root, source)
     try:
-        return RuleSet.model_validate(data, context={"base_dir": base_dir or Path("."),
-                                                     "one_file_of_many": one_file_of_many})
+        return RuleSet.model_validate(
+            data, context={"base_dir": base_dir or Path("."), "one_file_of_many": one_file_of_many}
+        )
     except ValidationError as exc:
         raise RuleError("\n".join(_describe(err, data, root, source) for err in exc.errors())) from None
 
@@ -290,8 +308,10 @@ def _check_duplicate_ids(root: yaml.Node | None, source: str) -> None:
     first: dict[str, int] = {}
     for rule_id, line in _id_lines(root):
         if rule_id in first:
-            raise RuleError(f"{source}:{line}: rule {rule_id!r}: duplicate id, first used at line "
-                            f"{first[rule_id]}; rule ids must be unique")
+            raise RuleError(
+                f"{source}:{line}: rule {rule_id!r}: duplicate id, first used at line "
+                f"{first[rule_id]}; rule ids must be unique"
+            )
         first[rule_id] = line
 
 
@@ -338,8 +358,10 @@ def _load_directory(directory: Path) -> RuleSet:
     for file, text, _ in parts:
         for rule_id, line in _id_lines(yaml.compose(text)):
             if rule_id in first:
-                errors.append(f"{file}:{line}: rule {rule_id!r}: duplicate id, first used at {first[rule_id]}; "
-                              "rule ids must be unique across the directory")
+                errors.append(
+                    f"{file}:{line}: rule {rule_id!r}: duplicate id, first used at {first[rule_id]}; "
+                    "rule ids must be unique across the directory"
+                )
             first.setdefault(rule_id, f"{file}:{line}")
     with_limits = [str(file) for file, _, ruleset in parts if "limits" in ruleset.model_fields_set]
     if len(with_limits) > 1:
@@ -351,8 +373,9 @@ def _load_directory(directory: Path) -> RuleSet:
     try:
         return RuleSet(rules=rules, limits=limits)
     except ValidationError as exc:
-        raise RuleError("\n".join(f"{directory}: {err['msg'].removeprefix('Value error, ')}"
-                                   for err in exc.errors())) from None
+        raise RuleError(
+            "\n".join(f"{directory}: {err['msg'].removeprefix('Value error, ')}" for err in exc.errors())
+        ) from None
 
 
 def ruleset_from_push(payload: dict) -> RuleSet:
@@ -375,9 +398,11 @@ def _messages(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in exc.errors())
 
 
-def _describe(err: dict, data: Any, root: yaml.Node | None, source: str) -> str:
+def _describe(err: Any, data: Any, root: yaml.Node | None, source: str) -> str:  # err: a pydantic ErrorDetails
     # Discriminated unions add the match type to the path (match.pattern.regex): drop it.
-    loc = [part for i, part in enumerate(err["loc"]) if not (i and err["loc"][i - 1] == "match" and part in _MATCH_TAGS)]
+    loc = [
+        part for i, part in enumerate(err["loc"]) if not (i and err["loc"][i - 1] == "match" and part in _MATCH_TAGS)
+    ]
     line = _line_of(root, loc)
     where = f"{source}:{line}" if line else source
     message = err["msg"].removeprefix("Value error, ")

@@ -23,8 +23,9 @@ from udfs.scorers.suite import DEFAULT_CONFIG as DEFAULT_SCORERS
 def scan(
     input: Path = typer.Option(Path("-"), "--input", "-i", help="JSON-lines audit events; '-' reads stdin."),
     rules: Path = typer.Option(Path("rules/default.yaml"), "--rules", "-r", help="Rules file."),
-    scores: bool = typer.Option(False, "--scores", help="Also run the model scorers (score rules need them); "
-                                                        "prints one scores line per event."),
+    scores: bool = typer.Option(
+        False, "--scores", help="Also run the model scorers (score rules need them); prints one scores line per event."
+    ),
     scorers_config: Path = typer.Option(DEFAULT_SCORERS, "--scorers-config", help="Scorers YAML."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
 ) -> None:
@@ -36,10 +37,12 @@ def scan(
         suite = ScorerSuite(config, device=device)
         suite.open()
     elif engine.ruleset.scorers_used():
-        console.print(f"[yellow]note[/]: score rules ({', '.join(sorted(engine.ruleset.scorers_used()))}) "
-                      "need --scores; without it they find nothing")
+        console.print(
+            f"[yellow]note[/]: score rules ({', '.join(sorted(engine.ruleset.scorers_used()))}) "
+            "need --scores; without it they find nothing"
+        )
     bad = 0
-    with (contextlib.nullcontext(sys.stdin) if str(input) == "-" else input.open(encoding="utf-8")) as stream:
+    with contextlib.nullcontext(sys.stdin) if str(input) == "-" else input.open(encoding="utf-8") as stream:
         batch: list = []
         for number, line in enumerate(stream, 1):
             if not line.strip():
@@ -64,8 +67,10 @@ def _scan_batch(engine: RuleEngine, suite: ScorerSuite | None, events: list) -> 
     scored = suite.score_events(events) if suite and events else [({}, {})] * len(events)
     for event, (scores, evidence) in zip(events, scored):
         if suite:
-            sys.stdout.write(json.dumps({"type": "scores", "event_id": event.event_id, "scores": scores,
-                                         "evidence": evidence}) + "\n")
+            sys.stdout.write(
+                json.dumps({"type": "scores", "event_id": event.event_id, "scores": scores, "evidence": evidence})
+                + "\n"
+            )
         for finding in engine.evaluate(event, scores, evidence):
             sys.stdout.write(json.dumps({"type": "finding", **finding.to_dict()}) + "\n")
 
@@ -91,11 +96,26 @@ def evaluate(
     ruleset = load(rules)
     dataset = cases(per_entity, seed)
     report = run_eval(engine_for(ruleset), dataset)
-    table = Table("entity", "TP", "FP", "FN", "precision", "recall", "F1",
-                  title=f"synthetic (an upper bound): {len(dataset)} cases, seed {seed}, rules {rules}")
+    table = Table(
+        "entity",
+        "TP",
+        "FP",
+        "FN",
+        "precision",
+        "recall",
+        "F1",
+        title=f"synthetic (an upper bound): {len(dataset)} cases, seed {seed}, rules {rules}",
+    )
     for entity, r in report.items():
-        table.add_row(entity, str(r["tp"]), str(r["fp"]), str(r["fn"]),
-                      f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}")
+        table.add_row(
+            entity,
+            str(r["tp"]),
+            str(r["fp"]),
+            str(r["fn"]),
+            f"{r['precision']:.3f}",
+            f"{r['recall']:.3f}",
+            f"{r['f1']:.3f}",
+        )
     console.print(table)
     if third_party:
         _third_party_injection(ruleset, rules, split)
@@ -110,16 +130,35 @@ def _third_party_entities(ruleset: RuleSet, rules: Path, split: str) -> None:
     labelled = entity_cases(split)  # type: ignore[arg-type]
     suite = ScorerSuite(load_config(DEFAULT_SCORERS), ["entities"], "cpu")
     suite.open()
-    reports = evaluate_entities(engine_for(ruleset.all_enabled()), suite, labelled, ("PERSON", "LOCATION", "ORGANIZATION"))
-    table = Table("entity", "spans", "TP", "FP", "FN", "precision [95 % CI]", "recall [95 % CI]", "F2 [95 % CI]",
-                  title=f"PII names, span level, third-party data ({split} split), entities rules enabled "
-                        f"(off by default), model {suite.entities_model}")
+    reports = evaluate_entities(
+        engine_for(ruleset.all_enabled()), suite, labelled, ("PERSON", "LOCATION", "ORGANIZATION")
+    )
+    table = Table(
+        "entity",
+        "spans",
+        "TP",
+        "FP",
+        "FN",
+        "precision [95 % CI]",
+        "recall [95 % CI]",
+        "F2 [95 % CI]",
+        title=f"PII names, span level, third-party data ({split} split), entities rules enabled "
+        f"(off by default), model {suite.entities_model}",
+    )
     for entity, r in reports.items():
-        table.add_row(entity, str(r.tp + r.fn), str(r.tp), str(r.fp), str(r.fn),
-                      *(f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in r.metrics.values()))
+        table.add_row(
+            entity,
+            str(r.tp + r.fn),
+            str(r.tp),
+            str(r.fp),
+            str(r.fn),
+            *(f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in r.metrics.values()),
+        )
     console.print(table)
-    console.print(f"  {CONLL.name}: {CONLL.package} {CONLL.version} ({CONLL.license}), {split} split: "
-                  f"{len(labelled)} sentences; {CONLL.what}; CPU {reports['all'].cpu_us_per_event:,.0f} µs/sentence")
+    console.print(
+        f"  {CONLL.name}: {CONLL.package} {CONLL.version} ({CONLL.license}), {split} split: "
+        f"{len(labelled)} sentences; {CONLL.what}; CPU {reports['all'].cpu_us_per_event:,.0f} µs/sentence"
+    )
 
 
 def _third_party_secrets(ruleset: RuleSet, rules: Path, split: str) -> None:
@@ -128,13 +167,32 @@ def _third_party_secrets(ruleset: RuleSet, rules: Path, split: str) -> None:
 
     labelled = secret_cases(split)  # type: ignore[arg-type]
     r = evaluate_secrets(engine_for(ruleset), labelled)
-    table = Table("rules", "secrets", "TP", "FP", "FN", "precision [95 % CI]", "recall [95 % CI]", "F1 [95 % CI]",
-                  "CPU µs/text", title=f"secrets, per labelled secret, third-party data ({split} split)")
-    table.add_row(str(rules), str(r.tp + r.fn), str(r.tp), str(r.fp), str(r.fn),
-                  *(f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in r.metrics.values()), f"{r.cpu_us_per_event:,.0f}")
+    table = Table(
+        "rules",
+        "secrets",
+        "TP",
+        "FP",
+        "FN",
+        "precision [95 % CI]",
+        "recall [95 % CI]",
+        "F1 [95 % CI]",
+        "CPU µs/text",
+        title=f"secrets, per labelled secret, third-party data ({split} split)",
+    )
+    table.add_row(
+        str(rules),
+        str(r.tp + r.fn),
+        str(r.tp),
+        str(r.fp),
+        str(r.fn),
+        *(f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in r.metrics.values()),
+        f"{r.cpu_us_per_event:,.0f}",
+    )
     console.print(table)
-    console.print(f"  {TRUFFLEHOG.name}: {TRUFFLEHOG.package} {TRUFFLEHOG_VERSION} ({TRUFFLEHOG.license}), {split} split: "
-                  f"{len(labelled)} texts, {sum(not c.secrets for c in labelled)} with no secret; {TRUFFLEHOG.what}")
+    console.print(
+        f"  {TRUFFLEHOG.name}: {TRUFFLEHOG.package} {TRUFFLEHOG_VERSION} ({TRUFFLEHOG.license}), {split} split: "
+        f"{len(labelled)} texts, {sum(not c.secrets for c in labelled)} with no secret; {TRUFFLEHOG.what}"
+    )
 
 
 def _third_party_injection(ruleset: RuleSet, rules: Path, split: str) -> None:
@@ -143,14 +201,33 @@ def _third_party_injection(ruleset: RuleSet, rules: Path, split: str) -> None:
 
     labelled = injection_cases(split)  # type: ignore[arg-type]
     texts = [(case.text, case.label) for case in labelled]
-    table = Table("rules", "n", "TP", "FP", "FN", "precision [95 % CI]", "recall [95 % CI]", "F1 [95 % CI]", "CPU µs/event",
-                  title=f"prompt injection, event level, third-party data ({split} split)")
+    table = Table(
+        "rules",
+        "n",
+        "TP",
+        "FP",
+        "FN",
+        "precision [95 % CI]",
+        "recall [95 % CI]",
+        "F1 [95 % CI]",
+        "CPU µs/event",
+        title=f"prompt injection, event level, third-party data ({split} split)",
+    )
     for name, rs in ((str(rules), ruleset), (f"{rules}, every rule enabled", ruleset.all_enabled())):
         r = evaluate_events(engine_for(rs), texts, {"prompt_injection"})
-        table.add_row(name, str(r.n), str(r.tp), str(r.fp), str(r.fn),
-                      *(f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in r.metrics.values()), f"{r.cpu_us_per_event:,.0f}")
+        table.add_row(
+            name,
+            str(r.n),
+            str(r.tp),
+            str(r.fp),
+            str(r.fn),
+            *(f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in r.metrics.values()),
+            f"{r.cpu_us_per_event:,.0f}",
+        )
     console.print(table)
     for source in INJECTION_SOURCES:
         mine = [case for case in labelled if case.source == source.name]
-        console.print(f"  {source.name}: {source.package} {source.version} ({source.license}), {split} split: "
-                      f"{sum(c.label for c in mine)} attacks, {sum(not c.label for c in mine)} benign; {source.what}")
+        console.print(
+            f"  {source.name}: {source.package} {source.version} ({source.license}), {split} split: "
+            f"{sum(c.label for c in mine)} attacks, {sum(not c.label for c in mine)} benign; {source.what}"
+        )

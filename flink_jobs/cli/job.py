@@ -5,15 +5,14 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from udfs.cache import cache_dir
 from flink_jobs.cli.console import console, fail
 from flink_jobs.local import latest_checkpoint, local_job_settings
+from udfs.cache import cache_dir
 
 run_app = typer.Typer(no_args_is_help=True, help="Run a job on the local Flink MiniCluster.")
 
@@ -21,8 +20,11 @@ run_app = typer.Typer(no_args_is_help=True, help="Run a job on the local Flink M
 @run_app.command("audit")
 def run_audit(
     bounded: bool = typer.Option(False, help="Stop once the input present at start is consumed."),
-    restore: Optional[str] = typer.Option(None, help="Start from a checkpoint or savepoint: its path, or 'latest' "
-                                                     "(the newest complete checkpoint in LLM_AUDIT_CHECKPOINT_DIR)."),
+    restore: str | None = typer.Option(
+        None,
+        help="Start from a checkpoint or savepoint: its path, or 'latest' "
+        "(the newest complete checkpoint in LLM_AUDIT_CHECKPOINT_DIR).",
+    ),
 ) -> None:
     """Run the audit job on a local MiniCluster (settings: LLM_AUDIT_* env vars)."""
     from flink_jobs import audit_job
@@ -32,10 +34,13 @@ def run_audit(
 
     try:
         settings = local_job_settings(bounded=bounded)
-        if restore == "latest":
+        if restore == "latest" and settings.checkpoint_dir:  # local runs always have one
             found = latest_checkpoint(settings.checkpoint_dir)
-            console.print(f"restoring from {found}" if found else
-                          f"no complete checkpoint in {settings.checkpoint_dir}: starting afresh")
+            console.print(
+                f"restoring from {found}"
+                if found
+                else f"no complete checkpoint in {settings.checkpoint_dir}: starting afresh"
+            )
             restore = found
         audit_job.main(settings.model_copy(update={"restore_from": restore}) if restore else settings)
     except (RuleError, SettingsError, ScorerError, ConnectionError) as exc:
@@ -45,11 +50,16 @@ def run_audit(
 
 
 def replay(
-    start: str = typer.Option(..., "--from", help="First Kafka record time to re-audit: ISO 8601 (UTC if no zone) or epoch ms."),
+    start: str = typer.Option(
+        ..., "--from", help="First Kafka record time to re-audit: ISO 8601 (UTC if no zone) or epoch ms."
+    ),
     end: str = typer.Option(..., "--to", help="End of the range (exclusive)."),
     rules: Path = typer.Option(..., "--rules", "-r", exists=True, dir_okay=False, help="The ruleset to audit with."),
-    collection: Optional[str] = typer.Option(None, help="MongoDB collection of the results (default: replay_<time>); "
-                                                        "re-running into it upserts the same documents."),
+    collection: str | None = typer.Option(
+        None,
+        help="MongoDB collection of the results (default: replay_<time>); "
+        "re-running into it upserts the same documents.",
+    ),
 ) -> None:
     """Re-audit past traffic from Kafka with a ruleset into a separate collection, and compare it with the live one."""
     from flink_jobs import replay as rp
@@ -66,20 +76,29 @@ def replay(
     collection = collection or f"replay_{time.strftime('%Y%m%d_%H%M%S')}"
     try:
         live = local_job_settings()
-        settings = rp.replay_settings(live, rules, collection,
-                                      (cache_dir() / "checkpoints" / collection).as_uri())
-        with Progress(TextColumn("re-auditing [bold]{task.fields[topic]}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=console, transient=True) as bar:
+        settings = rp.replay_settings(live, rules, collection, (cache_dir() / "checkpoints" / collection).as_uri())
+        with Progress(
+            TextColumn("re-auditing [bold]{task.fields[topic]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as bar:
             task = bar.add_task("replay", total=None, topic=settings.source_topic)
             total = rp.run_replay(settings, from_ms, to_ms, lambda done, n: bar.update(task, completed=done, total=n))
     except (RuleError, SettingsError, ScorerError, ConnectionError, ValueError) as exc:
         fail(str(exc))
-    console.print(f"re-audited {total} records of {settings.source_topic} "
-                  f"into {settings.mongo_database}.{collection}")
+    console.print(f"re-audited {total} records of {settings.source_topic} into {settings.mongo_database}.{collection}")
     replayed = rp.rule_counts(settings, collection, from_ms, to_ms)
     current = rp.rule_counts(settings, live.violations_collection, from_ms, to_ms)
-    table = Table("rule", f"replay ({rules.name})", f"live ({live.violations_collection})", "difference",
-                  title="violations by rule, events in the range")
+    table = Table(
+        "rule",
+        f"replay ({rules.name})",
+        f"live ({live.violations_collection})",
+        "difference",
+        title="violations by rule, events in the range",
+    )
     for rule in sorted(set(replayed) | set(current)):
         diff = replayed.get(rule, 0) - current.get(rule, 0)
         table.add_row(rule, str(replayed.get(rule, 0)), str(current.get(rule, 0)), f"{diff:+d}" if diff else "")

@@ -51,8 +51,9 @@ def rich_progress() -> Iterator[Callable[[str, int, int], None]]:
 
         yield log
         return
-    with Bars(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-              console=console) as bars:
+    with Bars(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as bars:
         tasks: dict[str, Any] = {}
 
         def update(what: str, done: int, total: int) -> None:
@@ -80,6 +81,7 @@ def _toxicity_fns(config_path: Path) -> dict:
                 named["toxicity"] = max((scores[label] for label in main if label in scores), default=0.0)
                 out.append(named)
             return out
+
         return score
 
     if spec.backend == "ensemble":
@@ -108,8 +110,16 @@ def evaluate(config: Path = typer.Option(DEFAULT_CONFIG, "--config", help="Score
             fns["bias: " + str(bias.params.get("model"))] = scorer_fn(bias.params["model"])
     except ScorerError as exc:
         fail(str(exc))
-    table = Table("scorer", "held-out set", "label", "ROC AUC", "precision", "recall", "pos / neg",
-                  title="scorer quality on held-out data (threshold 0.5)")
+    table = Table(
+        "scorer",
+        "held-out set",
+        "label",
+        "ROC AUC",
+        "precision",
+        "recall",
+        "pos / neg",
+        title="scorer quality on held-out data (threshold 0.5)",
+    )
     for name, fn in fns.items():
         with console.status(f"evaluating {name}"):
             report = evaluate_all(fn)
@@ -119,7 +129,14 @@ def evaluate(config: Path = typer.Option(DEFAULT_CONFIG, "--config", help="Score
                 continue
             for label, m in labels.items():
                 auc = "n/a" if m["roc_auc"] is None else f"{m['roc_auc']:.3f}"
-                table.add_row(name, dataset, label, auc, f"{m['precision']:.3f}", f"{m['recall']:.3f}",
-                              f"{m['positives']} / {m['negatives']}")
+                table.add_row(
+                    name,
+                    dataset,
+                    label,
+                    auc,
+                    f"{m['precision']:.3f}",
+                    f"{m['recall']:.3f}",
+                    f"{m['positives']} / {m['negatives']}",
+                )
         table.add_section()
     console.print(table)

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
 
-from flink_jobs.cli.console import console, fail
 from flink_jobs import rules_topic
+from flink_jobs.cli.console import console, fail
 from flink_jobs.offsets import client_config
 from flink_jobs.settings import load_settings
 from udfs.engine import RuleEngine
-from udfs.events import EventError, parse_event
 from udfs.rules import RuleError, RuleSet, load_rules, rules_json_schema
-from udfs.scorers import ScorerSuite, load_config
-from udfs.scorers.suite import DEFAULT_CONFIG as DEFAULT_SCORERS
 
 app = typer.Typer(no_args_is_help=True, help="Validate, test, push and inspect YAML rules.")
 
@@ -73,8 +68,10 @@ def test_rules(path: Path) -> None:
                 table.add_row(rule.id, text[:60], expect, f"[green]pass[/] {got}" if ok else f"[red]FAIL[/] {got}")
     console.print(table)
     untested = [r.id for r in ruleset.rules if not (r.examples.must_match or r.examples.must_not_match)]
-    console.print(f"{table.row_count - failures} passed, {failures} failed"
-                  + (f"; no examples: {', '.join(untested)}" if untested else ""))
+    console.print(
+        f"{table.row_count - failures} passed, {failures} failed"
+        + (f"; no examples: {', '.join(untested)}" if untested else "")
+    )
     if failures:
         raise typer.Exit(1)
 
@@ -89,8 +86,10 @@ def schema() -> None:
 def push(
     path: Path,
     message: str = typer.Option(..., "--message", "-m", help="Why this change (kept with the push)."),
-    author: Optional[str] = typer.Option(None, help="Who pushes (default: the OS user)."),
-    name: str = NAME, bootstrap: str = BOOTSTRAP, topic: str = TOPIC,
+    author: str | None = typer.Option(None, help="Who pushes (default: the OS user)."),
+    name: str = NAME,
+    bootstrap: str = BOOTSTRAP,
+    topic: str = TOPIC,
 ) -> None:
     """Validate, then publish the ruleset to the running job(s) through the audit-rules topic."""
     ruleset = load(path)
@@ -113,12 +112,19 @@ def list_rules(name: str = NAME, bootstrap: str = BOOTSTRAP, topic: str = TOPIC)
     live = rules_topic.latest(_kafka(bootstrap), topic, name)
     if live is None:
         fail(f"nothing pushed under {name!r} on {topic}; the job runs the rules file it started with")
-    console.print(f"{name} v{live['version']} hash {live['hash']} by {live['author']} at {live['pushed_at']}: "
-                  f"{live['message']}")
+    console.print(
+        f"{name} v{live['version']} hash {live['hash']} by {live['author']} at {live['pushed_at']}: {live['message']}"
+    )
     table = Table("rule", "version", "category", "severity", "enabled", "match")
     for rule in live["rules"]["rules"]:
-        table.add_row(rule["id"], str(rule["version"]), rule["category"], rule["severity"], str(rule["enabled"]),
-                      rule["match"]["type"])
+        table.add_row(
+            rule["id"],
+            str(rule["version"]),
+            rule["category"],
+            rule["severity"],
+            str(rule["enabled"]),
+            rule["match"]["type"],
+        )
     console.print(table)
 
 
@@ -131,13 +137,15 @@ def diff(path: Path, name: str = NAME, bootstrap: str = BOOTSTRAP, topic: str = 
     table = Table("change", "rule", "detail")
     for rule_id in sorted(local.keys() | live.keys()):
         before, after = live.get(rule_id), local.get(rule_id)
-        if before is None:
+        if before is None and after is not None:
             table.add_row("[green]added[/]", rule_id, f"v{after['version']} {after['severity']}")
-        elif after is None:
+        elif before is not None and after is None:
             table.add_row("[red]removed[/]", rule_id, f"was v{before['version']}")
-        elif before != after:
+        elif before is not None and after is not None and before != after:
             fields = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
-            table.add_row("[yellow]changed[/]", rule_id, f"v{before['version']} -> v{after['version']}: {', '.join(fields)}")
+            table.add_row(
+                "[yellow]changed[/]", rule_id, f"v{before['version']} -> v{after['version']}: {', '.join(fields)}"
+            )
     if table.row_count == 0:
         console.print("no changes")
     else:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -11,6 +10,7 @@ from rich.table import Table
 
 from devstack import artifacts, stack, traffic
 from flink_jobs.cli.console import console, fail
+from udfs.cache import cache_dir
 
 app = typer.Typer(no_args_is_help=True, help="The local stack: Kafka (KRaft), FerretDB, InfluxDB on 127.0.0.1.")
 
@@ -43,12 +43,18 @@ def stack_status() -> None:
 
 def produce(
     events: int = typer.Option(..., "--events", "-n", min=1, help="How many messages to write."),
-    rate: Optional[float] = typer.Option(None, "--rate", "-r", min=0.001, help="Messages per second (default: as fast as possible)."),
+    rate: float | None = typer.Option(
+        None, "--rate", "-r", min=0.001, help="Messages per second (default: as fast as possible)."
+    ),
     seed: int = typer.Option(7, "--seed", "-s", help="Same seed, same events."),
     topic: str = typer.Option("model-audit-logs", help="Target topic."),
-    bootstrap: str = typer.Option("127.0.0.1:9092", envvar="LLM_AUDIT_KAFKA_BOOTSTRAP", help="Kafka bootstrap servers."),
-    labels: Optional[Path] = typer.Option(None, help="Where to write the ground truth (JSON lines); default beside the cache."),
-    start_ms: Optional[int] = typer.Option(None, help="Timestamp of the first event, epoch ms (default: now)."),
+    bootstrap: str = typer.Option(
+        "127.0.0.1:9092", envvar="LLM_AUDIT_KAFKA_BOOTSTRAP", help="Kafka bootstrap servers."
+    ),
+    labels: Path | None = typer.Option(
+        None, help="Where to write the ground truth (JSON lines); default beside the cache."
+    ),
+    start_ms: int | None = typer.Option(None, help="Timestamp of the first event, epoch ms (default: now)."),
 ) -> None:
     """Write synthetic LLM traffic to Kafka and its ground-truth labels to a file."""
     labels = labels or cache_dir() / "traffic" / f"labels-seed{seed}.jsonl"
@@ -59,11 +65,25 @@ def produce(
 
 def produce_with_progress(bootstrap, topic, events, seed, rate, labels, start_ms) -> list[dict]:
     """Write the events with a progress bar; their ground truth comes back."""
-    with Progress(TextColumn("producing to [bold]{task.fields[topic]}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=True) as bar:
+    with Progress(
+        TextColumn("producing to [bold]{task.fields[topic]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
         task = bar.add_task("produce", total=events, topic=topic)
-        return traffic.produce(bootstrap, topic, events, seed, rate, labels, start_ms,
-                               progress=lambda done: bar.update(task, completed=done))
+        return traffic.produce(
+            bootstrap,
+            topic,
+            events,
+            seed,
+            rate,
+            labels,
+            start_ms,
+            progress=lambda done: bar.update(task, completed=done),
+        )
 
 
 def print_counts(counts) -> None:

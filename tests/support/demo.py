@@ -10,7 +10,8 @@ import time
 import typer
 from rich.table import Table
 
-from devstack import artifacts, stack, traffic
+from udfs.cache import cache_dir
+from devstack import stack, traffic
 from flink_jobs import audit_job
 from flink_jobs.cli.console import console, fail
 from flink_jobs.cli.stack import print_counts, produce_with_progress, stack_up

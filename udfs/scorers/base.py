@@ -7,13 +7,13 @@ never in __init__, so a scorer can be built and validated anywhere and pickled t
 from __future__ import annotations
 
 import importlib.util
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from udfs.cache import cache_dir
-from pydantic import BaseModel, ConfigDict, ValidationError
 
 # One text's scores, label -> value in [0, 1].
 LabelScores = dict[str, float]
@@ -34,7 +34,8 @@ class Scorer:
     Params: ClassVar[type[BaseModel]] = BackendParams
 
     def __init__(self, params: BaseModel | None = None):
-        self.params = params if params is not None else self.Params()
+        # Any: an instance of the subclass's own Params, validated before it gets here
+        self.params: Any = params if params is not None else self.Params()
         self.labels: tuple[str, ...] = ()
 
     def open(self, device: str = "cpu") -> None:
@@ -114,13 +115,14 @@ def max_pool(per_chunk: Sequence[LabelScores], owners: Sequence[int], count: int
     return pooled
 
 
-def by_length(texts: Sequence[str], run: Callable[[list[str]], list[LabelScores]],
-              batch_size: int) -> list[LabelScores]:
+def by_length(
+    texts: Sequence[str], run: Callable[[list[str]], list[LabelScores]], batch_size: int
+) -> list[LabelScores]:
     """Runs `run` on batches of similar length (less padding), returning scores in input order."""
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out: list[LabelScores] = [{} for _ in texts]
     for begin in range(0, len(order), batch_size):
-        idx = order[begin:begin + batch_size]
+        idx = order[begin : begin + batch_size]
         for i, scores in zip(idx, run([texts[i] for i in idx])):
             out[i] = scores
     return out

@@ -53,10 +53,18 @@ class ModelSpec:
 
 
 MODELS: dict[str, ModelSpec] = {
-    "bias-minilm": ModelSpec(datasets.bias_split, ("bias",), ("unbiased", "bias"), multi_label=False,
-                             train_size=8000, epochs=1, lr=1e-4),
-    "toxicity-minilm": ModelSpec(datasets.toxicity_split, ("threat", "identity_hate"), ("threat", "identity_hate"),
-                                 multi_label=True, train_size=4000, epochs=3, lr=1e-4),
+    "bias-minilm": ModelSpec(
+        datasets.bias_split, ("bias",), ("unbiased", "bias"), multi_label=False, train_size=8000, epochs=1, lr=1e-4
+    ),
+    "toxicity-minilm": ModelSpec(
+        datasets.toxicity_split,
+        ("threat", "identity_hate"),
+        ("threat", "identity_hate"),
+        multi_label=True,
+        train_size=4000,
+        epochs=3,
+        lr=1e-4,
+    ),
 }
 
 
@@ -70,10 +78,23 @@ def base_model() -> str:
 
 # --- training -----------------------------------------------------------------------------------
 
-def fine_tune(texts: Sequence[str], labels: Sequence[int] | Sequence[Sequence[int]], label_names: Sequence[str],
-              out_dir: Path, *, multi_label: bool, epochs: int = 1, max_length: int = 64, batch_size: int = 32,
-              seed: int = 0, lr: float = 1e-4, progress: Progress | None = None,
-              evaluate_with: Callable[[Path], Metrics] | None = None, info: Mapping[str, Any] = {}) -> Metrics:
+
+def fine_tune(
+    texts: Sequence[str],
+    labels: Sequence[int] | Sequence[Sequence[int]],
+    label_names: Sequence[str],
+    out_dir: Path,
+    *,
+    multi_label: bool,
+    epochs: int = 1,
+    max_length: int = 64,
+    batch_size: int = 32,
+    seed: int = 0,
+    lr: float = 1e-4,
+    progress: Progress | None = None,
+    evaluate_with: Callable[[Path], Metrics] | None = None,
+    info: Mapping[str, Any] = {},
+) -> Metrics:
     """Fine-tunes MiniLM as a sequence classifier and saves model + tokenizer into out_dir.
 
     `labels` are class indices into label_names (single-label) or one 0/1 per label name
@@ -89,9 +110,13 @@ def fine_tune(texts: Sequence[str], labels: Sequence[int] | Sequence[Sequence[in
     tokenizer = AutoTokenizer.from_pretrained(base_model(), local_files_only=True)
     with _quiet_transformers():  # its report that the new classifier head is untrained is expected
         model = AutoModelForSequenceClassification.from_pretrained(
-            base_model(), local_files_only=True, num_labels=len(label_names),
-            id2label=dict(enumerate(label_names)), label2id={name: i for i, name in enumerate(label_names)},
-            problem_type="multi_label_classification" if multi_label else "single_label_classification")
+            base_model(),
+            local_files_only=True,
+            num_labels=len(label_names),
+            id2label=dict(enumerate(label_names)),
+            label2id={name: i for i, name in enumerate(label_names)},
+            problem_type="multi_label_classification" if multi_label else "single_label_classification",
+        )
     # Frozen embeddings: steps ~40% faster on CPU, and words the small training set lacks keep
     # their pretrained vectors instead of drifting apart from the words it has.
     model.base_model.embeddings.requires_grad_(False)
@@ -106,7 +131,7 @@ def fine_tune(texts: Sequence[str], labels: Sequence[int] | Sequence[Sequence[in
     step, losses = 0, []
     model.train()
     with _cpu_threads(torch):
-        for epoch in range(epochs):
+        for _ in range(epochs):
             epoch_loss = 0.0
             for batch in _batches([len(x) for x in ids], batch_size, rng):
                 inputs = tokenizer.pad({"input_ids": [ids[i] for i in batch]}, return_tensors="pt")
@@ -129,9 +154,19 @@ def fine_tune(texts: Sequence[str], labels: Sequence[int] | Sequence[Sequence[in
         with _quiet_transformers():
             model.eval().save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
-        result: Metrics = {**info, "labels": list(label_names), "multi_label": multi_label, "train_rows": len(ids),
-                           "epochs": epochs, "max_length": max_length, "batch_size": batch_size, "lr": lr,
-                           "seed": seed, "epoch_loss": losses, "train_seconds": round(trained - started, 1)}
+        result: Metrics = {
+            **info,
+            "labels": list(label_names),
+            "multi_label": multi_label,
+            "train_rows": len(ids),
+            "epochs": epochs,
+            "max_length": max_length,
+            "batch_size": batch_size,
+            "lr": lr,
+            "seed": seed,
+            "epoch_loss": losses,
+            "train_seconds": round(trained - started, 1),
+        }
         if evaluate_with:
             result["heldout"] = evaluate_with(tmp)
             result["eval_seconds"] = round(time.monotonic() - trained, 1)
@@ -167,8 +202,8 @@ def _batches(lengths: Sequence[int], batch_size: int, rng: random.Random) -> Ite
     window = batch_size * 50
     batches = []
     for start in range(0, len(order), window):
-        chunk = sorted(order[start:start + window], key=lengths.__getitem__)
-        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+        chunk = sorted(order[start : start + window], key=lengths.__getitem__)
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
     rng.shuffle(batches)
     return iter(batches)
 
@@ -211,8 +246,10 @@ def _replace_dir(new: Path, target: Path) -> None:
 
 # --- building -----------------------------------------------------------------------------------
 
-def build_models(force: bool = False, progress: Progress | None = None,
-                 names: Sequence[str] | None = None) -> dict[str, Metrics]:
+
+def build_models(
+    force: bool = False, progress: Progress | None = None, names: Sequence[str] | None = None
+) -> dict[str, Metrics]:
     """Builds MODELS (or `names`) under models_dir(); returns each one's build info.
 
     A model whose directory holds a build with the same key is kept ("skipped": true) unless force.
@@ -230,18 +267,27 @@ def build_models(force: bool = False, progress: Progress | None = None,
             results[name] = {**existing, "skipped": True}
             continue
         results[name] = fine_tune(
-            train.texts, labels, spec.classes, out_dir, multi_label=spec.multi_label, epochs=spec.epochs,
-            max_length=spec.max_length, batch_size=spec.batch_size, seed=spec.seed, lr=spec.lr, progress=progress,
+            train.texts,
+            labels,
+            spec.classes,
+            out_dir,
+            multi_label=spec.multi_label,
+            epochs=spec.epochs,
+            max_length=spec.max_length,
+            batch_size=spec.batch_size,
+            seed=spec.seed,
+            lr=spec.lr,
+            progress=progress,
             evaluate_with=lambda path: evaluate_all(scorer_fn(str(path))),
-            info={"key": key, "base": _base_version(), "train_positives": train.positives()})
+            info={"key": key, "base": _base_version(), "train_positives": train.positives()},
+        )
     return results
 
 
 def build_key(spec: ModelSpec, train: datasets.Labelled) -> str:
     data = hashlib.sha256(json.dumps([train.labels, train.texts, train.targets]).encode()).hexdigest()
     hyper = {k: v for k, v in vars(spec).items() if k != "data"}
-    blob = json.dumps({"version": BUILD_VERSION, "base": _base_version(), "data": data, "hyper": hyper},
-                      sort_keys=True)
+    blob = json.dumps({"version": BUILD_VERSION, "base": _base_version(), "data": data, "hyper": hyper}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -259,6 +305,7 @@ def _read_info(model_dir: Path) -> Metrics:
 
 
 # --- evaluation ---------------------------------------------------------------------------------
+
 
 def scorer_fn(model: str, **params: Any) -> ScoreFn:
     """A built checkpoint (directory or name under models_dir()) as a ScoreFn, via the scorer registry."""
@@ -289,7 +336,9 @@ def evaluate(score_fn: ScoreFn, data: datasets.Labelled, threshold: float = THRE
             "average_precision": round(average_precision_score(truth, prob), 4) if both else None,
             "precision": round(precision_score(truth, predicted, zero_division=0), 4),
             "recall": round(recall_score(truth, predicted, zero_division=0), 4),
-            "positives": sum(truth), "negatives": len(truth) - sum(truth)}
+            "positives": sum(truth),
+            "negatives": len(truth) - sum(truth),
+        }
     return out
 
 

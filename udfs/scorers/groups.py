@@ -19,11 +19,57 @@ from udfs.scorers.base import package_dir
 _TERM = re.compile(r"^[a-z][a-z\- ]*[a-z]$")
 # Descriptors that are everyday words far more often than group labels: gating on them would
 # score nearly every text.
-_TOO_COMMON = {"average", "other", "new", "all", "adult", "married", "single", "short", "tall", "young", "old",
-               "poor", "rich", "working", "healthy", "fit", "free", "spiritual", "pretty", "in-shape", "dark",
-               "light", "left-handed", "right-handed", "retired", "senior", "junior", "available", "unemployed", "intelligent", "smart", "dumb",
-               "ugly", "beautiful", "attractive", "hard-working", "middle-aged", "person", "people", "individual",
-               "individuals", "kid", "kids", "child", "children", "parent", "parents", "veteran", "veterans"}
+_TOO_COMMON = {
+    "average",
+    "other",
+    "new",
+    "all",
+    "adult",
+    "married",
+    "single",
+    "short",
+    "tall",
+    "young",
+    "old",
+    "poor",
+    "rich",
+    "working",
+    "healthy",
+    "fit",
+    "free",
+    "spiritual",
+    "pretty",
+    "in-shape",
+    "dark",
+    "light",
+    "left-handed",
+    "right-handed",
+    "retired",
+    "senior",
+    "junior",
+    "available",
+    "unemployed",
+    "intelligent",
+    "smart",
+    "dumb",
+    "ugly",
+    "beautiful",
+    "attractive",
+    "hard-working",
+    "middle-aged",
+    "person",
+    "people",
+    "individual",
+    "individuals",
+    "kid",
+    "kids",
+    "child",
+    "children",
+    "parent",
+    "parents",
+    "veteran",
+    "veterans",
+}
 _PERSON_NOUNS = ("people", "persons", "men", "women", "folks", "guys", "person", "man", "woman")
 
 
@@ -49,8 +95,10 @@ class GroupLexicon:
         self._pattern = re.compile(rf"\b(?:{alternation})\b", re.IGNORECASE)
 
     def mentions(self, text: str) -> list[Mention]:
-        return [Mention(m.group().lower(), self.axis_of[m.group().lower()], m.start(), m.end())
-                for m in self._pattern.finditer(text)]
+        return [
+            Mention(m.group().lower(), self.axis_of[m.group().lower()], m.start(), m.end())
+            for m in self._pattern.finditer(text)
+        ]
 
     def partner(self, term: str) -> str | None:
         """The counterfactual group term: the opposite pair, else the next descriptor of the axis."""
@@ -63,7 +111,7 @@ class GroupLexicon:
             t_head, _, t_noun = t.rpartition(" ")
             return t_head != head and t_noun == noun if head else not t_head
 
-        return next((t for t in terms[terms.index(term) + 1:] + terms if t != term and same_kind(t)), None)
+        return next((t for t in terms[terms.index(term) + 1 :] + terms if t != term and same_kind(t)), None)
 
     def swap(self, text: str, mentions: list[Mention]) -> str:
         """Every mention replaced by its partner, keeping an initial capital."""
@@ -72,7 +120,7 @@ class GroupLexicon:
             partner = self.partner(m.term) or m.term
             if text[m.start].isupper():
                 partner = partner[0].upper() + partner[1:]
-            out += [text[last:m.start], partner]
+            out += [text[last : m.start], partner]
             last = m.end
         return "".join(out) + text[last:]
 

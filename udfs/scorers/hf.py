@@ -12,17 +12,19 @@ from typing import Literal
 
 from pydantic import Field
 
-from udfs.scorers.base import BackendParams, LabelScores, Scorer, ScorerError, by_length, max_pool, models_dir, \
-    register
+from udfs.scorers.base import BackendParams, LabelScores, Scorer, ScorerError, by_length, max_pool, models_dir, register
 
 
 class TransformersParams(BackendParams):
-    model: str = Field(description="checkpoint directory, a name under the models cache "
-                                   "(built by `llm-audit models build`), or a hub id in the local HF cache")
+    model: str = Field(
+        description="checkpoint directory, a name under the models cache "
+        "(built by `llm-audit models build`), or a hub id in the local HF cache"
+    )
     labels: dict[str, str] = Field(default={}, description="model label -> our label; unmapped labels keep their name")
     keep: list[str] | None = Field(default=None, description="only these (our) labels; default all")
     problem: Literal["auto", "multi_label", "single_label"] = Field(
-        default="auto", description="sigmoid per label (multi) or softmax (single); auto reads the model config")
+        default="auto", description="sigmoid per label (multi) or softmax (single); auto reads the model config"
+    )
     max_length: int = Field(default=256, ge=8, le=4096, description="tokens per chunk; longer texts are chunked")
     batch_size: int = Field(default=32, ge=1)
 
@@ -33,8 +35,10 @@ def resolve_model(model: str) -> str:
         if candidate.is_dir():
             return str(candidate)
     if model.startswith((".", "/", "~")) or model.count("/") > 1:
-        raise ScorerError(f"model directory {model!r} does not exist; build it with `llm-audit models build` "
-                          "or point `model` at a Hugging Face checkpoint directory")
+        raise ScorerError(
+            f"model directory {model!r} does not exist; build it with `llm-audit models build` "
+            "or point `model` at a Hugging Face checkpoint directory"
+        )
     return model
 
 
@@ -63,8 +67,9 @@ class TransformersScorer(Scorer):
             model = model.half()
         self._model = model.to(device).eval()
         config = model.config
-        self._multi = (self.params.problem == "multi_label" or
-                       (self.params.problem == "auto" and config.problem_type == "multi_label_classification"))
+        self._multi = self.params.problem == "multi_label" or (
+            self.params.problem == "auto" and config.problem_type == "multi_label_classification"
+        )
         names = [config.id2label[i] for i in range(config.num_labels)]
         self._names = [self.params.labels.get(name, name) for name in names]
         keep = self.params.keep
@@ -79,8 +84,15 @@ class TransformersScorer(Scorer):
         # Long texts become overlapping chunks at the model's limit (special tokens included);
         # padding is per batch; chunk scores max-pool back to their text.
         limit = min(self.params.max_length, self._tokenizer.model_max_length)
-        batch = self._tokenizer(texts, truncation=True, max_length=limit, stride=limit // 4, padding=True,
-                                return_overflowing_tokens=True, return_tensors="pt")
+        batch = self._tokenizer(
+            texts,
+            truncation=True,
+            max_length=limit,
+            stride=limit // 4,
+            padding=True,
+            return_overflowing_tokens=True,
+            return_tensors="pt",
+        )
         owners = batch.pop("overflow_to_sample_mapping").tolist()
         batch = batch.to(self._device)
         with torch.inference_mode():

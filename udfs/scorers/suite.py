@@ -41,8 +41,10 @@ class ScorerSpec(_Strict):
     params: dict = {}
     main: list[str] = Field(min_length=1, description="labels whose maximum is the scorer's main score")
     granularity: Literal["text", "sentence"] = Field(
-        default="text", description="score whole texts, or each sentence (max-pooled: one insult in a long "
-                                    "response is not diluted, and its sentence is the evidence)")
+        default="text",
+        description="score whole texts, or each sentence (max-pooled: one insult in a long "
+        "response is not diluted, and its sentence is the evidence)",
+    )
 
     @model_validator(mode="after")
     def _backend_valid(self) -> ScorerSpec:
@@ -61,8 +63,11 @@ class ScorersConfig(_Strict):
     toxicity: ScorerSpec | None = None
     bias: BiasSpec | None = None
     entities: EntitySpec | None = None
-    max_chars: int = Field(default=16_384, ge=100, description="characters of each text scored; the rest is not "
-                                                                 "scored, and its evidence says so (`not_scored`)")
+    max_chars: int = Field(
+        default=16_384,
+        ge=100,
+        description="characters of each text scored; the rest is not scored, and its evidence says so (`not_scored`)",
+    )
 
     @model_validator(mode="after")
     def _counterfactual_needs_toxicity(self) -> ScorersConfig:
@@ -118,14 +123,14 @@ class ScorerSuite:
         self.device = pick_device(self.requested_device)
         bias = self.config.bias if "bias" in self.enabled else None
         needs_toxicity = "toxicity" in self.enabled or (bias is not None and bias.counterfactual)
-        if needs_toxicity:
+        if needs_toxicity and self.config.toxicity is not None:  # configured: checked in __init__ and the config
             self._toxicity = self.config.toxicity.build()
             self._toxicity.open(self.device)
         if bias is not None:
             self._bias = bias.build()
             self._bias.open(self.device)
             self._lexicon = default_lexicon()
-        if "entities" in self.enabled:
+        if "entities" in self.enabled and self.config.entities is not None:
             self._entities = EntityRecognizer(self.config.entities)
             self._entities.open()  # a CPU pipeline: spaCy's small models are built for it
 
@@ -136,16 +141,20 @@ class ScorerSuite:
 
     def score(self, texts: Sequence[str]) -> list[TextScores]:
         out = [TextScores() for _ in texts]
-        if "toxicity" in self.enabled:
-            spec = self.config.toxicity
+        spec, toxicity = self.config.toxicity, self._toxicity
+        if "toxicity" in self.enabled and spec is not None and toxicity is not None:  # enabled: configured and open
             if spec.granularity == "text":
-                for result, scores in zip(out, self._toxicity.score(texts)):
+                for result, scores in zip(out, toxicity.score(texts)):
                     result.scores.update(_named("toxicity", scores, spec.main))
             else:
-                spans = [(i, m.start(), m.end()) for i, text in enumerate(texts) for m in _SENTENCE.finditer(text)
-                         if m.group().strip()]
-                scores = self._toxicity.score([texts[i][a:b] for i, a, b in spans])
-                for (i, a, b), sentence in zip(spans, scores):
+                spans = [
+                    (i, m.start(), m.end())
+                    for i, text in enumerate(texts)
+                    for m in _SENTENCE.finditer(text)
+                    if m.group().strip()
+                ]
+                per_sentence = toxicity.score([texts[i][a:b] for i, a, b in spans])
+                for (i, a, b), sentence in zip(spans, per_sentence):
                     named = _named("toxicity", sentence, spec.main)
                     result = out[i]
                     if named["toxicity"] > result.scores.get("toxicity", -1.0):
@@ -155,9 +164,9 @@ class ScorerSuite:
         if self._bias is not None:
             self._score_bias(texts, out)
         if self._entities is not None:
-            for result, spans in zip(out, self._entities.find(texts)):
-                if spans:
-                    result.evidence["entities"] = [list(span) for span in spans]
+            for result, entities in zip(out, self._entities.find(texts)):
+                if entities:
+                    result.evidence["entities"] = [list(span) for span in entities]
         return out
 
     def score_events(self, events: Sequence) -> list[tuple[dict, dict]]:
@@ -166,7 +175,7 @@ class ScorerSuite:
         for i, event in enumerate(events):
             for field_name, text in event.texts():
                 if text:
-                    texts.append(text[:self.config.max_chars])  # a 2 MB prompt must not hold up the batch
+                    texts.append(text[: self.config.max_chars])  # a 2 MB prompt must not hold up the batch
                     where.append((i, field_name, len(text)))
         out: list[tuple[dict, dict]] = [({}, {}) for _ in events]
         for (i, field_name, length), result in zip(where, self.score(texts)):
@@ -180,29 +189,34 @@ class ScorerSuite:
     def _score_bias(self, texts: Sequence[str], out: list[TextScores]) -> None:
         # The classifier learnt from single sentences and comments: score each sentence that
         # names a group, so a stereotype is not diluted by the rest of a long response.
+        spec, model, lexicon = self.config.bias, self._bias, self._lexicon
+        if spec is None or model is None or lexicon is None:  # bias is not enabled
+            return
         sentences: list[tuple[int, int, int, list[Mention]]] = []  # (text, start, end, mentions)
         for i, text in enumerate(texts):
             for m in _SENTENCE.finditer(text):
-                found = self._lexicon.mentions(m.group())
+                found = lexicon.mentions(m.group())
                 if found:
                     sentences.append((i, m.start(), m.end(), found))
         if not sentences:
             return
-        spec = self.config.bias
         plain = [texts[i][a:b] for i, a, b, _ in sentences]
-        bias = [_named("bias", scores, spec.main) for scores in self._bias.score(plain)]
+        bias = [_named("bias", scores, spec.main) for scores in model.score(plain)]
         gaps = [0.0] * len(sentences)
-        if spec.counterfactual:
-            main = self.config.toxicity.main
-            swapped = [self._lexicon.swap(text, found) for text, (_, _, _, found) in zip(plain, sentences)]
-            both = self._toxicity.score(plain + swapped)
+        toxicity_spec, toxicity = self.config.toxicity, self._toxicity
+        if spec.counterfactual and toxicity_spec is not None and toxicity is not None:  # the config requires both
+            main = toxicity_spec.main
+            swapped = [lexicon.swap(text, found) for text, (_, _, _, found) in zip(plain, sentences)]
+            both = toxicity.score(plain + swapped)
             gaps = [abs(_top(both[k], main) - _top(both[k + len(plain)], main)) for k in range(len(plain))]
         for (i, a, b, found), scores, gap in zip(sentences, bias, gaps):
             result = out[i]
             if scores["bias"] > result.scores.get("bias", -1.0):
                 result.scores.update(scores)
                 result.evidence["bias_span"] = [a, b]  # the most biased sentence
-            result.scores["bias.counterfactual_gap"] = round(max(gap, result.scores.get("bias.counterfactual_gap", 0)), 4)
+            result.scores["bias.counterfactual_gap"] = round(
+                max(gap, result.scores.get("bias.counterfactual_gap", 0)), 4
+            )
             groups = result.evidence.setdefault("groups", [])
             groups.extend(term for term in dict.fromkeys(m.term for m in found) if term not in groups)
 
@@ -215,4 +229,3 @@ def _named(name: str, scores: LabelScores, main: list[str]) -> LabelScores:
     named = {f"{name}.{label}": round(value, 4) for label, value in scores.items()}
     named[name] = round(max(scores.get(label, 0.0) for label in main), 4)
     return named
-
