@@ -101,7 +101,7 @@ def _toxicity_fns(config_path: Path) -> dict:
 @app.command("eval")
 def evaluate(config: Path = typer.Option(DEFAULT_CONFIG, "--config", help="Scorers YAML.")) -> None:
     """ROC AUC, precision and recall (at 0.5) on held-out data for each default model."""
-    from udfs.scorers.build import evaluate_all, scorer_fn
+    from udfs.scorers.heldout import evaluate_all, scorer_fn
 
     try:
         fns = _toxicity_fns(config)

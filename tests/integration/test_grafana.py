@@ -2,7 +2,7 @@
 provisioned dashboard returns data from the real InfluxDB, and every alert rule evaluates to firing
 on its incident and to normal on steady traffic.
 
-Grafana does not run here: devstack/grafana.py renders each query as Grafana sends it (dashboard
+Grafana does not run here: tests/support/grafana.py renders each query as Grafana sends it (dashboard
 variables, v.timeRangeStart/Stop, v.windowPeriod, v.defaultBucket) and evaluates each rule's
 reduce/threshold/math expressions, no-data handling and `for:` pending period as Grafana does;
 the Flux itself runs on InfluxDB 1.8's Flux engine. One job run (scorers on, Flink's InfluxDB

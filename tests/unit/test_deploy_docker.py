@@ -4,7 +4,7 @@ Nothing here builds or runs an image (no Docker engine is needed). Each file is 
 tool that owns its format instead: hadolint for the Dockerfile, Compose's own loader (compose-go,
 docker/compose-check) for the compose files, Maven for the jar stage, the project's scorer code for
 the baked models' config, bash for the entrypoint. Validators are fetched on first use
-(devstack/validators.py); one that cannot be fetched fails the test with the command that failed.
+(tests/support/validators.py); one that cannot be fetched fails the test with the command that failed.
 """
 
 from __future__ import annotations

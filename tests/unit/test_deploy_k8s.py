@@ -1,7 +1,7 @@
 """k8s/: each overlay rendered by kustomize, every object checked against the Kubernetes API schemas
 and the FlinkDeployment against the Flink Kubernetes Operator's CRD, then what the job needs.
 
-No cluster is contacted. The tools and schemas are fetched once into the cache (devstack/validators.py):
+No cluster is contacted. The tools and schemas are fetched once into the cache (tests/support/validators.py):
 kustomize from the Go module proxy, the Kubernetes JSON schemas from the kubernetes-validate wheel
 (PyPI), the CRD from the operator's API jar (Maven Central).
 """

@@ -1,4 +1,4 @@
-"""devstack/grafana.py reproduces Grafana: its macros, variable formats, expressions and alert states.
+"""tests/support/grafana.py reproduces Grafana: its macros, variable formats, expressions and alert states.
 
 Each expectation is Grafana's documented or coded behaviour (pkg/expr, pkg/tsdb/influxdb/flux,
 pkg/services/ngalert/eval), so the integration tests judge the provisioned rules as Grafana would.

@@ -242,7 +242,7 @@ def test_default_config_is_valid_and_uses_only_registered_backends():
 
 def test_fine_tune_writes_a_checkpoint_the_transformers_backend_loads(tmp_path):
     """The build path of `llm-audit models build`, on a tiny set: learns, saves, reloads offline."""
-    from udfs.scorers.build import BUILD_INFO, fine_tune
+    from udfs.scorers.training import BUILD_INFO, fine_tune
 
     texts = ["you are all vermin", "I will hurt you", "have a lovely day", "thanks for the notes"] * 8
     labels = [[1, 0], [0, 1], [0, 0], [0, 0]] * 8
