@@ -42,7 +42,7 @@ def test_stack_status_reports_every_service(stack_settings):
 def test_run_audit_fails_fast_on_a_missing_rules_file_or_a_bad_setting(tmp_path):
     missing = run("run", "audit", "--bounded", env={"LLM_AUDIT_RULES_PATH": str(tmp_path / "nope.yaml")})
     assert missing.returncode == 1
-    assert f"{tmp_path / 'nope.yaml'}: rules file not found" in missing.stderr.replace("\n", "")
+    assert f"{tmp_path / 'nope.yaml'}: no rules file or directory there" in missing.stderr.replace("\n", "")
     bad = run("run", "audit", env={"LLM_AUDIT_STARTING_OFFSETS": "oldest"})
     assert bad.returncode == 1 and "LLM_AUDIT_STARTING_OFFSETS='oldest'" in bad.stderr
     # The default rules have score rules: running without the scorers they need is an error, not silence.
