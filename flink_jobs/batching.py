@@ -26,7 +26,7 @@ class RestoredTimers:
     also register an end-of-input timer at first sight, long before.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._seen: set = set()
 
     def first_sight(self, ctx) -> bool:

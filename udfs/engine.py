@@ -470,7 +470,7 @@ class _OverCap:
     rule spanning the findings it stands for: a text with 100,000 card numbers is flagged, with its
     count, without 100,000 documents."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._over: dict[tuple[str, str], list] = {}  # (rule id, field) -> [rule, count, start, end, top score]
 
     def add(self, rule: Rule, field: str, dropped: list) -> None:
