@@ -177,7 +177,7 @@ def test_rule_pushes_are_validated_and_reported():
     changes = collect(out.rule_changes, "pipeline-test-rule-changes")
     summary = [(c["version"], c["accepted"], (c["reason"] or "")[:60]) for c in changes]
     assert summary[0] == (1, True, "")
-    assert summary[1][:2] == (2, False) and "severity: Input should be" in changes[1]["reason"]
+    assert summary[1][:2] == (2, False) and "severity: 'urgent' is not one of info, low" in changes[1]["reason"]
     assert summary[2][:2] == (3, False) and "hash does not match" in changes[2]["reason"]
     assert summary[3][:2] == (4, False) and "need scorers ['bias']" in changes[3]["reason"]
     assert summary[4][:2] == (None, False) and changes[4]["reason"].startswith("not JSON")
