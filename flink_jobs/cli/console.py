@@ -7,6 +7,7 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 # PyFlink's thread mode can import this inside the JVM, where stderr is a catcher without isatty().
 _TTY = getattr(sys.stderr, "isatty", lambda: False)()
@@ -17,3 +18,10 @@ def fail(message: str, code: int = 1) -> NoReturn:
     """Print `error: message` and exit with `code` (1: the input is wrong, 2: the usage is)."""
     console.print(f"[red]error:[/] {message}")
     raise typer.Exit(code)
+
+
+def progress_bar(description: str) -> Progress:
+    """A transient bar on the console: `description` may name task fields, e.g. "[bold]{task.fields[topic]}"."""
+    return Progress(
+        TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True
+    )

@@ -14,6 +14,7 @@ from rich.table import Table
 from flink_jobs.cli.console import console, fail
 from flink_jobs.cli.rules import engine_for, load
 from udfs.engine import RuleEngine
+from udfs.evaluation.quality import BinaryReport
 from udfs.events import EventError, parse_event
 from udfs.rules import RuleSet
 from udfs.scorers import ScorerSuite, load_config
@@ -148,11 +149,7 @@ def _third_party_entities(ruleset: RuleSet, rules: Path, split: str) -> None:
     for entity, r in reports.items():
         table.add_row(
             entity,
-            str(r.tp + r.fn),
-            str(r.tp),
-            str(r.fp),
-            str(r.fn),
-            *(f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in r.metrics.values()),
+            *_cells(r, r.tp + r.fn),
         )
     console.print(table)
     console.print(
@@ -181,11 +178,7 @@ def _third_party_secrets(ruleset: RuleSet, rules: Path, split: str) -> None:
     )
     table.add_row(
         str(rules),
-        str(r.tp + r.fn),
-        str(r.tp),
-        str(r.fp),
-        str(r.fn),
-        *(f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in r.metrics.values()),
+        *_cells(r, r.tp + r.fn),
         f"{r.cpu_us_per_event:,.0f}",
     )
     console.print(table)
@@ -217,11 +210,7 @@ def _third_party_injection(ruleset: RuleSet, rules: Path, split: str) -> None:
         r = evaluate_events(engine_for(rs), texts, {"prompt_injection"})
         table.add_row(
             name,
-            str(r.n),
-            str(r.tp),
-            str(r.fp),
-            str(r.fn),
-            *(f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in r.metrics.values()),
+            *_cells(r, r.n),
             f"{r.cpu_us_per_event:,.0f}",
         )
     console.print(table)
@@ -231,3 +220,9 @@ def _third_party_injection(ruleset: RuleSet, rules: Path, split: str) -> None:
             f"  {source.name}: {source.package} {source.version} ({source.license}), {split} split: "
             f"{sum(c.label for c in mine)} attacks, {sum(not c.label for c in mine)} benign; {source.what}"
         )
+
+
+def _cells(r: BinaryReport, total: int) -> list[str]:
+    """`total` (texts or labelled spans), TP, FP, FN, then each metric with its 95 % interval."""
+    counts = [str(n) for n in (total, r.tp, r.fp, r.fn)]
+    return counts + [f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in r.metrics.values()]

@@ -7,10 +7,9 @@ import time
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from flink_jobs.cli.console import console, fail
+from flink_jobs.cli.console import console, fail, progress_bar
 from flink_jobs.local import latest_checkpoint, local_job_settings
 from udfs.cache import cache_dir
 
@@ -77,14 +76,7 @@ def replay(
     try:
         live = local_job_settings()
         settings = rp.replay_settings(live, rules, collection, (cache_dir() / "checkpoints" / collection).as_uri())
-        with Progress(
-            TextColumn("re-auditing [bold]{task.fields[topic]}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as bar:
+        with progress_bar("re-auditing [bold]{task.fields[topic]}") as bar:
             task = bar.add_task("replay", total=None, topic=settings.source_topic)
             total = rp.run_replay(settings, from_ms, to_ms, lambda done, n: bar.update(task, completed=done, total=n))
     except (RuleError, SettingsError, ScorerError, ConnectionError, ValueError) as exc:

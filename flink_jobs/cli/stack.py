@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from devstack import artifacts, stack, traffic
-from flink_jobs.cli.console import console, fail
+from flink_jobs.cli.console import console, fail, progress_bar
 from udfs.cache import cache_dir
 
 app = typer.Typer(no_args_is_help=True, help="The local stack: Kafka (KRaft), FerretDB, InfluxDB on 127.0.0.1.")
@@ -65,14 +64,7 @@ def produce(
 
 def produce_with_progress(bootstrap, topic, events, seed, rate, labels, start_ms) -> list[dict]:
     """Write the events with a progress bar; their ground truth comes back."""
-    with Progress(
-        TextColumn("producing to [bold]{task.fields[topic]}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    with progress_bar("producing to [bold]{task.fields[topic]}") as bar:
         task = bar.add_task("produce", total=events, topic=topic)
         return traffic.produce(
             bootstrap,
