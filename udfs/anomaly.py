@@ -50,8 +50,7 @@ class WindowAccumulator:
 
     events: int = 0
     violations: dict[str, int] = field(default_factory=dict)  # category -> events with one
-    toxicity: list[float] = field(default_factory=list)
-    bias: list[float] = field(default_factory=list)
+    scores: dict[str, list[float]] = field(default_factory=dict)  # scorer -> the main score of each event scored
     latency_ms: list[float] = field(default_factory=list)
     tokens: int = 0
     cost_usd: float = 0.0
@@ -62,10 +61,8 @@ class WindowAccumulator:
         self.events += 1
         for category in categories:
             self.violations[category] = self.violations.get(category, 0) + 1
-        if "toxicity" in scores:
-            self.toxicity.append(scores["toxicity"])
-        if "bias" in scores:
-            self.bias.append(scores["bias"])
+        for name, value in scores.items():
+            self.scores.setdefault(name, []).append(value)
         if latency_ms is not None:
             self.latency_ms.append(latency_ms)
         self.tokens += tokens
@@ -75,8 +72,10 @@ class WindowAccumulator:
         merged = WindowAccumulator(
             self.events + other.events,
             dict(self.violations),
-            self.toxicity + other.toxicity,
-            self.bias + other.bias,
+            {
+                name: self.scores.get(name, []) + other.scores.get(name, [])
+                for name in self.scores.keys() | other.scores
+            },
             self.latency_ms + other.latency_ms,
             self.tokens + other.tokens,
             self.cost_usd + other.cost_usd,
@@ -95,7 +94,7 @@ class WindowAccumulator:
         if self.events:
             for category in categories:
                 out[f"violation_rate.{category}"] = self.violations.get(category, 0) / self.events
-        for name, values in (("toxicity", self.toxicity), ("bias", self.bias)):
+        for name, values in self.scores.items():
             if values:
                 out[f"{name}_mean"] = sum(values) / len(values)
                 out[f"{name}_p95"] = percentile(values, 0.95) or 0.0  # values is not empty
@@ -108,7 +107,7 @@ def metric_kind(metric: str) -> str:
     """Which deviation floor applies to a metric."""
     if metric.startswith("violation_rate."):
         return "rate"
-    if metric.startswith(("toxicity", "bias")):
+    if metric.endswith(("_mean", "_p95")):  # a scorer's mean or p95 (latency's is latency_p95_ms)
         return "score"
     return {"latency_p95_ms": "latency_ms", "events": "count", "tokens": "tokens", "cost_usd": "cost_usd"}[metric]
 

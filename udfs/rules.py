@@ -23,12 +23,13 @@ from udfs.detectors.base import compile_re2
 from udfs.detectors.validators import VALIDATORS
 from udfs.findings import Category, Severity
 from udfs.scorers.entities import Entity
-from udfs.scorers.suite import SCORER_NAMES
+from udfs.scorers.suite import SCORERS as SCORER_REGISTRY
 
 TEXT_FIELDS = ("prompt", "response")
 NUMERIC_FIELDS = ("latency_ms", "prompt_tokens", "completion_tokens", "cost_usd")
 STRING_FIELDS = ("tenant", "application", "model", "model_version", "user_id", "session_id")
-SCORERS = tuple(name for name in SCORER_NAMES if name != "entities")  # entities come as spans: `entities` rules
+# The scorers with a score that score rules read (entities come as spans, for `entities` rules).
+SCORERS = tuple(name for name, member in SCORER_REGISTRY.items() if member.scores)
 SEQUENCE_KEYS = ("user_id", "session_id", "tenant")
 
 

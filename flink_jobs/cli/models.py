@@ -68,7 +68,7 @@ def _toxicity_fns(config_path: Path) -> dict:
     """The toxicity ensemble and each of its members, scoring labels toxicity / threat / identity_hate."""
     from udfs.scorers.ensemble import Ensemble, EnsembleParams
 
-    spec = load_config(config_path).toxicity
+    spec = load_config(config_path).section("toxicity")
     if spec is None:
         return {}
     fns = {}
@@ -105,7 +105,7 @@ def evaluate(config: Path = typer.Option(DEFAULT_CONFIG, "--config", help="Score
 
     try:
         fns = _toxicity_fns(config)
-        bias = load_config(config).bias
+        bias = load_config(config).section("bias")
         if bias is not None:
             fns["bias: " + str(bias.params.get("model"))] = scorer_fn(bias.params["model"])
     except ScorerError as exc:

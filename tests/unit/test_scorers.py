@@ -234,6 +234,18 @@ def test_enabled_scorers_must_be_configured():
         ScorerSuite(config, ["sentiment"])
 
 
+def test_a_registered_scorer_is_a_config_section_and_score_rules_read_the_scoring_ones():
+    from udfs.rules import SCORERS as SCORED
+    from udfs.scorers.suite import SCORERS, Member
+
+    assert set(ScorersConfig.model_fields) == {"max_chars", *SCORERS}
+    assert SCORED == tuple(name for name, member in SCORERS.items() if member.scores) == ("toxicity", "bias")
+    for name, member in SCORERS.items():
+        assert issubclass(member, Member) and ScorersConfig.model_fields[name].annotation == member.Spec | None
+    with pytest.raises(ValueError, match="bias.counterfactual needs a toxicity scorer"):
+        ScorersConfig.model_validate({"bias": load_config().section("bias").model_dump()})
+
+
 def test_default_config_is_valid_and_uses_only_registered_backends():
     config = load_config()
     assert config.toxicity.backend in BACKENDS and config.bias.backend in BACKENDS

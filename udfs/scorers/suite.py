@@ -14,20 +14,19 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from udfs.scorers.base import LabelScores, Scorer, ScorerError, build_scorer, pick_device
 from udfs.scorers.entities import EntityRecognizer, EntitySpec
-from udfs.scorers.groups import GroupLexicon, Mention, default_lexicon
+from udfs.scorers.groups import Mention, default_lexicon
 
 # PyFlink opens the subtasks of one Python worker in threads; transformers' lazy imports are not
 # thread-safe (seen at parallelism 2: "cannot import name 'AutoModelForSequenceClassification'").
 _OPEN_LOCK = threading.Lock()
 
-SCORER_NAMES = ("toxicity", "bias", "entities")
 DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
 _SENTENCE = re.compile(r"[^\s.!?;][^.!?;\n]*[.!?;]*")  # sentences and clauses, without leading space
 
@@ -59,20 +58,24 @@ class BiasSpec(ScorerSpec):
     counterfactual: bool = Field(default=True, description="also score toxicity with the group swapped")
 
 
-class ScorersConfig(_Strict):
-    toxicity: ScorerSpec | None = None
-    bias: BiasSpec | None = None
-    entities: EntitySpec | None = None
+class ScorersConfigBase(_Strict):
+    """The scorers YAML: one optional section per registered scorer (see SCORERS), and `max_chars`."""
+
     max_chars: int = Field(
         default=16_384,
         ge=100,
         description="characters of each text scored; the rest is not scored, and its evidence says so (`not_scored`)",
     )
 
+    def section(self, name: str) -> Any:
+        """A scorer's section (its Spec), or None where the file has none."""
+        return getattr(self, name)
+
     @model_validator(mode="after")
-    def _counterfactual_needs_toxicity(self) -> ScorersConfig:
-        if self.bias and self.bias.counterfactual and not self.toxicity:
-            raise ValueError("bias.counterfactual needs a toxicity scorer; configure one or set counterfactual: false")
+    def _members_consistent(self) -> ScorersConfigBase:
+        for name, member in SCORERS.items():
+            if self.section(name) is not None:
+                member.check(self, self.section(name))
         return self
 
 
@@ -97,76 +100,179 @@ class TextScores:
     evidence: dict = field(default_factory=dict)
 
 
+class Member:
+    """One scorer of the suite: its config section (`Spec`), what it opens, and how it scores a batch.
+
+    A new scorer is a Member subclass and one entry in SCORERS: its section then validates in the
+    scorers YAML, `LLM_AUDIT_SCORERS` may name it, and (with `scores`) score rules and the window
+    metrics read its main score."""
+
+    Spec: ClassVar[type[BaseModel]]
+    scores: ClassVar[bool] = True  # a main score `<name>` and `<name>.<label>`; False: evidence only
+
+    def __init__(self, name: str, spec: Any, suite: ScorerSuite):
+        self.name, self.spec, self.suite = name, spec, suite
+
+    @classmethod
+    def check(cls, config: ScorersConfigBase, spec: Any) -> None:
+        """Raise ValueError where this section needs another the config lacks."""
+
+    def open(self, device: str) -> None:
+        raise NotImplementedError
+
+    def score(self, texts: Sequence[str], out: list[TextScores]) -> None:
+        raise NotImplementedError
+
+
+class Classifier(Member):
+    """A text classifier backend: per text, or per sentence max-pooled with the top sentence as evidence."""
+
+    Spec = ScorerSpec
+
+    def open(self, device: str) -> None:
+        self.model = self.suite.model(self.name)
+
+    def score(self, texts: Sequence[str], out: list[TextScores]) -> None:
+        name, main = self.name, self.spec.main
+        if self.spec.granularity == "text":
+            for result, scores in zip(out, self.model.score(texts)):
+                result.scores.update(_named(name, scores, main))
+            return
+        spans = [
+            (i, m.start(), m.end())
+            for i, text in enumerate(texts)
+            for m in _SENTENCE.finditer(text)
+            if m.group().strip()
+        ]
+        per_sentence = self.model.score([texts[i][a:b] for i, a, b in spans])
+        for (i, a, b), sentence in zip(spans, per_sentence):
+            named = _named(name, sentence, main)
+            result = out[i]
+            if named[name] > result.scores.get(name, -1.0):
+                result.evidence[f"{name}_span"] = [a, b]  # the top sentence
+            for label, value in named.items():  # max-pool every label over the sentences
+                result.scores[label] = max(value, result.scores.get(label, 0.0))
+
+
+class GroupBias(Member):
+    """Stereotypes, only in sentences that name a social group, with a toxicity counterfactual."""
+
+    Spec = BiasSpec
+
+    @classmethod
+    def check(cls, config: ScorersConfigBase, spec: Any) -> None:
+        if spec.counterfactual and config.section("toxicity") is None:
+            raise ValueError("bias.counterfactual needs a toxicity scorer; configure one or set counterfactual: false")
+
+    def open(self, device: str) -> None:
+        self.model = self.suite.model(self.name)
+        self.lexicon = default_lexicon()
+        # the counterfactual scores toxicity with the group swapped: the toxicity section's model, shared
+        self.toxicity = self.suite.model("toxicity") if self.spec.counterfactual else None
+
+    def score(self, texts: Sequence[str], out: list[TextScores]) -> None:
+        # The classifier learnt from single sentences and comments: score each sentence that
+        # names a group, so a stereotype is not diluted by the rest of a long response.
+        sentences: list[tuple[int, int, int, list[Mention]]] = []  # (text, start, end, mentions)
+        for i, text in enumerate(texts):
+            for m in _SENTENCE.finditer(text):
+                found = self.lexicon.mentions(m.group())
+                if found:
+                    sentences.append((i, m.start(), m.end(), found))
+        if not sentences:
+            return
+        plain = [texts[i][a:b] for i, a, b, _ in sentences]
+        bias = [_named("bias", scores, self.spec.main) for scores in self.model.score(plain)]
+        gaps = [0.0] * len(sentences)
+        if self.toxicity is not None:
+            main = self.suite.config.section("toxicity").main
+            swapped = [self.lexicon.swap(text, found) for text, (_, _, _, found) in zip(plain, sentences)]
+            both = self.toxicity.score(plain + swapped)
+            gaps = [abs(_top(both[k], main) - _top(both[k + len(plain)], main)) for k in range(len(plain))]
+        for (i, a, b, found), scores, gap in zip(sentences, bias, gaps):
+            result = out[i]
+            if scores["bias"] > result.scores.get("bias", -1.0):
+                result.scores.update(scores)
+                result.evidence["bias_span"] = [a, b]  # the most biased sentence
+            result.scores["bias.counterfactual_gap"] = round(
+                max(gap, result.scores.get("bias.counterfactual_gap", 0)), 4
+            )
+            groups = result.evidence.setdefault("groups", [])
+            groups.extend(term for term in dict.fromkeys(m.term for m in found) if term not in groups)
+
+
+class Entities(Member):
+    """Named entities: spans as evidence (`entities`), which `entities` rules read; no score."""
+
+    Spec = EntitySpec
+    scores = False
+
+    def open(self, device: str) -> None:
+        self.recognizer = EntityRecognizer(self.spec)
+        self.recognizer.open()  # a CPU pipeline: spaCy's small models are built for it
+
+    def score(self, texts: Sequence[str], out: list[TextScores]) -> None:
+        for result, entities in zip(out, self.recognizer.find(texts)):
+            if entities:
+                result.evidence["entities"] = [list(span) for span in entities]
+
+
+# The scorers, in the order they run (bias shares toxicity's model). Names are the YAML sections,
+# LLM_AUDIT_SCORERS entries and score-rule `scorer` values.
+SCORERS: dict[str, type[Member]] = {"toxicity": Classifier, "bias": GroupBias, "entities": Entities}
+SCORER_NAMES = tuple(SCORERS)
+
+if TYPE_CHECKING:
+    ScorersConfig = ScorersConfigBase
+else:  # a section per registered scorer, as a model of its own: it validates, and pickles by name
+    ScorersConfig = create_model(
+        "ScorersConfig",
+        __base__=ScorersConfigBase,
+        __module__=__name__,
+        **{name: (member.Spec | None, None) for name, member in SCORERS.items()},
+    )
+
+
 class ScorerSuite:
     """Runs the enabled scorers over a batch of texts: one forward pass per model per batch."""
 
     def __init__(self, config: ScorersConfig, enabled: Sequence[str] | None = None, device: str = "auto"):
         if enabled is None:  # every scorer the config configures
-            enabled = [name for name in SCORER_NAMES if getattr(config, name) is not None]
-        unknown = [name for name in enabled if name not in SCORER_NAMES]
+            enabled = [name for name in SCORERS if config.section(name) is not None]
+        unknown = [name for name in enabled if name not in SCORERS]
         if unknown:
-            raise ScorerError(f"unknown scorers {unknown}; valid: {', '.join(SCORER_NAMES)}")
-        missing = [name for name in enabled if getattr(config, name) is None]
+            raise ScorerError(f"unknown scorers {unknown}; valid: {', '.join(SCORERS)}")
+        missing = [name for name in enabled if config.section(name) is None]
         if missing:
             raise ScorerError(f"scorers {missing} are enabled but not configured in the scorers config")
-        self.config, self.enabled, self.requested_device = config, tuple(enabled), device
-        self._toxicity: Scorer | None = None
-        self._bias: Scorer | None = None
-        self._lexicon: GroupLexicon | None = None
-        self._entities: EntityRecognizer | None = None
+        self.config, self.requested_device = config, device
+        self.enabled = tuple(name for name in SCORERS if name in enabled)  # registry order: models are shared
+        self._members = [SCORERS[name](name, config.section(name), self) for name in self.enabled]
+        self._models: dict[str, Scorer] = {}
 
     def open(self) -> None:
         with _OPEN_LOCK:
-            self._open()
+            self.device = pick_device(self.requested_device)
+            for member in self._members:
+                member.open(self.device)
 
-    def _open(self) -> None:
-        self.device = pick_device(self.requested_device)
-        bias = self.config.bias if "bias" in self.enabled else None
-        needs_toxicity = "toxicity" in self.enabled or (bias is not None and bias.counterfactual)
-        if needs_toxicity and self.config.toxicity is not None:  # configured: checked in __init__ and the config
-            self._toxicity = self.config.toxicity.build()
-            self._toxicity.open(self.device)
-        if bias is not None:
-            self._bias = bias.build()
-            self._bias.open(self.device)
-            self._lexicon = default_lexicon()
-        if "entities" in self.enabled and self.config.entities is not None:
-            self._entities = EntityRecognizer(self.config.entities)
-            self._entities.open()  # a CPU pipeline: spaCy's small models are built for it
+    def model(self, name: str) -> Scorer:
+        """The backend model of section `name`, opened once and shared by the members that use it."""
+        if name not in self._models:
+            scorer = self.config.section(name).build()
+            scorer.open(self.device)
+            self._models[name] = scorer
+        return self._models[name]
 
     @property
     def entities_model(self) -> str | None:
         """The NER pipeline and its version, once open."""
-        return self._entities.model if self._entities is not None else None
+        return next((m.recognizer.model for m in self._members if isinstance(m, Entities)), None)
 
     def score(self, texts: Sequence[str]) -> list[TextScores]:
         out = [TextScores() for _ in texts]
-        spec, toxicity = self.config.toxicity, self._toxicity
-        if "toxicity" in self.enabled and spec is not None and toxicity is not None:  # enabled: configured and open
-            if spec.granularity == "text":
-                for result, scores in zip(out, toxicity.score(texts)):
-                    result.scores.update(_named("toxicity", scores, spec.main))
-            else:
-                spans = [
-                    (i, m.start(), m.end())
-                    for i, text in enumerate(texts)
-                    for m in _SENTENCE.finditer(text)
-                    if m.group().strip()
-                ]
-                per_sentence = toxicity.score([texts[i][a:b] for i, a, b in spans])
-                for (i, a, b), sentence in zip(spans, per_sentence):
-                    named = _named("toxicity", sentence, spec.main)
-                    result = out[i]
-                    if named["toxicity"] > result.scores.get("toxicity", -1.0):
-                        result.evidence["toxicity_span"] = [a, b]  # the most toxic sentence
-                    for label, value in named.items():  # max-pool every label over the sentences
-                        result.scores[label] = max(value, result.scores.get(label, 0.0))
-        if self._bias is not None:
-            self._score_bias(texts, out)
-        if self._entities is not None:
-            for result, entities in zip(out, self._entities.find(texts)):
-                if entities:
-                    result.evidence["entities"] = [list(span) for span in entities]
+        for member in self._members:
+            member.score(texts, out)
         return out
 
     def score_events(self, events: Sequence) -> list[tuple[dict, dict]]:
@@ -185,40 +291,6 @@ class ScorerSuite:
             if result.evidence:
                 out[i][1][field_name] = result.evidence
         return out
-
-    def _score_bias(self, texts: Sequence[str], out: list[TextScores]) -> None:
-        # The classifier learnt from single sentences and comments: score each sentence that
-        # names a group, so a stereotype is not diluted by the rest of a long response.
-        spec, model, lexicon = self.config.bias, self._bias, self._lexicon
-        if spec is None or model is None or lexicon is None:  # bias is not enabled
-            return
-        sentences: list[tuple[int, int, int, list[Mention]]] = []  # (text, start, end, mentions)
-        for i, text in enumerate(texts):
-            for m in _SENTENCE.finditer(text):
-                found = lexicon.mentions(m.group())
-                if found:
-                    sentences.append((i, m.start(), m.end(), found))
-        if not sentences:
-            return
-        plain = [texts[i][a:b] for i, a, b, _ in sentences]
-        bias = [_named("bias", scores, spec.main) for scores in model.score(plain)]
-        gaps = [0.0] * len(sentences)
-        toxicity_spec, toxicity = self.config.toxicity, self._toxicity
-        if spec.counterfactual and toxicity_spec is not None and toxicity is not None:  # the config requires both
-            main = toxicity_spec.main
-            swapped = [lexicon.swap(text, found) for text, (_, _, _, found) in zip(plain, sentences)]
-            both = toxicity.score(plain + swapped)
-            gaps = [abs(_top(both[k], main) - _top(both[k + len(plain)], main)) for k in range(len(plain))]
-        for (i, a, b, found), scores, gap in zip(sentences, bias, gaps):
-            result = out[i]
-            if scores["bias"] > result.scores.get("bias", -1.0):
-                result.scores.update(scores)
-                result.evidence["bias_span"] = [a, b]  # the most biased sentence
-            result.scores["bias.counterfactual_gap"] = round(
-                max(gap, result.scores.get("bias.counterfactual_gap", 0)), 4
-            )
-            groups = result.evidence.setdefault("groups", [])
-            groups.extend(term for term in dict.fromkeys(m.term for m in found) if term not in groups)
 
 
 def _top(scores: LabelScores, labels: list[str]) -> float:
