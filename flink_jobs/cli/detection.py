@@ -23,7 +23,7 @@ from udfs.scorers.suite import DEFAULT_CONFIG as DEFAULT_SCORERS
 
 def scan(
     input: Path = typer.Option(Path("-"), "--input", "-i", help="JSON-lines audit events; '-' reads stdin."),
-    rules: Path = typer.Option(Path("rules/default.yaml"), "--rules", "-r", help="Rules file."),
+    rules: Path = typer.Option(Path("rules/default.yaml"), "--rules", "-r", help="Rules file or directory."),
     scores: bool = typer.Option(
         False, "--scores", help="Also run the model scorers (score rules need them); prints one scores line per event."
     ),
@@ -77,7 +77,7 @@ def _scan_batch(engine: RuleEngine, suite: ScorerSuite | None, events: list) -> 
 
 
 def evaluate(
-    rules: Path = typer.Option(Path("rules/default.yaml"), "--rules", "-r", help="Rules file."),
+    rules: Path = typer.Option(Path("rules/default.yaml"), "--rules", "-r", help="Rules file or directory."),
     per_entity: int = typer.Option(200, "--n", min=10, help="Positive cases per entity (4x as many hard negatives)."),
     seed: int = typer.Option(13, "--seed"),
     split: str = typer.Option("test", help="Split of the third-party data: test (the measurement) or train."),

@@ -53,7 +53,9 @@ def replay(
         ..., "--from", help="First Kafka record time to re-audit: ISO 8601 (UTC if no zone) or epoch ms."
     ),
     end: str = typer.Option(..., "--to", help="End of the range (exclusive)."),
-    rules: Path = typer.Option(..., "--rules", "-r", exists=True, dir_okay=False, help="The ruleset to audit with."),
+    rules: Path = typer.Option(
+        ..., "--rules", "-r", exists=True, help="The ruleset to audit with: a file or a directory."
+    ),
     collection: str | None = typer.Option(
         None,
         help="MongoDB collection of the results (default: replay_<time>); "
