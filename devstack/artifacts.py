@@ -20,6 +20,8 @@ from udfs.cache import cache_dir  # the one cache directory; devstack's callers 
 KAFKA_VERSION = "4.2.0"
 FLINK_KAFKA_CONNECTOR_VERSION = "5.0.0-2.2"
 FLINK_VERSION = "2.3.0"  # apache-flink, pinned in pyproject.toml
+# The Parquet writer needs Hadoop's configuration classes: the shaded client, its dependencies relocated.
+HADOOP_VERSION = "3.4.1"
 INFLUXDB_VERSION = "v1.8.10"
 
 HERE = Path(__file__).resolve().parent
@@ -53,12 +55,12 @@ def kafka_libs() -> Path:
     ))
 
 
-def _flink_jar(artifact: str, version: str) -> Path:
-    """org.apache.flink:<artifact>:<version> from Maven Central, cached by version."""
+def _flink_jar(artifact: str, version: str, group: str = "org.apache.flink") -> Path:
+    """<group>:<artifact>:<version> from Maven Central, cached by version."""
     name = f"{artifact}-{version}"
     target = cache_dir() / name
     cached(target, f"{name}.jar (Maven Central)", lambda tmp: mvn(
-        "dependency:copy", f"-Dartifact=org.apache.flink:{artifact}:{version}", f"-DoutputDirectory={tmp}",
+        "dependency:copy", f"-Dartifact={group}:{artifact}:{version}", f"-DoutputDirectory={tmp}",
     ))
     return target / f"{name}.jar"
 
@@ -71,6 +73,15 @@ def flink_kafka_connector_jar() -> Path:
 def flink_metrics_influxdb_jar() -> Path:
     """Flink's InfluxDB metrics reporter (flink-metrics-influxdb) for the pinned Flink, resolved on first use."""
     return _flink_jar("flink-metrics-influxdb", FLINK_VERSION)
+
+
+def archive_jars() -> list[Path]:
+    """What the job's Parquet archive needs: Flink's Parquet format and Hadoop's shaded client."""
+    return [
+        _flink_jar("flink-sql-parquet", FLINK_VERSION),
+        *(_flink_jar(artifact, HADOOP_VERSION, "org.apache.hadoop")
+          for artifact in ("hadoop-client-api", "hadoop-client-runtime")),
+    ]
 
 
 def flink_lib_dir() -> Path:
@@ -132,6 +143,7 @@ def ensure_all() -> None:
     kafka_libs()
     flink_kafka_connector_jar()
     flink_metrics_influxdb_jar()
+    archive_jars()
     ferretdb_binary()
     influxd_binary()
 

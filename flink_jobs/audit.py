@@ -10,7 +10,16 @@ from pyflink.datastream.functions import BroadcastProcessFunction, RuntimeContex
 from pyflink.datastream.state import MapStateDescriptor
 
 from flink_jobs.pyflink_internals import epoch_ms
-from flink_jobs.records import BUCKETED, SEQUENCE_BUCKETS, SequenceHit, audited_row, bucketed
+from flink_jobs.records import (
+    ARCHIVED,
+    BUCKETED,
+    SEQUENCE_BUCKETS,
+    SequenceHit,
+    archived_row,
+    audited_row,
+    bucketed,
+)
+from udfs.archive import TextCipher, TextMode, archive_record
 from udfs.engine import RuleEngine, sequence_hits
 from udfs.events import AuditEvent, EventError, dead_letter, parse_event
 from udfs.findings import violation_context, violation_document
@@ -26,6 +35,8 @@ VIOLATIONS = OutputTag("violations", BUCKETED)
 RULE_CHANGES = OutputTag("rule-changes", BUCKETED)
 # A BUCKETED hit (a SequenceHit) per sequence-rule hit, and a tick (None) per bucket (see SequenceRules).
 SEQUENCE_HITS = OutputTag("sequence-hits", BUCKETED)
+# An ARCHIVED row per valid event, for the Parquet archive.
+ARCHIVE = OutputTag("archive", ARCHIVED)
 # ruleset name -> the accepted push record (JSON); restored from checkpoints like any state.
 ACTIVE_RULES = MapStateDescriptor("active-rules", Types.STRING(), Types.STRING())
 
@@ -50,7 +61,8 @@ class AuditEvents(BroadcastProcessFunction):
 
     - parse and validate: anything invalid -> DEAD_LETTERS, with its reason;
     - rules: each violation document -> VIOLATIONS, hits of sequence rules -> SEQUENCE_HITS;
-    - windows: the event's AUDITED row on the main output, for the windows in Flink SQL.
+    - windows: the event's AUDITED row on the main output, for the windows in Flink SQL;
+    - archive (with `archive`): the event's ARCHIVED row -> ARCHIVE.
 
     Starts with the ruleset the job was submitted with; a valid push on the rules topic replaces
     it at once (broadcast state, no restart); an invalid one is rejected and the last good set
@@ -58,20 +70,29 @@ class AuditEvents(BroadcastProcessFunction):
     """
 
     def __init__(
-        self, initial: RuleSet, ruleset_name: str, store_raw_text: bool, scorers: tuple[str, ...], buckets: int
+        self,
+        initial: RuleSet,
+        ruleset_name: str,
+        store_raw_text: bool,
+        scorers: tuple[str, ...],
+        buckets: int,
+        archive: tuple[TextMode, str | None] | None = None,
     ):
         self._initial, self._name, self._store_raw_text = initial, ruleset_name, store_raw_text
         self._scorers, self._buckets = scorers, buckets  # of the writers
+        self._archive = archive  # (text mode, base64 key for encrypted text), or None: no archive rows
         self._engine: RuleEngine | None = None
 
     def open(self, runtime_context: RuntimeContext):
         self._engine = None  # built on first use, from restored state if there is one
         self._ticked = False  # each sequence bucket gets a tick from the first event (SequenceRules)
+        key = self._archive and self._archive[1]
+        self._cipher = TextCipher.from_base64(key) if key else None
 
     def _use(self, ruleset: RuleSet) -> RuleEngine:
         engine = RuleEngine(ruleset)
         engine.open()
-        self._engine = engine
+        self._engine, self._rules_hash = engine, ruleset.content_hash()
         return engine
 
     def process_element(self, value: Row | Scored, ctx: BroadcastProcessFunction.ReadOnlyContext):
@@ -98,6 +119,9 @@ class AuditEvents(BroadcastProcessFunction):
         for rule, key in sequence_hits(engine.sequence_rules, event, findings):
             hit = SequenceHit(rule.id, key, event.timestamp, rule, event.event_id, violation_context(event))
             yield SEQUENCE_HITS, bucketed(f"{rule.id}|{key}", hit, SEQUENCE_BUCKETS)
+        if self._archive:
+            record = archive_record(event, findings, scores, self._rules_hash, self._archive[0], self._cipher)
+            yield ARCHIVE, archived_row(record)
         yield audited_row(event, findings, scores)
 
     def process_broadcast_element(self, value: str, ctx: BroadcastProcessFunction.Context):

@@ -27,7 +27,8 @@ from pyflink.datastream.connectors.kafka import (
 from pyflink.table import DataTypes, Schema, StreamTableEnvironment, Table
 from pyflink.table.expressions import col
 
-from flink_jobs.audit import ACTIVE_RULES, DEAD_LETTERS, RULE_CHANGES, SEQUENCE_HITS, VIOLATIONS, AuditEvents
+from flink_jobs.archive import write_archive
+from flink_jobs.audit import ACTIVE_RULES, ARCHIVE, DEAD_LETTERS, RULE_CHANGES, SEQUENCE_HITS, VIOLATIONS, AuditEvents
 from flink_jobs.batching import BufferedWrite, ScoreEvents
 from flink_jobs.offsets import client_config, committed_offsets, offsets_span
 from flink_jobs.pyflink_internals import (
@@ -67,6 +68,7 @@ class AuditOutputs:
     dead_letters: DataStream  # DLQ JSON strings
     rule_changes: DataStream  # rule_changes documents: every push seen, accepted or rejected
     anomalies: DataStream  # anomaly documents: metric, observed, baseline, deviation, score, window
+    archive: DataStream | None  # ARCHIVED rows, one per valid event (with settings.archive_dir)
 
 
 # The event's own time where SQL can read one (epoch ms, or RFC 3339 with Z or an offset), else the
@@ -259,10 +261,16 @@ def build_pipeline(events: Table, pushes: DataStream, settings: AuditJobSettings
             )
     else:
         audit_input = timed_events(events)
+    archive = None
+    if settings.archive_dir and "archive" in settings.outputs:
+        key = settings.archive_key.get_secret_value() if settings.archive_key else None
+        archive = (settings.archive_text, key if settings.archive_text == "encrypted" else None)
     audit = (
         audit_input.connect(pushes.broadcast(ACTIVE_RULES))
         .process(
-            AuditEvents(ruleset, settings.ruleset_name, settings.store_raw_text, tuple(settings.scorers), buckets),
+            AuditEvents(
+                ruleset, settings.ruleset_name, settings.store_raw_text, tuple(settings.scorers), buckets, archive
+            ),
             AUDITED,
         )
         .uid("audit")
@@ -315,6 +323,7 @@ def build_pipeline(events: Table, pushes: DataStream, settings: AuditJobSettings
         dead_letters=dead_letters,
         rule_changes=side_output(audit, RULE_CHANGES),
         anomalies=anomalies,
+        archive=side_output(audit, ARCHIVE) if archive else None,
     )
 
 
@@ -497,6 +506,8 @@ def build_job(settings: AuditJobSettings, between_ms: tuple[int, int] | None = N
         )
     if "dead_letters" in settings.outputs:
         out.dead_letters.sink_to(dlq_sink(settings)).uid("dlq").name("dead-letter queue")
+    if out.archive is not None and settings.archive_dir:
+        write_archive(out.archive, settings.archive_dir)
     return env
 
 

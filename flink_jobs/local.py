@@ -44,7 +44,9 @@ def local_job_settings(**overrides) -> AuditJobSettings:
     database, _, policy = settings.influx_bucket.partition("/")
     local = {
         "python_executable": settings.python_executable or sys.executable,
-        "pipeline_jars": settings.pipeline_jars or [artifacts.flink_kafka_connector_jar().as_uri()],
+        "pipeline_jars": settings.pipeline_jars
+        or [jar.as_uri() for jar in (artifacts.flink_kafka_connector_jar(), *artifacts.archive_jars())],
+        "archive_dir": settings.archive_dir or (cache_dir() / "archive").as_uri(),
         "checkpoint_dir": settings.checkpoint_dir or (cache_dir() / "checkpoints").as_uri(),
         # Flink's own metrics (checkpoints, throughput, Kafka lag) beside the job's: the pipeline dashboard.
         "flink_config": {

@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 from pyflink.common import Row, Types
 
+from udfs.archive import COLUMNS, FINDING_COLUMNS, PARTITION_COLUMNS
 from udfs.findings import Finding
 from udfs.rules import SCORERS, Rule
 
@@ -87,3 +88,30 @@ def audited_row(event, findings: list[Finding], scores: dict) -> Row:
 def sequence_row(tenant: str, model: str, time_ms: int, finding: Finding) -> Row:
     """A fired sequence rule's violation, for the `violations` points of its window."""
     return Row(tenant, model, time_ms, 0, 0, _rule_key(finding), None, 0, 0.0, None, *(None for _ in SCORERS))
+
+
+# The archive's rows (udfs.archive.archive_record), typed so that Flink SQL's Parquet writer can take them.
+_SQL_TYPES = {
+    "STRING": Types.STRING(),
+    "INT": Types.INT(),
+    "BIGINT": Types.LONG(),
+    "DOUBLE": Types.DOUBLE(),
+    "BYTES": Types.PRIMITIVE_ARRAY(Types.BYTE()),
+}
+_FINDING = Types.ROW_NAMED(list(FINDING_COLUMNS), [_SQL_TYPES[kind] for kind in FINDING_COLUMNS.values()])
+_ARCHIVE_COLUMNS = {**COLUMNS, **PARTITION_COLUMNS}
+ARCHIVED = Types.ROW_NAMED(
+    list(_ARCHIVE_COLUMNS),
+    [
+        Types.OBJECT_ARRAY(_FINDING) if name == "findings" else _SQL_TYPES[kind]
+        for name, kind in _ARCHIVE_COLUMNS.items()
+    ],
+)
+_FINDINGS_AT = list(_ARCHIVE_COLUMNS).index("findings")
+
+
+def archived_row(record: tuple) -> Row:
+    """An archive_record as its ARCHIVED row (nested rows are Row objects too)."""
+    values = list(record)
+    values[_FINDINGS_AT] = [Row(*finding) for finding in values[_FINDINGS_AT]]
+    return Row(*values)

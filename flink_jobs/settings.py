@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from udfs.archive import TextCipher
 from udfs.scorers.suite import DEFAULT_CONFIG as DEFAULT_SCORERS_CONFIG
 
 
@@ -110,15 +111,27 @@ class AuditJobSettings(BaseSettings):
     metrics_window_s: int = Field(default=10, ge=1)
     """LLM_AUDIT_METRICS_WINDOW_S: event-time window of the per-tenant, per-model counters."""
 
+    # Archive (docs/archive.md)
+    archive_dir: str | None = None
+    """LLM_AUDIT_ARCHIVE_DIR: where every valid event is archived once, as Parquet under date=YYYY-MM-DD/tenant=T/
+    (file:///..., s3a://...); files are committed at checkpoints. Unset: no archive."""
+    archive_text: Literal["redacted", "none", "encrypted"] = "redacted"
+    """LLM_AUDIT_ARCHIVE_TEXT: the prompt and response in the archive: redacted (every finding's span masked),
+    none (spans and snippets only), or encrypted (redacted, plus the raw text under AES-GCM with the archive key)."""
+    archive_key: SecretStr | None = None
+    """LLM_AUDIT_ARCHIVE_KEY: base64 of a 32-byte AES key, for archive_text=encrypted; its id is stored in every row."""
+
     # Sinks
-    outputs: list[Literal["violations", "rule_changes", "anomalies", "metrics", "dead_letters"]] = [
+    outputs: list[Literal["violations", "rule_changes", "anomalies", "metrics", "dead_letters", "archive"]] = [
         "violations",
         "rule_changes",
         "anomalies",
         "metrics",
         "dead_letters",
+        "archive",
     ]
-    """LLM_AUDIT_OUTPUTS: JSON list of what the job writes (`llm-audit replay` writes violations only)."""
+    """LLM_AUDIT_OUTPUTS: JSON list of what the job writes (`llm-audit replay` writes violations only);
+    the archive needs LLM_AUDIT_ARCHIVE_DIR too."""
     sink_batch_size: int = Field(default=500, ge=1)
     """LLM_AUDIT_SINK_BATCH_SIZE: documents or points per MongoDB bulk write / InfluxDB request."""
     sink_max_wait_ms: int = Field(default=200, ge=1)
@@ -167,6 +180,14 @@ class AuditJobSettings(BaseSettings):
                 f"kafka_security_protocol={self.kafka_security_protocol} needs LLM_AUDIT_KAFKA_SASL_USERNAME "
                 "and LLM_AUDIT_KAFKA_SASL_PASSWORD"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _encrypted_archive_needs_a_key(self) -> AuditJobSettings:
+        if self.archive_text == "encrypted":
+            if self.archive_key is None:
+                raise ValueError("archive_text=encrypted needs LLM_AUDIT_ARCHIVE_KEY (base64 of 32 random bytes)")
+            TextCipher.from_base64(self.archive_key.get_secret_value())  # names what is wrong with it
         return self
 
 

@@ -10,7 +10,7 @@ from flink_jobs.settings import load_settings
 
 
 @pytest.fixture
-def isolated_job(stack_settings, run_id):
+def isolated_job(stack_settings, run_id, tmp_path_factory):
     """Factory of job settings on the local stack with this test's own topics and databases."""
     made = []
 
@@ -25,6 +25,7 @@ def isolated_job(stack_settings, run_id):
             "mongo_database": f"llm_audit_{prefix}_{run_id}",
             "influx_url": stack_settings.influx_url,
             "influx_bucket": f"llm_audit_{prefix}_{run_id}/autogen",
+            "archive_dir": tmp_path_factory.mktemp(f"archive-{prefix}").as_uri(),
             "checkpoint_interval_ms": 1000,
             "restart_attempts": 0,  # a failing job fails the test instead of restarting
             "bounded": True,

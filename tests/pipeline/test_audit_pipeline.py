@@ -323,3 +323,45 @@ def test_the_anomaly_windows_flink_sql_sums_equal_the_plain_python_definition_of
     rate_categories = tuple(c for c in CATEGORIES if c != "anomaly")
     for key, acc in expected.items():
         assert got[key] == pytest.approx(acc.metrics(rate_categories), rel=1e-9), key
+
+
+def test_the_archive_row_of_each_valid_event_masks_its_findings_and_encrypts_the_raw_text(violations):
+    import base64
+
+    from pydantic import SecretStr
+
+    from udfs.archive import COLUMNS, PARTITION_COLUMNS, TextCipher, archive_date
+
+    key = base64.b64encode(bytes(range(32))).decode()
+    settings = FAST.model_copy(update={"archive_dir": "file:///unused", "archive_text": "encrypted",
+                                       "archive_key": SecretStr(key)})
+    env = create_env(settings)
+    out = build_pipeline(event_table(env, [s.value for s in SAMPLES], settings),
+                         env.from_collection([], type_info=Types.STRING()), settings, RULES)
+    rows = [dict(zip([*COLUMNS, *PARTITION_COLUMNS], row)) for row in out.archive.execute_and_collect("archive")]
+
+    assert sorted(r["event_id"] for r in rows) == sorted(t["event_id"] for t in VALID)  # each valid event once
+    raw = {e["event_id"]: e for e in (json.loads(s.value) for s in SAMPLES if not s.malformed)}
+    cipher = TextCipher.from_base64(key)
+    spans = Counter()
+    for row in rows:
+        event = raw[row["event_id"]]
+        assert (row["tenant"], row["date"]) == (event["tenant"], archive_date(row["timestamp_ms"]))
+        assert row["rules_hash"] == RULES.content_hash() and row["key_id"] == cipher.key_id
+        for field in ("prompt", "response"):
+            text, shown = event.get(field), row[field]
+            assert cipher.decrypt(bytes(row[f"{field}_encrypted"]), row["event_id"], field) == text
+            assert len(shown) == len(text)
+            masked = {i for f in row["findings"] if f["field"] == field for i in range(f["start"], f["end"])}
+            # Every finding's span is masked (its first two characters kept), everything else is as sent.
+            assert all(shown[i] == text[i] for i in range(len(text)) if i not in masked)
+            for f in (f for f in row["findings"] if f["field"] == field and f["end"] - f["start"] > 4):
+                assert shown[f["start"] + 2:f["end"]] == "*" * (f["end"] - f["start"] - 2)
+                spans[f["rule_id"]] += 1
+    # The same findings as the violations the job stores: the rules' (`violations` ran other scorers; sequence
+    # rules fire later, in the violations only).
+    ruled = {"pii", "secret", "prompt_injection", "prohibited_content", "policy"}
+    stored = Counter(v["rule_id"] for v in violations if v["category"] in ruled and v["rule_id"] != "injection.repeated")
+    archived = Counter(f["rule_id"] for row in rows for f in row["findings"] if f["category"] in ruled)
+    assert archived == stored and spans["pii.email"] > 20
+    assert sum(r["toxicity"] is not None for r in rows) == len(rows)

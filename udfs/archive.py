@@ -1,0 +1,171 @@
+"""The archive's rows: every valid audit event once, with its findings, scores, tokens and cost.
+
+The text is kept as the archive's `text` mode says (docs/archive.md):
+- redacted: each finding's span masked in place (same length, so every span still points at its text);
+- none: no text at all, only the findings' spans and redacted snippets;
+- encrypted: the redacted text, and the raw text encrypted with AES-GCM (the key's id in every row).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Literal
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from udfs.findings import Finding, redact
+from udfs.rules import SCORERS
+
+if TYPE_CHECKING:
+    from udfs.events import AuditEvent
+
+ARCHIVE_SCHEMA_VERSION = 1
+TextMode = Literal["redacted", "none", "encrypted"]
+TEXT_MODES: tuple[str, ...] = ("redacted", "none", "encrypted")
+
+# Flink SQL types; the Parquet files hold these columns in this order, then the partition columns.
+FINDING_COLUMNS: dict[str, str] = {
+    "rule_id": "STRING",
+    "rule_version": "INT",
+    "category": "STRING",
+    "severity": "STRING",
+    "entity": "STRING",
+    "field": "STRING",
+    "start": "INT",
+    "end": "INT",
+    "score": "DOUBLE",
+    "snippet": "STRING",
+    "why": "STRING",
+}
+COLUMNS: dict[str, str] = {
+    "schema_version": "INT",
+    "event_id": "STRING",
+    "timestamp_ms": "BIGINT",
+    "application": "STRING",
+    "model": "STRING",
+    "model_version": "STRING",
+    "user_id": "STRING",
+    "session_id": "STRING",
+    "prompt": "STRING",
+    "response": "STRING",
+    "prompt_encrypted": "BYTES",
+    "response_encrypted": "BYTES",
+    "key_id": "STRING",
+    "findings": "ARRAY<ROW<" + ", ".join(f"`{name}` {kind}" for name, kind in FINDING_COLUMNS.items()) + ">>",
+    **{scorer: "DOUBLE" for scorer in SCORERS},  # the highest score of the event's texts
+    "prompt_tokens": "INT",
+    "completion_tokens": "INT",
+    "cost_usd": "DOUBLE",
+    "latency_ms": "DOUBLE",
+    "metadata": "STRING",  # JSON
+    "rules_hash": "STRING",  # content hash of the ruleset that produced the findings
+}
+# Hive-style directories date=YYYY-MM-DD/tenant=T/ (the event's UTC date).
+PARTITION_COLUMNS: dict[str, str] = {"date": "STRING", "tenant": "STRING"}
+TEXT_FIELDS = ("prompt", "response")
+
+
+class ArchiveKeyError(ValueError):
+    """An archive key that is not base64 of 16, 24 or 32 bytes, or that does not open a row."""
+
+
+class TextCipher:
+    """AES-GCM of one text field of one event; the event id and field are bound as associated data, so a
+    ciphertext moved to another row or field does not decrypt."""
+
+    def __init__(self, key: bytes):
+        if len(key) not in (16, 24, 32):
+            raise ArchiveKeyError(f"an archive key is 16, 24 or 32 bytes (AES-128/192/256), not {len(key)}")
+        self._aead = AESGCM(key)
+        self.key_id = hashlib.sha256(b"llm-audit archive key:" + key).hexdigest()[:16]
+
+    @classmethod
+    def from_base64(cls, value: str) -> TextCipher:
+        try:
+            key = base64.b64decode(value, validate=True)
+        except binascii.Error:
+            raise ArchiveKeyError(
+                "the archive key is not base64; make one with: python -c 'import os, base64; "
+                "print(base64.b64encode(os.urandom(32)).decode())'"
+            ) from None
+        return cls(key)
+
+    def encrypt(self, text: str, event_id: str, field: str) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + self._aead.encrypt(nonce, text.encode(), f"{event_id}\0{field}".encode())
+
+    def decrypt(self, blob: bytes, event_id: str, field: str) -> str:
+        try:
+            return self._aead.decrypt(blob[:12], blob[12:], f"{event_id}\0{field}".encode()).decode()
+        except InvalidTag:
+            raise ArchiveKeyError(f"event {event_id!r} {field}: wrong key or tampered ciphertext") from None
+
+
+def redacted_text(text: str, field: str, findings: list[Finding]) -> str:
+    """`text` with the spans of the findings on `field` masked in place (length kept)."""
+    chars = list(text)
+    for finding in findings:
+        if finding.field == field and 0 <= finding.start < finding.end <= len(text):
+            chars[finding.start : finding.end] = redact(text[finding.start : finding.end])
+    return "".join(chars)
+
+
+def archive_date(timestamp_ms: int) -> str:
+    return datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC).strftime("%Y-%m-%d")
+
+
+def archive_record(
+    event: AuditEvent,
+    findings: list[Finding],
+    scores: dict,
+    rules_hash: str,
+    text: TextMode = "redacted",
+    cipher: TextCipher | None = None,
+) -> tuple:
+    """The event's archive row: the values of COLUMNS then PARTITION_COLUMNS, in order.
+
+    scores: {field: {scorer: score}} as the scorers give them; the highest of each scorer counts.
+    """
+    if text == "encrypted" and cipher is None:
+        raise ArchiveKeyError("archive text mode 'encrypted' needs a key (LLM_AUDIT_ARCHIVE_KEY)")
+    texts = {field: getattr(event, field) for field in TEXT_FIELDS}
+    shown = {
+        field: None if value is None or text == "none" else redacted_text(value, field, findings)
+        for field, value in texts.items()
+    }
+    sealed = {
+        field: cipher.encrypt(value, event.event_id, field) if cipher and text == "encrypted" and value else None
+        for field, value in texts.items()
+    }
+    top = [max((s[scorer] for s in scores.values() if scorer in s), default=None) for scorer in SCORERS]
+    return (
+        ARCHIVE_SCHEMA_VERSION,
+        event.event_id,
+        event.timestamp,
+        event.application,
+        event.model,
+        event.model_version,
+        event.user_id,
+        event.session_id,
+        shown["prompt"],
+        shown["response"],
+        sealed["prompt"],
+        sealed["response"],
+        cipher.key_id if cipher and text == "encrypted" else None,
+        [tuple(getattr(f, name) for name in FINDING_COLUMNS) for f in findings],
+        *top,
+        event.prompt_tokens,
+        event.completion_tokens,
+        event.cost_usd,
+        event.latency_ms,
+        None if event.metadata is None else json.dumps(event.metadata, sort_keys=True, default=str),
+        rules_hash,
+        archive_date(event.timestamp),
+        event.tenant,
+    )
