@@ -9,7 +9,12 @@ shaded client (the Parquet writer's configuration classes), see devstack.artifac
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
+import duckdb
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 from pyflink.datastream import DataStream
 from pyflink.table import StreamTableEnvironment
 
@@ -38,3 +43,50 @@ def write_archive(rows: DataStream, path: str) -> None:
     statements = t_env.create_statement_set()
     statements.add_insert(name, t_env.from_data_stream(rows))
     statements.attach_as_datastream()
+
+
+def archive_fs(path: str) -> tuple[pafs.FileSystem, str]:
+    """The filesystem of an archive URI (file://, s3://; Flink's s3a:// and s3p:// are S3 too) and the
+    archive's root in it."""
+    for scheme in ("s3a://", "s3p://"):
+        if path.startswith(scheme):
+            path = "s3://" + path.removeprefix(scheme)
+    if "://" not in path:
+        path = Path(path).resolve().as_uri()
+    return pafs.FileSystem.from_uri(path.rstrip("/"))
+
+
+def _committed(name: str) -> bool:
+    return name.startswith("part-")  # in-progress files and an erasure's rewrites are hidden (.name)
+
+
+_ARROW_TYPES = {
+    "STRING": pa.string(),
+    "INT": pa.int32(),
+    "BIGINT": pa.int64(),
+    "DOUBLE": pa.float64(),
+    "BYTES": pa.binary(),
+}
+ARCHIVE_SCHEMA = pa.schema([(name, _ARROW_TYPES[kind]) for name, kind in {**COLUMNS, **PARTITION_COLUMNS}.items()])
+
+
+def archive_dataset(path: str) -> ds.Dataset:
+    """The archive's committed files as a dataset (partition columns `date` and `tenant`, strings); an
+    archive with no files yet is an empty one."""
+    fs, root = archive_fs(path)
+    partitioning = ds.partitioning(pa.schema([(name, pa.string()) for name in PARTITION_COLUMNS]), flavor="hive")
+    files = [
+        info.path
+        for info in fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
+        if info.type == pafs.FileType.File and _committed(info.base_name)
+    ]
+    return ds.dataset(
+        files, ARCHIVE_SCHEMA, filesystem=fs, format="parquet", partitioning=partitioning, partition_base_dir=root
+    )
+
+
+def read_archive(path: str, connection: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyRelation:
+    """The archive as a DuckDB relation, on any filesystem pyarrow reads (DuckDB's own S3 support is an
+    extension it would download at run time)."""
+    connection = connection or duckdb.connect()
+    return connection.from_arrow(archive_dataset(path))

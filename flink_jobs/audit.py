@@ -15,7 +15,6 @@ from flink_jobs.records import (
     BUCKETED,
     SEQUENCE_BUCKETS,
     SequenceHit,
-    archived_row,
     audited_row,
     bucketed,
 )
@@ -121,7 +120,7 @@ class AuditEvents(BroadcastProcessFunction):
             yield SEQUENCE_HITS, bucketed(f"{rule.id}|{key}", hit, SEQUENCE_BUCKETS)
         if self._archive:
             record = archive_record(event, findings, scores, self._rules_hash, self._archive[0], self._cipher)
-            yield ARCHIVE, archived_row(record)
+            yield ARCHIVE, Row(*record)
         yield audited_row(event, findings, scores)
 
     def process_broadcast_element(self, value: str, ctx: BroadcastProcessFunction.Context):

@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 from pyflink.common import Row, Types
 
-from udfs.archive import COLUMNS, FINDING_COLUMNS, PARTITION_COLUMNS
+from udfs.archive import COLUMNS, PARTITION_COLUMNS
 from udfs.findings import Finding
 from udfs.rules import SCORERS, Rule
 
@@ -98,20 +98,5 @@ _SQL_TYPES = {
     "DOUBLE": Types.DOUBLE(),
     "BYTES": Types.PRIMITIVE_ARRAY(Types.BYTE()),
 }
-_FINDING = Types.ROW_NAMED(list(FINDING_COLUMNS), [_SQL_TYPES[kind] for kind in FINDING_COLUMNS.values()])
 _ARCHIVE_COLUMNS = {**COLUMNS, **PARTITION_COLUMNS}
-ARCHIVED = Types.ROW_NAMED(
-    list(_ARCHIVE_COLUMNS),
-    [
-        Types.OBJECT_ARRAY(_FINDING) if name == "findings" else _SQL_TYPES[kind]
-        for name, kind in _ARCHIVE_COLUMNS.items()
-    ],
-)
-_FINDINGS_AT = list(_ARCHIVE_COLUMNS).index("findings")
-
-
-def archived_row(record: tuple) -> Row:
-    """An archive_record as its ARCHIVED row (nested rows are Row objects too)."""
-    values = list(record)
-    values[_FINDINGS_AT] = [Row(*finding) for finding in values[_FINDINGS_AT]]
-    return Row(*values)
+ARCHIVED = Types.ROW_NAMED(list(_ARCHIVE_COLUMNS), [_SQL_TYPES[kind] for kind in _ARCHIVE_COLUMNS.values()])

@@ -29,20 +29,22 @@ ARCHIVE_SCHEMA_VERSION = 1
 TextMode = Literal["redacted", "none", "encrypted"]
 TEXT_MODES: tuple[str, ...] = ("redacted", "none", "encrypted")
 
-# Flink SQL types; the Parquet files hold these columns in this order, then the partition columns.
-FINDING_COLUMNS: dict[str, str] = {
-    "rule_id": "STRING",
-    "rule_version": "INT",
-    "category": "STRING",
-    "severity": "STRING",
-    "entity": "STRING",
-    "field": "STRING",
-    "start": "INT",
-    "end": "INT",
+# What each finding keeps, as DuckDB reads the findings column: from_json(findings, FINDINGS_JSON_TYPE).
+FINDING_FIELDS: dict[str, str] = {
+    "rule_id": "VARCHAR",
+    "rule_version": "INTEGER",
+    "category": "VARCHAR",
+    "severity": "VARCHAR",
+    "entity": "VARCHAR",
+    "field": "VARCHAR",
+    "start": "INTEGER",
+    "end": "INTEGER",
     "score": "DOUBLE",
-    "snippet": "STRING",
-    "why": "STRING",
+    "snippet": "VARCHAR",
+    "why": "VARCHAR",
 }
+FINDINGS_JSON_TYPE = json.dumps([FINDING_FIELDS])
+# Flink SQL types; the Parquet files hold these columns in this order, then the partition columns.
 COLUMNS: dict[str, str] = {
     "schema_version": "INT",
     "event_id": "STRING",
@@ -57,7 +59,9 @@ COLUMNS: dict[str, str] = {
     "prompt_encrypted": "BYTES",
     "response_encrypted": "BYTES",
     "key_id": "STRING",
-    "findings": "ARRAY<ROW<" + ", ".join(f"`{name}` {kind}" for name, kind in FINDING_COLUMNS.items()) + ">>",
+    # A JSON list of FINDING_FIELDS objects: PyFlink 2.3's thread mode hands a list of rows to Java as
+    # copies of its last row (one reused object), so a nested ARRAY<ROW> column cannot come from Python.
+    "findings": "STRING",
     **{scorer: "DOUBLE" for scorer in SCORERS},  # the highest score of the event's texts
     "prompt_tokens": "INT",
     "completion_tokens": "INT",
@@ -158,7 +162,7 @@ def archive_record(
         sealed["prompt"],
         sealed["response"],
         cipher.key_id if cipher and text == "encrypted" else None,
-        [tuple(getattr(f, name) for name in FINDING_COLUMNS) for f in findings],
+        json.dumps([{name: getattr(f, name) for name in FINDING_FIELDS} for f in findings], ensure_ascii=False),
         *top,
         event.prompt_tokens,
         event.completion_tokens,

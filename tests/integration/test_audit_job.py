@@ -6,7 +6,7 @@ import pytest
 from influxdb_client import InfluxDBClient
 
 from devstack import traffic
-from tests.support.check import compare, influx_totals, planted_spans, read_topic, stored_findings, time_range
+from tests.support.check import archive_report, compare, influx_totals, planted_spans, read_topic, stored_findings, time_range
 from flink_jobs.offsets import client_config
 from flink_jobs import audit_job
 
@@ -63,9 +63,15 @@ def test_job_stores_exactly_the_ground_truth_and_a_replay_changes_nothing(job_se
     malformed = [t["malformed"] for t in truths if t["malformed"]]
     assert sorted(d["reason"] for d in dead) == sorted(malformed) and len(dead) >= 5
 
-    # Replaying the whole topic (a new consumer group) upserts the same documents and points.
+    # The archive: every valid event once, its findings with it, nothing planted in clear.
+    archived = archive_report(job_settings, truths)
+    assert sum(len(json.loads(row["findings"])) for row in archived) == len(report.findings) - sum(
+        doc["rule_id"] == "injection.repeated" for doc in report.findings)  # sequence rules: violations only
+    assert {row["tenant"] for row in archived} == set(traffic.TENANTS)
+
+    # Replaying the whole topic (a new consumer group, no archive) upserts the same documents and points.
     totals = influx_totals(job_settings, *time_range(job_settings, truths))
-    audit_job.main(job_settings.model_copy(update={"group_id": job_settings.group_id + "-replay",
+    audit_job.main(job_settings.model_copy(update={"group_id": job_settings.group_id + "-replay", "archive_dir": None,
                                                    "dlq_topic": job_settings.dlq_topic + "-replay"}))
     assert sorted(d["_id"] for d in stored_findings(job_settings, list(valid))) == sorted(d["_id"] for d in report.findings)
     assert influx_totals(job_settings, *time_range(job_settings, truths)) == totals

@@ -20,7 +20,7 @@ from kafka import KafkaAdminClient, KafkaConsumer
 from pymongo import MongoClient
 
 from devstack import stack, traffic
-from tests.support.check import compare, finding_rows, stored_findings
+from tests.support.check import archive_report, compare, finding_rows, stored_findings
 from flink_jobs.offsets import client_config, committed_offsets, offsets_span
 from tests.integration.conftest import job_env
 
@@ -120,6 +120,7 @@ def test_killed_twice_mid_stream_and_restored_from_checkpoints_the_stores_equal_
     restores = [line for line in log.read_text().splitlines() if line.startswith("restoring from")]
     assert len(restores) == 3 and len(set(restores[:2])) == 2  # restarts from newer checkpoints
     _assert_ground_truth(settings, produced["truths"])
+    archive_report(settings, produced["truths"])  # one row per valid event: none lost, none twice
 
 
 def test_mongodb_down_for_30s_mid_stream_loses_nothing(fault_settings, stack_settings, tmp_path):

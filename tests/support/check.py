@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from flink_jobs.offsets import client_config
 from flink_jobs.rules_topic import read_topic
+from udfs.archive import archive_date
 from udfs.rules import SequenceMatch, load_rules
 
 
@@ -44,6 +45,25 @@ def planted_spans(truths: list[dict], kind: str) -> set[tuple]:
 
 def labelled_events(truths: list[dict], kind: str) -> set[str]:
     return {t["event_id"] for t in truths if any(label["kind"] == kind for label in t["labels"])}
+
+
+def archive_report(settings, truths: list[dict]) -> list[dict]:
+    """Checks the archive against the truth (one row per valid event, in its tenant's partition, no planted
+    value in clear) -> its rows."""
+    from flink_jobs.archive import read_archive
+
+    rows = read_archive(settings.archive_dir).df().to_dict("records")
+    valid = {t["event_id"]: t for t in truths if not t["malformed"]}
+    ids = [row["event_id"] for row in rows]
+    assert len(ids) == len(set(ids)), "an event archived twice"
+    assert set(ids) == set(valid), f"{len(set(valid) - set(ids))} events missing, {len(set(ids) - set(valid))} unknown"
+    for row in rows:
+        assert str(row["date"]) == archive_date(row["timestamp_ms"])
+        text = f"{row['prompt']} {row['response']}"
+        for label in valid[row["event_id"]]["labels"]:
+            if label["kind"] in ("email", "secret") and "start" in label:
+                assert label["value"] not in text, (row["event_id"], label)
+    return rows
 
 
 def stored_findings(settings, event_ids: list[str]) -> list[dict]:

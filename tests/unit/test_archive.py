@@ -1,6 +1,7 @@
 """The archive's rows: masked spans, AES-GCM of the raw text, key errors, and the settings that pick them."""
 
 import base64
+import json
 from dataclasses import replace
 
 import pytest
@@ -32,7 +33,9 @@ def test_a_record_has_every_column_in_order_and_the_text_its_mode_says(mode):
     assert (row["date"], row["tenant"], row["timestamp_ms"]) == ("2026-12-05", "acme", EVENT.timestamp)
     assert row["toxicity"] == 0.7 and row["bias"] is None and row["rules_hash"] == "h1"
     assert row["metadata"] == '{"a": [2], "b": 1}' and row["prompt_tokens"] == 7 and row["completion_tokens"] is None
-    assert row["findings"] == [("pii.email", 1, "pii", "medium", "email", "prompt", 5, 20, 1.0, "bo*************", "")]
+    assert json.loads(row["findings"]) == [{"rule_id": "pii.email", "rule_version": 1, "category": "pii",
+                                            "severity": "medium", "entity": "email", "field": "prompt", "start": 5,
+                                            "end": 20, "score": 1.0, "snippet": "bo*************", "why": ""}]
     assert row["prompt"] == (None if mode == "none" else "mail bo************* now")
     if mode == "encrypted":
         assert row["key_id"] == cipher.key_id and cipher.decrypt(row["prompt_encrypted"], "e1", "prompt") == EVENT.prompt
