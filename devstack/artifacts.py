@@ -112,10 +112,21 @@ def flink_env() -> dict[str, str]:
     gateway puts FLINK_LIB_DIR/*.jar on it. PyFlink resets FLINK_LIB_DIR to its own lib/ unless
     FLINK_HOME is set, hence both. Set them before the process's first PyFlink call (the gateway
     JVM starts once per process); `metrics.reporter.*` Flink options then name the reporter.
+
+    LOG4J_PROPERTIES: PyFlink's client logging, but Hadoop's (the archive's Parquet writer) at WARN on the
+    console instead of a line per part file.
     """
     import pyflink
 
-    return {"FLINK_HOME": str(Path(pyflink.__file__).resolve().parent), "FLINK_LIB_DIR": str(flink_lib_dir())}
+    home = Path(pyflink.__file__).resolve().parent
+    log4j = cache_dir() / f"log4j-cli-{FLINK_VERSION}.properties"
+    if not log4j.is_file():
+        log4j.parent.mkdir(parents=True, exist_ok=True)
+        text = (home / "conf" / "log4j-cli.properties").read_text()
+        tmp = log4j.with_suffix(f".{os.getpid()}")
+        tmp.write_text(text.replace("logger.hadoop.level = INFO", "logger.hadoop.level = WARN"))
+        os.replace(tmp, log4j)  # concurrent first runs each write a whole file
+    return {"FLINK_HOME": str(home), "FLINK_LIB_DIR": str(flink_lib_dir()), "LOG4J_PROPERTIES": str(log4j)}
 
 
 def ferretdb_binary() -> Path:

@@ -46,7 +46,7 @@ def local_job_settings(**overrides) -> AuditJobSettings:
         "python_executable": settings.python_executable or sys.executable,
         "pipeline_jars": settings.pipeline_jars
         or [jar.as_uri() for jar in (artifacts.flink_kafka_connector_jar(), *artifacts.archive_jars())],
-        "archive_dir": settings.archive_dir or (cache_dir() / "archive").as_uri(),
+        "archive_dir": archive_dir(settings),
         "checkpoint_dir": settings.checkpoint_dir or (cache_dir() / "checkpoints").as_uri(),
         # Flink's own metrics (checkpoints, throughput, Kafka lag) beside the job's: the pipeline dashboard.
         "flink_config": {
@@ -55,6 +55,11 @@ def local_job_settings(**overrides) -> AuditJobSettings:
         },
     }
     return settings.model_copy(update=local)
+
+
+def archive_dir(settings: AuditJobSettings) -> str:
+    """LLM_AUDIT_ARCHIVE_DIR, or locally the archive under the cache."""
+    return settings.archive_dir or (cache_dir() / "archive").as_uri()
 
 
 def latest_checkpoint(checkpoint_dir: str) -> str | None:

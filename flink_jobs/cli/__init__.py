@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from flink_jobs.cli import detection, job, models, rules, stack
+from flink_jobs.cli import archive, detection, job, models, rules, stack
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.split("\n")[0])
 app.add_typer(stack.app, name="stack")
@@ -19,3 +19,5 @@ app.add_typer(rules.app, name="rules")
 app.command()(detection.scan)
 app.command("eval")(detection.evaluate)
 app.add_typer(models.app, name="models")
+app.add_typer(archive.app, name="archive")
+app.command()(archive.erase)

@@ -1,0 +1,112 @@
+"""The archive the job wrote, on the real stack: retention by partition age, and a user's erasure that
+survives a crash at every step."""
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from pymongo import MongoClient
+from typer.testing import CliRunner
+
+from devstack import traffic
+from flink_jobs import audit_job
+from flink_jobs.archive import read_archive
+from flink_jobs.cli import app
+from flink_jobs.erasure import ERASURES, drop_partitions_before, erase_user
+from tests.integration.conftest import job_env
+from tests.support.check import archive_report
+
+MIDNIGHT_MS = 1_795_046_400_000  # 2026-11-19T00:00:00Z: the stream straddles it, so two date partitions
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def archived(isolated_job, tmp_path):
+    """A bounded run of the job over 12 s of events across midnight -> (settings, truths). The default
+    rules up to the score rules: no scorers to run."""
+    default = (ROOT / "rules" / "default.yaml").read_text()
+    (tmp_path / "rules.yaml").write_text(default[: default.index("  - id: toxicity.high")])
+    (tmp_path / "lists").symlink_to(ROOT / "rules" / "lists")
+    settings = isolated_job("ar", scorers=[], rules_path=tmp_path / "rules.yaml")
+    truths = traffic.produce(settings.kafka_bootstrap, settings.source_topic, 600, seed=17, rate=50,
+                             start_ms=MIDNIGHT_MS - 6000)
+    audit_job.main(settings)
+    archive_report(settings, truths)
+    return settings, truths
+
+
+def _rows(settings) -> list[dict]:
+    return read_archive(settings.archive_dir).df().to_dict("records")
+
+
+def test_retention_drops_whole_date_partitions_older_than_its_cutoff(archived):
+    settings, _ = archived
+    before = _rows(settings)
+    assert {r["date"] for r in before} == {"2026-11-18", "2026-11-19"}
+    assert drop_partitions_before(settings.archive_dir, date(2026, 11, 18)) == []
+
+    # The CLI, in days from today: keep 2026-11-19 and later.
+    days = (datetime.now(UTC).date() - date(2026, 11, 19)).days + 1
+    cli = CliRunner().invoke(app, ["archive", "retention", "--days", str(days), "--dry-run"], env=job_env(settings))
+    assert cli.exit_code == 0 and "would delete date=2026-11-18" in cli.output and len(_rows(settings)) == len(before)
+    cli = CliRunner().invoke(app, ["archive", "retention", "--days", str(days)], env=job_env(settings))
+    assert cli.exit_code == 0 and "1 partitions before 2026-11-19 deleted" in cli.output, cli.output
+    after = _rows(settings)
+    assert sorted(r["event_id"] for r in after) == sorted(r["event_id"] for r in before if r["date"] == "2026-11-19")
+
+
+class Crash(Exception):
+    """Stands for the process dying at a step boundary."""
+
+
+def test_an_erasure_crashed_at_every_step_in_turn_still_removes_exactly_the_users_records(archived):
+    settings, _ = archived
+    uri, database = settings.mongo_uri.get_secret_value(), settings.mongo_database
+    rows = _rows(settings)
+    counts = {}
+    for row in rows:
+        counts[row["user_id"]] = counts.get(row["user_id"], 0) + 1
+    with MongoClient(uri) as client:
+        violations = client[database][settings.violations_collection]
+        # The user with the most violations: an attacker of the generator's, with events in several files.
+        per_user = violations.aggregate([{"$group": {"_id": "$user_id", "n": {"$sum": 1}}}, {"$sort": {"n": -1}}])
+        user = next(per_user)["_id"]
+        theirs, others = violations.count_documents({"user_id": user}), violations.count_documents({"user_id": {"$ne": user}})
+    assert counts[user] >= 3 and theirs >= 3
+
+    steps: list[str] = []
+    crashes = 0
+    while True:  # crash at the 1st step, then (resumed) at the 2nd, ... until a run gets through
+        seen = []
+
+        def step(name: str) -> None:
+            seen.append(name)
+            if len(seen) == crashes + 1:
+                raise Crash(name)
+
+        try:
+            record = erase_user(uri, database, settings.archive_dir, user, "ticket GDPR-1", "dpo", on_step=step)
+            break
+        except Crash as crash:
+            steps.append(str(crash))
+            crashes += 1
+            # Whatever step it died at, no other user's row has gone for good, and none appears twice.
+            visible = [r["event_id"] for r in _rows(settings)]
+            assert len(visible) == len(set(visible))
+    assert crashes >= 4 and any(s.startswith("deleted:") for s in steps), steps  # mid-file crashes too
+
+    after = _rows(settings)
+    assert sorted(r["event_id"] for r in after) == sorted(r["event_id"] for r in rows if r["user_id"] != user)
+    with MongoClient(uri) as client:
+        db = client[database]
+        assert db[settings.violations_collection].count_documents({"user_id": user}) == 0
+        assert db[settings.violations_collection].count_documents({}) == others
+        records = list(db[ERASURES].find({"user_id": user}))
+    assert len(records) == 1 and records[0]["status"] == "done" and records[0]["requested_by"] == "dpo"
+    assert records[0]["mongodb"][settings.violations_collection] == theirs == record["mongodb"]["violations"]
+    assert sum(f["rows"] for f in records[0]["archive_files"]) == counts[user]
+
+    # Idempotent: once done, another run is a new erasure that finds nothing left.
+    again = CliRunner().invoke(app, ["erase", "--user-id", user, "--reason", "ticket GDPR-1"], env=job_env(settings))
+    assert again.exit_code == 0 and "0 MongoDB documents" in again.output and "0 archive rows" in again.output
+    assert len(_rows(settings)) == len(after)
