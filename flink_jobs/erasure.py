@@ -15,6 +15,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
@@ -104,7 +105,8 @@ def erase_user(
 
     on_step: called after each step (the tests crash here).
     """
-    with MongoClient(mongo_uri) as client:
+    client: MongoClient[dict[str, Any]] = MongoClient(mongo_uri, serverSelectionTimeoutMS=10_000)
+    with client:
         db = client[database]
         erasures = db[ERASURES]
         record = erasures.find_one({"user_id": user_id, "status": "running"})
