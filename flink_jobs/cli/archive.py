@@ -1,4 +1,5 @@
-"""`llm-audit archive retention` and `llm-audit erase`: the archive's age limit and a data subject's erasure."""
+"""`llm-audit archive retention`, `llm-audit erase` and `llm-audit report`: the archive's age limit, a data
+subject's erasure, and the compliance report."""
 
 from __future__ import annotations
 
@@ -62,3 +63,77 @@ def erase(
         f"{rows} archive rows in {len(record['archive_files'])} files; "
         f"recorded as {record['_id']!r} in {settings.mongo_database}.{ERASURES}"
     )
+
+
+def report(
+    tenant: str = typer.Option(..., help="The tenant, or 'all'."),
+    start: str | None = typer.Option(None, "--from", help="First day (YYYY-MM-DD, UTC)."),
+    end: str | None = typer.Option(None, "--to", help="Last day, included (YYYY-MM-DD, UTC)."),
+    month: bool = typer.Option(False, "--last-month", help="The previous calendar month, instead of --from/--to."),
+    out: str = typer.Option(
+        ..., help="FILE.html or FILE.pdf; a directory (ending in /, local or s3://) gets a dated name."
+    ),
+) -> None:
+    """A compliance report over the archive and MongoDB: events, violations, users, anomalies, rule changes,
+    dead letters, tokens and cost, each figure with the query behind it."""
+    import tempfile
+    import time
+    from datetime import date
+    from pathlib import Path
+
+    from flink_jobs.report import build_report, influx_dead_letters, last_month, print_pdf, render_html
+
+    settings, archive = _settings()
+    if month == bool(start or end):
+        fail("give either --from and --to, or --last-month", 2)
+    try:
+        first, last = last_month() if month else (date.fromisoformat(start or ""), date.fromisoformat(end or ""))
+    except ValueError as exc:
+        fail(f"--from/--to: {exc}; use YYYY-MM-DD", 2)
+    if last < first:
+        fail(f"--to {last} is before --from {first}", 2)
+    if out.endswith("/"):
+        out += f"compliance-{tenant}-{first}-{last}.html"
+    if not out.endswith((".html", ".pdf")):
+        fail(f"--out {out!r}: name a .html or .pdf file (or a directory ending in /)", 2)
+    began = time.monotonic()
+    key = settings.archive_key.get_secret_value().encode() if settings.archive_key else None
+    built = build_report(
+        archive,
+        settings.mongo_uri.get_secret_value(),
+        settings.mongo_database,
+        tenant,
+        first,
+        last,
+        {"anomalies": settings.anomalies_collection, "rule_changes": settings.rule_changes_collection},
+        key,
+    )
+    bucket = settings.influx_bucket
+    influx_dead_letters(
+        built, settings.influx_url, settings.influx_token.get_secret_value(), settings.influx_org, bucket
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        page = Path(tmp) / "report.html"
+        page.write_text(render_html(built), encoding="utf-8")
+        made = page
+        if out.endswith(".pdf"):
+            made = Path(tmp) / "report.pdf"
+            print_pdf(page, made)
+        _put(made, out)
+    totals = built.rows("totals")[0]
+    console.print(
+        f"wrote {out}: {totals['events']} events, {totals['events_with_violations']} with violations, "
+        f"{len(built.queries)} queries, in {time.monotonic() - began:.1f} s"
+    )
+
+
+def _put(local, destination: str) -> None:
+    """Copies a local file to a path or an s3:// (s3a://) URI."""
+    from flink_jobs.archive import archive_fs
+
+    fs, path = archive_fs(destination)
+    parent = path.rpartition("/")[0]
+    if parent:
+        fs.create_dir(parent, recursive=True)
+    with fs.open_output_stream(path) as sink:
+        sink.write(local.read_bytes())

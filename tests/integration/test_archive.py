@@ -1,6 +1,9 @@
 """The archive the job wrote, on the real stack: retention by partition age, and a user's erasure that
 survives a crash at every step."""
 
+import json
+import subprocess
+from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -14,7 +17,8 @@ from flink_jobs.archive import read_archive
 from flink_jobs.cli import app
 from flink_jobs.erasure import ERASURES, drop_partitions_before, erase_user
 from tests.integration.conftest import job_env
-from tests.support.check import archive_report
+from flink_jobs.report import CHROMIUM_FLAGS, build_report, chromium, influx_dead_letters, render_html
+from tests.support.check import EXACT_SPANS, PER_EVENT, archive_report, labelled_events, planted_spans
 
 MIDNIGHT_MS = 1_795_046_400_000  # 2026-11-19T00:00:00Z: the stream straddles it, so two date partitions
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,3 +114,66 @@ def test_an_erasure_crashed_at_every_step_in_turn_still_removes_exactly_the_user
     again = CliRunner().invoke(app, ["erase", "--user-id", user, "--reason", "ticket GDPR-1"], env=job_env(settings))
     assert again.exit_code == 0 and "0 MongoDB documents" in again.output and "0 archive rows" in again.output
     assert len(_rows(settings)) == len(after)
+
+
+def test_the_compliance_report_equals_the_ground_truth_and_renders_in_chromium(archived, tmp_path):
+    settings, truths = archived
+    tenant = "acme"
+    samples = [json.loads(s.value) for s in traffic.generate(600, seed=17, start_ms=MIDNIGHT_MS - 6000) if not s.malformed]
+    events = [e for e in samples if e["tenant"] == tenant]
+    mine = {e["event_id"] for e in events}
+    report = build_report(settings.archive_dir, settings.mongo_uri.get_secret_value(), settings.mongo_database,
+                          tenant, date(2026, 11, 18), date(2026, 11, 19),
+                          {"anomalies": settings.anomalies_collection, "rule_changes": settings.rule_changes_collection})
+    influx_dead_letters(report, settings.influx_url, "", "-", settings.influx_bucket)
+
+    totals = report.rows("totals")[0]
+    assert totals["events"] == len(events) > 50 and totals["users"] == len({e["user_id"] for e in events})
+    assert totals["tokens"] == sum(e["prompt_tokens"] + e["completion_tokens"] for e in events)
+    assert totals["cost_usd"] == pytest.approx(sum(e["cost_usd"] for e in events))
+    by_model = {row["model"]: row["events"] for row in report.rows("models")}
+    assert by_model == dict(Counter(e["model"] for e in events))
+    # Violations by rule: exactly the planted values of this tenant's events.
+    own = [t for t in truths if t["event_id"] in mine]
+    rules = {row["rule"]: row for row in report.rows("rule")}
+    for kind, rule_id in EXACT_SPANS.items():
+        assert rules[rule_id]["violations"] == len(planted_spans(own, kind)), rule_id
+    for kind, rule_id in PER_EVENT.items():
+        if kind not in ("toxicity", "bias"):  # no scorers in this run
+            assert rules.get(rule_id, {}).get("events", 0) == len(labelled_events(own, kind)), rule_id
+    assert sum(r["violations"] for r in report.rows("severity")) == sum(r["violations"] for r in rules.values())
+    assert {str(r["date"]) for r in report.rows("daily")} == {"2026-11-18", "2026-11-19"}
+    # Dead letters count on the day they arrived (they have no event time): today, for every tenant.
+    assert report.rows("dead_letters") == []
+    today = datetime.now(UTC).date()
+    arrived = build_report(settings.archive_dir, settings.mongo_uri.get_secret_value(), settings.mongo_database,
+                           "all", today, today, {"anomalies": settings.anomalies_collection,
+                                                 "rule_changes": settings.rule_changes_collection})
+    influx_dead_letters(arrived, settings.influx_url, "", "-", settings.influx_bucket)
+    dead = {r["reason"]: r["dead_letters"] for r in arrived.rows("dead_letters")}
+    assert dead == dict(Counter(t["malformed"] for t in truths if t["malformed"]))
+    assert report.rows("rule_changes") == []  # none pushed in November 2026
+
+    # The HTML: every query in the appendix, user ids pseudonymised, and what Chromium shows.
+    page = tmp_path / "report.html"
+    page.write_text(render_html(report))
+    text = page.read_text()
+    assert all(f'id="{q.ref}"' in text for q in report.queries.values())
+    assert not any(e["user_id"] in text for e in events) and "user-" in text
+    dom = subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
+                          page.as_uri()], capture_output=True, text=True, timeout=120, check=True).stdout
+    assert f"<b>{totals['events']:,}</b>events" in dom and "<svg" in dom
+    shot = tmp_path / "report.png"
+    subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1100,1400",
+                    f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120, check=True)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+    # The CLI, to PDF.
+    pdf = tmp_path / "out" / "report.pdf"
+    cli = CliRunner().invoke(app, ["report", "--tenant", tenant, "--from", "2026-11-18", "--to", "2026-11-19",
+                                   "--out", str(pdf)], env=job_env(settings))
+    assert cli.exit_code == 0, cli.output
+    assert f"{totals['events']} events" in cli.output and pdf.read_bytes()[:5] == b"%PDF-"
+    bad = CliRunner().invoke(app, ["report", "--tenant", tenant, "--last-month", "--from", "2026-11-18",
+                                   "--out", str(pdf)], env=job_env(settings))
+    assert bad.exit_code == 2 and "either --from and --to, or --last-month" in bad.output
