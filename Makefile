@@ -13,7 +13,13 @@ PYTEST_ARGS ?=
 
 .PHONY: install demo lint test test-unit stack-up stack-down clean-venvs
 
+# Debian's Chromium renders the compliance report's PDF and runs the browser tests (root, or sudo).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 install: $(STAMP)
+	@command -v chromium >/dev/null || { echo "==> installing Debian's chromium (apt, first run only)"; \
+	  $(SUDO) apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium chromium-driver; }; }
 	@# The project itself is re-pointed at this checkout every time (cheap): the venv is shared.
 	@$(BIN)/pip install -q --no-deps --no-build-isolation -e . >$(VENV)/editable.log 2>&1 || { cat $(VENV)/editable.log; exit 1; }
 	@# Fine-tunes the bias and threat/identity-hate models from packaged data (first run only, ~5 min; cached by build key).

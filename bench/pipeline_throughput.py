@@ -63,14 +63,15 @@ def settings_for(run: str, topic: str, **overrides):
         "source_topic": topic, "dlq_topic": f"{topic}.dlq-{run}", "rules_topic": f"bench-{run}.rules",
         "group_id": f"bench-{run}", "mongo_database": f"llm_audit_bench_{run}",
         "influx_bucket": f"llm_audit_bench_{run}/autogen", "bounded": True,
-        "checkpoint_dir": (Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-{run}").as_uri(), **overrides})
+        "checkpoint_dir": (Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-{run}").as_uri(),
+        "archive_dir": (Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-{run}-archive").as_uri(), **overrides})
     stack.create_topics(settings.kafka_bootstrap, {settings.dlq_topic: {}, settings.rules_topic: {"cleanup.policy": "compact"}})
     stack.create_influx_database(settings.influx_url, settings.influx_bucket.split("/")[0])
     return settings
 
 
 def drop_run_data(settings) -> None:
-    """A run's MongoDB and InfluxDB databases, its DLQ and rules topics and its checkpoints: each
+    """A run's MongoDB and InfluxDB databases, its DLQ and rules topics, its checkpoints and archive: each
     rules-only run stores ~50,000 violations, and the stack is the one the tests use."""
     from pymongo import MongoClient
 
@@ -79,6 +80,8 @@ def drop_run_data(settings) -> None:
     stack.drop_influx_database(settings.influx_url, settings.influx_bucket.split("/")[0])
     stack.delete_topics(settings.kafka_bootstrap, [settings.dlq_topic, settings.rules_topic])
     shutil.rmtree(settings.checkpoint_dir.removeprefix("file://"), ignore_errors=True)
+    if settings.archive_dir:
+        shutil.rmtree(settings.archive_dir.removeprefix("file://"), ignore_errors=True)
 
 
 def parse(value: str):
@@ -339,8 +342,8 @@ def main() -> None:
     topic = f"bench-{uuid.uuid4().hex[:8]}.events"
     stack.create_topics(bootstrap, {topic: {}}, partitions=args.parallelism)  # a source reader per subtask
     console.print(f"producing {args.events} events to {topic}")
-    traffic.produce(bootstrap, topic, args.events, seed=11, start_ms=1_797_000_000_000)
-    sample = [len(s.value.encode()) for s in traffic.generate(2000, seed=11, start_ms=1_797_000_000_000)]
+    traffic.produce(bootstrap, topic, args.events, seed=11, start_ms=1_790_000_000_000)
+    sample = [len(s.value.encode()) for s in traffic.generate(2000, seed=11, start_ms=1_790_000_000_000)]
     size = round(sum(sample) / len(sample))
     small = head_topic(topic, args.small, bootstrap, args.parallelism)
     scored = head_topic(topic, args.scored_events, bootstrap, args.parallelism)
@@ -367,7 +370,7 @@ def measure(args, topic: str, small: str, scored: str, size: int, rules_folder: 
     timed(pass_through, settings_for(uuid.uuid4().hex[:8], small))
     rules_only = {"scorers": []}
     rules_only_rules = rules_without_scores(rules_folder)
-    values = [s.value for s in traffic.generate(min(args.events, 50_000), seed=11, start_ms=1_797_000_000_000)]
+    values = [s.value for s in traffic.generate(min(args.events, 50_000), seed=11, start_ms=1_790_000_000_000)]
     engine = engine_rate(rules_only_rules, values)
     console.print(f"  engine (plain Python, parse and rules): {engine:,.0f} events/s")
     consumer = hand_rolled_consumer(topic, args.events, rules_only_rules)

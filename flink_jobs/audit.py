@@ -34,6 +34,7 @@ VIOLATIONS = OutputTag("violations", BUCKETED)
 RULE_CHANGES = OutputTag("rule-changes", BUCKETED)
 # A BUCKETED hit (a SequenceHit) per sequence-rule hit, and a tick (None) per bucket (see SequenceRules).
 SEQUENCE_HITS = OutputTag("sequence-hits", BUCKETED)
+_DLQ_MAX_AHEAD_MS = 3_000_000  # under Kafka's default message.timestamp.after.max.ms (1 h), with a margin
 # An ARCHIVED row per valid event, for the Parquet archive.
 ARCHIVE = OutputTag("archive", ARCHIVED)
 # ruleset name -> the accepted push record (JSON); restored from checkpoints like any state.
@@ -45,13 +46,17 @@ def parse_or_dead_letter(value: str, arrival: Instant, watermark_ms: int) -> tup
 
     A dead letter has no event time of its own: it counts in the window of its arrival (the Kafka
     record time), unless the event-time watermark has passed that, and then in the first window
-    still open. Arrival times of several partitions read one after another are out of order by as
+    still open (at most 50 minutes after its arrival). Arrival times of several partitions read one after another are out of order by as
     much as a backlog, so no watermark derived from them would hold.
     """
     try:
         return parse_event(value), None
     except EventError as error:
-        return None, (dead_letter(value, error), max(epoch_ms(arrival), watermark_ms + 1))
+        arrived = epoch_ms(arrival)
+        # Events stamped far in the future (a producer's clock) move the watermark past the wall clock; the
+        # DLQ's broker refuses a record more than an hour ahead of its own time (message.timestamp.after.max.ms),
+        # which would fail the job over and over. Such a dead letter is late for its window instead.
+        return None, (dead_letter(value, error), min(max(arrived, watermark_ms + 1), arrived + _DLQ_MAX_AHEAD_MS))
 
 
 class AuditEvents(BroadcastProcessFunction):
