@@ -3,9 +3,11 @@ subject's erasure, and the compliance report."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
-from flink_jobs.cli.console import console, fail
+from flink_jobs.cli.console import console, fail, progress_bar
 
 app = typer.Typer(no_args_is_help=True, help="The Parquet archive of every audited event.")
 
@@ -79,7 +81,6 @@ def report(
     import tempfile
     import time
     from datetime import date
-    from pathlib import Path
 
     from flink_jobs.report import build_report, influx_dead_letters, last_month, print_pdf, render_html
 
@@ -137,3 +138,99 @@ def _put(local, destination: str) -> None:
         fs.create_dir(parent, recursive=True)
     with fs.open_output_stream(path) as sink:
         sink.write(local.read_bytes())
+
+
+def audit_archive(
+    start: str = typer.Option(..., "--from", help="First day (YYYY-MM-DD, UTC) of the archived events."),
+    end: str = typer.Option(..., "--to", help="Last day, included."),
+    rules: Path = typer.Option(..., "--rules", "-r", exists=True, help="The ruleset: a file or a directory."),
+    collection: str | None = typer.Option(
+        None, help="MongoDB collection of the results (default: archive_audit_<time>); re-running upserts."
+    ),
+) -> None:
+    """Re-audit the archive's events of a date range with a ruleset (the job's pipeline, Flink batch mode)
+    into a collection of its own, and compare with what the job found when it audited them."""
+    import threading
+    import time
+    from datetime import UTC, date, datetime
+
+    from rich.table import Table
+
+    from flink_jobs import archive_audit as aa
+    from flink_jobs.local import local_job_settings
+    from flink_jobs.replay import rule_counts
+    from flink_jobs.settings import SettingsError
+    from udfs.rules import RuleError, load_rules
+    from udfs.scorers import ScorerError
+
+    try:
+        first, last = date.fromisoformat(start), date.fromisoformat(end)
+    except ValueError as exc:
+        fail(f"--from/--to: {exc}; use YYYY-MM-DD", 2)
+    if last < first:
+        fail(f"--to {last} is before --from {first}", 2)
+    collection = collection or f"archive_audit_{time.strftime('%Y%m%d_%H%M%S')}"
+    try:
+        ruleset = load_rules(rules)
+        live = local_job_settings()
+        archive = live.archive_dir or ""
+        key = live.archive_key.get_secret_value() if live.archive_key else None
+        covered = aa.coverage(archive, first, last, key)
+        settings = live.model_copy(
+            update={
+                "rules_path": rules,
+                "violations_collection": collection,
+                "outputs": ["violations"],
+                "ruleset_name": f"archive-audit-{collection}",
+                "scorers": sorted(ruleset.scorers_used()),
+                "archive_dir": None,
+                "restore_from": None,
+            }
+        )
+        if covered.events == 0:
+            fail(f"the archive {archive} holds no events from {first} to {last}")
+        failure: list[BaseException] = []
+
+        def execute() -> None:
+            try:
+                aa.build_archive_audit(settings, archive, first, last, ruleset).execute(
+                    f"llm-audit-archive-{collection}"
+                )
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                failure.append(exc)
+
+        with progress_bar("auditing {task.fields[events]} archived events (Flink batch)") as bar:
+            bar.add_task("audit", total=None, events=f"{covered.events:,}")
+            job = threading.Thread(target=execute, name="archive-audit")
+            job.start()
+            job.join()
+        if failure:
+            raise failure[0]
+    except (RuleError, SettingsError, ScorerError, ConnectionError, ValueError) as exc:
+        fail(str(exc))
+    from_ms = int(datetime(first.year, first.month, first.day, tzinfo=UTC).timestamp() * 1000)
+    to_ms = from_ms + ((last - first).days + 1) * 86_400_000
+    console.print(f"re-audited {covered.events} archived events into {settings.mongo_database}.{collection}")
+    redone = rule_counts(settings, collection, from_ms, to_ms)
+    archived = aa.archived_rule_counts(archive, first, last)
+    unreadable = aa.text_rules(ruleset) if covered.redacted_only else set()
+    if unreadable:
+        console.print(
+            f"{covered.redacted_only} of {covered.events} events hold redacted text only "
+            f"({'no LLM_AUDIT_ARCHIVE_KEY' if not key else 'not encrypted with LLM_AUDIT_ARCHIVE_KEY'}): "
+            f"the rules that read the text could not be re-evaluated: {', '.join(sorted(unreadable))}"
+        )
+    table = Table(
+        "rule",
+        f"re-audit ({rules.name})",
+        "archived findings",
+        "difference",
+        title="violations by rule, events in the range",
+    )
+    for rule in sorted(set(redone) | set(archived)):
+        if rule in unreadable:
+            table.add_row(rule, "not re-evaluated (redacted text)", str(archived.get(rule, 0)), "")
+            continue
+        diff = redone.get(rule, 0) - archived.get(rule, 0)
+        table.add_row(rule, str(redone.get(rule, 0)), str(archived.get(rule, 0)), f"{diff:+d}" if diff else "")
+    console.print(table)

@@ -18,7 +18,14 @@ from flink_jobs.cli import app
 from flink_jobs.erasure import ERASURES, drop_partitions_before, erase_user
 from tests.integration.conftest import job_env
 from flink_jobs.report import CHROMIUM_FLAGS, build_report, chromium, influx_dead_letters, render_html
-from tests.support.check import EXACT_SPANS, PER_EVENT, archive_report, labelled_events, planted_spans
+from tests.support.check import (
+    EXACT_SPANS,
+    PER_EVENT,
+    archive_report,
+    labelled_events,
+    planted_spans,
+    repeated_injections,
+)
 
 MIDNIGHT_MS = 1_795_046_400_000  # 2026-11-19T00:00:00Z: the stream straddles it, so two date partitions
 ROOT = Path(__file__).resolve().parents[2]
@@ -177,3 +184,44 @@ def test_the_compliance_report_equals_the_ground_truth_and_renders_in_chromium(a
     bad = CliRunner().invoke(app, ["report", "--tenant", tenant, "--last-month", "--from", "2026-11-18",
                                    "--out", str(pdf)], env=job_env(settings))
     assert bad.exit_code == 2 and "either --from and --to, or --last-month" in bad.output
+
+
+def _violations_by_rule(settings, collection: str) -> dict[str, int]:
+    with MongoClient(settings.mongo_uri.get_secret_value()) as client:
+        docs = client[settings.mongo_database][collection].find({}, {"rule_id": 1})
+        return dict(Counter(d["rule_id"] for d in docs))
+
+
+def test_audit_archive_on_redacted_text_re_evaluates_the_field_rules_and_names_the_others(archived, tmp_path):
+    settings, _ = archived
+    cli = CliRunner().invoke(app, ["audit-archive", "--from", "2026-11-18", "--to", "2026-11-19", "--rules",
+                                   str(settings.rules_path), "--collection", "again"], env=job_env(settings))
+    assert cli.exit_code == 0, cli.output
+    assert f"re-audited {len(_rows(settings))} archived events" in cli.output
+    assert "hold redacted text only (no LLM_AUDIT_ARCHIVE_KEY)" in cli.output
+    assert "could not be re-evaluated: " in cli.output and "pii.email" in cli.output.split("could not")[1]
+    live, again = (_violations_by_rule(settings, c) for c in (settings.violations_collection, "again"))
+    for rule in ("policy.token_heavy", "policy.slow_response"):  # field rules: the same as when it went live
+        assert again[rule] == live[rule] > 0, rule
+    assert "not re-evaluated (redacted text)" in cli.output
+
+
+def test_audit_archive_with_the_key_re_evaluates_every_rule_on_the_raw_text(isolated_job, tmp_path):
+    import base64
+
+    default = (ROOT / "rules" / "default.yaml").read_text()
+    (tmp_path / "rules.yaml").write_text(default[: default.index("  - id: toxicity.high")])
+    (tmp_path / "lists").symlink_to(ROOT / "rules" / "lists")
+    key = base64.b64encode(bytes(range(32))).decode()
+    settings = isolated_job("aa", scorers=[], rules_path=tmp_path / "rules.yaml", archive_text="encrypted",
+                            archive_key=key)
+    truths = traffic.produce(settings.kafka_bootstrap, settings.source_topic, 1500, seed=23, rate=150,
+                             start_ms=MIDNIGHT_MS)
+    assert repeated_injections(truths)  # the stream holds sequence-rule hits, to re-find in the batch run
+    audit_job.main(settings)
+    cli = CliRunner().invoke(app, ["audit-archive", "--from", "2026-11-19", "--to", "2026-11-19", "--rules",
+                                   str(settings.rules_path), "--collection", "again"], env=job_env(settings))
+    assert cli.exit_code == 0, cli.output
+    assert "redacted" not in cli.output  # every event's raw text was read back
+    live, again = (_violations_by_rule(settings, c) for c in (settings.violations_collection, "again"))
+    assert again == live and live["pii.email"] > 10 and live["injection.repeated"] > 0  # sequence rules too

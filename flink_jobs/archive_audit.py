@@ -1,0 +1,132 @@
+"""`llm-audit audit-archive`: the audit job's own pipeline over the archive, in Flink batch mode.
+
+The archive's rows for a date range become audit events again (the raw text where the archive holds
+it encrypted and the key is given, else the redacted text) and go through build_pipeline with the
+given rules; the violations go into a collection of their own. Rules that read the text cannot be
+re-evaluated on redacted text: `text_rules` names them, and the comparison says so instead of
+reporting what a masked text happens to match.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date
+
+from pyflink.common import Row, Types
+from pyflink.datastream import RuntimeExecutionMode, StreamExecutionEnvironment
+from pyflink.datastream.functions import MapFunction, RuntimeContext
+
+from flink_jobs.archive import archive_table, read_archive
+from flink_jobs.pyflink_internals import table_env_of, with_event_time
+from flink_jobs.settings import AuditJobSettings
+from udfs.archive import COLUMNS, PARTITION_COLUMNS, TEXT_FIELDS, TextCipher
+from udfs.rules import RuleSet
+
+# Match types that read the prompt or response text (field rules read the event's other fields).
+TEXT_MATCHES = {"pattern", "keywords", "detector", "score", "entities"}
+_EVENT_FIELDS = ("event_id", "application", "model", "model_version", "user_id", "session_id")
+_NUMBERS = ("prompt_tokens", "completion_tokens", "cost_usd", "latency_ms")
+
+
+def text_rules(ruleset: RuleSet) -> set[str]:
+    """Ids of the rules whose outcome depends on the text: text matches, and sequences counting them."""
+    reads_text = {rule.id for rule in ruleset.rules if rule.match.type in TEXT_MATCHES}
+    sequences = {
+        rule.id for rule in ruleset.rules if rule.match.type == "sequence" and set(rule.sequence.rules) & reads_text
+    }
+    return reads_text | sequences
+
+
+def archived_event(row: dict, cipher: TextCipher | None) -> tuple[str, bool]:
+    """An archive row -> (its audit event JSON, whether its text is the raw text)."""
+    event = {name: row[name] for name in _EVENT_FIELDS if row[name] is not None}
+    event.update(timestamp=row["timestamp_ms"], tenant=row["tenant"])
+    event.update({name: row[name] for name in _NUMBERS if row[name] is not None})
+    if row["metadata"] is not None:
+        event["metadata"] = json.loads(row["metadata"])
+    raw = cipher is not None and row["key_id"] == cipher.key_id
+    for field in TEXT_FIELDS:
+        sealed = row[f"{field}_encrypted"]
+        if raw and sealed is not None and cipher is not None:
+            event[field] = cipher.decrypt(bytes(sealed), row["event_id"], field)
+        elif row[field] is not None:
+            event[field] = row[field]
+    if "prompt" not in event and "response" not in event:
+        event["response"] = ""  # archived with text mode `none`: the field rules still run
+    return json.dumps(event, ensure_ascii=False), raw
+
+
+class ArchivedEvents(MapFunction):
+    """Archive rows -> (event JSON, event time ms) for with_event_time."""
+
+    def __init__(self, key: str | None):
+        self._key = key
+
+    def open(self, runtime_context: RuntimeContext):
+        self._cipher = TextCipher.from_base64(self._key) if self._key else None
+
+    def map(self, value: Row):
+        row = dict(zip([*COLUMNS, *PARTITION_COLUMNS], value))
+        return archived_event(row, self._cipher)[0], row["timestamp_ms"]
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """What the archive holds for the range: events, and how many of them with raw text we can read."""
+
+    events: int
+    raw_text: int  # encrypted with the given key
+
+    @property
+    def redacted_only(self) -> int:
+        return self.events - self.raw_text
+
+
+def coverage(archive: str, start: date, end: date, key: str | None) -> Coverage:
+    key_id = TextCipher.from_base64(key).key_id if key else None
+    rel = read_archive(archive).filter(f"date BETWEEN '{start}' AND '{end}'")
+    events, raw = rel.aggregate(
+        f"count(*), count(*) FILTER (WHERE key_id = '{key_id}' AND "
+        f"(prompt_encrypted IS NOT NULL OR response_encrypted IS NOT NULL))"
+        if key_id
+        else "count(*), 0"
+    ).fetchall()[0]
+    return Coverage(events, raw)
+
+
+def archived_rule_counts(archive: str, start: date, end: date) -> dict[str, int]:
+    """Findings per rule that the job recorded when it audited the range (the archive's findings)."""
+    rel = read_archive(archive).filter(f"date BETWEEN '{start}' AND '{end}' AND findings <> '[]'")
+    counts: Counter[str] = Counter()
+    for (findings,) in rel.select("findings").fetchall():
+        counts.update(f["rule_id"] for f in json.loads(findings))
+    return dict(counts)
+
+
+def build_archive_audit(
+    settings: AuditJobSettings, archive: str, start: date, end: date, ruleset: RuleSet
+) -> StreamExecutionEnvironment:
+    """The batch job: archive rows of [start, end] -> events -> build_pipeline -> MongoDB violations."""
+    from flink_jobs.audit_job import bounded_watermarks, build_pipeline, create_env, events_table, write
+    from flink_jobs.sinks import VIOLATION_INDEXES, MongoWriter
+
+    env = create_env(settings)
+    env.set_runtime_mode(RuntimeExecutionMode.BATCH)
+    t_env = table_env_of(env)
+    name = archive_table(t_env, archive)
+    rows = t_env.to_data_stream(t_env.sql_query(f"SELECT * FROM {name} WHERE `date` BETWEEN '{start}' AND '{end}'"))
+    key = settings.archive_key.get_secret_value() if settings.archive_key else None
+    timed = rows.map(ArchivedEvents(key), Types.TUPLE([Types.STRING(), Types.LONG()])).name("archived events")
+    raw = with_event_time(timed, bounded_watermarks(settings), Types.STRING())
+    pushes = env.from_collection([], type_info=Types.STRING())
+    out = build_pipeline(events_table(raw, settings), pushes, settings, ruleset)
+    writer = MongoWriter(
+        settings.mongo_uri.get_secret_value(),
+        settings.mongo_database,
+        settings.violations_collection,
+        VIOLATION_INDEXES,
+    ).prepare()
+    write(out.violations, writer, settings, "mongo-violations")
+    return env
