@@ -235,7 +235,7 @@ def _daily_chart(report: Report) -> str:
     totals = [sum(counts.get((str(d), s), 0) for s in SEVERITIES) for d in days]
     top = max(totals, default=0) or 1
     width, height, left = 720, 200, 40
-    bar = (width - left) / max(len(days), 1)
+    bar = min((width - left) / max(len(days), 1), 48.0)  # one day is a bar, not the whole chart
     parts = [f'<svg viewBox="0 0 {width} {height + 40}" role="img" aria-label="violations per day by severity">']
     for i, day in enumerate(days):
         y = float(height)

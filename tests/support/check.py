@@ -47,13 +47,14 @@ def labelled_events(truths: list[dict], kind: str) -> set[str]:
     return {t["event_id"] for t in truths if any(label["kind"] == kind for label in t["labels"])}
 
 
-def archive_report(settings, truths: list[dict]) -> list[dict]:
-    """Checks the archive against the truth (one row per valid event, in its tenant's partition, no planted
-    value in clear) -> its rows."""
+def archive_report(settings, truths: list[dict], shared: bool = False) -> list[dict]:
+    """Checks the archive against the truth (one row per valid event, in its date's partition, no planted
+    value in clear) -> the rows of the truth's events. shared: the archive holds other runs' events too."""
     from flink_jobs.archive import read_archive
 
-    rows = read_archive(settings.archive_dir).df().to_dict("records")
     valid = {t["event_id"]: t for t in truths if not t["malformed"]}
+    rows = [row for row in read_archive(settings.archive_dir).df().to_dict("records")
+            if not shared or row["event_id"] in valid]
     ids = [row["event_id"] for row in rows]
     assert len(ids) == len(set(ids)), "an event archived twice"
     assert set(ids) == set(valid), f"{len(set(valid) - set(ids))} events missing, {len(set(ids) - set(valid))} unknown"

@@ -6,6 +6,7 @@ Run from a checkout: `python -m tests.support.demo [--events N] [--seed S]`.
 from __future__ import annotations
 
 import time
+from datetime import date
 
 import typer
 from rich.table import Table
@@ -16,7 +17,8 @@ from flink_jobs import audit_job
 from flink_jobs.cli.console import console, fail
 from flink_jobs.cli.stack import print_counts, produce_with_progress, stack_up
 from flink_jobs.local import local_job_settings
-from tests.support.check import compare
+from flink_jobs.report import build_report, render_html
+from tests.support.check import archive_report, compare
 
 
 def demo(
@@ -48,6 +50,17 @@ def demo(
                   f"counts: InfluxDB {settings.influx_bucket}; dead letters: topic {settings.dlq_topic}")
     if not report.ok:
         fail("the stored results differ from the ground truth")
+    archived = archive_report(settings, truths, shared=True)
+    console.print(f"archive: {len(archived)} events, each once, in {settings.archive_dir} (Parquet, date=/tenant=)")
+    days = sorted({str(row["date"]) for row in archived})
+    page = cache_dir() / "reports" / f"demo-{run}.html"
+    page.parent.mkdir(parents=True, exist_ok=True)
+    built = build_report(settings.archive_dir, settings.mongo_uri.get_secret_value(), settings.mongo_database, "all",
+                         date.fromisoformat(days[0]), date.fromisoformat(days[-1]),
+                         {"anomalies": settings.anomalies_collection, "rule_changes": settings.rule_changes_collection})
+    page.write_text(render_html(built), encoding="utf-8")
+    console.print(f"compliance report: {page} (a PDF: llm-audit report --tenant all --from {days[0]} "
+                  f"--to {days[-1]} --out report.pdf)")
 
 
 def _cell(value) -> str:
