@@ -2,7 +2,9 @@
 survives a crash at every step."""
 
 import json
+import signal
 import subprocess
+import sys
 from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -116,6 +118,30 @@ def test_an_erasure_crashed_at_every_step_in_turn_still_removes_exactly_the_user
     assert len(records) == 1 and records[0]["status"] == "done" and records[0]["requested_by"] == "dpo"
     assert records[0]["mongodb"][settings.violations_collection] == theirs == record["mongodb"]["violations"]
     assert sum(f["rows"] for f in records[0]["archive_files"]) == counts[user]
+
+    # A real kill: the process SIGKILLs itself at the worst moment (a file deleted, its rewrite not yet in
+    # place), then the CLI runs the same erasure to its end.
+    other = next(u for u, _ in sorted(counts.items(), key=lambda c: -c[1]) if u != user)
+    before = _rows(settings)
+    killer = (
+        "import os, signal, sys\n"
+        "from flink_jobs.erasure import erase_user\n"
+        "uri, db, archive, user = sys.argv[1:]\n"
+        "erase_user(uri, db, archive, user, 'ticket GDPR-2', 'dpo', on_step=lambda step: step.startswith('deleted:')"
+        " and os.kill(os.getpid(), signal.SIGKILL))\n"
+    )
+    died = subprocess.run([sys.executable, "-c", killer, uri, database, settings.archive_dir, other],
+                          env=job_env(settings), capture_output=True, timeout=120)
+    assert died.returncode == -signal.SIGKILL, died.stderr[-2000:]
+    with MongoClient(uri) as client:
+        assert client[database][ERASURES].find_one({"user_id": other})["status"] == "running"
+    resumed = CliRunner().invoke(app, ["erase", "--user-id", other, "--reason", "ticket GDPR-2"], env=job_env(settings))
+    assert resumed.exit_code == 0, resumed.output
+    assert sorted(r["event_id"] for r in _rows(settings)) == sorted(r["event_id"] for r in before if r["user_id"] != other)
+    with MongoClient(uri) as client:
+        done = list(client[database][ERASURES].find({"user_id": other}))
+    assert [d["status"] for d in done] == ["done"] and done[0]["requested_by"] == "dpo"  # resumed, not restarted
+    after = _rows(settings)
 
     # Idempotent: once done, another run is a new erasure that finds nothing left.
     again = CliRunner().invoke(app, ["erase", "--user-id", user, "--reason", "ticket GDPR-1"], env=job_env(settings))
