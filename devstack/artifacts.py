@@ -55,7 +55,7 @@ def kafka_libs() -> Path:
     ))
 
 
-def _flink_jar(artifact: str, version: str, group: str = "org.apache.flink") -> Path:
+def _maven_jar(artifact: str, version: str, group: str = "org.apache.flink") -> Path:
     """<group>:<artifact>:<version> from Maven Central, cached by version."""
     name = f"{artifact}-{version}"
     target = cache_dir() / name
@@ -67,19 +67,19 @@ def _flink_jar(artifact: str, version: str, group: str = "org.apache.flink") -> 
 
 def flink_kafka_connector_jar() -> Path:
     """flink-sql-connector-kafka for the pinned Flink, resolved on first use."""
-    return _flink_jar("flink-sql-connector-kafka", FLINK_KAFKA_CONNECTOR_VERSION)
+    return _maven_jar("flink-sql-connector-kafka", FLINK_KAFKA_CONNECTOR_VERSION)
 
 
 def flink_metrics_influxdb_jar() -> Path:
     """Flink's InfluxDB metrics reporter (flink-metrics-influxdb) for the pinned Flink, resolved on first use."""
-    return _flink_jar("flink-metrics-influxdb", FLINK_VERSION)
+    return _maven_jar("flink-metrics-influxdb", FLINK_VERSION)
 
 
 def archive_jars() -> list[Path]:
     """What the job's Parquet archive needs: Flink's Parquet format and Hadoop's shaded client."""
     return [
-        _flink_jar("flink-sql-parquet", FLINK_VERSION),
-        *(_flink_jar(artifact, HADOOP_VERSION, "org.apache.hadoop")
+        _maven_jar("flink-sql-parquet", FLINK_VERSION),
+        *(_maven_jar(artifact, HADOOP_VERSION, "org.apache.hadoop")
           for artifact in ("hadoop-client-api", "hadoop-client-runtime")),
     ]
 

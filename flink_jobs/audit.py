@@ -34,11 +34,13 @@ VIOLATIONS = OutputTag("violations", BUCKETED)
 RULE_CHANGES = OutputTag("rule-changes", BUCKETED)
 # A BUCKETED hit (a SequenceHit) per sequence-rule hit, and a tick (None) per bucket (see SequenceRules).
 SEQUENCE_HITS = OutputTag("sequence-hits", BUCKETED)
-_DLQ_MAX_AHEAD_MS = 3_000_000  # under Kafka's default message.timestamp.after.max.ms (1 h), with a margin
 # An ARCHIVED row per valid event, for the Parquet archive.
 ARCHIVE = OutputTag("archive", ARCHIVED)
 # ruleset name -> the accepted push record (JSON); restored from checkpoints like any state.
 ACTIVE_RULES = MapStateDescriptor("active-rules", Types.STRING(), Types.STRING())
+
+
+_DLQ_MAX_AHEAD_MS = 3_000_000  # under Kafka's default message.timestamp.after.max.ms (1 h), with a margin
 
 
 def parse_or_dead_letter(value: str, arrival: Instant, watermark_ms: int) -> tuple[AuditEvent | None, tuple | None]:
@@ -46,8 +48,8 @@ def parse_or_dead_letter(value: str, arrival: Instant, watermark_ms: int) -> tup
 
     A dead letter has no event time of its own: it counts in the window of its arrival (the Kafka
     record time), unless the event-time watermark has passed that, and then in the first window
-    still open (at most 50 minutes after its arrival). Arrival times of several partitions read one after another are out of order by as
-    much as a backlog, so no watermark derived from them would hold.
+    still open (at most 50 minutes after its arrival). Arrival times of several partitions read one
+    after another are out of order by as much as a backlog, so no watermark derived from them would hold.
     """
     try:
         return parse_event(value), None
