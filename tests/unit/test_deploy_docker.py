@@ -123,21 +123,43 @@ def test_image_versions_agree_with_the_project_pins():
     args = _arg_defaults()
     assert args["FLINK_VERSION"] == FLINK_VERSION, "the image's Flink must be the release PyFlink is pinned to"
     assert args["KAFKA_CONNECTOR_VERSION"] == artifacts.FLINK_KAFKA_CONNECTOR_VERSION
+    assert args["HADOOP_VERSION"] == artifacts.HADOOP_VERSION
+    assert artifacts.FLINK_VERSION == FLINK_VERSION
     pom = (DOCKER / "jars" / "pom.xml").read_text()
-    assert f"<flink.version>{FLINK_VERSION}</flink.version>" in pom
+    assert f"<flink.version>{artifacts.FLINK_VERSION}</flink.version>" in pom
     assert f"<kafka.connector.version>{artifacts.FLINK_KAFKA_CONNECTOR_VERSION}</kafka.connector.version>" in pom
+    assert f"<hadoop.version>{artifacts.HADOOP_VERSION}</hadoop.version>" in pom
     # Runs as the base image's flink user, numerically (Kubernetes checks runAsNonRoot on the number).
     users = [arg for kind, arg in _instructions() if kind == "USER"]
     assert users[-1] == "9999:9999"
 
 
-def test_jar_stage_resolves_the_connector_and_the_reporter():
+def test_jar_stage_resolves_the_connector_the_reporter_and_the_archive_jars():
     jars = validators.docker_jars()
     connector = jars / f"flink-sql-connector-kafka-{artifacts.FLINK_KAFKA_CONNECTOR_VERSION}.jar"
     reporter = jars / f"flink-metrics-influxdb-{FLINK_VERSION}.jar"
-    assert connector.is_file() and reporter.is_file(), sorted(p.name for p in jars.iterdir())
+    # Exactly what local runs put on the classpath for the archive (devstack.artifacts.archive_jars).
+    archive = [jars / name for name in (f"flink-sql-parquet-{artifacts.FLINK_VERSION}.jar",
+                                        f"hadoop-client-api-{artifacts.HADOOP_VERSION}.jar",
+                                        f"hadoop-client-runtime-{artifacts.HADOOP_VERSION}.jar")]
+    assert sorted(p.name for p in jars.iterdir()) == sorted(p.name for p in (connector, reporter, *archive))
     with zipfile.ZipFile(reporter) as zf:  # the factory class named in the compose and k8s configs
         assert "org/apache/flink/metrics/influxdb/InfluxdbReporterFactory.class" in zf.namelist()
+    with zipfile.ZipFile(archive[0]) as zf:  # `'format' = 'parquet'` of the archive's filesystem table
+        assert "org/apache/flink/formats/parquet/ParquetFileFormatFactory.class" in zf.namelist()
+    with zipfile.ZipFile(archive[1]) as zf:
+        assert "org/apache/hadoop/conf/Configuration.class" in zf.namelist()
+
+
+def test_image_puts_the_archive_jars_on_the_classpath_and_ships_both_s3_plugins():
+    copies = [shlex.split(args) for kind, args in _instructions() if kind == "COPY" and "--from=jars" in args]
+    lib = {src.removeprefix("/jars/") for words in copies if words[-1] == "/opt/flink/lib/"
+           for src in words if src.startswith("/jars/")}
+    assert {"flink-sql-parquet-*.jar", "hadoop-client-api-*.jar", "hadoop-client-runtime-*.jar"} <= lib, lib
+    checks = " ".join(args for kind, args in _instructions() if kind == "RUN" and "test -f" in args)
+    # k8s/ enables both (ENABLE_BUILT_IN_PLUGINS): presto for checkpoints, hadoop for the archive's FileSink.
+    for plugin in ("presto", "hadoop"):
+        assert f'test -f "/opt/flink/opt/flink-s3-fs-{plugin}-${{FLINK_VERSION}}.jar"' in checks, plugin
 
 
 def test_constraints_pin_exactly_what_the_project_pins():
@@ -274,6 +296,23 @@ def test_compose_job_settings_are_valid(project, monkeypatch):
         settings = load_settings()  # raises on an unknown LLM_AUDIT_* name or an invalid value
         assert settings.kafka_bootstrap == "kafka:9092"
         assert settings.mongo_uri.get_secret_value().startswith("mongodb://llm_audit:CHANGE_ME@mongo:27017/")
+
+
+def test_archive_is_on_a_volume_both_flink_processes_mount_at_the_same_path(project):
+    services = project["services"]
+    archive = services["jobmanager"]["environment"]["LLM_AUDIT_ARCHIVE_DIR"]
+    assert archive == services["taskmanager"]["environment"]["LLM_AUDIT_ARCHIVE_DIR"]
+    assert archive.startswith("file:///"), archive
+    path = Path(archive.removeprefix("file://"))
+
+    def volume(service: str) -> tuple[str, str]:
+        (mount,) = [m for m in services[service]["volumes"]
+                    if m["type"] == "volume" and path.is_relative_to(m["target"])]
+        return mount["source"], mount["target"]
+
+    # One named volume for both: the archive outlives the containers and every process sees the same files.
+    assert volume("jobmanager") == volume("taskmanager")
+    assert volume("jobmanager")[0] in project["volumes"]
 
 
 def test_flink_properties_survive_the_official_entrypoint(project):

@@ -1,5 +1,6 @@
 """k8s/: each overlay rendered by kustomize, every object checked against the Kubernetes API schemas
-and the FlinkDeployment against the Flink Kubernetes Operator's CRD, then what the job needs.
+and the FlinkDeployment against the Flink Kubernetes Operator's CRD, then what the job needs, and the
+CronJobs' llm-audit commands against the CLI itself.
 
 No cluster is contacted. The tools and schemas are fetched once into the cache (tests/support/validators.py):
 kustomize from the Go module proxy, the Kubernetes JSON schemas from the kubernetes-validate wheel
@@ -9,6 +10,7 @@ kustomize from the Go module proxy, the Kubernetes JSON schemas from the kuberne
 from __future__ import annotations
 
 import copy
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -16,8 +18,11 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from typer.main import get_command
+from typer.testing import CliRunner
 
 from tests.support import validators
+from flink_jobs.cli import app as cli
 from flink_jobs.settings import AuditJobSettings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,16 +45,40 @@ def _one(objects: list[dict], kind: str) -> dict:
     return obj
 
 
+def _named(objects: list[dict], kind: str, name: str) -> dict:
+    (obj,) = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    return obj
+
+
 def _main_container(pod_template: dict) -> dict:
     (container,) = [c for c in pod_template["spec"]["containers"] if c["name"] == MAIN_CONTAINER]
     return container
 
 
+CRON_JOBS = ("llm-audit-archive-retention", "llm-audit-compliance-report")
+
+
+def _cron_pod(objects: list[dict], name: str) -> dict:
+    return _named(objects, "CronJob", name)["spec"]["jobTemplate"]["spec"]["template"]
+
+
+def _cron_container(objects: list[dict], name: str) -> dict:
+    (container,) = _cron_pod(objects, name)["spec"]["containers"]
+    return container
+
+
+def _containers(objects: list[dict]) -> list[tuple[str, dict]]:
+    """(what, container) of every pod template rendered: the FlinkDeployment's shared one and the CronJobs'."""
+    found = [("FlinkDeployment", _main_container(_one(objects, "FlinkDeployment")["spec"]["podTemplate"]))]
+    return found + [(f"CronJob {name}", _cron_container(objects, name)) for name in CRON_JOBS]
+
+
 def test_each_overlay_renders_the_whole_deployment(rendered):
     for overlay, objects in rendered.items():
         kinds = sorted(o["kind"] for o in objects)
-        assert kinds == ["ConfigMap", "FlinkDeployment", "Namespace", "NetworkPolicy", "Role", "RoleBinding",
-                         "ServiceAccount"], (overlay, kinds)
+        assert kinds == ["ConfigMap", "CronJob", "CronJob", "FlinkDeployment", "Namespace", "NetworkPolicy",
+                         "NetworkPolicy", "Role", "RoleBinding", "ServiceAccount"], (overlay, kinds)
+        assert sorted(o["metadata"]["name"] for o in objects if o["kind"] == "CronJob") == sorted(CRON_JOBS)
         namespace = _one(objects, "Namespace")["metadata"]["name"]
         for obj in objects:
             if obj["kind"] != "Namespace":
@@ -59,7 +88,7 @@ def test_each_overlay_renders_the_whole_deployment(rendered):
 
 @pytest.mark.parametrize("version", validators.KUBERNETES_VERSIONS)
 def test_every_object_matches_the_kubernetes_api_schema(rendered, version):
-    problems = []
+    problems, validated = [], set()
     for overlay, objects in rendered.items():
         for obj in objects:
             validator = validators.kubernetes_validator(obj, version)
@@ -67,19 +96,29 @@ def test_every_object_matches_the_kubernetes_api_schema(rendered, version):
                 assert validator is None  # a custom resource: checked against its CRD below
                 continue
             assert validator is not None, f"no Kubernetes {version} schema for {obj['apiVersion']} {obj['kind']}"
+            validated.add(obj["kind"])
             problems += [f"{overlay} {obj['kind']} {'.'.join(map(str, e.path))}: {e.message}"
                          for e in validator.iter_errors(obj)]
     assert not problems, "\n".join(problems)
+    assert {"CronJob", "NetworkPolicy", "ConfigMap", "Role"} <= validated, validated
 
 
 def test_kubernetes_schema_rejects_a_broken_object(rendered):
-    policy = copy.deepcopy(_one(rendered["prod"], "NetworkPolicy"))
+    version = validators.KUBERNETES_VERSIONS[-1]
+    policy = copy.deepcopy(_named(rendered["prod"], "NetworkPolicy", "llm-audit-job"))
     policy["spec"]["podSelecter"] = policy["spec"].pop("podSelector")  # a typo the API server would prune
     policy["spec"]["egress"][1]["ports"][0]["protocol"] = 53
-    errors = [e.message for e in validators.kubernetes_validator(policy, validators.KUBERNETES_VERSIONS[-1])
-              .iter_errors(policy)]
+    errors = [e.message for e in validators.kubernetes_validator(policy, version).iter_errors(policy)]
     assert any("podSelecter" in e for e in errors), errors
     assert any("53" in e for e in errors), errors
+    # The strict schema reaches into a CronJob's pod template too.
+    cron_job = copy.deepcopy(_named(rendered["prod"], "CronJob", CRON_JOBS[0]))
+    (container,) = cron_job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    container["comand"] = container.pop("command")
+    cron_job["spec"]["startingDeadlineSeconds"] = "1h"
+    errors = [e.message for e in validators.kubernetes_validator(cron_job, version).iter_errors(cron_job)]
+    assert any("comand" in e for e in errors), errors
+    assert any("1h" in e for e in errors), errors
 
 
 @pytest.fixture(scope="module")
@@ -130,12 +169,19 @@ def test_flink_deployment_runs_the_images_job_in_application_mode(rendered):
         assert conf["kubernetes.entry.path"] == "/opt/llm-audit/docker/entrypoint.sh"
         assert "COPY --chmod=755 docker/entrypoint.sh /opt/llm-audit/docker/entrypoint.sh" in dockerfile
         assert conf["high-availability.type"] == "kubernetes"
+        # Both S3 plugins register s3://: state names presto's own scheme, the archive hadoop's (its
+        # recoverable writer, which the archive's FileSink needs); none may say s3:// and leave it to chance.
         for new, old in (("execution.checkpointing.dir", "state.checkpoints.dir"),
                          ("execution.checkpointing.savepoint-dir", "state.savepoints.dir")):
-            assert conf[new] == conf[old] and conf[new].startswith("s3://"), (overlay, new)
-        assert conf["high-availability.storageDir"].startswith("s3://")
+            assert conf[new] == conf[old] and conf[new].startswith("s3p://"), (overlay, new)
+        assert conf["high-availability.storageDir"].startswith("s3p://")
+        assert _one(objects, "ConfigMap")["data"]["LLM_AUDIT_ARCHIVE_DIR"].startswith("s3a://"), overlay
+        assert not [key for key, value in conf.items() if str(value).startswith("s3://")], overlay
         plugins = {e["name"]: e.get("value") for e in _main_container(spec["podTemplate"])["env"]}
-        assert plugins["ENABLE_BUILT_IN_PLUGINS"] == f"flink-s3-fs-presto-{FLINK_VERSION}.jar"
+        assert plugins["ENABLE_BUILT_IN_PLUGINS"].split(";") == [f"flink-s3-fs-presto-{FLINK_VERSION}.jar",
+                                                                 f"flink-s3-fs-hadoop-{FLINK_VERSION}.jar"]
+        for plugin in plugins["ENABLE_BUILT_IN_PLUGINS"].split(";"):  # the image checks they are in opt/
+            assert f'test -f "/opt/flink/opt/{plugin.replace(FLINK_VERSION, "${FLINK_VERSION}")}"' in dockerfile
         assert conf["metrics.reporter.influxdb.factory.class"] == \
             "org.apache.flink.metrics.influxdb.InfluxdbReporterFactory"
         assert conf["job.autoscaler.enabled"] == "true"
@@ -147,29 +193,46 @@ def test_flink_deployment_runs_the_images_job_in_application_mode(rendered):
     assert _one(rendered["prod"], "FlinkDeployment")["spec"]["image"].endswith(":0.1.0-cuda")
 
 
+KNOWN_SETTINGS = {f"LLM_AUDIT_{name.upper()}" for name in AuditJobSettings.model_fields}
+
+
+def _settings_env(objects: list[dict], container: dict) -> dict[str, str]:
+    """The LLM_AUDIT_* environment a container gets: its ConfigMap's data, and a stand-in for each
+    Secret-backed variable that is not optional (an optional key is absent from the Secret by default)."""
+    config_map = _one(objects, "ConfigMap")
+    # The generated name, hash suffix included, is what the pods read.
+    assert container["envFrom"][0]["configMapRef"]["name"] == config_map["metadata"]["name"]
+    env = {e["name"]: e for e in container["env"]}
+    names = set(config_map["data"]) | {n for n in env if n.startswith("LLM_AUDIT_")}
+    assert names <= KNOWN_SETTINGS, names - KNOWN_SETTINGS
+    values = dict(config_map["data"])
+    for name, entry in env.items():
+        if name.startswith("LLM_AUDIT_"):
+            assert "secretKeyRef" in entry["valueFrom"], f"{name}: settings not in the ConfigMap come from a Secret"
+            if not entry["valueFrom"]["secretKeyRef"].get("optional"):
+                values[name] = "placeholder"
+    return values
+
+
+def _load(monkeypatch, values: dict[str, str]):
+    for var in [v for v in os.environ if v.startswith("LLM_AUDIT_")]:
+        monkeypatch.delenv(var)
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return load_settings()
+
+
 def test_job_settings_are_known_valid_and_consistent(rendered, monkeypatch):
-    known = {f"LLM_AUDIT_{name.upper()}" for name in AuditJobSettings.model_fields}
     for overlay, objects in rendered.items():
         deployment = _one(objects, "FlinkDeployment")
-        config_map = _one(objects, "ConfigMap")
-        container = _main_container(deployment["spec"]["podTemplate"])
-        # The generated name, hash suffix included, is what the pods read.
-        assert container["envFrom"][0]["configMapRef"]["name"] == config_map["metadata"]["name"]
-        env = {e["name"]: e for e in container["env"]}
-        names = set(config_map["data"]) | {n for n in env if n.startswith("LLM_AUDIT_")}
-        assert names <= known, (overlay, names - known)
-        for var in [v for v in __import__("os").environ if v.startswith("LLM_AUDIT_")]:
-            monkeypatch.delenv(var)
-        for name, value in config_map["data"].items():
-            monkeypatch.setenv(name, value)
-        for name, entry in env.items():  # Secret-backed: any value stands in
-            if name.startswith("LLM_AUDIT_") and not entry["valueFrom"]["secretKeyRef"].get("optional"):
-                monkeypatch.setenv(name, "placeholder")
-        settings = load_settings()
+        settings = _load(monkeypatch, _settings_env(objects, _main_container(deployment["spec"]["podTemplate"])))
         assert settings.parallelism == deployment["spec"]["job"]["parallelism"], overlay
+        assert settings.archive_dir and "archive" in settings.outputs, overlay
+    assert _one(rendered["dev"], "ConfigMap")["data"]["LLM_AUDIT_ARCHIVE_DIR"] == "s3a://llm-audit-dev/archive"
+    assert _one(rendered["prod"], "ConfigMap")["data"]["LLM_AUDIT_ARCHIVE_DIR"] == "s3a://llm-audit-archive/events"
 
 
-SENSITIVE = re.compile(r"password|secret|token|access-key|credential", re.I)
+SENSITIVE = re.compile(r"password|secret|token|access[-_]key|credential|[-_]key$", re.I)
 
 
 def _manifest_files() -> list[Path]:
@@ -196,9 +259,18 @@ def test_no_secret_value_is_committed_or_rendered(rendered):
                 match = re.fullmatch(r"\$\{(FLINK_SECRET_[A-Z0-9_]+)\}", value)
                 assert match, f"{overlay}: {key} must be a ${{FLINK_SECRET_*}} placeholder, not a value"
                 assert "secretKeyRef" in env[match.group(1)]["valueFrom"], key
-        for name, entry in env.items():
-            if SENSITIVE.search(name):
-                assert "secretKeyRef" in entry.get("valueFrom", {}), f"{overlay}: {name} is set in plain text"
+        literals = list(_one(objects, "ConfigMap")["data"].values())
+        for what, container in _containers(objects):
+            for entry in container.get("env", []):
+                if SENSITIVE.search(entry["name"]):
+                    assert "secretKeyRef" in entry.get("valueFrom", {}), \
+                        f"{overlay} {what}: {entry['name']} is set in plain text"
+                literals += [entry["value"]] if "value" in entry else []
+        # Nor a credential inside a URL under a harmless name (mongodb://user:password@..., s3://key:secret@...).
+        assert not [v for v in literals if re.search(r"://[^/@\s]+:[^/@\s]*@", v)], overlay
+        # The CronJobs' secrets were among those checked.
+        cron_env = {e["name"] for _, c in _containers(objects)[1:] for e in c["env"]}
+        assert {"LLM_AUDIT_ARCHIVE_KEY", "AWS_SECRET_ACCESS_KEY", "LLM_AUDIT_MONGO_URI"} <= cron_env, overlay
 
 
 def test_role_pod_templates_only_add_to_the_shared_one(rendered):
@@ -231,7 +303,7 @@ def _ports(rule: dict) -> set[tuple[str, int]]:
 
 def test_network_policy_confines_the_job_pods(rendered):
     for overlay, objects in rendered.items():
-        policy = _one(objects, "NetworkPolicy")["spec"]
+        policy = _named(objects, "NetworkPolicy", "llm-audit-job")["spec"]
         labels = _one(objects, "FlinkDeployment")["spec"]["podTemplate"]["metadata"]["labels"]
         assert policy["podSelector"]["matchLabels"].items() <= labels.items(), "the policy must select the job's pods"
         assert sorted(policy["policyTypes"]) == ["Egress", "Ingress"]
@@ -247,8 +319,37 @@ def test_network_policy_confines_the_job_pods(rendered):
             assert needed in egress, (overlay, needed)
         rest = [rule for rule in policy["ingress"] if rule.get("ports")]
         assert [_ports(rule) for rule in rest] == [{("TCP", 8081)}]
-    dev_egress = _one(rendered["dev"], "NetworkPolicy")["spec"]["egress"]
+    dev_egress = _named(rendered["dev"], "NetworkPolicy", "llm-audit-job")["spec"]["egress"]
     assert any(("TCP", 9000) in _ports(rule) for rule in dev_egress), "dev checkpoints go to MinIO on 9000"
+
+
+def _selects(policy: dict, labels: dict) -> bool:
+    return policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+
+
+def test_network_policy_confines_the_cron_job_pods(rendered):
+    for overlay, objects in rendered.items():
+        policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
+        job_labels = _one(objects, "FlinkDeployment")["spec"]["podTemplate"]["metadata"]["labels"]
+        for name in CRON_JOBS:
+            labels = _cron_pod(objects, name)["metadata"]["labels"]
+            # Exactly one policy, not the job's: the job's pods accept any port from their own kind.
+            (policy,) = [p for p in policies if _selects(p, labels)]
+            assert policy["metadata"]["name"] == "llm-audit-batch" and not _selects(policy, job_labels), overlay
+            spec = policy["spec"]
+            assert sorted(spec["policyTypes"]) == ["Egress", "Ingress"] and not spec.get("ingress"), overlay
+            for rule in spec["egress"]:
+                assert rule.get("ports"), (overlay, rule)
+                if any("ipBlock" in peer for peer in rule["to"]):
+                    assert _ports(rule) == {("TCP", 443)}, (overlay, rule)  # S3; no Kubernetes API
+            egress = set().union(*(_ports(rule) for rule in spec["egress"]))
+            # DNS, MongoDB and InfluxDB (the report's findings and dead letters), S3.
+            for needed in (("UDP", 53), ("TCP", 27017), ("TCP", 8086), ("TCP", 443)):
+                assert needed in egress, (overlay, needed)
+            assert ("TCP", 9092) not in egress, "they do not use Kafka"
+            assert _cron_pod(objects, name)["spec"]["automountServiceAccountToken"] is False
+    dev_egress = _named(rendered["dev"], "NetworkPolicy", "llm-audit-batch")["spec"]["egress"]
+    assert any(("TCP", 9000) in _ports(rule) for rule in dev_egress), "dev's archive is on MinIO on 9000"
 
 
 def test_flink_metrics_go_to_the_bucket_the_dashboards_read(rendered):
@@ -256,3 +357,117 @@ def test_flink_metrics_go_to_the_bucket_the_dashboards_read(rendered):
         conf = _one(objects, "FlinkDeployment")["spec"]["flinkConfiguration"]
         assert conf["metrics.reporter.influxdb.db"] == _one(objects, "ConfigMap")["data"]["LLM_AUDIT_INFLUX_BUCKET"]
         validators.assert_reporter_is_flink_jobs(conf)
+
+
+# --- the CronJobs: scheduled llm-audit commands in the job's image ------------------------------
+
+def _image_llm_audit() -> str:
+    """Where the image has the llm-audit console script: the venv the Dockerfile installs the project into."""
+    dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
+    (venv,) = set(re.findall(r"VIRTUAL_ENV=(\S+)", dockerfile))
+    assert "uv pip install --no-deps ." in dockerfile
+    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]["llm-audit"] == "flink_jobs.cli:app"
+    return f"{venv}/bin/llm-audit"
+
+
+def _cli_parse(args: list[str]) -> tuple[list[str], dict]:
+    """(the words naming the command, its options) of args, parsed and converted by the CLI's own command as
+    a run would (unknown options, types, required ones and bounds are errors), without running it."""
+    command, rest, path = get_command(cli), list(args), []
+    while hasattr(command, "commands"):  # a group: the next word names its subcommand
+        path.append(rest.pop(0))
+        assert path[-1] in command.commands, f"llm-audit has no command {' '.join(path)!r}"
+        command = command.commands[path[-1]]
+    return path, command.make_context(" ".join(path), rest).params
+
+
+def _option(args: list[str], option: str) -> str:
+    return args[args.index(option) + 1]
+
+
+def test_cron_jobs_run_the_images_llm_audit_with_valid_commands(rendered, monkeypatch):
+    from flink_jobs.erasure import retention_cutoff
+
+    llm_audit = _image_llm_audit()
+    calls = []  # a stand-in for the deletion: what the retention command asked to drop
+    monkeypatch.setattr("flink_jobs.erasure.drop_partitions_before", lambda *a: calls.append(a) or [])
+    for overlay, objects in rendered.items():
+        image = _one(objects, "FlinkDeployment")["spec"]["image"]
+        archive = _one(objects, "ConfigMap")["data"]["LLM_AUDIT_ARCHIVE_DIR"]
+        for name in CRON_JOBS:
+            container = _cron_container(objects, name)
+            assert container["image"] == image, (overlay, name)  # the overlay's image, rewritten alike
+            # The image's ENTRYPOINT starts Flink (docker/entrypoint.sh); `command:` replaces it.
+            assert container["command"] == [llm_audit], (overlay, name)
+            path, _ = _cli_parse(container["args"])
+            help_ = CliRunner().invoke(cli, [*path, "--help"])
+            assert help_.exit_code == 0, (overlay, name, help_.output)
+
+        # Retention: parsed strictly, then run with the pod's settings against the stand-in.
+        args = _cron_container(objects, "llm-audit-archive-retention")["args"]
+        path, params = _cli_parse(args)
+        assert path == ["archive", "retention"] and not params["dry_run"], args
+        days = params["days"]
+        assert days >= 365, "the archive is the audit record: at least a year"
+        _load(monkeypatch, _settings_env(objects, _cron_container(objects, "llm-audit-archive-retention")))
+        calls.clear()
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, (overlay, result.output)
+        assert calls == [(archive, retention_cutoff(days), False)], overlay
+
+        # Report: every tenant, the previous month, into a directory (the command dates the file name)
+        # in the archive's bucket but outside the archive's partitions.
+        args = _cron_container(objects, "llm-audit-compliance-report")["args"]
+        assert args[0] == "report" and _option(args, "--tenant") == "all", overlay
+        assert "--last-month" in args and "--from" not in args and "--to" not in args, overlay
+        out = _option(args, "--out")
+        assert out.startswith("s3://") and out.endswith("/"), out
+        bucket, path = out.removeprefix("s3://").split("/", 1)
+        archive_bucket, archive_path = archive.split("://", 1)[1].split("/", 1)
+        assert bucket == archive_bucket and not path.startswith(archive_path), (overlay, out, archive)
+    assert _option(_cron_container(rendered["dev"], "llm-audit-compliance-report")["args"], "--out") \
+        == "s3://llm-audit-dev/reports/"
+
+
+def test_cron_jobs_share_the_jobs_settings_secrets_and_hardening(rendered, monkeypatch):
+    for overlay, objects in rendered.items():
+        spec = _one(objects, "FlinkDeployment")["spec"]
+        main = _main_container(spec["podTemplate"])
+        job_env = {e["name"]: e for e in main["env"]}
+        for name in CRON_JOBS:
+            pod, container = _cron_pod(objects, name)["spec"], _cron_container(objects, name)
+            # Non-root, like the job's pods (the namespace warns on anything short of "restricted").
+            assert pod["securityContext"] == spec["podTemplate"]["spec"]["securityContext"], (overlay, name)
+            assert container["securityContext"] == main["securityContext"], (overlay, name)
+            assert pod["restartPolicy"] == "Never"
+            env = {e["name"]: e for e in container["env"]}
+            assert {n for n in env if not n.startswith("LLM_AUDIT_")} <= \
+                {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_REGION"}, (overlay, name)
+            # load_settings() validates every setting together (an encrypted archive needs its key, SASL its
+            # password), so the CronJobs get the job's Secret-backed settings, from the same keys.
+            assert {n: e for n, e in env.items() if n.startswith("LLM_AUDIT_")} == \
+                {n: e for n, e in job_env.items() if n.startswith("LLM_AUDIT_")}, (overlay, name)
+            settings = _load(monkeypatch, _settings_env(objects, container))
+            assert settings.archive_dir == _one(objects, "ConfigMap")["data"]["LLM_AUDIT_ARCHIVE_DIR"]
+            # pyarrow reads AWS_*: the credentials and endpoint of the job's S3 (Flink's s3.* options).
+            assert env["AWS_ACCESS_KEY_ID"]["valueFrom"] == job_env["FLINK_SECRET_S3_ACCESS_KEY"]["valueFrom"]
+            assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"] == job_env["FLINK_SECRET_S3_SECRET_KEY"]["valueFrom"]
+            assert env.get("AWS_ENDPOINT_URL", {}).get("value") == spec["flinkConfiguration"].get("s3.endpoint")
+    assert "AWS_ENDPOINT_URL" in {e["name"] for e in _cron_container(rendered["dev"], CRON_JOBS[0])["env"]}
+
+
+def test_cron_job_schedules(rendered):
+    for overlay, objects in rendered.items():
+        retention = _named(objects, "CronJob", "llm-audit-archive-retention")["spec"]
+        report = _named(objects, "CronJob", "llm-audit-compliance-report")["spec"]
+        for spec in (retention, report):
+            assert spec["timeZone"] == "Etc/UTC", overlay  # the archive's partitions are UTC dates
+            assert spec["concurrencyPolicy"] == "Forbid", overlay  # a late run never overlaps the next
+        minute, hour, *days = retention["schedule"].split()
+        assert minute.isdigit() and hour.isdigit() and days == ["*", "*", "*"], retention["schedule"]  # daily
+        minute, hour, *days = report["schedule"].split()
+        assert minute.isdigit() and hour.isdigit() and days == ["1", "*", "*"], report["schedule"]  # the 1st
+        # The archive is kept as long as the violations found in it.
+        ttl = _one(objects, "ConfigMap")["data"].get("LLM_AUDIT_VIOLATIONS_TTL_DAYS")
+        if ttl:
+            assert _option(_cron_container(objects, CRON_JOBS[0])["args"], "--days") == ttl, overlay
