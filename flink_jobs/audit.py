@@ -23,6 +23,7 @@ from udfs.engine import RuleEngine, sequence_hits
 from udfs.events import AuditEvent, EventError, dead_letter, parse_event
 from udfs.findings import violation_context, violation_document
 from udfs.rules import RuleError, RuleSet, ruleset_from_push
+from udfs.signing import SignatureError, trusted_keys, verify
 
 # An event with its model scores: (event, {field: {label: score}}, {field: evidence}).
 Scored = tuple[AuditEvent, dict, dict]
@@ -83,10 +84,12 @@ class AuditEvents(BroadcastProcessFunction):
         scorers: tuple[str, ...],
         buckets: int,
         archive: tuple[TextMode, str | None] | None = None,
+        trusted_keys: tuple[str, ...] = (),
     ):
         self._initial, self._name, self._store_raw_text = initial, ruleset_name, store_raw_text
         self._scorers, self._buckets = scorers, buckets  # of the writers
         self._archive = archive  # (text mode, base64 key for encrypted text), or None: no archive rows
+        self._trusted_keys = trusted_keys  # public keys; any: only pushes signed by one of them run
         self._engine: RuleEngine | None = None
 
     def open(self, runtime_context: RuntimeContext):
@@ -94,6 +97,7 @@ class AuditEvents(BroadcastProcessFunction):
         self._ticked = False  # each sequence bucket gets a tick from the first event (SequenceRules)
         key = self._archive and self._archive[1]
         self._cipher = TextCipher.from_base64(key) if key else None
+        self._trusted = trusted_keys(list(self._trusted_keys))
 
     def _use(self, ruleset: RuleSet) -> RuleEngine:
         engine = RuleEngine(ruleset)
@@ -151,6 +155,12 @@ class AuditEvents(BroadcastProcessFunction):
         if ruleset.content_hash() != record.get("hash"):
             yield rule_change(record, False, "hash does not match the rules: corrupted or hand-edited push")
             return
+        if self._trusted:
+            try:
+                verify(record, self._trusted)
+            except SignatureError as exc:
+                yield rule_change(record, False, str(exc))
+                return
         missing = ruleset.scorers_used() - set(self._scorers)
         if missing:
             yield rule_change(
@@ -167,7 +177,7 @@ class AuditEvents(BroadcastProcessFunction):
 
 def rule_change(record: dict, accepted: bool, reason: str | None) -> dict:
     """The rule_changes document; its _id is deterministic, so every subtask and replay upserts one."""
-    keys = ("name", "version", "hash", "author", "message", "pushed_at")
+    keys = ("name", "version", "hash", "author", "message", "pushed_at", "key_id")
     doc = {key: record.get(key) for key in keys}
     doc.update(accepted=accepted, reason=reason)
     doc["_id"] = f"{doc['name']}:v{doc['version']}:{doc['hash']}:{'accepted' if accepted else 'rejected'}"

@@ -269,7 +269,13 @@ def build_pipeline(events: Table, pushes: DataStream, settings: AuditJobSettings
         audit_input.connect(pushes.broadcast(ACTIVE_RULES))
         .process(
             AuditEvents(
-                ruleset, settings.ruleset_name, settings.store_raw_text, tuple(settings.scorers), buckets, archive
+                ruleset,
+                settings.ruleset_name,
+                settings.store_raw_text,
+                tuple(settings.scorers),
+                buckets,
+                archive,
+                tuple(settings.rules_trusted_keys),
             ),
             AUDITED,
         )

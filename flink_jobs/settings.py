@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from udfs.archive import TextCipher
 from udfs.scorers.suite import DEFAULT_CONFIG as DEFAULT_SCORERS_CONFIG
+from udfs.signing import trusted_keys
 
 
 class SettingsError(ValueError):
@@ -59,6 +60,9 @@ class AuditJobSettings(BaseSettings):
     """LLM_AUDIT_RULES_TOPIC: compacted topic of pushed rulesets (`llm-audit rules push`); the newest valid push wins."""
     ruleset_name: str = "default"
     """LLM_AUDIT_RULESET_NAME: which pushed ruleset this job follows (the record key on the rules topic)."""
+    rules_trusted_keys: list[str] = []
+    """LLM_AUDIT_RULES_TRUSTED_KEYS: JSON list of Ed25519 public keys (base64, the .pub of `llm-audit rules keygen`);
+    with any, the job runs only pushes signed by one of them and records the rest as rejected."""
     store_raw_text: bool = False
     """LLM_AUDIT_STORE_RAW_TEXT: also store the raw prompt/response text in violations (off: spans and redacted snippets only)."""
 
@@ -180,6 +184,11 @@ class AuditJobSettings(BaseSettings):
                 f"kafka_security_protocol={self.kafka_security_protocol} needs LLM_AUDIT_KAFKA_SASL_USERNAME "
                 "and LLM_AUDIT_KAFKA_SASL_PASSWORD"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _trusted_keys_are_keys(self) -> AuditJobSettings:
+        trusted_keys(self.rules_trusted_keys)  # names a key that is not one
         return self
 
     @model_validator(mode="after")

@@ -90,20 +90,61 @@ def push(
     name: str = NAME,
     bootstrap: str = BOOTSTRAP,
     topic: str = TOPIC,
+    sign_key: Path | None = typer.Option(
+        None, exists=True, dir_okay=False, help="Sign the push with this Ed25519 key (`rules keygen`)."
+    ),
 ) -> None:
     """Validate, then publish the ruleset to the running job(s) through the audit-rules topic."""
+    from udfs.signing import SignatureError, key_id, load_private_key, sign
+
+    private = None
+    if sign_key is not None:
+        try:
+            private = load_private_key(sign_key.read_bytes(), str(sign_key))
+        except SignatureError as exc:
+            fail(str(exc))
     ruleset = load(path)
     kafka = _kafka(bootstrap)
     live = rules_topic.latest(kafka, topic, name)
-    if live is not None and live["hash"] == ruleset.content_hash():
+    # The same rules pushed again unsigned, or signed by another key (e.g. after a rejection), go out.
+    signer = key_id(private.public_key()) if private is not None else None
+    if live is not None and live["hash"] == ruleset.content_hash() and live.get("key_id") == signer:
         console.print(f"unchanged: live version {live['version']} has hash {live['hash']}; nothing pushed")
         return
     record = rules_topic.push_record(ruleset, name, (live or {}).get("version", 0) + 1, author, message)
+    if private is not None:
+        record = sign(record, private)
     try:
         rules_topic.publish(kafka, topic, record)
     except LookupError as exc:
         fail(str(exc))
-    console.print(f"[green]pushed[/] {name} v{record['version']} hash {record['hash']} by {record['author']}")
+    signed = f", signed with key {record['key_id']}" if "key_id" in record else ""
+    console.print(f"[green]pushed[/] {name} v{record['version']} hash {record['hash']} by {record['author']}{signed}")
+
+
+@app.command()
+def keygen(
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Where the private key goes (PEM, mode 600); the public key: OUT.pub."
+    ),
+) -> None:
+    """Make an Ed25519 key to sign rule pushes with; the job trusts its .pub (LLM_AUDIT_RULES_TRUSTED_KEYS)."""
+    import os
+
+    from udfs.signing import generate_key, key_id, parse_public_key
+
+    if out.exists():
+        fail(f"{out} exists: not overwriting a key; choose another --out")
+    pem, public = generate_key()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(pem)
+    out.with_name(out.name + ".pub").write_text(public + "\n")
+    console.print(
+        f"private key {out} (keep it secret), public key {out}.pub, key id {key_id(parse_public_key(public))}"
+    )
+    console.print(f"trust it in the job: LLM_AUDIT_RULES_TRUSTED_KEYS='[\"{public}\"]'")
 
 
 @app.command("list")

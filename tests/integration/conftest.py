@@ -58,3 +58,15 @@ def job_env(settings) -> dict[str, str]:
         value = value.get_secret_value() if hasattr(value, "get_secret_value") else value
         env[f"LLM_AUDIT_{name.upper()}"] = json.dumps(value) if isinstance(value, (list, dict)) else str(value)
     return env
+
+
+@pytest.fixture
+def unscored_rules(tmp_path):
+    """The default rules up to the score rules (a job without scorers), with the lists they name."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "rules"
+    default = (root / "default.yaml").read_text()
+    (tmp_path / "rules.yaml").write_text(default[: default.index("  - id: toxicity.high")])
+    (tmp_path / "lists").symlink_to(root / "lists")
+    return tmp_path / "rules.yaml"

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from collections import Counter
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import pytest
 from pymongo import MongoClient
@@ -30,17 +29,12 @@ from tests.support.check import (
 )
 
 MIDNIGHT_MS = 1_795_046_400_000  # 2026-11-19T00:00:00Z: the stream straddles it, so two date partitions
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def archived(isolated_job, tmp_path):
-    """A bounded run of the job over 12 s of events across midnight -> (settings, truths). The default
-    rules up to the score rules: no scorers to run."""
-    default = (ROOT / "rules" / "default.yaml").read_text()
-    (tmp_path / "rules.yaml").write_text(default[: default.index("  - id: toxicity.high")])
-    (tmp_path / "lists").symlink_to(ROOT / "rules" / "lists")
-    settings = isolated_job("ar", scorers=[], rules_path=tmp_path / "rules.yaml")
+def archived(isolated_job, unscored_rules):
+    """A bounded run of the job (no scorers) over 12 s of events across midnight -> (settings, truths)."""
+    settings = isolated_job("ar", scorers=[], rules_path=unscored_rules)
     truths = traffic.produce(settings.kafka_bootstrap, settings.source_topic, 600, seed=17, rate=50,
                              start_ms=MIDNIGHT_MS - 6000)
     audit_job.main(settings)
@@ -232,15 +226,11 @@ def test_audit_archive_on_redacted_text_re_evaluates_the_field_rules_and_names_t
     assert "not re-evaluated (redacted text)" in cli.output
 
 
-def test_audit_archive_with_the_key_re_evaluates_every_rule_on_the_raw_text(isolated_job, tmp_path):
+def test_audit_archive_with_the_key_re_evaluates_every_rule_on_the_raw_text(isolated_job, unscored_rules):
     import base64
 
-    default = (ROOT / "rules" / "default.yaml").read_text()
-    (tmp_path / "rules.yaml").write_text(default[: default.index("  - id: toxicity.high")])
-    (tmp_path / "lists").symlink_to(ROOT / "rules" / "lists")
     key = base64.b64encode(bytes(range(32))).decode()
-    settings = isolated_job("aa", scorers=[], rules_path=tmp_path / "rules.yaml", archive_text="encrypted",
-                            archive_key=key)
+    settings = isolated_job("aa", scorers=[], rules_path=unscored_rules, archive_text="encrypted", archive_key=key)
     truths = traffic.produce(settings.kafka_bootstrap, settings.source_topic, 1500, seed=23, rate=150,
                              start_ms=MIDNIGHT_MS)
     assert repeated_injections(truths)  # the stream holds sequence-rule hits, to re-find in the batch run

@@ -90,3 +90,62 @@ def test_push_changes_what_the_running_job_flags_and_a_bad_push_is_rejected(isol
         client.cancel().result()
         producer.close()
         mongo.close()
+
+
+def test_a_job_that_trusts_keys_runs_only_pushes_signed_by_them(isolated_job, unscored_rules, tmp_path):
+    from typer.testing import CliRunner
+
+    from flink_jobs.cli import app
+    from tests.integration.conftest import job_env
+    from udfs.signing import generate_key, load_private_key, sign
+
+    keys = tmp_path / "keys"
+    made = CliRunner().invoke(app, ["rules", "keygen", "--out", str(keys / "alice.pem")])
+    assert made.exit_code == 0 and "key id" in made.output, made.output
+    public = (keys / "alice.pem.pub").read_text().strip()
+    settings = isolated_job("signed", bounded=False, starting_offsets="earliest", checkpoint_interval_ms=500,
+                            scorers=[], rules_path=unscored_rules, rules_trusted_keys=[public])
+    client = audit_job.build_job(settings).execute_async("llm-audit-signed-pushes")
+    mongo = MongoClient(settings.mongo_uri.get_secret_value())
+    db = mongo[settings.mongo_database]
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    counter = iter(range(10**6))
+
+    def send() -> None:
+        i = next(counter)
+        producer.send(settings.source_topic, _event(i, f"status of project zebra, ticket {i}"))
+        producer.flush()
+
+    def changes() -> dict:
+        return {c["version"]: c for c in db[settings.rule_changes_collection].find()}
+
+    try:
+        _wait_for(lambda: client.get_job_status().result().name == "RUNNING", 60, lambda: None)
+        zebra = unscored_rules.read_text() + ZEBRA_RULE
+        (tmp_path / "zebra.yaml").write_text(zebra)
+        ruleset = parse_rules(zebra, base_dir=unscored_rules.parent)
+        kafka = client_config(settings)
+        # Unsigned, and signed by a key the job does not trust: both recorded as rejected, and the same rules
+        # signed with the trusted key then still go out (the CLI pushes again what another key signed).
+        rules_topic.publish(kafka, settings.rules_topic, rules_topic.push_record(ruleset, "default", 1, "eve", "x"))
+        other = load_private_key(generate_key()[0], "other")
+        rules_topic.publish(kafka, settings.rules_topic,
+                            sign(rules_topic.push_record(ruleset, "default", 2, "eve", "y"), other))
+        _wait_for(lambda: len(changes()) == 2, 30, send)
+        assert "unsigned push" in changes()[1]["reason"] and "does not trust" in changes()[2]["reason"]
+        assert db[settings.violations_collection].count_documents({"rule_id": "custom.zebra"}) == 0
+
+        # Signed with the trusted key through the CLI: it runs, and its record names the key.
+        pushed = CliRunner().invoke(app, ["rules", "push", str(tmp_path / "zebra.yaml"), "-m", "add zebra",
+                                          "--author", "alice", "--sign-key", str(keys / "alice.pem"),
+                                          "--bootstrap", settings.kafka_bootstrap, "--topic", settings.rules_topic],
+                                    env=job_env(settings))
+        assert pushed.exit_code == 0 and "signed with key" in pushed.output, pushed.output
+        _wait_for(lambda: db[settings.violations_collection].count_documents({"rule_id": "custom.zebra"}) > 0, 30, send)
+        accepted = [c for c in changes().values() if c["accepted"]]
+        assert len(accepted) == 1 and accepted[0]["author"] == "alice"
+        assert accepted[0]["key_id"] and accepted[0]["key_id"] in made.output
+    finally:
+        client.cancel().result()
+        producer.close()
+        mongo.close()
