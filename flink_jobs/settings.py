@@ -200,8 +200,8 @@ class AuditJobSettings(BaseSettings):
         return self
 
 
-# Other settings that share the prefix: the local stack's and the cache's.
-_OTHER_VARS = ("LLM_AUDIT_STACK_", "LLM_AUDIT_CACHE")
+# Other settings that share the prefix: the local stack's, the cache's and the review console's.
+_OTHER_VARS = ("LLM_AUDIT_STACK_", "LLM_AUDIT_CACHE", "LLM_AUDIT_CONSOLE_")
 
 
 def load_settings(**overrides) -> AuditJobSettings:

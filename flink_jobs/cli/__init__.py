@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from flink_jobs.cli import archive, detection, job, models, rules, stack
+from flink_jobs.cli import archive, detection, job, models, review, rules, stack
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.split("\n")[0])
 app.add_typer(stack.app, name="stack")
@@ -20,6 +20,7 @@ app.command()(detection.scan)
 app.command("eval")(detection.evaluate)
 app.add_typer(models.app, name="models")
 app.add_typer(archive.app, name="archive")
+app.add_typer(review.app, name="console")
 app.command()(archive.erase)
 app.command()(archive.report)
 app.command("audit-archive")(archive.audit_archive)

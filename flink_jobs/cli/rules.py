@@ -191,3 +191,25 @@ def diff(path: Path, name: str = NAME, bootstrap: str = BOOTSTRAP, topic: str = 
         console.print("no changes")
     else:
         console.print(table)
+
+
+@app.command()
+def stats() -> None:
+    """Per-rule precision from the console's reviews (confirmed / (confirmed + false positive)), all tenants."""
+    from pymongo import MongoClient
+
+    from console.settings import ConsoleSettings
+    from console.store import ALL_TENANTS, Caller, Store
+
+    settings = ConsoleSettings()
+    with MongoClient(settings.mongo_uri.get_secret_value(), serverSelectionTimeoutMS=10_000) as client:
+        store = Store(client, settings.mongo_database, settings.violations_collection, settings.anomalies_collection)
+        rows = store.rule_stats(Caller("cli", "admin", (ALL_TENANTS,)))
+    if not rows:
+        console.print("no reviews yet")
+        return
+    table = Table("rule", "confirmed", "false positive", "escalated", "precision", title="precision from reviews")
+    for row in rows:
+        precision = "—" if row["precision"] is None else f"{row['precision']:.2f}"
+        table.add_row(row["rule_id"], str(row["confirmed"]), str(row["false_positive"]), str(row["escalated"]), precision)
+    console.print(table)

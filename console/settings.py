@@ -1,0 +1,33 @@
+"""Settings of the review console, from LLM_AUDIT_* env vars: the job's MongoDB names, and the console's own."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConsoleSettings(BaseSettings):
+    """Each field reads LLM_AUDIT_<FIELD NAME IN CAPITALS>; the MongoDB ones are the audit job's own."""
+
+    model_config = SettingsConfigDict(env_prefix="LLM_AUDIT_", frozen=True, extra="ignore")
+
+    mongo_uri: SecretStr = SecretStr("mongodb://127.0.0.1:27017/")
+    """LLM_AUDIT_MONGO_URI: the job's MongoDB (violations, anomalies, rule changes); the console's users, reviews
+    and audit log live in the same database."""
+    mongo_database: str = "llm_audit"
+    """LLM_AUDIT_MONGO_DATABASE: the job's database."""
+    violations_collection: str = "violations"
+    """LLM_AUDIT_VIOLATIONS_COLLECTION: the job's violations."""
+    anomalies_collection: str = "anomalies"
+    """LLM_AUDIT_ANOMALIES_COLLECTION: the job's anomalies."""
+    console_host: str = "127.0.0.1"
+    """LLM_AUDIT_CONSOLE_HOST: the address `llm-audit console serve` listens on."""
+    console_port: int = Field(default=8099, ge=1, le=65535)
+    """LLM_AUDIT_CONSOLE_PORT: its port."""
+    console_session_secret: SecretStr | None = None
+    """LLM_AUDIT_CONSOLE_SESSION_SECRET: signs session cookies; unset, a random one per process (sessions end
+    with it). Set it when several replicas serve the console."""
+    console_session_hours: int = Field(default=8, ge=1, le=24 * 30)
+    """LLM_AUDIT_CONSOLE_SESSION_HOURS: how long a browser sign-in lasts."""
+    console_page_size: int = Field(default=50, ge=1, le=500)
+    """LLM_AUDIT_CONSOLE_PAGE_SIZE: violations per page of the queue."""

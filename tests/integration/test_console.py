@@ -1,0 +1,148 @@
+"""The review console on the real local MongoDB (FerretDB): the API's allow and deny matrix, cursor
+pages, reviews into precision, the pages' sign-in, sessions and CSRF."""
+
+import itertools
+
+import pytest
+from fastapi.testclient import TestClient
+from pymongo import MongoClient
+
+from console.app import create_app
+from console.auth import add_user
+from console.settings import ConsoleSettings
+from console.store import AUDIT_LOG, Store
+from tests.support.console_data import violations
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="module")
+def console(stack_settings):
+    """A console on a database of its own, seeded with the job's violations of 800 events, and its users."""
+    import uuid
+
+    settings = ConsoleSettings(mongo_uri=stack_settings.mongo_uri, mongo_database=f"console_{uuid.uuid4().hex[:8]}")
+    client = MongoClient(settings.mongo_uri.get_secret_value())
+    db = client[settings.mongo_database]
+    docs = violations(800)
+    db[settings.violations_collection].insert_many(docs)
+    users = {
+        "ann": ("viewer", ["acme"]),
+        "rob": ("reviewer", ["acme"]),
+        "gil": ("reviewer", ["globex"]),
+        "ada": ("admin", ["*"]),
+    }
+    tokens = {name: add_user(db, name, role, tenants, PASSWORD, "test") for name, (role, tenants) in users.items()}
+    app = create_app(settings, client)
+    yield TestClient(app, base_url="https://testserver"), tokens, docs, db
+    client.drop_database(settings.mongo_database)
+    client.close()
+
+
+def _get(client, path, token=None, **params):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return client.get(path, headers=headers, params=params)
+
+
+def _all_pages(client, token, **filters) -> list[dict]:
+    items, cursor = [], None
+    for _ in range(100):
+        body = _get(client, "/api/violations", token, limit=17, **filters, **({"cursor": cursor} if cursor else {})).json()
+        items += body["items"]
+        cursor = body["next"]
+        if cursor is None:
+            return items
+    raise AssertionError("pages never ended")
+
+
+def test_pages_by_cursor_cover_each_visible_violation_once_newest_first(console):
+    client, tokens, docs, _ = console
+    mine = _all_pages(client, tokens["ann"])
+    assert sorted(v["_id"] for v in mine) == sorted(d["_id"] for d in docs if d["tenant"] == "acme")
+    keys = [(v["event_time"], v["_id"]) for v in mine]
+    assert keys == sorted(keys, reverse=True) and len(mine) > 17 * 2
+    everything = _all_pages(client, tokens["ada"])
+    assert len(everything) == len(docs) and len({v["_id"] for v in everything}) == len(docs)
+    # Filters combine, within the caller's tenants.
+    emails = _all_pages(client, tokens["ada"], rule_id="pii.email", tenant="globex")
+    assert emails and {(v["rule_id"], v["tenant"]) for v in emails} == {("pii.email", "globex")}
+    assert _all_pages(client, tokens["ann"], tenant="globex") == []  # another tenant: nothing, not an error
+
+
+def test_the_api_allows_and_denies_by_role_tenant_and_credential(console):
+    client, tokens, docs, _ = console
+    acme = next(d for d in docs if d["tenant"] == "acme")
+    globex = next(d for d in docs if d["tenant"] == "globex")
+    review = {"verdict": "confirmed", "note": "real"}
+    routes = [("GET", "/api/violations", None), ("GET", f"/api/violations/{acme['_id']}", None),
+              ("POST", f"/api/violations/{acme['_id']}/reviews", review), ("GET", "/api/rules/stats", None)]
+    for (method, path, body), credential in itertools.product(routes, [None, "lac_forged", tokens["ann"][:-2] + "xx",
+                                                                         "Basic YWRhOnB3"]):
+        headers = {"Authorization": f"Bearer {credential}"} if credential and not credential.startswith("Basic") \
+            else ({"Authorization": credential} if credential else {})
+        response = client.request(method, path, headers=headers, json=body)
+        assert response.status_code == 401, (method, path, credential, response.status_code)
+    expected = {  # (user, violation's tenant) -> status of GET one, POST a review
+        ("ann", "acme"): (200, 403), ("ann", "globex"): (404, 404),
+        ("rob", "acme"): (200, 201), ("rob", "globex"): (404, 404),
+        ("gil", "acme"): (404, 404), ("gil", "globex"): (200, 201),
+        ("ada", "acme"): (200, 201), ("ada", "globex"): (200, 201),
+    }
+    for (user, tenant), (read, write) in expected.items():
+        doc = acme if tenant == "acme" else globex
+        auth = {"Authorization": f"Bearer {tokens[user]}"}
+        assert client.get(f"/api/violations/{doc['_id']}", headers=auth).status_code == read, (user, tenant)
+        assert client.post(f"/api/violations/{doc['_id']}/reviews", headers=auth, json=review).status_code == write, \
+            (user, tenant)
+    assert client.get("/api/violations/no-such-id", headers={"Authorization": f"Bearer {tokens['ada']}"}).status_code == 404
+    bad = client.post(f"/api/violations/{acme['_id']}/reviews", headers={"Authorization": f"Bearer {tokens['rob']}"},
+                      json={"verdict": "maybe"})
+    assert bad.status_code == 400 and "confirmed, false_positive, escalated" in bad.json()["detail"]
+    odd = _get(client, "/api/violations", tokens["ada"], colour="red")
+    assert odd.status_code == 400 and "unknown query parameters ['colour']" in odd.json()["detail"]
+
+
+def test_reviews_make_per_rule_precision_and_an_audit_trail(console):
+    client, tokens, docs, db = console
+    emails = [d for d in docs if d["tenant"] == "globex" and d["rule_id"] == "pii.email"][:4]
+    auth = {"Authorization": f"Bearer {tokens['gil']}"}
+    for doc, verdict in zip(emails, ["confirmed", "confirmed", "confirmed", "false_positive"]):
+        assert client.post(f"/api/violations/{doc['_id']}/reviews", headers=auth,
+                           json={"verdict": verdict, "note": f"checked {doc['_id']}"}).status_code == 201
+    stats = {s["rule_id"]: s for s in _get(client, "/api/rules/stats", tokens["gil"]).json()["rules"]}
+    assert stats["pii.email"]["confirmed"] >= 3 and stats["pii.email"]["false_positive"] >= 1
+    assert 0 < stats["pii.email"]["precision"] < 1
+    # Scoped: acme's viewer counts acme's verdicts only.
+    seen = sum(s["confirmed"] + s["false_positive"] + s["escalated"]
+               for s in _get(client, "/api/rules/stats", tokens["ann"]).json()["rules"])
+    assert seen == db["violations"].count_documents({"tenant": "acme", "review": {"$exists": True}})
+    one = _get(client, f"/api/violations/{emails[3]['_id']}", tokens["gil"]).json()
+    assert one["review"]["verdict"] == "false_positive" and one["review"]["reviewer"] == "gil"
+    assert _all_pages(client, tokens["gil"], status="false_positive") and all(
+        v["review"]["verdict"] == "false_positive" for v in _all_pages(client, tokens["gil"], status="false_positive"))
+    trail = list(db[AUDIT_LOG].find({"who": "gil", "action": "review"}))
+    assert len(trail) >= 4 and all(t["target"] and t["why"] for t in trail)
+
+
+def test_pages_need_a_session_and_forms_a_matching_csrf_token(console):
+    client, tokens, docs, _ = console
+    client.cookies.clear()
+    first = client.get("/", follow_redirects=False)
+    assert first.status_code == 303 and first.headers["location"].startswith("/login")
+    wrong = client.post("/login", data={"username": "rob", "password": "nope", "next": "/"})
+    assert wrong.status_code == 401 and "Wrong name or password" in wrong.text
+    signed = client.post("/login", data={"username": "rob", "password": PASSWORD, "next": "/"}, follow_redirects=False)
+    assert signed.status_code == 303
+    cookie = signed.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "Secure" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+    page = client.get("/")
+    assert page.status_code == 200 and "rob (reviewer; acme)" in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    acme = next(d for d in docs if d["tenant"] == "acme" and not d.get("review"))
+    forged = client.post(f"/violations/{acme['_id']}/review", data={"verdict": "confirmed", "csrf": "forged"})
+    assert forged.status_code == 403 and "CSRF" in forged.text
+    # A tampered session cookie is no session.
+    value = client.cookies.get("llm_audit_session")
+    client.cookies.clear()
+    client.cookies.set("llm_audit_session", value[:-1] + ("0" if value[-1] != "0" else "1"))
+    assert client.get("/", follow_redirects=False).status_code == 303
