@@ -46,7 +46,7 @@ demo: install
 
 # Lint and type check (configured in pyproject.toml) before the tests: seconds, and the tests would not catch it.
 lint: install
-	@echo "==> ruff check, ruff format --check, mypy (udfs/, flink_jobs/)"
+	@echo "==> ruff check, ruff format --check, mypy (udfs/, flink_jobs/, console/)"
 	@$(BIN)/ruff check --quiet
 	@$(BIN)/ruff format --check --quiet
 	@$(BIN)/mypy

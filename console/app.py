@@ -18,7 +18,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ConfigDict, Field
 from pymongo import MongoClient
 
-from console import auth
+from console import auth, oidc
 from console.settings import ConsoleSettings
 from console.store import FILTERS, STATUSES, VERDICTS, BadRequest, Caller, Store, must_not_match_line
 
@@ -31,6 +31,14 @@ class ReviewIn(BaseModel):
 
     verdict: str = Field(description=f"one of {', '.join(VERDICTS)}")
     note: str = ""
+
+
+OIDC_COOKIE = "llm_audit_oidc"
+
+
+def _local(path: str) -> str:
+    """A redirect target within the console only (no open redirect to another site)."""
+    return path if path.startswith("/") and not path.startswith("//") and "\\" not in path else "/"
 
 
 def _json(doc: dict) -> dict[str, Any]:
@@ -58,7 +66,26 @@ def create_app(settings: ConsoleSettings, client: MongoClient | None = None) -> 
     sessions = auth.Sessions(
         secret.get_secret_value().encode() if secret else secrets.token_bytes(32), settings.console_session_hours
     )
-    app = FastAPI(title="llm-audit review console", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
+    provider = None
+    if settings.console_oidc_issuer:
+        if not (
+            settings.console_oidc_client_id and settings.console_oidc_client_secret and settings.console_public_url
+        ):
+            raise ValueError(
+                "LLM_AUDIT_CONSOLE_OIDC_ISSUER needs LLM_AUDIT_CONSOLE_OIDC_CLIENT_ID, "
+                "LLM_AUDIT_CONSOLE_OIDC_CLIENT_SECRET and LLM_AUDIT_CONSOLE_PUBLIC_URL"
+            )
+        provider = oidc.Provider(
+            settings.console_oidc_issuer,
+            settings.console_oidc_client_id,
+            settings.console_oidc_client_secret.get_secret_value(),
+            settings.console_public_url.rstrip("/") + "/login/oidc/callback",
+            settings.console_oidc_user_claim,
+        )
+
+    app = FastAPI(
+        title="llm-audit review console", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json"
+    )
 
     @app.exception_handler(BadRequest)
     async def bad_request(request: Request, exc: BadRequest):
@@ -98,7 +125,9 @@ def create_app(settings: ConsoleSettings, client: MongoClient | None = None) -> 
     def api_violations(request: Request, caller: API, cursor: str | None = None, limit: int = 50):
         unknown = set(request.query_params) - {*_QUERY_FIELDS, "cursor", "limit"}
         if unknown:
-            raise BadRequest(f"unknown query parameters {sorted(unknown)}; valid: {', '.join((*_QUERY_FIELDS, 'cursor', 'limit'))}")
+            raise BadRequest(
+                f"unknown query parameters {sorted(unknown)}; valid: {', '.join((*_QUERY_FIELDS, 'cursor', 'limit'))}"
+            )
         items, following = store.page(caller, filters_of(request), cursor, max(1, min(limit, 500)))
         return {"items": [_json(d) for d in items], "next": following}
 
@@ -107,7 +136,10 @@ def create_app(settings: ConsoleSettings, client: MongoClient | None = None) -> 
         doc = store.get(caller, violation_id)
         if doc is None:
             raise HTTPException(404, "no such violation")
-        return {"session": [_json(d) for d in store.session(doc)], "anomalies": [_json(d) for d in store.anomalies_near(doc)]}
+        return {
+            "session": [_json(d) for d in store.session(doc)],
+            "anomalies": [_json(d) for d in store.anomalies_near(doc)],
+        }
 
     @app.post("/api/violations/{violation_id}/reviews", status_code=201)
     def api_review(violation_id: str, body: ReviewIn, caller: API):
@@ -139,18 +171,58 @@ def create_app(settings: ConsoleSettings, client: MongoClient | None = None) -> 
 
     @app.get("/login", response_class=HTMLResponse)
     def login_page(request: Request, next: str = "/"):
-        return render(request, "login.html", next=next if next.startswith("/") else "/", error=None)
+        return render(request, "login.html", next=_local(next), error=None, sso=provider is not None)
 
     @app.post("/login")
-    def login(request: Request, username: Annotated[str, Form()], password: Annotated[str, Form()], next: Annotated[str, Form()] = "/"):
+    def login(
+        request: Request,
+        username: Annotated[str, Form()],
+        password: Annotated[str, Form()],
+        next: Annotated[str, Form()] = "/",
+    ):
         caller = auth.by_password(store.db, username, password)
         if caller is None:
             store.log(username, "sign-in failed", username, "wrong name or password")
-            return render(request, "login.html", status=401, next=next, error="Wrong name or password.")
-        cookie, _ = sessions.issue(caller.name)
+            return render(request, "login.html", status=401, next=_local(next), error="Wrong name or password.",
+                          sso=provider is not None)  # fmt: skip
         store.log(caller.name, "sign-in", caller.name, "password")
-        response = RedirectResponse(next if next.startswith("/") and not next.startswith("//") else "/", status_code=303)
-        response.set_cookie(sessions.COOKIE, cookie, max_age=sessions.max_age, httponly=True, secure=True, samesite="strict")
+        return signed_in(caller.name, next)
+
+    def signed_in(user: str, next_path: str) -> Response:
+        response = RedirectResponse(_local(next_path), status_code=303)
+        # Lax, not Strict: the redirect back from an OpenID Connect issuer must carry it; forms carry a CSRF token.
+        response.set_cookie(sessions.COOKIE, sessions.issue(user), max_age=sessions.max_age, httponly=True,
+                            secure=True, samesite="lax")  # fmt: skip
+        return response
+
+    @app.get("/login/oidc")
+    def oidc_start(next: str = "/"):
+        if provider is None:
+            raise HTTPException(404, "single sign-on is not configured (LLM_AUDIT_CONSOLE_OIDC_ISSUER)")
+        url, flow = provider.start(_local(next))
+        response = RedirectResponse(url, status_code=303)
+        response.set_cookie(OIDC_COOKIE, sessions.seal(flow.__dict__, 600), max_age=600, httponly=True, secure=True,
+                            samesite="lax", path="/login/oidc")  # fmt: skip
+        return response
+
+    @app.get("/login/oidc/callback")
+    def oidc_callback(request: Request, state: str = "", code: str = ""):
+        data = sessions.unseal(request.cookies.get(OIDC_COOKIE))
+        if provider is None or data is None:
+            return render(request, "login.html", status=400, next="/", error="The sign-in expired: start again.",
+                          sso=provider is not None)  # fmt: skip
+        try:
+            user = provider.finish(oidc.Flow(data["state"], data["nonce"], data["verifier"], data["next"]), state, code)
+        except oidc.OidcError as exc:
+            store.log("(oidc)", "sign-in failed", "", str(exc))
+            return render(request, "login.html", status=400, next="/", error=f"Single sign-on failed: {exc}", sso=True)
+        if auth.by_name(store.db, user) is None:
+            store.log(user, "sign-in failed", user, "not a console user")
+            return render(request, "login.html", status=403, next="/", sso=True,
+                          error=f"{user} is not a console user: ask an admin to add you.")  # fmt: skip
+        store.log(user, "sign-in", user, "oidc")
+        response = signed_in(user, data["next"])
+        response.delete_cookie(OIDC_COOKIE, path="/login/oidc")
         return response
 
     @app.post("/logout")
@@ -187,7 +259,13 @@ def create_app(settings: ConsoleSettings, client: MongoClient | None = None) -> 
                       fp_line=must_not_match_line(doc))  # fmt: skip
 
     @app.post("/violations/{violation_id}/review")
-    def review_form(violation_id: str, page: PAGE, verdict: Annotated[str, Form()], csrf: Annotated[str, Form()], note: Annotated[str, Form()] = ""):
+    def review_form(
+        violation_id: str,
+        page: PAGE,
+        verdict: Annotated[str, Form()],
+        csrf: Annotated[str, Form()],
+        note: Annotated[str, Form()] = "",
+    ):
         caller, session = page
         check_csrf(session, csrf)
         doc = store.get(caller, violation_id)

@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -47,8 +48,10 @@ def add_user(db: Database, name: str, role: str, tenants: list[str], password: s
     """Creates a user -> their API token (shown once; only its hash is kept)."""
     if role not in ROLES:
         raise AuthError(f"role {role!r}: valid: {', '.join(ROLES)}")
-    if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
-        raise AuthError(f"user name {name!r}: letters, digits, '-', '_' and '.' only")
+    if not re.fullmatch(r"[\w.+@-]{1,128}", name):
+        raise AuthError(
+            f"user name {name!r}: up to 128 letters, digits and '.', '_', '-', '+', '@' (an e-mail address)"
+        )
     if not tenants:
         raise AuthError(f"give the tenants {name} may see (--tenant T, repeated), or --tenant '{ALL_TENANTS}' for all")
     if db[USERS].find_one({"_id": name}):
@@ -102,7 +105,7 @@ class Session:
 
 
 class Sessions:
-    """Signs and checks session cookies."""
+    """Signs and checks cookies: the session's, and the short-lived one of an OpenID Connect sign-in."""
 
     COOKIE = "llm_audit_session"
 
@@ -112,22 +115,31 @@ class Sessions:
     def _mac(self, payload: bytes) -> str:
         return hmac.new(self._secret, payload, "sha256").hexdigest()
 
-    def issue(self, user: str) -> tuple[str, Session]:
-        session = Session(user, secrets.token_urlsafe(24), int(time.time()) + self._seconds)
-        payload = base64.urlsafe_b64encode(json.dumps(session.__dict__).encode())
-        return f"{payload.decode()}.{self._mac(payload)}", session
+    def seal(self, data: dict, seconds: int) -> str:
+        payload = base64.urlsafe_b64encode(json.dumps({**data, "exp": int(time.time()) + seconds}).encode())
+        return f"{payload.decode()}.{self._mac(payload)}"
 
-    def read(self, cookie: str | None) -> Session | None:
-        if not cookie or "." not in cookie:
+    def unseal(self, value: str | None) -> dict | None:
+        """The sealed data, if the MAC is ours and it has not expired."""
+        if not value or "." not in value:
             return None
-        payload, mac = cookie.rsplit(".", 1)
+        payload, mac = value.rsplit(".", 1)
         if not hmac.compare_digest(mac, self._mac(payload.encode())):
             return None
         try:
-            session = Session(**json.loads(base64.urlsafe_b64decode(payload)))
-        except (ValueError, TypeError):
+            data = json.loads(base64.urlsafe_b64decode(payload))
+        except ValueError:
             return None
-        return session if session.expires > time.time() else None
+        return data if isinstance(data, dict) and data.get("exp", 0) > time.time() else None
+
+    def issue(self, user: str) -> str:
+        return self.seal({"user": user, "csrf": secrets.token_urlsafe(24)}, self._seconds)
+
+    def read(self, cookie: str | None) -> Session | None:
+        data = self.unseal(cookie)
+        if data is None or not isinstance(data.get("user"), str) or not isinstance(data.get("csrf"), str):
+            return None
+        return Session(data["user"], data["csrf"], data["exp"])
 
     @property
     def max_age(self) -> int:

@@ -31,3 +31,15 @@ class ConsoleSettings(BaseSettings):
     """LLM_AUDIT_CONSOLE_SESSION_HOURS: how long a browser sign-in lasts."""
     console_page_size: int = Field(default=50, ge=1, le=500)
     """LLM_AUDIT_CONSOLE_PAGE_SIZE: violations per page of the queue."""
+    console_public_url: str | None = None
+    """LLM_AUDIT_CONSOLE_PUBLIC_URL: the console's address as browsers reach it (https://audit.example.com), for
+    OpenID Connect's redirect URI."""
+    console_oidc_issuer: str | None = None
+    """LLM_AUDIT_CONSOLE_OIDC_ISSUER: OpenID Connect issuer URL; set, the sign-in page offers single sign-on
+    (authorization code flow with PKCE). The user must exist in the console (`console user add`)."""
+    console_oidc_client_id: str | None = None
+    """LLM_AUDIT_CONSOLE_OIDC_CLIENT_ID: the console's client id at the issuer."""
+    console_oidc_client_secret: SecretStr | None = None
+    """LLM_AUDIT_CONSOLE_OIDC_CLIENT_SECRET: its client secret (a Kubernetes Secret)."""
+    console_oidc_user_claim: str = "email"
+    """LLM_AUDIT_CONSOLE_OIDC_USER_CLAIM: the ID token claim that names the console user."""

@@ -94,7 +94,9 @@ class Store:
         """The MongoDB filter of a queue request within the caller's tenants."""
         unknown = set(filters) - {*FILTERS, "status", "since", "until"}
         if unknown:
-            raise BadRequest(f"unknown filters {sorted(unknown)}; valid: {', '.join((*FILTERS, 'status', 'since', 'until'))}")
+            raise BadRequest(
+                f"unknown filters {sorted(unknown)}; valid: {', '.join((*FILTERS, 'status', 'since', 'until'))}"
+            )
         query: dict[str, Any] = {name: filters[name] for name in FILTERS if filters.get(name)}
         if "tenant" in query and not caller.sees(query["tenant"]):
             query["tenant"] = {"$in": []}  # nothing: not a 403, which would tell that the tenant exists
@@ -114,7 +116,9 @@ class Store:
             query["event_time"] = span
         return query
 
-    def page(self, caller: Caller, filters: dict[str, str], cursor: str | None, limit: int) -> tuple[list[dict], str | None]:
+    def page(
+        self, caller: Caller, filters: dict[str, str], cursor: str | None, limit: int
+    ) -> tuple[list[dict], str | None]:
         """Newest first: (up to `limit` violations, the cursor of the next page or None)."""
         query = self.query(caller, filters)
         if cursor:
@@ -141,7 +145,11 @@ class Store:
     def anomalies_near(self, doc: dict, window: timedelta = timedelta(hours=1)) -> list[dict]:
         at = int(doc["event_time"].replace(tzinfo=UTC).timestamp() * 1000)
         span = int(window.total_seconds() * 1000)
-        query = {"tenant": doc["tenant"], "model": doc["model"], "window_end_ms": {"$gte": at - span, "$lte": at + span}}
+        query = {
+            "tenant": doc["tenant"],
+            "model": doc["model"],
+            "window_end_ms": {"$gte": at - span, "$lte": at + span},
+        }
         return list(self.anomalies.find(query).sort("window_end_ms", ASCENDING).limit(20))
 
     # --- reviews ------------------------------------------------------------------------------------

@@ -26,7 +26,9 @@ def serve(
 
     settings = ConsoleSettings()
     host, port = host or settings.console_host, port or settings.console_port
-    console.print(f"review console on http://{host}:{port}/ (API: /api, docs: /api/docs), MongoDB {settings.mongo_database}")
+    console.print(
+        f"review console on http://{host}:{port}/ (API: /api, docs: /api/docs), MongoDB {settings.mongo_database}"
+    )
     # Behind an ingress that terminates TLS: trust its X-Forwarded-* headers (the cookies are Secure).
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", proxy_headers=True)
 
@@ -57,7 +59,8 @@ def add(
     if password is not None and len(password) < 12:
         fail("a password of at least 12 characters, please")
     by = getpass.getuser()
-    with MongoClient(settings.mongo_uri.get_secret_value(), serverSelectionTimeoutMS=10_000) as client:
+    client: MongoClient[dict] = MongoClient(settings.mongo_uri.get_secret_value(), serverSelectionTimeoutMS=10_000)
+    with client:
         store = Store(client, settings.mongo_database, settings.violations_collection, settings.anomalies_collection)
         try:
             token = add_user(store.db, name, role, tenant, password, by)

@@ -202,7 +202,8 @@ def stats() -> None:
     from console.store import ALL_TENANTS, Caller, Store
 
     settings = ConsoleSettings()
-    with MongoClient(settings.mongo_uri.get_secret_value(), serverSelectionTimeoutMS=10_000) as client:
+    client: MongoClient[dict] = MongoClient(settings.mongo_uri.get_secret_value(), serverSelectionTimeoutMS=10_000)
+    with client:
         store = Store(client, settings.mongo_database, settings.violations_collection, settings.anomalies_collection)
         rows = store.rule_stats(Caller("cli", "admin", (ALL_TENANTS,)))
     if not rows:
@@ -211,5 +212,7 @@ def stats() -> None:
     table = Table("rule", "confirmed", "false positive", "escalated", "precision", title="precision from reviews")
     for row in rows:
         precision = "—" if row["precision"] is None else f"{row['precision']:.2f}"
-        table.add_row(row["rule_id"], str(row["confirmed"]), str(row["false_positive"]), str(row["escalated"]), precision)
+        table.add_row(
+            row["rule_id"], str(row["confirmed"]), str(row["false_positive"]), str(row["escalated"]), precision
+        )
     console.print(table)

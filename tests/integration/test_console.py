@@ -134,7 +134,7 @@ def test_pages_need_a_session_and_forms_a_matching_csrf_token(console):
     signed = client.post("/login", data={"username": "rob", "password": PASSWORD, "next": "/"}, follow_redirects=False)
     assert signed.status_code == 303
     cookie = signed.headers["set-cookie"]
-    assert "HttpOnly" in cookie and "Secure" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+    assert "HttpOnly" in cookie and "Secure" in cookie and "samesite=lax" in cookie.lower()
     page = client.get("/")
     assert page.status_code == 200 and "rob (reviewer; acme)" in page.text
     assert "default-src 'self'" in page.headers["content-security-policy"]
@@ -145,4 +145,86 @@ def test_pages_need_a_session_and_forms_a_matching_csrf_token(console):
     value = client.cookies.get("llm_audit_session")
     client.cookies.clear()
     client.cookies.set("llm_audit_session", value[:-1] + ("0" if value[-1] != "0" else "1"))
+    assert client.get("/", follow_redirects=False).status_code == 303
+
+
+@pytest.fixture
+def issuer(stack_settings):
+    """The test issuer on a local port; its `user` claims are whoever signs in next."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from tests.support.oidc_provider import issuer_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    user = {"sub": "42", "email": "rita@example.com"}
+    server = uvicorn.Server(uvicorn.Config(issuer_app(url, "console", "s3cret", user), port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    yield url, user
+    server.should_exit = True
+    thread.join(10)
+
+
+def _follow_issuer(location: str) -> str:
+    """The issuer's answer to the browser: where it sends it back (the console's callback)."""
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    try:
+        urllib.request.build_opener(NoRedirect).open(location)
+    except urllib.error.HTTPError as answer:
+        return answer.headers["Location"]
+    raise AssertionError("the issuer did not redirect")
+
+
+def test_single_sign_on_with_pkce_signs_in_a_console_user_and_no_one_else(console, issuer, stack_settings):
+    from urllib.parse import parse_qs, urlsplit
+
+    _, _, _, db = console
+    url, user = issuer
+    settings = ConsoleSettings(mongo_uri=stack_settings.mongo_uri, mongo_database=db.name, console_public_url="https://testserver",
+                               console_oidc_issuer=url, console_oidc_client_id="console",
+                               console_oidc_client_secret="s3cret")
+    client = TestClient(create_app(settings, db.client), base_url="https://testserver")
+    add_user(db, "rita@example.com", "viewer", ["acme"], None, "test")
+
+    def sign_in(tamper=None):
+        start = client.get("/login/oidc", params={"next": "/?tenant=acme"}, follow_redirects=False)
+        assert start.status_code == 303 and start.headers["location"].startswith(f"{url}/authorize?")
+        sent = parse_qs(urlsplit(start.headers["location"]).query)
+        assert sent["code_challenge_method"] == ["S256"] and len(sent["code_challenge"][0]) == 43
+        back = urlsplit(_follow_issuer(start.headers["location"]))
+        assert back.path == "/login/oidc/callback"
+        query = parse_qs(back.query)
+        if tamper:
+            query = tamper(query)
+        return client.get(back.path, params={k: v[0] for k, v in query.items()}, follow_redirects=False)
+
+    done = sign_in()
+    assert done.status_code == 303 and done.headers["location"] == "/?tenant=acme"
+    assert "rita@example.com (viewer; acme)" in client.get("/").text
+    assert db[AUDIT_LOG].find_one({"who": "rita@example.com", "action": "sign-in", "why": "oidc"})
+
+    client.cookies.clear()
+    forged = sign_in(lambda q: {**q, "state": ["forged"]})
+    assert forged.status_code == 400 and "state does not match" in forged.text
+    client.cookies.clear()
+    replayed = sign_in(lambda q: {**q, "code": ["not-issued"]})
+    assert replayed.status_code == 400 and "invalid_grant" in replayed.text
+    client.cookies.clear()
+    user["email"] = "mallory@example.com"  # signed in at the issuer, but not a console user
+    stranger = sign_in()
+    assert stranger.status_code == 403 and "not a console user" in stranger.text
     assert client.get("/", follow_redirects=False).status_code == 303
