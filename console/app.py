@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pymongo import MongoClient
 
 from console import auth, oidc
+from console.metrics import ReviewMetrics
 from console.settings import ConsoleSettings
 from console.store import FILTERS, STATUSES, VERDICTS, BadRequest, Caller, Store, must_not_match_line
 
@@ -62,6 +63,15 @@ def create_app(settings: ConsoleSettings, client: MongoClient | None = None) -> 
     client = client or MongoClient(settings.mongo_uri.get_secret_value(), serverSelectionTimeoutMS=10_000)
     store = Store(client, settings.mongo_database, settings.violations_collection, settings.anomalies_collection)
     store.create_indexes()
+    metrics = ReviewMetrics(
+        settings.influx_url, settings.influx_token.get_secret_value(), settings.influx_org, settings.influx_bucket
+    )
+
+    def reviewed(caller: Caller, doc: dict, verdict: str, note: str) -> dict:
+        record = store.review(caller, doc, verdict, note)
+        metrics.write(doc["tenant"], doc["rule_id"], store.verdicts(doc["tenant"], doc["rule_id"]))
+        return record
+
     secret = settings.console_session_secret
     sessions = auth.Sessions(
         secret.get_secret_value().encode() if secret else secrets.token_bytes(32), settings.console_session_hours
@@ -147,7 +157,7 @@ def create_app(settings: ConsoleSettings, client: MongoClient | None = None) -> 
         if doc is None:
             raise HTTPException(404, "no such violation")
         needs(caller, "reviewer")
-        return _json(store.review(caller, doc, body.verdict, body.note))
+        return _json(reviewed(caller, doc, body.verdict, body.note))
 
     @app.get("/api/violations/{violation_id}")
     def api_violation(violation_id: str, caller: API):
@@ -272,7 +282,7 @@ def create_app(settings: ConsoleSettings, client: MongoClient | None = None) -> 
         if doc is None:
             raise HTTPException(404, "no such violation")
         needs(caller, "reviewer")
-        store.review(caller, doc, verdict, note)
+        reviewed(caller, doc, verdict, note)
         return RedirectResponse(f"/violations/{violation_id}", status_code=303)
 
     @app.get("/healthz")

@@ -20,6 +20,14 @@ class ConsoleSettings(BaseSettings):
     """LLM_AUDIT_VIOLATIONS_COLLECTION: the job's violations."""
     anomalies_collection: str = "anomalies"
     """LLM_AUDIT_ANOMALIES_COLLECTION: the job's anomalies."""
+    influx_url: str = "http://127.0.0.1:8086"
+    """LLM_AUDIT_INFLUX_URL: where each review's per-rule verdict totals go (`rule_reviews`), as the job's metrics."""
+    influx_token: SecretStr = SecretStr("")
+    """LLM_AUDIT_INFLUX_TOKEN: its token (2.x) or 'user:password' (1.8)."""
+    influx_org: str = "-"
+    """LLM_AUDIT_INFLUX_ORG: its organisation (ignored by 1.8)."""
+    influx_bucket: str = "llm_audit/autogen"
+    """LLM_AUDIT_INFLUX_BUCKET: the job's bucket, which the Grafana dashboards read."""
     console_host: str = "127.0.0.1"
     """LLM_AUDIT_CONSOLE_HOST: the address `llm-audit console serve` listens on."""
     console_port: int = Field(default=8099, ge=1, le=65535)

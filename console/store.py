@@ -167,6 +167,14 @@ class Store:
         self.log(caller.name, "review", doc["_id"], f"{verdict}: {note}", tenant=doc["tenant"])
         return record
 
+    def verdicts(self, tenant: str, rule_id: str) -> dict[str, int]:
+        """A rule's latest-verdict counts in one tenant."""
+        counts = dict.fromkeys(VERDICTS, 0)
+        query = {"tenant": tenant, "rule_id": rule_id, "review.verdict": {"$in": list(VERDICTS)}}
+        for doc in self.violations.find(query, {"review.verdict": 1}):
+            counts[doc["review"]["verdict"]] += 1
+        return counts
+
     def rule_stats(self, caller: Caller) -> list[dict]:
         """Per rule: latest verdict counts over the caller's tenants, and precision = confirmed / (confirmed + fp)."""
         match = {"review.verdict": {"$in": list(VERDICTS)}, **caller.scope()}

@@ -11,9 +11,11 @@ the point instead of adding one. Measurements (what the Grafana dashboards and a
 | scores       | tenant, model, scorer                        | scored, mean, max                      |
 | anomalies    | tenant, model, metric                        | observed, baseline, deviation, score   |
 | dead_letters | reason                                       | count                                  |
+| rule_reviews | tenant, rule_id                              | confirmed, false_positive, escalated   |
 
 `audit_events.violations` counts the violations found in the events; those of fired sequence
-rules (which are not events) are in `violations` only.
+rules (which are not events) are in `violations` only. `rule_reviews` comes from the review console:
+at each review, a rule's verdict totals in that tenant so far (the latest point is the current count).
 """
 
 from __future__ import annotations
@@ -93,3 +95,9 @@ def anomaly_point(doc: dict) -> Point:
 
 def dead_letter_point(reason: str, count: int, time_ms: int) -> Point:
     return point("dead_letters", {"reason": reason}, {"count": count}, time_ms)
+
+
+def review_point(tenant: str, rule_id: str, verdicts: dict[str, int], time_ms: int) -> Point:
+    """A rule's verdict totals in a tenant after a review (the console writes it)."""
+    fields = {name: int(verdicts.get(name, 0)) for name in ("confirmed", "false_positive", "escalated")}
+    return point("rule_reviews", {"tenant": tenant, "rule_id": rule_id}, fields, time_ms)

@@ -10,7 +10,8 @@ from pymongo import MongoClient
 from console.app import create_app
 from console.auth import add_user
 from console.settings import ConsoleSettings
-from console.store import AUDIT_LOG, Store
+from console.store import AUDIT_LOG
+from devstack import stack
 from tests.support.console_data import violations
 
 PASSWORD = "correct horse battery"
@@ -21,7 +22,10 @@ def console(stack_settings):
     """A console on a database of its own, seeded with the job's violations of 800 events, and its users."""
     import uuid
 
-    settings = ConsoleSettings(mongo_uri=stack_settings.mongo_uri, mongo_database=f"console_{uuid.uuid4().hex[:8]}")
+    name = f"console_{uuid.uuid4().hex[:8]}"
+    settings = ConsoleSettings(mongo_uri=stack_settings.mongo_uri, mongo_database=name,
+                               influx_url=stack_settings.influx_url, influx_bucket=f"{name}/autogen")
+    stack.create_influx_database(settings.influx_url, name)
     client = MongoClient(settings.mongo_uri.get_secret_value())
     db = client[settings.mongo_database]
     docs = violations(800)
@@ -37,6 +41,7 @@ def console(stack_settings):
     yield TestClient(app, base_url="https://testserver"), tokens, docs, db
     client.drop_database(settings.mongo_database)
     client.close()
+    stack.drop_influx_database(settings.influx_url, name)
 
 
 def _get(client, path, token=None, **params):
@@ -116,6 +121,15 @@ def test_reviews_make_per_rule_precision_and_an_audit_trail(console):
     seen = sum(s["confirmed"] + s["false_positive"] + s["escalated"]
                for s in _get(client, "/api/rules/stats", tokens["ann"]).json()["rules"])
     assert seen == db["violations"].count_documents({"tenant": "acme", "review": {"$exists": True}})
+    # ...and each review wrote the rule's totals in its tenant to InfluxDB, for the Grafana panel.
+    from influxdb_client import InfluxDBClient
+
+    with InfluxDBClient(url="http://127.0.0.1:8086", token="", org="-") as influx:
+        tables = influx.query_api().query(
+            f'from(bucket: "{db.name}/autogen") |> range(start: -1h) |> filter(fn: (r) => r._measurement == '
+            f'"rule_reviews" and r.tenant == "globex" and r.rule_id == "pii.email") |> last()')
+    latest = {r.get_field(): r.get_value() for t in tables for r in t.records}
+    assert latest == {k: stats["pii.email"][k] for k in ("confirmed", "false_positive", "escalated")}
     one = _get(client, f"/api/violations/{emails[3]['_id']}", tokens["gil"]).json()
     assert one["review"]["verdict"] == "false_positive" and one["review"]["reviewer"] == "gil"
     assert _all_pages(client, tokens["gil"], status="false_positive") and all(

@@ -14,6 +14,7 @@ import pytest
 import uvicorn
 from pymongo import MongoClient
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -66,6 +67,12 @@ def browser(tmp_path):
     driver.quit()
 
 
+def _wait(driver, condition) -> None:
+    """Until the page that a click loads holds `condition` (the old page's elements go stale meanwhile)."""
+    WebDriverWait(driver, 10, ignored_exceptions=(StaleElementReferenceException, NoSuchElementException)).until(
+        condition, message=f"not on the page: {driver.current_url}")
+
+
 def _precision(driver, rule: str) -> str:
     return driver.find_element(By.CSS_SELECTOR, f'#rule-stats tr[data-rule="{rule}"] td.precision').text
 
@@ -77,11 +84,13 @@ def test_a_reviewer_signs_in_filters_and_marks_a_false_positive(served, browser)
     browser.find_element(By.ID, "username").send_keys("rita")
     browser.find_element(By.ID, "password").send_keys(PASSWORD)
     browser.find_element(By.ID, "sign-in").click()
+    _wait(browser, lambda d: "/login" not in d.current_url)
     assert "rita (reviewer; acme, globex)" in browser.find_element(By.TAG_NAME, "header").text
 
     Select(browser.find_element(By.ID, "filter-rule_id")).select_by_value("pii.email")
     Select(browser.find_element(By.ID, "filter-tenant")).select_by_value("globex")
     browser.find_element(By.ID, "apply").click()
+    _wait(browser, lambda d: "rule_id=pii.email" in d.current_url)
     rows = browser.find_elements(By.CSS_SELECTOR, "#queue a.open")
     assert rows and all(r.text == "pii.email" for r in rows)
     cells = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#queue td:nth-child(4)")]
@@ -90,11 +99,11 @@ def test_a_reviewer_signs_in_filters_and_marks_a_false_positive(served, browser)
         browser.save_screenshot(str(ROOT / "docs" / "console.png"))
 
     rows[0].click()
+    _wait(browser, lambda d: "/violations/" in d.current_url)
     assert browser.find_element(By.ID, "snippet").text and "must_not_match" in browser.find_element(By.ID, "fp-line").text
     browser.find_element(By.ID, "note").send_keys("a test address, not a person's")
     browser.find_element(By.ID, "verdict-false_positive").click()
-    WebDriverWait(browser, 10).until(lambda d: "false positive by rita" in d.find_element(By.ID, "review").text,
-                                     message=f"no verdict on the page: {browser.page_source[-1500:]}")
+    _wait(browser, lambda d: "false positive by rita" in d.find_element(By.ID, "review").text)
 
     browser.get(url + "/?rule_id=pii.email&tenant=globex&status=false_positive")
     assert len(browser.find_elements(By.CSS_SELECTOR, "#queue a.open")) == 1

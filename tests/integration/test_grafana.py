@@ -41,6 +41,7 @@ STEADY_WINDOWS, INCIDENT_WINDOWS = 10, 2
 STEADY_KEYS = (("acme", "gpt-4o", "2024-08-06"), ("globex", "claude-sonnet-4", "20250514"))
 INCIDENT_KEY = STEADY_KEYS[0]
 INCIDENT_MALFORMED = 30
+REVIEWED_RULE = "pii.email"  # the incident's PII jump gives acme several
 SEVERITY_COLOURS = {"critical", "high", "medium", "low", "info"}  # the severity panel's colour overrides
 
 
@@ -163,12 +164,28 @@ def audited(stack_settings, tmp_path_factory):
                             capture_output=True, text=True, timeout=600)
     job_s = time.monotonic() - began
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    _review(settings)
     yield Audited(settings, t0, t0 + timedelta(seconds=STEADY_WINDOWS * WINDOW_S),
                   t0 + timedelta(seconds=(STEADY_WINDOWS + INCIDENT_WINDOWS) * WINDOW_S), started,
                   datetime.now(timezone.utc), job_s)
     with MongoClient(settings.mongo_uri.get_secret_value()) as client:
         client.drop_database(database)
     _influx(settings.influx_url, f'DROP DATABASE "{database}"')
+
+
+def _review(settings: AuditJobSettings) -> None:
+    """Verdicts on three of acme's violations of one rule, through the console's store and metrics."""
+    from console.metrics import ReviewMetrics
+    from console.store import Caller, Store
+
+    with MongoClient(settings.mongo_uri.get_secret_value()) as client:
+        store = Store(client, settings.mongo_database, settings.violations_collection, settings.anomalies_collection)
+        docs = list(store.violations.find({"tenant": "acme", "rule_id": REVIEWED_RULE}).limit(3))
+        assert len(docs) == 3, "the stream has fewer violations to review than the test needs"
+        metrics = ReviewMetrics(settings.influx_url, "", "-", settings.influx_bucket)
+        for doc, verdict in zip(docs, ["confirmed", "confirmed", "false_positive"]):
+            store.review(Caller("auditor", "reviewer", ("acme",)), doc, verdict, "grafana test")
+            metrics.write("acme", REVIEWED_RULE, store.verdicts("acme", REVIEWED_RULE))
 
 
 def _runner(settings: AuditJobSettings):
@@ -251,6 +268,15 @@ def test_panels_show_what_the_stream_holds(audited):
     assert {"violation_rate.pii"} <= set(anomalies["metric"]) and set(anomalies["tenant"]) == {INCIDENT_KEY[0]}
     scored = {f.field_name: sum(f.values) for f in frames("llm-audit-scores", "Events scored")}
     assert scored["toxicity"] == events and 0 < scored["bias"] <= events
+    # The console's verdicts: two of three confirmed (the panel's range reaches the reviews, after the job).
+    reviews = grafana.query_frames(audited.settings.influx_url, "", "-", grafana.render_panel_query(
+        grafana.dashboards()["llm-audit-violations"], None,
+        next(p for p in grafana.iter_panels(grafana.dashboards()["llm-audit-violations"])
+             if p["title"] == "Precision from reviews")["targets"][0]["query"],
+        start=start, stop=datetime.now(timezone.utc) + timedelta(minutes=1), bucket=audited.bucket, min_interval_s=10))
+    row = reviews[0].columns
+    assert row["rule_id"] == [REVIEWED_RULE] and row["confirmed"] == [2] and row["false_positive"] == [1]
+    assert abs(row["precision"][0] - 2 / 3) < 1e-9
 
 
 # --- alert rules ---------------------------------------------------------------------------------
