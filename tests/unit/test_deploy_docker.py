@@ -22,9 +22,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from console.settings import ConsoleSettings
 from devstack import artifacts
 from tests.support import validators
+from flink_jobs.cli import app as cli
 from flink_jobs.settings import AuditJobSettings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,17 +109,43 @@ def _dockerignored(path: str) -> bool:
 
 def test_every_copied_path_exists_and_is_in_the_build_context():
     sources = _copy_sources()
-    assert "pyproject.toml" in sources and "docker/bake_models.py" in sources
+    assert "pyproject.toml" in sources and "docker/bake_models.py" in sources and "console/" in sources
     for source in sources:
         matches = list(ROOT.glob(source.rstrip("/")))
         assert matches, f"docker/Dockerfile copies {source}, which does not exist in the repository"
         assert not _dockerignored(source.rstrip("/")), f"{source} is excluded by docker/Dockerfile.dockerignore"
 
 
+def test_image_installs_every_package_of_the_project_with_its_data():
+    """`uv pip install --no-deps .` builds the wheel from what was copied before it: each package pyproject.toml
+    finds (the review console's included) and its package data, through the .dockerignore."""
+    instructions = _instructions()
+    (install,) = [i for i, (kind, args) in enumerate(instructions)
+                  if kind == "RUN" and "uv pip install --no-deps ." in args]
+    copied = {path.rstrip("/") for kind, args in instructions[:install] if kind == "COPY" and "--from=" not in args
+              for path in shlex.split(args)[:-1] if not path.startswith("--")}
+    packages = {pattern.rstrip("*") for pattern in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]}
+    assert "console" in packages
+    assert packages <= copied, packages - copied
+    for package in packages:
+        assert not _dockerignored(f"{package}/__init__.py"), package
+        for pattern in PYPROJECT["tool"]["setuptools"]["package-data"].get(package, []):
+            files = list((ROOT / package).glob(pattern))
+            assert files, f"{package}: package data {pattern} matches nothing"
+            for file in files:
+                path = str(file.relative_to(ROOT))
+                assert not _dockerignored(path), f"{path} is excluded by docker/Dockerfile.dockerignore"
+    assert (ROOT / "console" / "templates" / "base.html").is_file()
+    # The build imports the job and the console, so a module missing from the wheel fails the build.
+    imports = instructions[install][1].split("python -c", 1)[1]
+    assert "flink_jobs.audit_job" in imports and "console.app" in imports
+
+
 def test_dockerignore_keeps_secrets_and_caches_out_of_the_context():
-    for path in ("docker/.env", ".git/config", "run/stack/kafka.log", "udfs/__pycache__/x.pyc"):
+    for path in ("docker/.env", ".git/config", "run/stack/kafka.log", "udfs/__pycache__/x.pyc",
+                 "console/__pycache__/app.cpython-311.pyc"):
         assert _dockerignored(path), path
-    assert not _dockerignored("udfs/scorers/hf.py")
+    assert not _dockerignored("udfs/scorers/hf.py") and not _dockerignored("console/templates/base.html")
 
 
 def test_image_versions_agree_with_the_project_pins():
@@ -207,9 +236,9 @@ def project() -> dict:
 
 def test_compose_stack_loads_with_the_example_env(project):
     assert set(project["services"]) == {"kafka", "kafka-init", "mongo", "influxdb", "jobmanager", "taskmanager",
-                                        "grafana"}
+                                        "console", "grafana"}
     services = project["services"]
-    for name in ("kafka", "mongo", "influxdb", "jobmanager", "grafana"):
+    for name in ("kafka", "mongo", "influxdb", "jobmanager", "console", "grafana"):
         assert services[name].get("healthcheck", {}).get("test"), f"{name} has no health check"
     assert services["jobmanager"]["depends_on"]["kafka-init"]["condition"] == "service_completed_successfully"
     for name, service in services.items():
@@ -296,6 +325,46 @@ def test_compose_job_settings_are_valid(project, monkeypatch):
         settings = load_settings()  # raises on an unknown LLM_AUDIT_* name or an invalid value
         assert settings.kafka_bootstrap == "kafka:9092"
         assert settings.mongo_uri.get_secret_value().startswith("mongodb://llm_audit:CHANGE_ME@mongo:27017/")
+
+
+def test_compose_console_serves_the_images_llm_audit_on_the_jobs_mongodb(project, monkeypatch):
+    services = project["services"]
+    console = services["console"]
+    # The job's image (built once for all three), its llm-audit instead of the Flink entrypoint, as on Kubernetes.
+    assert console["image"] == services["jobmanager"]["image"] and console["build"] == services["jobmanager"]["build"]
+    (deployment,) = [doc for doc in yaml.safe_load_all((ROOT / "k8s" / "base" / "console.yaml").read_text())
+                     if doc["kind"] == "Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert console["entrypoint"] == container["command"] == ["/opt/llm-audit/venv/bin/llm-audit"]
+    assert console["command"] == ["console", "serve"]
+    help_ = CliRunner().invoke(cli, [*console["command"], "--help"])
+    assert help_.exit_code == 0, help_.output
+
+    env = console["environment"]
+    fields = {f"LLM_AUDIT_{name.upper()}" for name in ConsoleSettings.model_fields}
+    influx = {"LLM_AUDIT_INFLUX_URL", "LLM_AUDIT_INFLUX_TOKEN", "LLM_AUDIT_INFLUX_ORG", "LLM_AUDIT_INFLUX_BUCKET"}
+    assert set(env) <= fields | influx, set(env) - fields - influx
+    # MongoDB and InfluxDB as the job sees them: the same .env interpolation, the same values.
+    job = services["jobmanager"]["environment"]
+    for name in ("LLM_AUDIT_MONGO_URI", "LLM_AUDIT_MONGO_DATABASE", *influx):
+        assert env[name] == job[name], name
+    for var in [v for v in os.environ if v.startswith("LLM_AUDIT_")]:
+        monkeypatch.delenv(var)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    settings = ConsoleSettings()
+    assert settings.console_host == "0.0.0.0", "the default, 127.0.0.1, takes no traffic from outside the container"
+    assert settings.mongo_uri.get_secret_value().startswith("mongodb://llm_audit:CHANGE_ME@mongo:27017/")
+
+    (port,) = console["ports"]
+    assert (port["host_ip"], int(port["published"]), port["target"]) == ("127.0.0.1", 8099, settings.console_port)
+    assert console["depends_on"]["mongo"]["condition"] == "service_healthy"
+    # The health check asks the console's /healthz (MongoDB answering) with the image's Python.
+    test = console["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "python", "-c"], test
+    assert f"127.0.0.1:{settings.console_port}/healthz" in test[3] and "urllib.request.urlopen" in test[3], test
+    # A read-only root like the Kubernetes pods', with a writable /tmp.
+    assert console["read_only"] is True and "/tmp" in console["tmpfs"]
 
 
 def test_archive_is_on_a_volume_both_flink_processes_mount_at_the_same_path(project):

@@ -1,6 +1,7 @@
 """k8s/: each overlay rendered by kustomize, every object checked against the Kubernetes API schemas
-and the FlinkDeployment against the Flink Kubernetes Operator's CRD, then what the job needs, and the
-CronJobs' llm-audit commands against the CLI itself.
+and the FlinkDeployment against the Flink Kubernetes Operator's CRD, then what the job needs, the
+CronJobs' llm-audit commands against the CLI itself, and the review console's Deployment, Service,
+Ingress and NetworkPolicy against the console's settings and app.
 
 No cluster is contacted. The tools and schemas are fetched once into the cache (tests/support/validators.py):
 kustomize from the Go module proxy, the Kubernetes JSON schemas from the kubernetes-validate wheel
@@ -14,13 +15,18 @@ import os
 import re
 import tomllib
 from pathlib import Path
+from unittest.mock import MagicMock
 
 import jsonschema
 import pytest
 import yaml
+from pydantic import SecretStr
+from starlette.testclient import TestClient
 from typer.main import get_command
 from typer.testing import CliRunner
 
+from console.app import create_app
+from console.settings import ConsoleSettings
 from tests.support import validators
 from flink_jobs.cli import app as cli
 from flink_jobs.settings import AuditJobSettings, load_settings
@@ -67,18 +73,37 @@ def _cron_container(objects: list[dict], name: str) -> dict:
     return container
 
 
+CONSOLE = "llm-audit-console"  # the review console's Deployment, Service, Ingress and NetworkPolicy
+
+
+def _console_pod(objects: list[dict]) -> dict:
+    return _named(objects, "Deployment", CONSOLE)["spec"]["template"]
+
+
+def _console_container(objects: list[dict]) -> dict:
+    (container,) = _console_pod(objects)["spec"]["containers"]
+    return container
+
+
 def _containers(objects: list[dict]) -> list[tuple[str, dict]]:
-    """(what, container) of every pod template rendered: the FlinkDeployment's shared one and the CronJobs'."""
+    """(what, container) of every pod template rendered: the FlinkDeployment's shared one, the CronJobs' and
+    the console's."""
     found = [("FlinkDeployment", _main_container(_one(objects, "FlinkDeployment")["spec"]["podTemplate"]))]
-    return found + [(f"CronJob {name}", _cron_container(objects, name)) for name in CRON_JOBS]
+    found += [(f"CronJob {name}", _cron_container(objects, name)) for name in CRON_JOBS]
+    return found + [(f"Deployment {CONSOLE}", _console_container(objects))]
 
 
 def test_each_overlay_renders_the_whole_deployment(rendered):
     for overlay, objects in rendered.items():
         kinds = sorted(o["kind"] for o in objects)
-        assert kinds == ["ConfigMap", "CronJob", "CronJob", "FlinkDeployment", "Namespace", "NetworkPolicy",
-                         "NetworkPolicy", "Role", "RoleBinding", "ServiceAccount"], (overlay, kinds)
+        # A disruption budget only where the console has replicas to spare.
+        expected = ["ConfigMap", "CronJob", "CronJob", "Deployment", "FlinkDeployment", "Ingress", "Namespace",
+                    "NetworkPolicy", "NetworkPolicy", "NetworkPolicy", "Role", "RoleBinding", "Service",
+                    "ServiceAccount"]
+        assert kinds == sorted(expected + (["PodDisruptionBudget"] if overlay == "prod" else [])), (overlay, kinds)
         assert sorted(o["metadata"]["name"] for o in objects if o["kind"] == "CronJob") == sorted(CRON_JOBS)
+        for kind in ("Deployment", "Service", "Ingress"):
+            assert _one(objects, kind)["metadata"]["name"] == CONSOLE, (overlay, kind)
         namespace = _one(objects, "Namespace")["metadata"]["name"]
         for obj in objects:
             if obj["kind"] != "Namespace":
@@ -100,7 +125,8 @@ def test_every_object_matches_the_kubernetes_api_schema(rendered, version):
             problems += [f"{overlay} {obj['kind']} {'.'.join(map(str, e.path))}: {e.message}"
                          for e in validator.iter_errors(obj)]
     assert not problems, "\n".join(problems)
-    assert {"CronJob", "NetworkPolicy", "ConfigMap", "Role"} <= validated, validated
+    assert {"CronJob", "NetworkPolicy", "ConfigMap", "Role", "Deployment", "Service", "Ingress",
+            "PodDisruptionBudget"} <= validated, validated
 
 
 def test_kubernetes_schema_rejects_a_broken_object(rendered):
@@ -119,6 +145,20 @@ def test_kubernetes_schema_rejects_a_broken_object(rendered):
     errors = [e.message for e in validators.kubernetes_validator(cron_job, version).iter_errors(cron_job)]
     assert any("comand" in e for e in errors), errors
     assert any("1h" in e for e in errors), errors
+    # And into the console's Deployment, its probes included, and its Ingress's backend.
+    deployment = copy.deepcopy(_named(rendered["prod"], "Deployment", CONSOLE))
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    container["readinessProbe"]["httpGet"]["pth"] = container["readinessProbe"]["httpGet"].pop("path")
+    deployment["spec"]["replicas"] = "two"
+    errors = [e.message for e in validators.kubernetes_validator(deployment, version).iter_errors(deployment)]
+    assert any("pth" in e for e in errors), errors
+    assert any("two" in e for e in errors), errors
+    ingress = copy.deepcopy(_named(rendered["prod"], "Ingress", CONSOLE))
+    ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["port"] = {"number": "80"}
+    ingress["spec"]["tls"][0]["secret"] = ingress["spec"]["tls"][0].pop("secretName")
+    errors = [e.message for e in validators.kubernetes_validator(ingress, version).iter_errors(ingress)]
+    assert any("'80'" in e for e in errors), errors
+    assert any("secret" in e for e in errors), errors
 
 
 @pytest.fixture(scope="module")
@@ -268,9 +308,19 @@ def test_no_secret_value_is_committed_or_rendered(rendered):
                 literals += [entry["value"]] if "value" in entry else []
         # Nor a credential inside a URL under a harmless name (mongodb://user:password@..., s3://key:secret@...).
         assert not [v for v in literals if re.search(r"://[^/@\s]+:[^/@\s]*@", v)], overlay
-        # The CronJobs' secrets were among those checked.
-        cron_env = {e["name"] for _, c in _containers(objects)[1:] for e in c["env"]}
+        # The CronJobs' and the console's secrets were among those checked.
+        cron_env = {e["name"] for name in CRON_JOBS for e in _cron_container(objects, name)["env"]}
         assert {"LLM_AUDIT_ARCHIVE_KEY", "AWS_SECRET_ACCESS_KEY", "LLM_AUDIT_MONGO_URI"} <= cron_env, overlay
+        console_env = {e["name"] for e in _console_container(objects)["env"]}
+        assert {"LLM_AUDIT_MONGO_URI", "LLM_AUDIT_INFLUX_TOKEN", "LLM_AUDIT_CONSOLE_SESSION_SECRET",
+                "LLM_AUDIT_CONSOLE_OIDC_CLIENT_SECRET"} <= console_env, overlay
+        # Every secret the console's settings hold (SecretStr) comes from a Secret, whatever its name says.
+        secret_fields = {f"LLM_AUDIT_{name.upper()}" for name, field in ConsoleSettings.model_fields.items()
+                         if SecretStr in (field.annotation, *getattr(field.annotation, "__args__", ()))}
+        assert {"LLM_AUDIT_CONSOLE_SESSION_SECRET", "LLM_AUDIT_CONSOLE_OIDC_CLIENT_SECRET"} <= secret_fields
+        for entry in _console_container(objects)["env"]:
+            if entry["name"] in secret_fields | {"LLM_AUDIT_INFLUX_TOKEN"}:
+                assert set(entry) == {"name", "valueFrom"} and "secretKeyRef" in entry["valueFrom"], (overlay, entry)
 
 
 def test_role_pod_templates_only_add_to_the_shared_one(rendered):
@@ -471,3 +521,204 @@ def test_cron_job_schedules(rendered):
         ttl = _one(objects, "ConfigMap")["data"].get("LLM_AUDIT_VIOLATIONS_TTL_DAYS")
         if ttl:
             assert _option(_cron_container(objects, CRON_JOBS[0])["args"], "--days") == ttl, overlay
+
+
+# --- the review console: `llm-audit console serve` in the job's image, behind a TLS Ingress ----------
+
+CONSOLE_SETTINGS = {f"LLM_AUDIT_{name.upper()}" for name in ConsoleSettings.model_fields}
+# The console's InfluxDB settings, under the job's names.
+INFLUX_SETTINGS = {"LLM_AUDIT_INFLUX_URL", "LLM_AUDIT_INFLUX_TOKEN", "LLM_AUDIT_INFLUX_ORG", "LLM_AUDIT_INFLUX_BUCKET"}
+CONSOLE_HOSTS = {"dev": "audit-console.dev.example.com", "prod": "audit-console.example.com"}
+
+
+def _console_settings(objects: list[dict], monkeypatch) -> ConsoleSettings:
+    """ConsoleSettings as a console pod loads them: the job's ConfigMap (names not the console's are ignored), its
+    literal env, and a stand-in for each Secret-backed variable."""
+    container = _console_container(objects)
+    config_map = _one(objects, "ConfigMap")
+    assert container["envFrom"] == [{"configMapRef": {"name": config_map["metadata"]["name"]}}]
+    # The job's ConfigMap holds settings that are not the console's: harmless only while extras are ignored.
+    assert ConsoleSettings.model_config["extra"] == "ignore"
+    values = dict(config_map["data"])
+    for entry in container["env"]:
+        if "valueFrom" in entry:
+            assert set(entry["valueFrom"]) == {"secretKeyRef"}, entry
+            if not entry["valueFrom"]["secretKeyRef"].get("optional"):
+                values[entry["name"]] = "placeholder"
+        else:
+            values[entry["name"]] = entry["value"]
+    for var in [v for v in os.environ if v.startswith("LLM_AUDIT_")]:
+        monkeypatch.delenv(var)
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return ConsoleSettings()
+
+
+def _http_port(container: dict) -> dict:
+    (port,) = [p for p in container["ports"] if p["name"] == "http"]
+    return port
+
+
+def _ingress_host(objects: list[dict]) -> str:
+    (rule,) = _named(objects, "Ingress", CONSOLE)["spec"]["rules"]
+    return rule["host"]
+
+
+def test_console_runs_the_images_llm_audit_console_serve(rendered):
+    llm_audit = _image_llm_audit()
+    for overlay, objects in rendered.items():
+        container = _console_container(objects)
+        # The overlay's image, rewritten like the FlinkDeployment's; `command:` replaces its Flink entrypoint.
+        assert container["image"] == _one(objects, "FlinkDeployment")["spec"]["image"], overlay
+        assert container["command"] == [llm_audit], overlay
+        path, params = _cli_parse(container["args"])
+        assert path == ["console", "serve"], container["args"]
+        # No --host/--port: the address comes from the settings, which the test below checks.
+        assert params == {"host": None, "port": None}, params
+        help_ = CliRunner().invoke(cli, [*path, "--help"])
+        assert help_.exit_code == 0, (overlay, help_.output)
+        # The console reads the package the image installs from console/ (docker/Dockerfile).
+        assert "COPY console/ console/" in (ROOT / "docker" / "Dockerfile").read_text()
+    assert _named(rendered["dev"], "Deployment", CONSOLE)["spec"]["replicas"] == 1
+    assert _named(rendered["prod"], "Deployment", CONSOLE)["spec"]["replicas"] == 2
+
+
+def test_console_settings_are_known_valid_and_consistent(rendered, monkeypatch):
+    job_secrets = {e["name"]: e["valueFrom"] for e in _cron_container(rendered["prod"], CRON_JOBS[0])["env"]}
+    for overlay, objects in rendered.items():
+        container = _console_container(objects)
+        env = {e["name"]: e for e in container["env"]}
+        named = {n for n in env if n.startswith("LLM_AUDIT_")}
+        assert named <= CONSOLE_SETTINGS | INFLUX_SETTINGS, named - CONSOLE_SETTINGS - INFLUX_SETTINGS
+        # Besides settings, only uvicorn's: whose X-Forwarded-* headers to trust (the ingress controller's).
+        assert set(env) - named == {"FORWARDED_ALLOW_IPS"}, overlay
+        # The job's MongoDB and InfluxDB credentials, from the job's Secret and keys; the console's own Secret.
+        for name in ("LLM_AUDIT_MONGO_URI", "LLM_AUDIT_INFLUX_TOKEN"):
+            assert env[name]["valueFrom"] == job_secrets[name], (overlay, name)
+        assert env["LLM_AUDIT_CONSOLE_SESSION_SECRET"]["valueFrom"]["secretKeyRef"] == \
+            {"name": "llm-audit-console", "key": "session-secret"}
+        assert env["LLM_AUDIT_CONSOLE_OIDC_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"] == \
+            {"name": "llm-audit-console", "key": "oidc-client-secret"}
+
+        settings = _console_settings(objects, monkeypatch)
+        assert settings.console_host == "0.0.0.0", "the default, 127.0.0.1, takes no traffic from outside the pod"
+        assert settings.console_port == _http_port(container)["containerPort"], overlay
+        # Several replicas must sign cookies with one key: a required Secret, never a per-process random one.
+        assert settings.console_session_secret is not None, overlay
+        # The job's database and collections.
+        job = _load(monkeypatch, _settings_env(objects, _main_container(
+            _one(objects, "FlinkDeployment")["spec"]["podTemplate"])))
+        assert (settings.mongo_database, settings.violations_collection, settings.anomalies_collection) == \
+            (job.mongo_database, job.violations_collection, job.anomalies_collection), overlay
+        # Review verdict totals go where the job's metrics go, which the Grafana dashboards read.
+        for name in INFLUX_SETTINGS - {"LLM_AUDIT_INFLUX_TOKEN"}:
+            assert name in _one(objects, "ConfigMap")["data"], (overlay, name)
+        assert (settings.influx_url, settings.influx_org, settings.influx_bucket) == \
+            (job.influx_url, job.influx_org, job.influx_bucket), overlay
+        # Single sign-on: the issuer over TLS, and OIDC's redirect URI on the Ingress's host.
+        assert settings.console_oidc_issuer.startswith("https://"), overlay
+        assert settings.console_public_url == f"https://{_ingress_host(objects)}", overlay
+        # The app itself accepts them (it refuses an issuer without client id, secret and public URL); the
+        # MongoDB client is a stand-in, so nothing is contacted.
+        create_app(settings, MagicMock())
+    dev = _console_settings(rendered["dev"], monkeypatch)
+    prod = _console_settings(rendered["prod"], monkeypatch)
+    assert dev.console_oidc_client_id != prod.console_oidc_client_id
+
+
+def test_console_pods_have_the_cron_jobs_hardening_and_a_read_only_root(rendered):
+    for overlay, objects in rendered.items():
+        pod, container = _console_pod(objects)["spec"], _console_container(objects)
+        cron_pod, cron_container = _cron_pod(objects, CRON_JOBS[0])["spec"], _cron_container(objects, CRON_JOBS[0])
+        assert pod["securityContext"] == cron_pod["securityContext"], overlay
+        assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 9999
+        assert pod["automountServiceAccountToken"] is False, overlay
+        # The CronJobs' container settings, and a read-only root: the console writes nothing but temporary files.
+        assert container["securityContext"] == {**cron_container["securityContext"], "readOnlyRootFilesystem": True}
+        (tmp,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/tmp"]
+        (volume,) = [v for v in pod["volumes"] if v["name"] == tmp["name"]]
+        assert "emptyDir" in volume, overlay
+        assert container["resources"]["requests"]["memory"] and container["resources"]["limits"]["memory"], overlay
+
+
+def test_console_probes_ask_healthz_which_answers_while_mongodb_does(rendered):
+    for overlay, objects in rendered.items():
+        container = _console_container(objects)
+        for probe in ("readinessProbe", "livenessProbe"):
+            get = container[probe]["httpGet"]
+            assert get["path"] == "/healthz" and get["port"] in ("http", 8099), (overlay, probe, get)
+            assert get.get("scheme", "HTTP") == "HTTP", "TLS ends at the Ingress"
+        readiness, liveness = container["readinessProbe"], container["livenessProbe"]
+        # A MongoDB outage takes replicas out of the Service long before it restarts them.
+        assert liveness["periodSeconds"] * liveness["failureThreshold"] > \
+            readiness["periodSeconds"] * readiness["failureThreshold"], overlay
+    # What the probes get: 200 "ok" while MongoDB answers its ping, an error while it does not.
+    client = MagicMock()
+    http = TestClient(create_app(ConsoleSettings(), client), raise_server_exceptions=False)
+    response = http.get("/healthz")
+    assert (response.status_code, response.text) == (200, "ok")
+    client.admin.command.side_effect = ConnectionError("no MongoDB")
+    assert http.get("/healthz").status_code >= 500
+
+
+def test_console_service_and_ingress_route_its_host_over_tls(rendered):
+    for overlay, objects in rendered.items():
+        pod = _console_pod(objects)
+        service = _named(objects, "Service", CONSOLE)["spec"]
+        assert service.get("type", "ClusterIP") == "ClusterIP", overlay
+        # The console's pods only: not the job's, nor the CronJobs'.
+        assert service["selector"].items() <= pod["metadata"]["labels"].items(), overlay
+        assert not service["selector"].items() <= \
+            _one(objects, "FlinkDeployment")["spec"]["podTemplate"]["metadata"]["labels"].items()
+        assert not service["selector"].items() <= _cron_pod(objects, CRON_JOBS[0])["metadata"]["labels"].items()
+        (port,) = service["ports"]
+        # Port 80 to the container port by its name, so the number lives in one place.
+        assert port["port"] == 80 and port["targetPort"] == "http" == _http_port(_console_container(objects))["name"]
+        assert _named(objects, "Deployment", CONSOLE)["spec"]["selector"]["matchLabels"] == service["selector"]
+
+        ingress = _named(objects, "Ingress", CONSOLE)["spec"]
+        assert ingress["ingressClassName"] == "nginx", overlay
+        (rule,) = ingress["rules"]
+        (path,) = rule["http"]["paths"]
+        assert (path["path"], path["pathType"]) == ("/", "Prefix"), overlay
+        backend = path["backend"]["service"]
+        assert backend["name"] == CONSOLE and backend["port"] in ({"name": port["name"]}, {"number": port["port"]})
+        # TLS for exactly that host: the console's cookies are Secure.
+        (tls,) = ingress["tls"]
+        assert tls["hosts"] == [rule["host"]] and tls["secretName"], overlay
+        assert rule["host"] == CONSOLE_HOSTS[overlay], (overlay, rule["host"])
+    assert _ingress_host(rendered["dev"]) != _ingress_host(rendered["prod"])
+
+
+def test_network_policy_confines_the_console_pods(rendered):
+    for overlay, objects in rendered.items():
+        policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
+        labels = _console_pod(objects)["metadata"]["labels"]
+        # Exactly one policy, its own: the job's would admit any port from its own kind.
+        (policy,) = [p for p in policies if _selects(p, labels)]
+        assert policy["metadata"]["name"] == CONSOLE, overlay
+        job_labels = _one(objects, "FlinkDeployment")["spec"]["podTemplate"]["metadata"]["labels"]
+        cron_labels = _cron_pod(objects, CRON_JOBS[0])["metadata"]["labels"]
+        assert not _selects(policy, job_labels) and not _selects(policy, cron_labels), overlay
+        spec = policy["spec"]
+        assert sorted(spec["policyTypes"]) == ["Egress", "Ingress"], overlay
+        # In: the ingress controller's namespace only, on the console's port only.
+        (rule,) = spec["ingress"]
+        controller = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+        assert rule["from"] == [controller], (overlay, rule)
+        assert _ports(rule) == {("TCP", _http_port(_console_container(objects))["containerPort"])}, overlay
+        # Out: DNS, MongoDB, InfluxDB, and the OpenID Connect issuer on 443; nothing else, no Kafka, no API server.
+        for rule in spec["egress"]:
+            assert rule.get("ports"), (overlay, rule)
+            if any("ipBlock" in peer for peer in rule["to"]):
+                assert _ports(rule) == {("TCP", 443)}, (overlay, rule)
+        egress = set().union(*(_ports(rule) for rule in spec["egress"]))
+        assert egress == {("UDP", 53), ("TCP", 53), ("TCP", 27017), ("TCP", 8086), ("TCP", 443)}, (overlay, egress)
+
+
+def test_console_disruption_budget_in_prod_keeps_a_replica(rendered):
+    budget = _named(rendered["prod"], "PodDisruptionBudget", CONSOLE)["spec"]
+    assert budget["selector"]["matchLabels"].items() <= _console_pod(rendered["prod"])["metadata"]["labels"].items()
+    assert 1 <= budget["minAvailable"] < _named(rendered["prod"], "Deployment", CONSOLE)["spec"]["replicas"]
+    # One dev replica: a budget would block every node drain.
+    assert not [o for o in rendered["dev"] if o["kind"] == "PodDisruptionBudget"]
