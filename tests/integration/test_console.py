@@ -242,3 +242,35 @@ def test_single_sign_on_with_pkce_signs_in_a_console_user_and_no_one_else(consol
     stranger = sign_in()
     assert stranger.status_code == 403 and "not a console user" in stranger.text
     assert client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_the_cli_adds_users_and_prints_rule_precision(console, stack_settings):
+    from typer.testing import CliRunner
+
+    from console.auth import by_password, by_token
+    from flink_jobs.cli import app
+
+    client, tokens, docs, db = console
+    env = {"LLM_AUDIT_MONGO_URI": stack_settings.mongo_uri, "LLM_AUDIT_MONGO_DATABASE": db.name}
+    runner = CliRunner()
+    added = runner.invoke(app, ["console", "user", "add", "vera", "--role", "viewer", "--tenant", "initech",
+                                "--password-stdin"], input="twelve chars ok\n", env=env)
+    assert added.exit_code == 0, added.output
+    token = added.output.strip().splitlines()[-1]
+    assert by_token(db, token).tenants == ("initech",) and by_password(db, "vera", "twelve chars ok").role == "viewer"
+    assert db[AUDIT_LOG].find_one({"action": "user add", "target": "vera"})["why"] == "role viewer, tenants initech"
+    again = runner.invoke(app, ["console", "user", "add", "vera", "--role", "admin", "--tenant", "*", "--no-password"],
+                          env=env)
+    assert again.exit_code == 1 and "user 'vera' exists" in again.output
+    short = runner.invoke(app, ["console", "user", "add", "walt", "--role", "viewer", "--tenant", "acme",
+                                "--password-stdin"], input="short\n", env=env)
+    assert short.exit_code == 1 and "at least 12 characters" in short.output
+    bad_role = runner.invoke(app, ["console", "user", "add", "xena", "--role", "owner", "--tenant", "acme",
+                                   "--no-password"], env=env)
+    assert bad_role.exit_code == 1 and "viewer, reviewer, admin" in bad_role.output
+
+    # rules stats: the reviews so far (other tests of this module made some), precision per rule.
+    stats = runner.invoke(app, ["rules", "stats"], env=env)
+    assert stats.exit_code == 0, stats.output
+    reviewed = db["violations"].distinct("rule_id", {"review": {"$exists": True}})
+    assert reviewed and all(rule in stats.output for rule in reviewed)

@@ -5,12 +5,16 @@ Run from a checkout: `python -m tests.support.demo [--events N] [--seed S]`.
 
 from __future__ import annotations
 
+import secrets
 import time
 from datetime import date
 
 import typer
 from rich.table import Table
 
+from pymongo import MongoClient
+
+from console.auth import add_user
 from udfs.cache import cache_dir
 from devstack import stack, traffic
 from flink_jobs import audit_job
@@ -61,6 +65,11 @@ def demo(
     page.write_text(render_html(built), encoding="utf-8")
     console.print(f"compliance report: {page} (a PDF: llm-audit report --tenant all --from {days[0]} "
                   f"--to {days[-1]} --out report.pdf)")
+    user, password = f"demo-{run}", secrets.token_urlsafe(12)
+    with MongoClient(settings.mongo_uri.get_secret_value()) as client:
+        add_user(client[settings.mongo_database], user, "reviewer", ["*"], password, "make demo")
+    console.print(f"review console: run [bold]llm-audit console serve[/], open http://127.0.0.1:8099/ and sign in "
+                  f"as [bold]{user}[/] with password [bold]{password}[/] (a reviewer of every tenant)")
 
 
 def _cell(value) -> str:
