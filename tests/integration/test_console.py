@@ -134,6 +134,9 @@ def test_reviews_make_per_rule_precision_and_an_audit_trail(console):
     assert one["review"]["verdict"] == "false_positive" and one["review"]["reviewer"] == "gil"
     assert _all_pages(client, tokens["gil"], status="false_positive") and all(
         v["review"]["verdict"] == "false_positive" for v in _all_pages(client, tokens["gil"], status="false_positive"))
+    unreviewed = _all_pages(client, tokens["gil"], status="unreviewed")
+    assert unreviewed and not {v["_id"] for v in unreviewed} & {d["_id"] for d in emails}
+    assert all("review" not in v for v in unreviewed)
     trail = list(db[AUDIT_LOG].find({"who": "gil", "action": "review"}))
     assert len(trail) >= 4 and all(t["target"] and t["why"] for t in trail)
 
