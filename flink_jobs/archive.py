@@ -39,6 +39,10 @@ def archive_table(t_env: StreamTableEnvironment, path: str, extra: dict[str, str
 def write_archive(rows: DataStream, path: str) -> None:
     """Adds the archive's sink for ARCHIVED rows to their job (executed with the rest of it)."""
     t_env = table_env_of(rows)
+    # Uids of the planner's own, not hashes of the topology: the writer chains to its committer at
+    # parallelism 1 and not at 2, which would change a hash and orphan the writer's state on a rescale.
+    t_env.get_config().set("table.exec.uid.generation", "ALWAYS")
+    t_env.get_config().set("table.exec.uid.format", "archive_<type>_<version>_<transformation>")
     name = archive_table(t_env, path, ROLLING)
     statements = t_env.create_statement_set()
     statements.add_insert(name, t_env.from_data_stream(rows))
