@@ -75,6 +75,12 @@ def pseudonymiser(key: bytes | None):
     return pseudonym
 
 
+def day_range_ms(first: date, last: date) -> tuple[int, int]:
+    """The UTC days first..last (inclusive) as epoch milliseconds [from, to)."""
+    start_ms = int(datetime(first.year, first.month, first.day, tzinfo=UTC).timestamp() * 1000)
+    return start_ms, start_ms + ((last - first).days + 1) * 86_400_000
+
+
 def last_month(today: date | None = None) -> tuple[date, date]:
     first = (today or datetime.now(UTC).date()).replace(day=1)
     end = first - timedelta(days=1)
@@ -165,8 +171,7 @@ def build_report(
         f"coalesce(sum(cost_usd), 0) AS cost_usd FROM archive WHERE {where} GROUP BY 1 ORDER BY 4 DESC, 1",
     )
 
-    start_ms = int(datetime(start.year, start.month, start.day, tzinfo=UTC).timestamp() * 1000)
-    end_ms = start_ms + ((end - start).days + 1) * 86_400_000
+    start_ms, end_ms = day_range_ms(start, end)
     client: MongoClient[dict[str, Any]] = MongoClient(mongo_uri, serverSelectionTimeoutMS=10_000)
     with client:
         db = client[database]

@@ -12,6 +12,19 @@ from flink_jobs.cli.console import console, fail, progress_bar
 app = typer.Typer(no_args_is_help=True, help="The Parquet archive of every audited event.")
 
 
+def _days(start: str, end: str):
+    """--from and --to as dates, the first not after the last (a usage error otherwise)."""
+    from datetime import date
+
+    try:
+        first, last = date.fromisoformat(start), date.fromisoformat(end)
+    except ValueError as exc:
+        fail(f"--from/--to: {exc}; use YYYY-MM-DD", 2)
+    if last < first:
+        fail(f"--to {last} is before --from {first}", 2)
+    return first, last
+
+
 def _settings():
     from flink_jobs.local import archive_dir
     from flink_jobs.settings import SettingsError, load_settings
@@ -80,19 +93,13 @@ def report(
     dead letters, tokens and cost, each figure with the query behind it."""
     import tempfile
     import time
-    from datetime import date
 
     from flink_jobs.report import build_report, influx_dead_letters, last_month, print_pdf, render_html
 
     settings, archive = _settings()
     if month == bool(start or end):
         fail("give either --from and --to, or --last-month", 2)
-    try:
-        first, last = last_month() if month else (date.fromisoformat(start or ""), date.fromisoformat(end or ""))
-    except ValueError as exc:
-        fail(f"--from/--to: {exc}; use YYYY-MM-DD", 2)
-    if last < first:
-        fail(f"--to {last} is before --from {first}", 2)
+    first, last = last_month() if month else _days(start or "", end or "")
     if out.endswith("/"):
         out += f"compliance-{tenant}-{first}-{last}.html"
     if not out.endswith((".html", ".pdf")):
@@ -152,23 +159,18 @@ def audit_archive(
     into a collection of its own, and compare with what the job found when it audited them."""
     import threading
     import time
-    from datetime import UTC, date, datetime
 
     from rich.table import Table
 
     from flink_jobs import archive_audit as aa
     from flink_jobs.local import local_job_settings
     from flink_jobs.replay import rule_counts
+    from flink_jobs.report import day_range_ms
     from flink_jobs.settings import SettingsError
     from udfs.rules import RuleError, load_rules
     from udfs.scorers import ScorerError
 
-    try:
-        first, last = date.fromisoformat(start), date.fromisoformat(end)
-    except ValueError as exc:
-        fail(f"--from/--to: {exc}; use YYYY-MM-DD", 2)
-    if last < first:
-        fail(f"--to {last} is before --from {first}", 2)
+    first, last = _days(start, end)
     collection = collection or f"archive_audit_{time.strftime('%Y%m%d_%H%M%S')}"
     try:
         ruleset = load_rules(rules)
@@ -208,8 +210,7 @@ def audit_archive(
             raise failure[0]
     except (RuleError, SettingsError, ScorerError, ConnectionError, ValueError) as exc:
         fail(str(exc))
-    from_ms = int(datetime(first.year, first.month, first.day, tzinfo=UTC).timestamp() * 1000)
-    to_ms = from_ms + ((last - first).days + 1) * 86_400_000
+    from_ms, to_ms = day_range_ms(first, last)
     console.print(f"re-audited {covered.events} archived events into {settings.mongo_database}.{collection}")
     redone = rule_counts(settings, collection, from_ms, to_ms)
     archived = aa.archived_rule_counts(archive, first, last)
