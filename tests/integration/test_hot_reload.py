@@ -2,6 +2,7 @@
 
 import json
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from kafka import KafkaProducer
@@ -39,28 +40,38 @@ def _wait_for(predicate, timeout_s: float, produce_next) -> float:
     raise AssertionError(f"not within {timeout_s}s")
 
 
-def test_push_changes_what_the_running_job_flags_and_a_bad_push_is_rejected(isolated_job):
-    settings = isolated_job("hot", bounded=False, starting_offsets="earliest", checkpoint_interval_ms=500)
-    client = audit_job.build_job(settings).execute_async("llm-audit-hot-reload")
+@contextmanager
+def _running_job(settings, name: str):
+    """Start the job, wait for RUNNING; yield (db, producer, send) where send() produces one codename event."""
+    client = audit_job.build_job(settings).execute_async(name)
     mongo = MongoClient(settings.mongo_uri.get_secret_value())
-    db = mongo[settings.mongo_database]
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
     counter = iter(range(10**6))
 
-    def send() -> int:
+    def send() -> None:
         i = next(counter)
         producer.send(settings.source_topic, _event(i, f"status of project zebra, ticket {i}"))
         producer.flush()
-        return i
+
+    try:
+        _wait_for(lambda: client.get_job_status().result().name == "RUNNING", 60, lambda: None)
+        yield mongo[settings.mongo_database], producer, send
+    finally:
+        client.cancel().result()
+        producer.close()
+        mongo.close()
+
+
+def test_push_changes_what_the_running_job_flags_and_a_bad_push_is_rejected(isolated_job):
+    settings = isolated_job("hot", bounded=False, starting_offsets="earliest", checkpoint_interval_ms=500)
 
     def zebra_findings() -> int:
         return db[settings.violations_collection].count_documents({"rule_id": "custom.zebra"})
 
-    try:
+    with _running_job(settings, "llm-audit-hot-reload") as (db, producer, send):
         # The job runs the file's rules: the codename is not flagged, though the events are audited. An
         # e-mail address after them is, once every operator is up (the scorer's models load for seconds
         # after the job reports RUNNING): the push below is timed against a warm job.
-        _wait_for(lambda: client.get_job_status().result().name == "RUNNING", 60, lambda: None)
         for _ in range(5):
             send()
         producer.send(settings.source_topic, _event(-1, "write to bob@example.com"))
@@ -86,10 +97,6 @@ def test_push_changes_what_the_running_job_flags_and_a_bad_push_is_rejected(isol
         assert set(changes) == {(1, True), (2, False)}
         assert changes[(1, True)]["author"] == "tester" and changes[(1, True)]["hash"] == good.content_hash()
         assert "severity" in changes[(2, False)]["reason"]
-    finally:
-        client.cancel().result()
-        producer.close()
-        mongo.close()
 
 
 def test_a_job_that_trusts_keys_runs_only_pushes_signed_by_them(isolated_job, unscored_rules, tmp_path):
@@ -105,22 +112,11 @@ def test_a_job_that_trusts_keys_runs_only_pushes_signed_by_them(isolated_job, un
     public = (keys / "alice.pem.pub").read_text().strip()
     settings = isolated_job("signed", bounded=False, starting_offsets="earliest", checkpoint_interval_ms=500,
                             scorers=[], rules_path=unscored_rules, rules_trusted_keys=[public])
-    client = audit_job.build_job(settings).execute_async("llm-audit-signed-pushes")
-    mongo = MongoClient(settings.mongo_uri.get_secret_value())
-    db = mongo[settings.mongo_database]
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
-    counter = iter(range(10**6))
-
-    def send() -> None:
-        i = next(counter)
-        producer.send(settings.source_topic, _event(i, f"status of project zebra, ticket {i}"))
-        producer.flush()
 
     def changes() -> dict:
         return {c["version"]: c for c in db[settings.rule_changes_collection].find()}
 
-    try:
-        _wait_for(lambda: client.get_job_status().result().name == "RUNNING", 60, lambda: None)
+    with _running_job(settings, "llm-audit-signed-pushes") as (db, _, send):
         zebra = unscored_rules.read_text() + ZEBRA_RULE
         (tmp_path / "zebra.yaml").write_text(zebra)
         ruleset = parse_rules(zebra, base_dir=unscored_rules.parent)
@@ -145,7 +141,3 @@ def test_a_job_that_trusts_keys_runs_only_pushes_signed_by_them(isolated_job, un
         accepted = [c for c in changes().values() if c["accepted"]]
         assert len(accepted) == 1 and accepted[0]["author"] == "alice"
         assert accepted[0]["key_id"] and accepted[0]["key_id"] in made.output
-    finally:
-        client.cancel().result()
-        producer.close()
-        mongo.close()
