@@ -85,14 +85,22 @@ def archive_jars() -> list[Path]:
 
 
 def flink_lib_dir() -> Path:
-    """PyFlink's lib/ plus the InfluxDB metrics reporter, as links: a FLINK_LIB_DIR (see flink_env)."""
+    """PyFlink's lib/ plus the InfluxDB metrics reporter and the Kafka connector, as links: a FLINK_LIB_DIR
+    (see flink_env).
+
+    The connector is also in `pipeline.jars`, but PyFlink adds those to the context class loader of one
+    gateway thread only: when py4j opens a second connection (a finalizer on another Python thread, such
+    as a Kafka client's, holding the first), `KafkaSink.builder()` runs on a fresh thread and its class is
+    not found. On the JVM's classpath every thread sees it, as in the image's /opt/flink/lib. Its classes
+    are all org.apache.flink.*, which Flink loads parent-first, so the copy in pipeline.jars is not loaded
+    twice."""
     import hashlib
 
     import pyflink
     from pyflink.version import __version__
 
     lib = Path(pyflink.__file__).resolve().parent / "lib"
-    jars = [*sorted(lib.glob("*.jar")), flink_metrics_influxdb_jar()]
+    jars = [*sorted(lib.glob("*.jar")), flink_metrics_influxdb_jar(), flink_kafka_connector_jar()]
     key = hashlib.sha256("\n".join(map(str, jars)).encode()).hexdigest()[:10]
     target = cache_dir() / f"flink-lib-{__version__}-{key}"
 
@@ -102,11 +110,12 @@ def flink_lib_dir() -> Path:
 
     if target.is_dir() and not all((target / jar.name).exists() for jar in jars):
         shutil.rmtree(target)  # a link into a replaced virtualenv
-    return cached(target, "PyFlink's lib/ with the InfluxDB metrics reporter", link)
+    return cached(target, "PyFlink's lib/ with the InfluxDB metrics reporter and the Kafka connector", link)
 
 
 def flink_env() -> dict[str, str]:
-    """Environment for a local PyFlink run whose MiniCluster can load the InfluxDB metrics reporter.
+    """Environment for a local PyFlink run whose MiniCluster can load the InfluxDB metrics reporter (and
+    whose gateway threads all see the Kafka connector, see flink_lib_dir).
 
     A MiniCluster loads metric reporters from the JVM classpath only, not from plugins/, and PyFlink's
     gateway puts FLINK_LIB_DIR/*.jar on it. PyFlink resets FLINK_LIB_DIR to its own lib/ unless
