@@ -48,9 +48,14 @@ def isolated_job(stack_settings, run_id, tmp_path_factory):
 _ENV_AT_START = dict(os.environ)
 
 
+def child_env() -> dict[str, str]:
+    """An environment for a child Python process that starts its own PyFlink gateway."""
+    return dict(_ENV_AT_START)
+
+
 def job_env(settings) -> dict[str, str]:
     """The settings as the LLM_AUDIT_* variables of a job process (`llm-audit run audit`, `replay`)."""
-    env = {k: v for k, v in _ENV_AT_START.items() if not k.startswith("LLM_AUDIT_") or k.startswith("LLM_AUDIT_STACK")}
+    env = {k: v for k, v in child_env().items() if not k.startswith("LLM_AUDIT_") or k.startswith("LLM_AUDIT_STACK")}
     for name in type(settings).model_fields:
         value = getattr(settings, name)
         if value is None:

@@ -1,12 +1,12 @@
 """The `llm-audit` console script as a user runs it."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 from devstack import stack
+from tests.integration.conftest import child_env
 from tests.support.check import read_topic
 
 LLM_AUDIT = str(Path(sys.executable).parent / "llm-audit")
@@ -14,7 +14,7 @@ LLM_AUDIT = str(Path(sys.executable).parent / "llm-audit")
 
 def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([LLM_AUDIT, *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **(env or {})})
+                          env={**child_env(), **(env or {})})
 
 
 def test_produce_writes_the_stream_and_its_ground_truth(stack_settings, run_id, tmp_path):

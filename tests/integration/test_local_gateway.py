@@ -1,8 +1,9 @@
 """A local run's connector classes resolve on every PyFlink gateway thread, not only on the first."""
 
-import os
 import subprocess
 import sys
+
+from tests.integration.conftest import child_env
 
 # py4j opens a second connection, served by a fresh JVM thread, whenever the pooled one is busy: a
 # finalizer on another Python thread (a Kafka or MongoDB client's) can hold it while the job is built.
@@ -27,6 +28,6 @@ print("resolved")
 
 
 def test_the_kafka_connector_resolves_on_a_second_gateway_connection():
-    env = {name: value for name, value in os.environ.items() if name not in ("FLINK_HOME", "FLINK_LIB_DIR")}
+    env = {name: value for name, value in child_env().items() if name not in ("FLINK_HOME", "FLINK_LIB_DIR")}
     done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0 and "resolved" in done.stdout, done.stdout[-2000:] + done.stderr[-3000:]
