@@ -21,12 +21,14 @@ from flink_jobs.records import (
 from udfs.archive import TextCipher, TextMode, archive_record
 from udfs.engine import RuleEngine, sequence_hits
 from udfs.events import AuditEvent, EventError, dead_letter, parse_event
+from udfs.faults import Failure, failure_dead_letter
 from udfs.findings import violation_context, violation_document
 from udfs.rules import RuleError, RuleSet, ruleset_from_push
 from udfs.signing import SignatureError, trusted_keys, verify
 
-# An event with its model scores: (event, {field: {label: score}}, {field: evidence}).
-Scored = tuple[AuditEvent, dict, dict]
+# An event with its model scores: (event, {field: {label: score}}, {field: evidence}, the scorers'
+# failures on it, its arrival in epoch ms).
+Scored = tuple[AuditEvent, dict, dict, list[Failure], int]
 
 # (dead-letter record, its time: the message's Kafka record time, or just past the operator's event-time
 # watermark if that is later, so that a dead letter is never late for its window (see parse_or_dead_letter))
@@ -44,22 +46,26 @@ ACTIVE_RULES = MapStateDescriptor("active-rules", Types.STRING(), Types.STRING()
 _DLQ_MAX_AHEAD_MS = 3_000_000  # under Kafka's default message.timestamp.after.max.ms (1 h), with a margin
 
 
-def parse_or_dead_letter(value: str, arrival: Instant, watermark_ms: int) -> tuple[AuditEvent | None, tuple | None]:
-    """(event, None) for a valid audit event; for anything else (None, (its dead-letter record, time ms)).
+def dead_letter_time(arrival_ms: int, watermark_ms: int) -> int:
+    """The time of a dead letter's record: its message's arrival (Kafka record time), unless the
+    event-time watermark has passed that, then just past the watermark, at most 50 minutes after its
+    arrival. A dead letter has no event time of its own: it counts in the window of its arrival, or
+    in the first window still open. Arrival times of several partitions read one after another are
+    out of order by as much as a backlog, so no watermark derived from them would hold.
 
-    A dead letter has no event time of its own: it counts in the window of its arrival (the Kafka
-    record time), unless the event-time watermark has passed that, and then in the first window
-    still open (at most 50 minutes after its arrival). Arrival times of several partitions read one
-    after another are out of order by as much as a backlog, so no watermark derived from them would hold.
+    Events stamped far in the future (a producer's clock) move the watermark past the wall clock; the
+    DLQ's broker refuses a record more than an hour ahead of its own time (message.timestamp.after.max.ms),
+    which would fail the job over and over. Such a dead letter is late for its window instead.
     """
+    return min(max(arrival_ms, watermark_ms + 1), arrival_ms + _DLQ_MAX_AHEAD_MS)
+
+
+def parse_or_dead_letter(value: str, arrival: Instant, watermark_ms: int) -> tuple[AuditEvent | None, tuple | None]:
+    """(event, None) for a valid audit event; for anything else (None, (its dead-letter record, time ms))."""
     try:
         return parse_event(value), None
     except EventError as error:
-        arrived = epoch_ms(arrival)
-        # Events stamped far in the future (a producer's clock) move the watermark past the wall clock; the
-        # DLQ's broker refuses a record more than an hour ahead of its own time (message.timestamp.after.max.ms),
-        # which would fail the job over and over. Such a dead letter is late for its window instead.
-        return None, (dead_letter(value, error), min(max(arrived, watermark_ms + 1), arrived + _DLQ_MAX_AHEAD_MS))
+        return None, (dead_letter(value, error), dead_letter_time(epoch_ms(arrival), watermark_ms))
 
 
 class AuditEvents(BroadcastProcessFunction):
@@ -111,28 +117,70 @@ class AuditEvents(BroadcastProcessFunction):
             if event is None:
                 yield DEAD_LETTERS, dead
                 return
-            scores, evidence = {}, {}
+            raw, scores, evidence, failures, arrival_ms = value[0], {}, {}, [], epoch_ms(value[1])
         else:
-            event, scores, evidence = value
+            event, scores, evidence, failures, arrival_ms = value
+            raw = None  # the scorer parsed it; the dead letter of a failure carries the event re-serialised
         engine = self._engine
         if engine is None:
             pushed = ctx.get_broadcast_state(ACTIVE_RULES).get(self._name)
             engine = self._use(ruleset_from_push(json.loads(pushed)) if pushed else self._initial)
-        findings = engine.evaluate(event, scores, evidence)
-        for finding in findings:
-            doc = violation_document(event, finding, self._store_raw_text, scores, evidence)
-            yield VIOLATIONS, bucketed(doc["_id"], doc, self._buckets)
         if not self._ticked:
             self._ticked = True
             for b in range(SEQUENCE_BUCKETS):
                 yield SEQUENCE_HITS, Row(b, None)
-        for rule, key in sequence_hits(engine.sequence_rules, event, findings):
-            hit = SequenceHit(rule.id, key, event.timestamp, rule, event.event_id, violation_context(event))
-            yield SEQUENCE_HITS, bucketed(f"{rule.id}|{key}", hit, SEQUENCE_BUCKETS)
+        try:
+            outputs, failures = self._audit(engine, event, scores, evidence, failures)
+        except Exception as exc:  # a defect of ours outside the guarded parts: still this event's failure only
+            failures = [*failures, Failure.of("audit", "operator", exc)]
+            findings = [f.finding(event.event_id) for f in failures]
+            outputs = [*map(self._violation, (violation_document(event, f) for f in findings))]
+            outputs.append(audited_row(event, findings, {}))
+        yield from outputs
+        if failures:
+            if raw is None:
+                raw = event.model_dump_json(exclude_none=True)
+            yield (
+                DEAD_LETTERS,
+                (failure_dead_letter(raw, failures), dead_letter_time(arrival_ms, ctx.current_watermark())),
+            )
+
+    def _audit(self, engine: RuleEngine, event: AuditEvent, scores: dict, evidence: dict, failures: list[Failure]):
+        """(the event's outputs, every failure on it): a part that raises on this event is left out,
+        with its Failure, and the rest stands (udfs.faults)."""
+        findings, rule_failures = engine.audit(event, scores, evidence)
+        failures = [*failures, *rule_failures]
+        findings += [f.finding(event.event_id) for f in failures if f.stage == "score"]
+        outputs: list = []
+        for finding in list(findings):
+            try:
+                doc = violation_document(event, finding, self._store_raw_text, scores, evidence)
+            except Exception as exc:
+                failures.append(failure := Failure.of("violation", finding.rule_id, exc))
+                findings.append(finding := failure.finding(event.event_id, finding.field))
+                doc = violation_document(event, finding)  # the failure's own, small document
+            outputs.append(self._violation(doc))
+        try:
+            for rule, key in sequence_hits(engine.sequence_rules, event, findings):
+                hit = SequenceHit(rule.id, key, event.timestamp, rule, event.event_id, violation_context(event))
+                outputs.append((SEQUENCE_HITS, bucketed(f"{rule.id}|{key}", hit, SEQUENCE_BUCKETS)))
+        except Exception as exc:
+            failures.append(failure := Failure.of("sequence", "sequence rules", exc))
+            findings.append(finding := failure.finding(event.event_id))
+            outputs.append(self._violation(violation_document(event, finding)))
         if self._archive:
-            record = archive_record(event, findings, scores, self._rules_hash, self._archive[0], self._cipher)
-            yield ARCHIVE, Row(*record)
-        yield audited_row(event, findings, scores)
+            try:
+                record = archive_record(event, findings, scores, self._rules_hash, self._archive[0], self._cipher)
+                outputs.append((ARCHIVE, Row(*record)))
+            except Exception as exc:
+                failures.append(failure := Failure.of("archive", "archive row", exc))
+                findings.append(finding := failure.finding(event.event_id))
+                outputs.append(self._violation(violation_document(event, finding)))
+        outputs.append(audited_row(event, findings, scores))
+        return outputs, failures
+
+    def _violation(self, doc: dict) -> tuple:
+        return VIOLATIONS, bucketed(doc["_id"], doc, self._buckets)
 
     def process_broadcast_element(self, value: str, ctx: BroadcastProcessFunction.Context):
         for change in self._push(value, ctx):

@@ -306,16 +306,22 @@ def build_pipeline(events: Table, pushes: DataStream, settings: AuditJobSettings
         .uid("anomalies")
         .name("anomalies per tenant and model")
     )
-    # Dead letters are stamped with their time (their arrival, see audit.parse_or_dead_letter), not an
+
+    # The messages that do not parse, and the events whose audit failed (udfs.faults).
+    def dead_letter_records() -> DataStream:
+        found = side_output(audit, DEAD_LETTERS).union(side_output(sequences, DEAD_LETTERS))
+        return found if parser is None else side_output(parser, DEAD_LETTERS).union(found)
+
+    # Dead letters are stamped with their time (their arrival, see audit.dead_letter_time), not an
     # event time: the time of their record on the dead-letter topic, whose broker may refuse a far-off one.
     dead_letters = (
-        with_event_time(side_output(parser or audit, DEAD_LETTERS), bounded_watermarks(settings), Types.STRING())
+        with_event_time(dead_letter_records(), bounded_watermarks(settings), Types.STRING())
         .uid("dead-letter-time")
         .name("dead-letter arrival time")
     )
-    # Counted with the parser's event-time watermark (see audit.parse_or_dead_letter).
+    # Counted with the event-time watermark of the operators that found them (see audit.dead_letter_time).
     dead_letter_counts = (
-        dead_letter_rows(side_output(parser or audit, DEAD_LETTERS), settings.metrics_window_s)
+        dead_letter_rows(dead_letter_records(), settings.metrics_window_s)
         .flat_map(WindowPoints(dead_letter_points, buckets), BUCKETED)
         .uid("dead-letter-points")
         .name("dead-letter points")

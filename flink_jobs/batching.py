@@ -8,6 +8,7 @@ from pyflink.datastream.functions import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 
 from flink_jobs.audit import DEAD_LETTERS, parse_or_dead_letter
+from flink_jobs.pyflink_internals import epoch_ms
 from udfs.events import AuditEvent
 from udfs.scorers import ScorersConfig, ScorerSuite
 
@@ -108,7 +109,7 @@ class BatchingFunction(KeyedProcessFunction):
 
 class ScoreEvents(BatchingFunction):
     """Keyed by a bucket, fed Row(raw event JSON, arrival): scores the valid events in batches ->
-    (event, scores, evidence) per event; the rest -> DEAD_LETTERS.
+    an audit.Scored per event; the rest -> DEAD_LETTERS.
 
     Each batch is one forward pass per model. The models load once per worker, in open(). A batch
     is flushed before the watermark passes its earliest event, so the source's watermark (one per
@@ -129,14 +130,18 @@ class ScoreEvents(BatchingFunction):
         if event is None:
             yield DEAD_LETTERS, dead
             return
-        yield from super().process_element(event, ctx)
+        yield from super().process_element((event, epoch_ms(value[1])), ctx)
 
-    def _time_of(self, event: AuditEvent) -> int:
-        return event.timestamp
+    def _time_of(self, value: tuple[AuditEvent, int]) -> int:
+        return value[0].timestamp
 
-    def _flush_batch(self, events: list[AuditEvent]):
-        for event, (scores, evidence) in zip(events, self._suite.score_events(events)):
-            yield event, scores, evidence
+    def _flush_batch(self, items: list[tuple[AuditEvent, int]]):
+        """-> audit.Scored per event; a batch that raises is scored again event by event (udfs.faults)."""
+        # A bare event: buffered by a version before arrival times were (restored from its checkpoint).
+        items = [item if isinstance(item, tuple) else (item, item.timestamp) for item in items]
+        events = [event for event, _ in items]
+        for (event, arrival_ms), (scores, evidence, failures) in zip(items, self._suite.score_events_isolated(events)):
+            yield event, scores, evidence, failures, arrival_ms
 
 
 class BufferedWrite(BatchingFunction):

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import json
+
 from pyflink.common import Types
 from pyflink.datastream.functions import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ValueStateDescriptor
 
-from flink_jobs.audit import VIOLATIONS
+from flink_jobs.audit import DEAD_LETTERS, VIOLATIONS, dead_letter_time
 from flink_jobs.batching import END_OF_INPUT, RestoredTimers
 from flink_jobs.records import SequenceHit, bucketed, sequence_row
 from udfs.engine import SequenceWindow, sequence_finding
+from udfs.faults import Failure, failure_dead_letter
+from udfs.findings import Finding
 
 
 class SequenceRules(KeyedProcessFunction):
     """Keyed by a bucket of (sequence rule, key) pairs, fed hits and None ticks:
     counts each pair's hits in event-time order; when one fires -> its AUDITED row for the windows,
-    and its violation document on the VIOLATIONS side output.
+    and its violation document on the VIOLATIONS side output. A hit that raises is its event's
+    audit.error finding and a dead letter (udfs.faults), and the others count on.
 
     Hits wait in state until the watermark passes them, then run in timestamp order: the event
     that completes a sequence is the same whatever order batching or the network delivered them in.
@@ -53,18 +58,30 @@ class SequenceRules(KeyedProcessFunction):
             self._state.update((pending, times, swept))
             timers.register_event_time_timer(hit.time_ms)
 
+    @staticmethod
+    def _count(hit: SequenceHit, times: dict) -> Finding | None:
+        """Counts a hit in its pair's window -> the sequence rule's finding if it fires."""
+        rule, pair = hit.rule, (hit.rule_id, hit.key)
+        window = SequenceWindow(rule.sequence.count, rule.sequence.within_ms, times.get(pair, (0, []))[1])
+        fired = window.add(hit.time_ms)
+        times[pair] = (rule.sequence.within_ms, window.timestamps)
+        return sequence_finding(rule, hit.event_id) if fired else None
+
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
         pending, times, swept = self._stored()
         due = sorted((h for h in pending if h.time_ms <= timestamp), key=lambda h: (h.time_ms, h.event_id))
         if due:
             pending = [h for h in pending if h.time_ms > timestamp]
         for hit in due:
-            rule, pair = hit.rule, (hit.rule_id, hit.key)
-            window = SequenceWindow(rule.sequence.count, rule.sequence.within_ms, times.get(pair, (0, []))[1])
-            fired = window.add(hit.time_ms)
-            times[pair] = (rule.sequence.within_ms, window.timestamps)
-            if fired:
-                finding = sequence_finding(rule, hit.event_id)
+            try:
+                finding = self._count(hit, times)
+            except Exception as exc:  # this hit's failure (udfs.faults), reported on its event
+                failure = Failure.of("sequence", hit.rule_id, exc)
+                finding = failure.finding(hit.event_id)
+                raw = json.dumps({"event_id": hit.event_id, **hit.context}, default=str)
+                now = ctx.timer_service().current_processing_time()
+                yield DEAD_LETTERS, (failure_dead_letter(raw, [failure]), dead_letter_time(now, timestamp))
+            if finding is not None:
                 doc = {"_id": finding.violation_id, **finding.to_dict(), **hit.context}
                 yield VIOLATIONS, bucketed(doc["_id"], doc, self._buckets)
                 yield sequence_row(hit.context["tenant"], hit.context["model"], hit.time_ms, finding)

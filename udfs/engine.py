@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from udfs.detectors import get_detector
 from udfs.detectors.base import Detector, PatternSet, compile_re2, set_pattern, shorten
 from udfs.detectors.validators import VALIDATORS
 from udfs.events import AuditEvent
+from udfs.faults import Failure
 from udfs.findings import Category, Finding, Severity, redact
 from udfs.rules import (
     DetectorMatch,
@@ -157,6 +159,7 @@ class _Plan:
 
     always: tuple[_Step, ...]
     gated: dict[str, dict[int, tuple[_Step, ...]]]
+    every: tuple[_Step, ...]  # all of them, in order: where the prefilter cannot be asked
 
     @classmethod
     def of(cls, compiled: list[_Compiled]) -> _Plan:
@@ -165,13 +168,14 @@ class _Plan:
         pairs = [
             (c, field) for c in compiled for field in ((None,) if isinstance(c.rule.match, FieldMatch) else c.fields)
         ]
+        every = tuple((order, c, field) for order, (c, field) in enumerate(pairs))
         for order, (c, field) in enumerate(pairs):
             if c.trigger is None or field is None:  # field, score and keyword rules, and matchers without triggers
                 always.append((order, c, field))
                 continue
             for index in c.trigger:
                 gated.setdefault(field, {}).setdefault(index, []).append((order, c, field))
-        return cls(tuple(always), {f: {i: tuple(s) for i, s in g.items()} for f, g in gated.items()})
+        return cls(tuple(always), {f: {i: tuple(s) for i, s in g.items()} for f, g in gated.items()}, every)
 
 
 class RuleEngine:
@@ -245,69 +249,96 @@ class RuleEngine:
     def evaluate(
         self, event: AuditEvent, scores: Scores | None = None, evidence: Evidence | None = None
     ) -> list[Finding]:
-        """Findings of every enabled stateless rule in scope for this event, within the ruleset's limits."""
+        """Findings of every enabled stateless rule in scope for this event, within the ruleset's limits;
+        the audit.error findings of the rules that failed on it among them (see audit())."""
+        return self.audit(event, scores, evidence)[0]
+
+    def audit(
+        self, event: AuditEvent, scores: Scores | None = None, evidence: Evidence | None = None
+    ) -> tuple[list[Finding], list[Failure]]:
+        """(findings, failures): a rule that raises on this event is that rule's failure, reported as an
+        audit.error finding, and the other rules' findings stand; rules still to run when the event has
+        taken limits.max_event_ms are skipped, and reported the same way (udfs.faults)."""
+        started = time.perf_counter()
         limits = self.ruleset.limits
-        plan = self._plan(event.tenant, event.model)
+        deadline = started + limits.max_event_ms / 1000
         fields = event.texts()
         texts = {field: text[: limits.max_text_chars] for field, text in fields}
-        steps: Sequence[_Step] = plan.always
-        for name, text in texts.items():
-            gated = plan.gated.get(name)
-            if gated:
-                triggered = [step for index in self._prefilter.match(text) for step in gated.get(index, ())]
-                if triggered:
-                    steps = sorted({step[0]: step for step in (*steps, *triggered)}.values(), key=itemgetter(0))
+        failures: list[tuple[Failure, str]] = []  # (failure, its field)
+        try:
+            steps = self._steps(event, texts)
+        except Exception as exc:  # the prefilter: every rule still runs, without it
+            failures.append((Failure.of("rule", "prefilter", exc), ""))
+            steps = self._plan(event.tenant, event.model).every
         findings: list[Finding] = []
         per_rule: dict[str, int] = {}
         over: _OverCap | None = None  # made only when a cap is reached
         self._memo.clear()
         found: list[Finding] | list[Hit]  # the rule's findings, or its matcher's hits
-        for _, compiled, field in steps:
+        for position, (_, compiled, field) in enumerate(steps):
             rule = compiled.rule
-            where = field if field is not None else ""
-            if field is None:  # a field rule, the only kind without a text field: its findings name theirs
-                found = _field_findings(rule, cast(FieldMatch, rule.match), event)
-                where = found[0].field if found else ""
-            elif field not in texts:
-                continue
-            elif isinstance(rule.match, EntitiesMatch):
-                found = _entity_findings(rule, rule.match, event, field, texts[field], evidence)
-            elif compiled.matcher is None:  # the rules without a matcher that are left: score rules
-                found = _score_findings(rule, cast(ScoreMatch, rule.match), event, field, texts[field], scores)
-            else:
-                found = compiled.matcher(texts[field])
-            if not found:
-                continue
-            room = max(
-                0,
-                min(
-                    limits.max_findings_per_rule - per_rule.get(rule.id, 0),
-                    limits.max_findings_per_event - len(findings),
-                ),
-            )
-            if len(found) > room:
-                over = over or _OverCap()
-                over.add(rule, where, found[room:])
-                found = found[:room]
-            per_rule[rule.id] = per_rule.get(rule.id, 0) + len(found)
-            if compiled.matcher is None:
-                findings.extend(cast(list[Finding], found))
-            else:
-                text = texts[where]
-                findings.extend(
-                    _finding(
-                        rule,
-                        event.event_id,
-                        where,
-                        hit.entity,
-                        hit.start,
-                        hit.end,
-                        hit.score,
-                        redact(text[hit.start : hit.end]),
-                        hit.why,
+            if time.perf_counter() > deadline:
+                skipped = list(dict.fromkeys(step[1].rule.id for step in steps[position:]))
+                spent = round((time.perf_counter() - started) * 1000)
+                failures.append(
+                    (
+                        Failure(
+                            "time_budget",
+                            ", ".join(skipped),
+                            "TimeBudgetExceeded",
+                            f"{spent} ms > limits.max_event_ms={limits.max_event_ms}; not run: {', '.join(skipped)}",
+                        ),
+                        "",
                     )
-                    for hit in found
                 )
+                break
+            where = field if field is not None else ""
+            try:
+                if field is None:  # a field rule, the only kind without a text field: its findings name theirs
+                    found = _field_findings(rule, cast(FieldMatch, rule.match), event)
+                    where = found[0].field if found else ""
+                elif field not in texts:
+                    continue
+                elif isinstance(rule.match, EntitiesMatch):
+                    found = _entity_findings(rule, rule.match, event, field, texts[field], evidence)
+                elif compiled.matcher is None:  # the rules without a matcher that are left: score rules
+                    found = _score_findings(rule, cast(ScoreMatch, rule.match), event, field, texts[field], scores)
+                else:
+                    found = compiled.matcher(texts[field])
+                if not found:
+                    continue
+                room = max(
+                    0,
+                    min(
+                        limits.max_findings_per_rule - per_rule.get(rule.id, 0),
+                        limits.max_findings_per_event - len(findings),
+                    ),
+                )
+                if len(found) > room:
+                    over = over or _OverCap()
+                    over.add(rule, where, found[room:])
+                    found = found[:room]
+                if compiled.matcher is not None:
+                    text = texts[where]
+                    found = [
+                        _finding(
+                            rule,
+                            event.event_id,
+                            where,
+                            hit.entity,
+                            hit.start,
+                            hit.end,
+                            hit.score,
+                            redact(text[hit.start : hit.end]),
+                            hit.why,
+                        )
+                        for hit in cast(list[Hit], found)
+                    ]
+            except Exception as exc:
+                failures.append((Failure.of("rule", rule.id, exc), where))
+                continue
+            per_rule[rule.id] = per_rule.get(rule.id, 0) + len(found)
+            findings.extend(cast(list[Finding], found))
         if over is not None:
             findings += over.findings(event.event_id, limits)
         for field, text in fields:
@@ -326,7 +357,20 @@ class RuleEngine:
                         "limits.max_text_chars",
                     )
                 )
-        return findings
+        findings += [failure.finding(event.event_id, field) for failure, field in failures]
+        return findings, [failure for failure, _ in failures]
+
+    def _steps(self, event: AuditEvent, texts: dict[str, str]) -> Sequence[_Step]:
+        """The steps to run on these texts: every event's, and those the prefilter says can find something."""
+        plan = self._plan(event.tenant, event.model)
+        steps: Sequence[_Step] = plan.always
+        for name, text in texts.items():
+            gated = plan.gated.get(name)
+            if gated:
+                triggered = [step for index in self._prefilter.match(text) for step in gated.get(index, ())]
+                if triggered:
+                    steps = sorted({step[0]: step for step in (*steps, *triggered)}.values(), key=itemgetter(0))
+        return steps
 
     def matches_text(self, rule_id: str, text: str) -> list[Finding]:
         """Findings of one rule on a bare text as a prompt or response (for `rules test`)."""

@@ -6,18 +6,23 @@ is the same contract for producers, and a test keeps the two in agreement.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from udfs.faults import bounded_dead_letter
+
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "audit_event.v1.json"
 
 # Epoch values below this (1973-03-03 in ms) are almost surely epoch *seconds*.
 _MIN_EPOCH_MS = 100_000_000_000
+# 9999-12-31T23:59:59.999Z: the last time Python's datetime, BSON dates and RFC 3339 all hold.
+MAX_EPOCH_MS = 253_402_300_799_999
+# Token counts above this are no LLM call's; the windows sum them as 64-bit integers.
+_MAX_TOKENS = 10**12
 
 
 class EventError(ValueError):
@@ -44,10 +49,10 @@ class AuditEvent(BaseModel):
     session_id: str | None = None
     prompt: str | None = None
     response: str | None = None
-    latency_ms: float | None = Field(default=None, ge=0)
-    prompt_tokens: int | None = Field(default=None, ge=0)
-    completion_tokens: int | None = Field(default=None, ge=0)
-    cost_usd: float | None = Field(default=None, ge=0)
+    latency_ms: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    prompt_tokens: int | None = Field(default=None, ge=0, le=_MAX_TOKENS)
+    completion_tokens: int | None = Field(default=None, ge=0, le=_MAX_TOKENS)
+    cost_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     metadata: dict[str, Any] | None = None
 
     @field_validator("timestamp", mode="before")
@@ -58,16 +63,20 @@ class AuditEvent(BaseModel):
         if isinstance(value, (int, float)):
             if value < _MIN_EPOCH_MS:
                 raise ValueError(f"{value} looks like epoch seconds; send epoch milliseconds")
-            return int(value)
-        if isinstance(value, str):
+            ms = value
+        elif isinstance(value, str):
             try:
                 parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
             except ValueError:
                 raise ValueError(f"{value!r} is not RFC 3339, e.g. 2026-11-21T10:00:00Z") from None
             if parsed.tzinfo is None:
                 raise ValueError(f"{value!r} has no UTC offset; add 'Z' or '+00:00'")
-            return int(parsed.timestamp() * 1000)
-        raise ValueError("must be an RFC 3339 string or epoch milliseconds")
+            ms = parsed.timestamp() * 1000
+        else:
+            raise ValueError("must be an RFC 3339 string or epoch milliseconds")
+        if not ms <= MAX_EPOCH_MS:  # NaN too
+            raise ValueError(f"{value} is not a time up to 9999-12-31T23:59:59.999Z (epoch ms {MAX_EPOCH_MS})")
+        return int(ms)
 
     @model_validator(mode="after")
     def _prompt_or_response(self) -> AuditEvent:
@@ -86,11 +95,13 @@ def parse_event(raw: str | bytes) -> AuditEvent:
         return AuditEvent.model_validate_json(raw)
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
-        if any(err["type"] == "json_invalid" for err in errors):
-            raise EventError("invalid_json", [errors[0]["msg"]]) from None
-        if any(err["type"] == "model_type" for err in errors):
-            raise EventError("not_an_object", ["an audit event must be a JSON object"]) from None
-        raise EventError("schema_violation", [_describe(err) for err in errors]) from None
+    except Exception as exc:  # a defect of ours on this input: this message's failure (udfs.faults), not the job's
+        raise EventError("audit_error", [f"parse: {type(exc).__name__}: {exc}"[:2_000]]) from exc
+    if any(err["type"] == "json_invalid" for err in errors):
+        raise EventError("invalid_json", [errors[0]["msg"]])
+    if any(err["type"] == "model_type" for err in errors):
+        raise EventError("not_an_object", ["an audit event must be a JSON object"])
+    raise EventError("schema_violation", [_describe(err) for err in errors])
 
 
 def _describe(err: Any) -> str:  # a pydantic ErrorDetails
@@ -103,4 +114,4 @@ def _describe(err: Any) -> str:  # a pydantic ErrorDetails
 def dead_letter(raw: str | bytes, error: EventError) -> str:
     """The DLQ record for a rejected message: reason code, every error, and the message itself."""
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
-    return json.dumps({"reason": error.reason, "errors": error.errors, "raw": text}, ensure_ascii=False)
+    return bounded_dead_letter({"reason": error.reason, "errors": error.errors, "raw": text})

@@ -9,7 +9,11 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 if TYPE_CHECKING:
     from udfs.events import AuditEvent
 
-Category = Literal["pii", "secret", "prompt_injection", "toxicity", "bias", "prohibited_content", "policy", "anomaly"]
+RuleCategory = Literal[
+    "pii", "secret", "prompt_injection", "toxicity", "bias", "prohibited_content", "policy", "anomaly"
+]
+# audit_error: the engine's own findings on an event it could not fully audit (udfs.faults).
+Category = Literal[RuleCategory, "audit_error"]
 Severity = Literal["info", "low", "medium", "high", "critical"]
 CATEGORIES: tuple[str, ...] = get_args(Category)
 
@@ -34,6 +38,8 @@ class Finding:
     @property
     def violation_id(self) -> str:
         """Deterministic id: a replay of the same event upserts the same document."""
+        if self.category == "audit_error":  # one per stage and rule (or scorer, output) that failed
+            return f"{self.event_id}:{self.rule_id}@{self.rule_version}:{self.entity}:{self.snippet}:{self.field}"
         return f"{self.event_id}:{self.rule_id}@{self.rule_version}:{self.field}:{self.start}-{self.end}"
 
     def to_dict(self) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from udfs.detectors import get_detector
 from udfs.detectors.base import compile_re2
 from udfs.detectors.validators import VALIDATORS
-from udfs.findings import Category, Severity
+from udfs.findings import RuleCategory, Severity
 from udfs.scorers.entities import Entity
 from udfs.scorers.suite import SCORERS as SCORER_REGISTRY
 
@@ -198,7 +198,7 @@ class Rule(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=100)
     version: int = Field(ge=1)
     description: str = Field(min_length=1)
-    category: Category
+    category: RuleCategory
     severity: Severity
     owner: str = Field(min_length=1, description="team or person to ask about this rule")
     enabled: bool = True
@@ -241,6 +241,12 @@ class Limits(_Strict):
     max_text_chars: int = Field(default=1 << 20, ge=1_000, description="characters of each text field inspected")
     max_findings_per_rule: int = Field(default=100, ge=1, description="findings of one rule stored per event")
     max_findings_per_event: int = Field(default=1_000, ge=1, description="findings stored per event, all rules")
+    max_event_ms: int = Field(
+        default=10_000,
+        ge=10,
+        description="wall-clock time the rules may take on one event; the rules not run by then are skipped "
+        "and reported (an audit.error finding and a dead letter). The worst input in bench/adversarial.py takes ~2 s",
+    )
 
 
 class RuleSet(_Strict):

@@ -65,14 +65,20 @@ _SCAN_BATCH = 32
 
 
 def _scan_batch(engine: RuleEngine, suite: ScorerSuite | None, events: list) -> None:
-    scored = suite.score_events(events) if suite and events else [({}, {})] * len(events)
-    for event, (scores, evidence) in zip(events, scored):
+    """Findings per event; an event the audit fails on somewhere gets its audit.error findings and a
+    warning naming what failed, and the scan goes on (udfs.faults)."""
+    scored = suite.score_events_isolated(events) if suite and events else [({}, {}, [])] * len(events)
+    for event, (scores, evidence, failed) in zip(events, scored):
         if suite:
             sys.stdout.write(
                 json.dumps({"type": "scores", "event_id": event.event_id, "scores": scores, "evidence": evidence})
                 + "\n"
             )
-        for finding in engine.evaluate(event, scores, evidence):
+        findings, failures = engine.audit(event, scores, evidence)
+        findings += [failure.finding(event.event_id) for failure in failed]
+        for failure in [*failed, *failures]:
+            console.print(f"[yellow]warning[/]: event {event.event_id!r} not fully audited: {failure.describe()}")
+        for finding in findings:
             sys.stdout.write(json.dumps({"type": "finding", **finding.to_dict()}) + "\n")
 
 

@@ -6,6 +6,7 @@ never in __init__, so a scorer can be built and validated anywhere and pickled t
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -54,10 +55,22 @@ def register(cls: type[Scorer]) -> type[Scorer]:
 
 
 def get_backend(name: str) -> type[Scorer]:
-    try:
+    """A registered backend, or one of your own as `package.module:Class` (a Scorer subclass)."""
+    if name in BACKENDS:
         return BACKENDS[name]
-    except KeyError:
-        raise ScorerError(f"unknown scorer backend {name!r}; valid backends: {', '.join(sorted(BACKENDS))}") from None
+    module, _, attr = name.partition(":")
+    if not attr:
+        raise ScorerError(
+            f"unknown scorer backend {name!r}; valid backends: {', '.join(sorted(BACKENDS))}, "
+            "or a Scorer subclass of your own as package.module:Class"
+        )
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ScorerError(f"scorer backend {name!r} cannot be imported: {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Scorer)):
+        raise ScorerError(f"scorer backend {name!r} is not a subclass of udfs.scorers.base.Scorer")
+    return cls
 
 
 def package_dir(package: str, distribution: str) -> Path:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
+from udfs.faults import Failure
 from udfs.scorers.base import LabelScores, Scorer, ScorerError, build_scorer, pick_device
 from udfs.scorers.entities import EntityRecognizer, EntitySpec
 from udfs.scorers.groups import Mention, default_lexicon
@@ -269,22 +270,56 @@ class ScorerSuite:
         """The NER pipeline and its version, once open."""
         return next((m.recognizer.model for m in self._members if isinstance(m, Entities)), None)
 
-    def score(self, texts: Sequence[str]) -> list[TextScores]:
+    def score(self, texts: Sequence[str], members: Sequence[Member] | None = None) -> list[TextScores]:
         out = [TextScores() for _ in texts]
-        for member in self._members:
+        for member in self._members if members is None else members:
             member.score(texts, out)
         return out
 
     def score_events(self, events: Sequence) -> list[tuple[dict, dict]]:
         """(scores, evidence) per audit event, each keyed by field; all their texts in one batch."""
+        texts, where = self._texts(events)
+        return self._by_event(len(events), where, self.score(texts))
+
+    def score_events_isolated(self, events: Sequence) -> list[tuple[dict, dict, list[Failure]]]:
+        """score_events, where no event can fail the others: a batch that raises is scored again one
+        event at a time, and such an event's scorers one by one, so that only the scorer that fails
+        on an event loses its scores there, reported as that event's Failure (udfs.faults)."""
+        try:
+            return [(scores, evidence, []) for scores, evidence in self.score_events(events)]
+        except Exception:
+            if not events:
+                raise
+        return [self._score_alone(event) for event in events]
+
+    def _score_alone(self, event) -> tuple[dict, dict, list[Failure]]:
+        texts, where = self._texts([event])
+        out, failures = [TextScores() for _ in texts], []
+        for member in self._members:
+            try:
+                results = self.score(texts, [member])
+            except Exception as exc:
+                failures.append(Failure.of("score", member.name, exc))
+                continue
+            for mine, theirs in zip(out, results):
+                mine.scores.update(theirs.scores)
+                mine.evidence.update(theirs.evidence)
+        scores, evidence = self._by_event(1, where, out)[0]
+        return scores, evidence, failures
+
+    def _texts(self, events: Sequence) -> tuple[list[str], list[tuple[int, str, int]]]:
+        """Every text of the events, cut to max_chars, and where each came from: (event, field, length)."""
         texts, where = [], []
         for i, event in enumerate(events):
             for field_name, text in event.texts():
                 if text:
                     texts.append(text[: self.config.max_chars])  # a 2 MB prompt must not hold up the batch
                     where.append((i, field_name, len(text)))
-        out: list[tuple[dict, dict]] = [({}, {}) for _ in events]
-        for (i, field_name, length), result in zip(where, self.score(texts)):
+        return texts, where
+
+    def _by_event(self, count: int, where: list, results: list[TextScores]) -> list[tuple[dict, dict]]:
+        out: list[tuple[dict, dict]] = [({}, {}) for _ in range(count)]
+        for (i, field_name, length), result in zip(where, results):
             out[i][0][field_name] = result.scores
             if length > self.config.max_chars:
                 result.evidence["not_scored"] = [self.config.max_chars, length]

@@ -1,0 +1,145 @@
+"""The poison-message policy in plain Python: a part that raises on an event is that part's failure only."""
+
+import hashlib
+import json
+import time
+
+import pytest
+
+from tests.support.poison import MARKER
+from udfs.detectors import validators
+from udfs.engine import RuleEngine
+from udfs.events import AuditEvent, EventError, dead_letter, parse_event
+from udfs.faults import Failure, bounded_dead_letter, failure_dead_letter
+from udfs.rules import parse_rules
+from udfs.scorers import ScorerSuite, load_config
+from udfs.scorers.base import ScorerError, get_backend
+
+pytestmark = pytest.mark.unit
+
+BASE = "version: 1\n    description: d\n    category: policy\n    severity: low\n    owner: t\n"
+RULES = f"""rules:
+  - id: first
+    {BASE}    match: {{type: keywords, words: [alpha]}}
+  - id: checked
+    {BASE}    match: {{type: pattern, regex: '\\b\\d{{4}}\\b', validator: luhn}}
+  - id: also_checked
+    {BASE}    match: {{type: pattern, regex: '\\b\\d{{5}}\\b', validator: luhn}}
+  - id: last
+    {BASE}    match: {{type: keywords, words: [omega]}}
+"""
+
+
+def event(**fields) -> AuditEvent:
+    return AuditEvent(**{"event_id": "e", "timestamp": 1_800_000_000_000, "tenant": "acme", "model": "m", **fields})
+
+
+def test_a_rule_that_raises_is_that_rules_failure_and_the_other_findings_stand(monkeypatch):
+    def broken(value: str) -> bool:
+        raise ValueError(f"cannot check {value}")
+
+    monkeypatch.setitem(validators.VALIDATORS, "luhn", broken)
+    engine = RuleEngine(parse_rules(RULES))
+    findings, failures = engine.audit(event(prompt="alpha 1234 12345 omega"))
+    assert [f.rule_id for f in findings if f.category != "audit_error"] == ["first", "last"]
+    assert [(f.stage, f.where, f.error, f.message) for f in failures] == [
+        ("rule", "checked", "ValueError", "cannot check 1234"),
+        ("rule", "also_checked", "ValueError", "cannot check 12345"),
+    ]
+    assert failures[0].origin.startswith("udfs/engine.py:")  # the innermost frame of ours it passed through
+    errors = [f for f in findings if f.category == "audit_error"]
+    assert [(f.rule_id, f.entity, f.snippet, f.severity, f.field) for f in errors] == [
+        ("audit.error", "rule", "checked", "high", "prompt"),
+        ("audit.error", "rule", "also_checked", "high", "prompt"),
+    ]
+    assert len({f.violation_id for f in errors}) == 2  # one document each
+    assert all("1234" not in f.why for f in errors)  # the message may quote the text: dead letter only
+    assert engine.evaluate(event(prompt="alpha 1234")) == findings[:1] + [errors[0]]
+
+
+def test_rules_past_the_time_budget_are_skipped_and_reported(monkeypatch):
+    def slow(value: str) -> bool:
+        time.sleep(0.05)
+        return True
+
+    monkeypatch.setitem(validators.VALIDATORS, "luhn", slow)
+    ruleset = parse_rules(RULES)
+    ruleset = ruleset.model_copy(update={"limits": ruleset.limits.model_copy(update={"max_event_ms": 20})})
+    findings, [failure] = RuleEngine(ruleset).audit(event(prompt="alpha 1234 12345 omega"))
+    assert (failure.stage, failure.where) == ("time_budget", "also_checked, last")
+    assert "limits.max_event_ms=20" in failure.message
+    assert [f.rule_id for f in findings] == ["first", "checked", "audit.error"]
+    assert findings[-1].why.startswith("time_budget also_checked, last: not inspected: time budget")
+
+
+def test_the_default_budget_is_far_above_the_worst_case_and_an_ordinary_event_does_not_reach_it():
+    from udfs.rules import Limits
+
+    assert Limits().max_event_ms >= 4 * 2_000  # bench/adversarial.py: ~2 s per field at worst
+    engine = RuleEngine(parse_rules(RULES))
+    assert engine.audit(event(prompt="alpha " * 10_000))[1] == []
+
+
+def test_a_dead_letter_never_exceeds_its_limit_and_says_what_was_cut():
+    raw = '"\x01' * 600_000  # each character escaped in JSON: 2.4 MB of dead letter uncut
+    text = bounded_dead_letter({"reason": "invalid_json", "errors": ["e"], "raw": raw}, max_bytes=100_000)
+    record = json.loads(text)
+    assert len(text.encode()) <= 100_000 and record["raw_truncated"] is True
+    assert raw.startswith(record["raw"]) and len(record["raw"]) > 10_000
+    assert record["raw_bytes"] == len(raw.encode()) and record["raw_sha256"] == hashlib.sha256(raw.encode()).hexdigest()
+    small = json.loads(dead_letter("{oops", EventError("invalid_json", ["bad"])))
+    assert small == {"reason": "invalid_json", "errors": ["bad"], "raw": "{oops"}  # nothing added when it fits
+
+
+def test_the_dead_letter_of_a_failure_carries_every_failure_with_its_message():
+    try:
+        raise KeyError("boom")
+    except KeyError as exc:
+        failure = Failure.of("archive", "archive row", exc)
+    record = json.loads(failure_dead_letter('{"event_id": "e"}', [failure]))
+    assert record["reason"] == "audit_error" and record["raw"] == '{"event_id": "e"}'
+    assert record["errors"] == ["archive archive row: KeyError: 'boom'"]
+    assert record["failures"][0]["origin"].startswith("unit/test_faults.py:")  # none of ours: the innermost
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "message"),
+    [
+        (253_402_300_800_000, "not a time up to 9999-12-31"),
+        ("1e400", "not a time up to"),
+        ('"9999-12-31T23:59:59-01:00"', "not a time up to"),
+        ("NaN", "not a time up to"),
+    ],
+)
+def test_times_past_year_9999_are_schema_violations_not_crashes(timestamp, message):
+    raw = f'{{"event_id":"a","timestamp":{timestamp},"tenant":"t","model":"m","prompt":"x"}}'
+    with pytest.raises(EventError, match=message) as caught:
+        parse_event(raw)
+    assert caught.value.reason in ("schema_violation", "invalid_json")
+
+
+@pytest.mark.parametrize("field", ["cost_usd", "latency_ms"])
+def test_infinite_numbers_are_schema_violations(field):
+    with pytest.raises(EventError, match=f"{field}: Input should be a finite number"):
+        parse_event(f'{{"event_id":"a","timestamp":1800000000000,"tenant":"t","model":"m","prompt":"x","{field}":1e999}}')
+
+
+def test_a_scorer_that_raises_on_one_event_costs_that_event_its_scores_only():
+    suite = ScorerSuite(load_config("tests/fixtures/scorers/poison.yaml"), ["toxicity"], "cpu")
+    suite.open()
+    events = [event(event_id=str(i), prompt=p) for i, p in enumerate(["hi", f"I hate {MARKER}", "I hate you"])]
+    with pytest.raises(RuntimeError):
+        suite.score_events(events)  # the batch fails as a whole
+    (s0, _, f0), (s1, _, [failure]), (s2, _, f2) = suite.score_events_isolated(events)
+    assert s0["prompt"]["toxicity"] == 0.1 and s2["prompt"]["toxicity"] == 0.9 and f0 == f2 == []
+    assert s1 == {"prompt": {}} and (failure.stage, failure.where, failure.error) == ("score", "toxicity", "RuntimeError")
+
+
+def test_scorer_backends_of_your_own_by_import_path_and_clear_errors():
+    assert get_backend("tests.support.poison:RaisesOnMarker").__name__ == "RaisesOnMarker"
+    with pytest.raises(ScorerError, match="valid backends: .*ensemble.*package.module:Class"):
+        get_backend("nope")
+    with pytest.raises(ScorerError, match="cannot be imported"):
+        get_backend("no.such.module:Thing")
+    with pytest.raises(ScorerError, match="not a subclass"):
+        get_backend("json:dumps")
