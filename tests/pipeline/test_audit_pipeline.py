@@ -369,3 +369,50 @@ def test_the_archive_row_of_each_valid_event_masks_its_findings_and_encrypts_the
     archived = Counter(f["rule_id"] for row in rows for f in row["findings"] if f["category"] in ruled)
     assert archived == stored and spans["pii.email"] > 20
     assert sum(r["toxicity"] is not None for r in rows) == len(rows)
+
+
+def test_events_the_audit_fails_on_are_isolated_and_reported_and_every_other_event_equals_the_truth():
+    """Among ordinary events: the issue's 32 binary digits (once a crash of the binary decoder), an event
+    a scorer raises on (its whole batch fails, then each event is scored alone), and 1 MiB of card numbers
+    under a 500 ms budget per event. Each bad one -> a dead letter with its failure and an audit.error
+    finding; the batch's other events keep their scores, and every other finding equals the truth."""
+    from tests.support.poison import MARKER
+    from udfs.rules import RuleSet
+
+    def message(event_id: str, prompt: str, at: int) -> str:
+        return json.dumps({"event_id": event_id, "timestamp": 1_800_000_000_000 + at, "tenant": "acme",
+                           "model": "m", "prompt": prompt, "response": "ok"})
+
+    binary = message("poison-binary", "my token is 01010101010101010101010101010101 thanks", 300)
+    scorer = message("poison-scorer", f"hello {MARKER}", 400)
+    slow = message("poison-budget", "card 4111 1111 1111 1111 " * 45_000, 500)
+    settings = FAST.model_copy(update={"scorers_path": ROOT / "tests" / "fixtures" / "scorers" / "poison.yaml"})
+    ruleset = RuleSet(rules=RULES.rules, limits=RULES.limits.model_copy(update={"max_event_ms": 500}))
+    samples = SAMPLES[:100]
+    values = [s.value for s in samples[:50]] + [binary, scorer, slow] + [s.value for s in samples[50:]]
+
+    def pipeline():
+        env = create_env(settings)
+        return build_pipeline(event_table(env, values), env.from_collection([], type_info=Types.STRING()),
+                              settings, ruleset)
+
+    docs = collect(pipeline().violations, "pipeline-test-poison-violations")
+    dead = [json.loads(d) for d in pipeline().dead_letters.execute_and_collect("pipeline-test-poison-dead-letters")]
+    truths = [s.truth() for s in samples]
+    others = finding_rows(truths, [d for d in docs if not d["event_id"].startswith("poison-")])
+    assert all(row.ok for row in others), [row for row in others if not row.ok]
+    errors = {d["event_id"]: d for d in docs if d["rule_id"] == "audit.error"}
+    assert set(errors) == {"poison-scorer", "poison-budget"}
+    assert (errors["poison-scorer"]["entity"], errors["poison-scorer"]["snippet"]) == ("score", "toxicity")
+    assert (errors["poison-budget"]["category"], errors["poison-budget"]["severity"]) == ("audit_error", "high")
+    assert errors["poison-budget"]["entity"] == "time_budget" and MARKER not in json.dumps(docs, default=str)
+    failed = {d["raw"][:60].split('"')[3]: d for d in dead if d["reason"] == "audit_error"}  # the event_id
+    assert set(failed) == {"poison-scorer", "poison-budget"}
+    assert failed["poison-budget"]["raw_truncated"] and failed["poison-budget"]["raw_bytes"] > 1_000_000
+    [failure] = failed["poison-scorer"]["failures"]
+    assert (failure["stage"], failure["where"], failure["error"]) == ("score", "toxicity", "RuntimeError")
+    assert MARKER in failure["message"] and MARKER in failed["poison-scorer"]["raw"]
+    [budget] = failed["poison-budget"]["failures"]
+    assert budget["stage"] == "time_budget" and "limits.max_event_ms=500" in budget["message"]
+    malformed = Counter(t["malformed"] for t in truths if t["malformed"])
+    assert Counter(d["reason"] for d in dead if d["reason"] != "audit_error") == malformed

@@ -125,14 +125,19 @@ def test_infinite_numbers_are_schema_violations(field):
 
 
 def test_a_scorer_that_raises_on_one_event_costs_that_event_its_scores_only():
-    suite = ScorerSuite(load_config("tests/fixtures/scorers/poison.yaml"), ["toxicity"], "cpu")
-    suite.open()
+    suites = [ScorerSuite(load_config(f"tests/fixtures/scorers/{name}.yaml"), ["toxicity"], "cpu")
+              for name in ("poison", "packaged")]
+    for suite in suites:
+        suite.open()
+    poisoned, packaged = suites
     events = [event(event_id=str(i), prompt=p) for i, p in enumerate(["hi", f"I hate {MARKER}", "I hate you"])]
     with pytest.raises(RuntimeError):
-        suite.score_events(events)  # the batch fails as a whole
-    (s0, _, f0), (s1, _, [failure]), (s2, _, f2) = suite.score_events_isolated(events)
-    assert s0["prompt"]["toxicity"] == 0.1 and s2["prompt"]["toxicity"] == 0.9 and f0 == f2 == []
-    assert s1 == {"prompt": {}} and (failure.stage, failure.where, failure.error) == ("score", "toxicity", "RuntimeError")
+        poisoned.score_events(events)  # the batch fails as a whole
+    (s0, _, f0), (s1, _, [failure]), (s2, _, f2) = poisoned.score_events_isolated(events)
+    expected = packaged.score_events([events[0], events[2]])
+    assert [s0["prompt"]["toxicity"], s2["prompt"]["toxicity"]] == [s["prompt"]["toxicity"] for s, _ in expected]
+    assert f0 == f2 == [] and s1 == {"prompt": {}}
+    assert (failure.stage, failure.where, failure.error) == ("score", "toxicity", "RuntimeError")
 
 
 def test_scorer_backends_of_your_own_by_import_path_and_clear_errors():
