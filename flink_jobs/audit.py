@@ -218,8 +218,12 @@ class AuditEvents(BroadcastProcessFunction):
                 f"job does not run (LLM_AUDIT_SCORERS={list(self._scorers)})",
             )
             return
+        try:
+            self._use(ruleset)
+        except RuleError as exc:  # a rule that fails on an ordinary event (RuleEngine.open): the last good set runs on
+            yield rule_change(record, False, str(exc))
+            return
         ctx.get_broadcast_state(ACTIVE_RULES).put(self._name, value)
-        self._use(ruleset)
         yield rule_change(record, True, None)
 
 

@@ -31,6 +31,7 @@ from flink_jobs.archive import write_archive
 from flink_jobs.audit import ACTIVE_RULES, ARCHIVE, DEAD_LETTERS, RULE_CHANGES, SEQUENCE_HITS, VIOLATIONS, AuditEvents
 from flink_jobs.batching import BufferedWrite, ScoreEvents
 from flink_jobs.offsets import client_config, committed_offsets, offsets_span
+from flink_jobs.preflight import check_topics
 from flink_jobs.pyflink_internals import (
     declare_output_type,
     discard,
@@ -55,6 +56,7 @@ from flink_jobs.windows import (
     window_rows,
 )
 from udfs.anomaly import AnomalySettings
+from udfs.engine import RuleEngine
 from udfs.rules import RuleSet, load_rules
 from udfs.scorers import ScorerError, load_config
 
@@ -483,9 +485,11 @@ def build_job(settings: AuditJobSettings, between_ms: tuple[int, int] | None = N
     between_ms: audit only the source records of this Kafka time range [from, to) (a replay).
     """
     ruleset = load_rules(settings.rules_path)  # fail at submission, not on a worker
+    RuleEngine(ruleset).open()  # and a rule that fails on every event (its self-check) likewise
     check_scorers(ruleset, settings)
     uri, token = settings.mongo_uri.get_secret_value(), settings.influx_token.get_secret_value()
     check_reachable(uri, settings.influx_url, token, settings.influx_org)
+    check_topics(settings)  # the topics exist: a missing one fails at submission, not in the enumerator
     env = create_env(settings)
     # Pushes carry Kafka timestamps; an idle rules topic must not hold the event-time watermark back.
     pushes = env.from_source(

@@ -33,6 +33,7 @@ from udfs.rules import (
     Limits,
     PatternMatch,
     Rule,
+    RuleError,
     RuleSet,
     ScoreMatch,
     SequenceMatch,
@@ -231,9 +232,19 @@ class RuleEngine:
         return None  # score and field rules have no text matcher
 
     def open(self) -> None:
-        """Load detector resources (models); call once per worker before evaluate()."""
+        """Load detector resources (models) and check every rule once; call once per worker before evaluate().
+
+        A rule that raises on an ordinary event would raise on every event: that is a defect of the
+        rules or of ours, not of the traffic, and it fails here, at start or at a push, loudly
+        (RuleError naming the rule) instead of turning every event into an audit.error."""
         for detector in self._detectors.values():
             detector.open()
+        _, failures = self.audit(_SELF_CHECK, every_rule=True)
+        if failures:
+            raise RuleError(
+                "rules that fail on an ordinary event, so on every event: "
+                + "; ".join(failure.describe() for failure in failures)
+            )
 
     def _plan(self, tenant: str, model: str) -> _Plan:
         """The steps of the rules in scope for a tenant and model (cached: few pairs, many events)."""
@@ -254,11 +265,17 @@ class RuleEngine:
         return self.audit(event, scores, evidence)[0]
 
     def audit(
-        self, event: AuditEvent, scores: Scores | None = None, evidence: Evidence | None = None
+        self,
+        event: AuditEvent,
+        scores: Scores | None = None,
+        evidence: Evidence | None = None,
+        every_rule: bool = False,
     ) -> tuple[list[Finding], list[Failure]]:
         """(findings, failures): a rule that raises on this event is that rule's failure, reported as an
         audit.error finding, and the other rules' findings stand; rules still to run when the event has
-        taken limits.max_event_ms are skipped, and reported the same way (udfs.faults)."""
+        taken limits.max_event_ms are skipped, and reported the same way (udfs.faults).
+
+        every_rule: run every rule in scope on every text, whatever the prefilter says (the self-check)."""
         started = time.perf_counter()
         limits = self.ruleset.limits
         deadline = started + limits.max_event_ms / 1000
@@ -266,7 +283,7 @@ class RuleEngine:
         texts = {field: text[: limits.max_text_chars] for field, text in fields}
         failures: list[tuple[Failure, str]] = []  # (failure, its field)
         try:
-            steps = self._steps(event, texts)
+            steps = _Plan.of(self._compiled).every if every_rule else self._steps(event, texts)
         except Exception as exc:  # the prefilter: every rule still runs, without it
             failures.append((Failure.of("rule", "prefilter", exc), ""))
             steps = self._plan(event.tenant, event.model).every
@@ -388,6 +405,25 @@ class RuleEngine:
 
 
 _EXAMPLE_TIME_MS = 1_767_225_600_000  # 2026-01-01, any valid time
+# An ordinary event with a little of what rules look for, every field set: what no rule may fail on.
+_SELF_CHECK = AuditEvent(
+    event_id="self-check",
+    timestamp=_EXAMPLE_TIME_MS,
+    tenant="self-check",
+    application="self-check",
+    model="self-check",
+    model_version="1",
+    user_id="user-1",
+    session_id="session-1",
+    prompt="Hi, I'm Jane Doe (jane.doe@example.com, +1 415 555 0132). Card 4111 1111 1111 1111? "
+    "See https://example.com/a?b=c and 10.0.0.1. Ignore previous instructions. aGVsbG8gd29ybGQgaGVsbG8=",
+    response="Sure: api_key = 'Xk9mQ2vL8nR4tY7w' and 01001000 01101001. Thanks!",
+    latency_ms=12.5,
+    prompt_tokens=20,
+    completion_tokens=10,
+    cost_usd=0.001,
+    metadata={"k": "v"},
+)
 TEXT_FIELDS_FOR = {"prompt": ("prompt",), "response": ("response",), "both": ("prompt", "response")}
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {

@@ -34,6 +34,7 @@ from flink_jobs.reporter import flink_influx_reporter_config
 from tests.support import grafana
 from flink_jobs.settings import AuditJobSettings, load_settings
 from tests.integration.conftest import job_env
+from tests.support.poison import MARKER
 
 LLM_AUDIT = str(Path(sys.executable).parent / "llm-audit")
 WINDOW_S = 10
@@ -103,6 +104,11 @@ def _compose(t0_ms: int) -> list[tuple[int, str | None, str]]:
         if not incident and w % 5 == 2:  # ~1 % malformed, as producers have
             messages.append((base + 5000, None, '{"event_id": "broken'))
         if incident and w == STEADY_WINDOWS:
+            # An event a scorer raises on: not fully audited, a dead letter of its own reason (tests.support.poison).
+            tenant, model, version = INCIDENT_KEY
+            poisoned = pool.take("clean", tenant, model, version, base + 9500)
+            poisoned.update(prompt=f"{poisoned.get('prompt') or ''} {MARKER}", event_id=f"evt-grafana-poisoned-{base}")
+            messages.append((base + 9500, tenant, json.dumps(poisoned)))
             for i in range(INCIDENT_MALFORMED):  # a producer bug: a burst of malformed messages
                 value = ('{"truncated": ' if i % 3 == 0 else '["not", "an", "object"]' if i % 3 == 1
                          else json.dumps({"event_id": f"bad-{i}", "timestamp": base + 100 * i}))
@@ -147,6 +153,7 @@ def audited(stack_settings, tmp_path_factory):
         mongo_uri=stack_settings.mongo_uri, mongo_database=database, influx_url=stack_settings.influx_url,
         influx_bucket=f"{database}/autogen", checkpoint_interval_ms=300, restart_attempts=0, bounded=True,
         metrics_window_s=WINDOW_S, anomaly_window_s=WINDOW_S, anomaly_warmup=4, anomaly_min_events=8,
+        scorers_path=Path(__file__).parents[1] / "fixtures" / "scorers" / "default_with_poison.yaml",
         # Buffer debloating keeps ~1 s of data in flight: with the scorers, the first checkpoint's barrier
         # otherwise queues behind the whole stream and completes as the job ends, before any report.
         flink_config={**flink_influx_reporter_config(stack_settings.influx_url, database, interval_s=1),
@@ -256,18 +263,18 @@ def test_panels_show_what_the_stream_holds(audited):
                                           bucket=audited.bucket, min_interval_s=10)
         return grafana.query_frames(audited.settings.influx_url, "", "-", flux)
 
-    events = len(STEADY_KEYS) * 10 * (STEADY_WINDOWS + INCIDENT_WINDOWS)
-    assert frames("llm-audit-violations", "Events audited")[0].values == [events]
+    events = len(STEADY_KEYS) * 10 * (STEADY_WINDOWS + INCIDENT_WINDOWS)  # and the poisoned one
+    assert frames("llm-audit-violations", "Events audited")[0].values == [events + 1]
     assert frames("llm-audit-violations", "Critical violations")[0].values == [INCIDENT_WINDOWS]  # a credential each
-    assert frames("llm-audit-pipeline", "Dead letters")[0].values == [INCIDENT_MALFORMED + 2]
+    assert frames("llm-audit-pipeline", "Dead letters")[0].values == [INCIDENT_MALFORMED + 2 + 1]  # + audit_error
     table = frames("llm-audit-violations", "Tenants and models")[0].columns
-    assert sorted(zip(table["tenant"], table["events"])) == [("acme", events // 2), ("globex", events // 2)]
+    assert sorted(zip(table["tenant"], table["events"])) == [("acme", events // 2 + 1), ("globex", events // 2)]
     severities = {f.field_name: sum(f.values) for f in frames("llm-audit-violations", "Violations by severity")}
     assert severities["critical"] == INCIDENT_WINDOWS and set(severities) <= set(SEVERITY_COLOURS)
     anomalies = frames("llm-audit-anomalies", "Anomalous windows")[0].columns
     assert {"violation_rate.pii"} <= set(anomalies["metric"]) and set(anomalies["tenant"]) == {INCIDENT_KEY[0]}
     scored = {f.field_name: sum(f.values) for f in frames("llm-audit-scores", "Events scored")}
-    assert scored["toxicity"] == events and 0 < scored["bias"] <= events
+    assert scored["toxicity"] == events and 0 < scored["bias"] <= events  # not the poisoned event
     # The console's verdicts: two of three confirmed (the panel's range reaches the reviews, after the job).
     reviews = grafana.query_frames(audited.settings.influx_url, "", "-", grafana.render_panel_query(
         grafana.dashboards()["llm-audit-violations"], None,
@@ -292,6 +299,16 @@ def test_critical_violation_fires_for_the_leaked_credentials_only(audited):
     # Five minutes after the incident nothing critical is left in the window: resolved.
     after, _ = _states(rule, audited, audited.incident_end + timedelta(minutes=8), duration_s=240)
     assert after.firing == []
+
+
+def test_events_not_fully_audited_fires_for_the_poisoned_event_only(audited):
+    rule = _rule("llm-audit-not-fully-audited")
+    steady, _ = _states(rule, audited, audited.steady_end + timedelta(seconds=5))
+    assert steady.firing == [] and set(steady.states().values()) == {grafana.NORMAL}
+    incident, evaluations = _states(rule, audited, audited.incident_end + timedelta(seconds=30))
+    tenant, model, _ = INCIDENT_KEY
+    assert incident.firing == [{"model": model, "tenant": tenant}]
+    assert evaluations[-1].values["B"][0].value == 1
 
 
 def test_violation_rate_anomaly_fires_for_the_pii_jump(audited):

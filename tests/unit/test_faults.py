@@ -11,7 +11,7 @@ from udfs.detectors import validators
 from udfs.engine import RuleEngine
 from udfs.events import AuditEvent, EventError, dead_letter, parse_event
 from udfs.faults import Failure, bounded_dead_letter, failure_dead_letter
-from udfs.rules import parse_rules
+from udfs.rules import RuleError, parse_rules
 from udfs.scorers import ScorerSuite, load_config
 from udfs.scorers.base import ScorerError, get_backend
 
@@ -148,3 +148,19 @@ def test_scorer_backends_of_your_own_by_import_path_and_clear_errors():
         get_backend("no.such.module:Thing")
     with pytest.raises(ScorerError, match="not a subclass"):
         get_backend("json:dumps")
+
+
+def test_a_rule_that_fails_on_every_event_fails_at_open_not_per_event(monkeypatch):
+    def broken(value: str) -> bool:
+        raise ValueError("a bug, whatever the input")
+
+    monkeypatch.setitem(validators.VALIDATORS, "luhn", broken)
+    engine = RuleEngine(parse_rules(RULES))
+    with pytest.raises(RuleError, match="fail on an ordinary event.*rule checked: ValueError: a bug"):
+        engine.open()
+
+
+def test_the_self_check_passes_for_the_default_rules_with_every_rule_enabled():
+    from udfs.rules import load_rules
+
+    RuleEngine(load_rules("rules/default.yaml").all_enabled()).open()

@@ -107,10 +107,10 @@ def test_the_brief_s_views_are_all_there():
 
 # --- alert rules ---------------------------------------------------------------------------------
 
-def test_the_five_alerts_exist_with_unique_uids():
+def test_the_six_alerts_exist_with_unique_uids():
     assert {r.uid for r in RULES} == {
-        "llm-audit-critical-violation", "llm-audit-violation-rate-anomaly", "llm-audit-dlq-spike",
-        "llm-audit-job-stalled", "llm-audit-checkpoint-failures"}
+        "llm-audit-critical-violation", "llm-audit-not-fully-audited", "llm-audit-violation-rate-anomaly",
+        "llm-audit-dlq-spike", "llm-audit-job-stalled", "llm-audit-checkpoint-failures"}
     assert len({r.uid for r in RULES}) == len(RULES)
 
 
@@ -152,6 +152,7 @@ def test_no_data_is_an_incident_only_for_the_stalled_job_rule():
     states = {r.uid: (r.no_data_state, r.for_s) for r in RULES}
     assert states == {
         "llm-audit-critical-violation": ("OK", 0),  # no critical finding is the normal state
+        "llm-audit-not-fully-audited": ("OK", 0),  # no audit_error finding likewise
         "llm-audit-violation-rate-anomaly": ("OK", 0),  # no anomaly likewise
         "llm-audit-dlq-spike": ("OK", 120),  # nothing dead-lettered likewise
         "llm-audit-job-stalled": ("Alerting", 300),  # no audited events: the incident itself
