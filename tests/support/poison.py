@@ -24,3 +24,12 @@ class RaisesOnMarker(Scorer):
         if any(MARKER in text for text in texts):
             raise RuntimeError(f"this scorer fails on {MARKER}")
         return [{"marker": 0.0} for _ in texts]
+
+
+class AlwaysRaises(Scorer):
+    """A broken scorer: fails on every text, so the suite must refuse to start with it."""
+
+    backend = "tests.support.poison:AlwaysRaises"
+
+    def score(self, texts: Sequence[str]) -> list[LabelScores]:
+        raise RuntimeError("broken on every input")

@@ -164,3 +164,11 @@ def test_the_self_check_passes_for_the_default_rules_with_every_rule_enabled():
     from udfs.rules import load_rules
 
     RuleEngine(load_rules("rules/default.yaml").all_enabled()).open()
+
+
+def test_a_scorer_that_fails_on_every_text_fails_at_open(tmp_path):
+    config = tmp_path / "broken.yaml"
+    config.write_text("toxicity: {backend: 'tests.support.poison:AlwaysRaises', main: [toxicity]}\n")
+    suite = ScorerSuite(load_config(config), ["toxicity"], "cpu")
+    with pytest.raises(ScorerError, match="scorer toxicity fails on an ordinary text, so on every event: broken"):
+        suite.open()

@@ -29,6 +29,7 @@ from udfs.scorers.groups import Mention, default_lexicon
 _OPEN_LOCK = threading.Lock()
 
 DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
+_SELF_CHECK = "Hello Jane, the women in Paris said thanks. You idiot, I will find you."
 _SENTENCE = re.compile(r"[^\s.!?;][^.!?;\n]*[.!?;]*")  # sentences and clauses, without leading space
 
 
@@ -252,10 +253,17 @@ class ScorerSuite:
         self._models: dict[str, Scorer] = {}
 
     def open(self) -> None:
+        """Load the models, and score one ordinary text with each: a scorer that fails on it would fail on
+        every event, a defect to stop at start, not one to report per event (score_events_isolated)."""
         with _OPEN_LOCK:
             self.device = pick_device(self.requested_device)
             for member in self._members:
                 member.open(self.device)
+        for member in self._members:
+            try:
+                self.score([_SELF_CHECK], [member])
+            except Exception as exc:
+                raise ScorerError(f"scorer {member.name} fails on an ordinary text, so on every event: {exc}") from exc
 
     def model(self, name: str) -> Scorer:
         """The backend model of section `name`, opened once and shared by the members that use it."""
