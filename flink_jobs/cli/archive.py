@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from flink_jobs.cli.console import console, fail, progress_bar
+from flink_jobs.cli.console import console, fail, progress_bar, warn_not_fully_audited
 
 app = typer.Typer(no_args_is_help=True, help="The Parquet archive of every audited event.")
 
@@ -213,6 +213,7 @@ def audit_archive(
     from_ms, to_ms = day_range_ms(first, last)
     console.print(f"re-audited {covered.events} archived events into {settings.mongo_database}.{collection}")
     redone = rule_counts(settings, collection, from_ms, to_ms)
+    warn_not_fully_audited(redone, collection)
     archived = aa.archived_rule_counts(archive, first, last)
     unreadable = aa.text_rules(ruleset) if covered.redacted_only else set()
     if unreadable:

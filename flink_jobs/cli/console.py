@@ -25,3 +25,13 @@ def progress_bar(description: str) -> Progress:
     return Progress(
         TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True
     )
+
+
+def warn_not_fully_audited(rule_counts: dict[str, int], collection: str) -> None:
+    """A re-audit that failed on some events (udfs.faults) says so: they have audit.error findings."""
+    failed = rule_counts.get("audit.error", 0)
+    if failed:
+        console.print(
+            f"[yellow]warning[/]: {failed} audit.error finding(s): events not fully audited (a rule or scorer "
+            f"failed on them). See {collection} (rule_id audit.error) and docs/runbooks/not-fully-audited.md"
+        )

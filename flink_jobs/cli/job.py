@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from flink_jobs.cli.console import console, fail, progress_bar
+from flink_jobs.cli.console import console, fail, progress_bar, warn_not_fully_audited
 from flink_jobs.local import latest_checkpoint, local_job_settings
 from udfs.cache import cache_dir
 
@@ -85,6 +85,7 @@ def replay(
         fail(str(exc))
     console.print(f"re-audited {total} records of {settings.source_topic} into {settings.mongo_database}.{collection}")
     replayed = rp.rule_counts(settings, collection, from_ms, to_ms)
+    warn_not_fully_audited(replayed, collection)
     current = rp.rule_counts(settings, live.violations_collection, from_ms, to_ms)
     table = Table(
         "rule",
