@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from udfs.archive import TextCipher
@@ -16,6 +18,45 @@ from udfs.signing import trusted_keys
 
 class SettingsError(ValueError):
     """A setting with an invalid value; the message names its env var and the valid options."""
+
+
+# File systems Flink reaches: its own (file), its plugins' (S3, GCS, Azure, OSS) and Hadoop's.
+FLINK_SCHEMES = ("file", "s3", "s3a", "s3p", "gs", "abfs", "abfss", "wasb", "wasbs", "oss", "hdfs", "viewfs", "webhdfs")
+# Object stores: the URI names the bucket (or container) as its authority.
+_BUCKETED = ("s3", "s3a", "s3p", "gs", "abfs", "abfss", "wasb", "wasbs", "oss")
+_EXAMPLE = "s3://bucket/path"
+
+
+def flink_uri(value: str, *, bare_path: bool) -> str:
+    """A file system URI that Flink accepts; bare_path: an absolute path without a scheme is fine too
+    (the option falls back to the local file system, while execution.checkpointing.dir refuses it).
+
+    A relative path is refused everywhere: each JobManager, TaskManager and CLI would resolve it
+    against its own working directory.
+    """
+    parts = urlsplit(value)
+    scheme = parts.scheme
+    if not scheme:
+        if not value.startswith("/"):
+            absolute = "an absolute path or a URI" if bare_path else "a URI"
+            raise ValueError(f"is a relative path; Flink needs {absolute} such as file:///absolute/path or {_EXAMPLE}")
+        if not bare_path:
+            raise ValueError(f"has no scheme; Flink needs a URI such as {Path(value).as_uri()} or {_EXAMPLE}")
+        return value
+    if scheme not in FLINK_SCHEMES:
+        raise ValueError(f"scheme {scheme!r} is no file system of Flink's; valid: {', '.join(FLINK_SCHEMES)}")
+    if scheme == "file" and parts.netloc:
+        # Flink refuses a host in a local path: file://tmp/x is host 'tmp', path /x.
+        raise ValueError(
+            f"names host {parts.netloc!r}; a local path takes three slashes: file:///{parts.netloc}{parts.path}"
+        )
+    if scheme in _BUCKETED and not parts.netloc:
+        raise ValueError(f"names no bucket; Flink needs {scheme}://bucket/path")
+    return value
+
+
+# Kafka's rule for topic names (org.apache.kafka.common.internals.Topic).
+_TOPIC = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 
 
 class AuditJobSettings(BaseSettings):
@@ -30,7 +71,7 @@ class AuditJobSettings(BaseSettings):
     """LLM_AUDIT_SOURCE_TOPIC: topic of audit events (schema v1)."""
     dlq_topic: str = "model-audit-dlq"
     """LLM_AUDIT_DLQ_TOPIC: where malformed events go, with the reason."""
-    group_id: str = "llm-audit"
+    group_id: str = Field(default="llm-audit", min_length=1)
     """LLM_AUDIT_GROUP_ID: consumer group; offsets live in checkpoints, the group only reports lag."""
     starting_offsets: Literal["earliest", "latest", "committed"] = "committed"
     """LLM_AUDIT_STARTING_OFFSETS: where a job without a checkpoint starts; 'committed' falls back to earliest."""
@@ -149,7 +190,8 @@ class AuditJobSettings(BaseSettings):
     checkpoint_dir: str | None = None
     """LLM_AUDIT_CHECKPOINT_DIR: checkpoint storage URI (file:///..., s3://...), retained on cancel; unset keeps Flink's config."""
     restore_from: str | None = None
-    """LLM_AUDIT_RESTORE_FROM: a checkpoint or savepoint path (its chk-N or savepoint-* directory) to start from."""
+    """LLM_AUDIT_RESTORE_FROM: a checkpoint or savepoint (file:///..., s3://...; its chk-N or savepoint-* directory)
+    to start from."""
     state_backend: Literal["hashmap", "rocksdb"] = "hashmap"
     """LLM_AUDIT_STATE_BACKEND: hashmap (state on the heap) or rocksdb (state on local disk, incremental checkpoints)."""
     restart_attempts: int = Field(default=3, ge=0)
@@ -174,6 +216,32 @@ class AuditJobSettings(BaseSettings):
     """LLM_AUDIT_PYTHON_BUNDLE_TIME_MS: the longest a bundle waits before it is sent (process mode)."""
     flink_config: dict[str, str] = {}
     """LLM_AUDIT_FLINK_CONFIG: JSON object of further Flink options (e.g. metrics reporters); applied last."""
+
+    @field_validator("source_topic", "dlq_topic", "rules_topic")
+    @classmethod
+    def _kafka_topic_name(cls, value: str) -> str:
+        if not _TOPIC.fullmatch(value) or value in (".", ".."):
+            raise ValueError("is not a Kafka topic name: 1 to 249 of the characters a-z A-Z 0-9 . _ -")
+        return value
+
+    @field_validator("checkpoint_dir")
+    @classmethod
+    def _checkpoint_uri(cls, value: str | None) -> str | None:
+        return value and flink_uri(value, bare_path=False)
+
+    @field_validator("restore_from", "archive_dir")
+    @classmethod
+    def _path_or_uri(cls, value: str | None) -> str | None:
+        return value and flink_uri(value, bare_path=True)
+
+    @field_validator("pipeline_jars")
+    @classmethod
+    def _jar_urls(cls, value: list[str]) -> list[str]:
+        for jar in value:
+            if len(urlsplit(jar).scheme) < 2:
+                example = Path(jar).as_uri() if jar.startswith("/") else "file:///absolute/path.jar"
+                raise ValueError(f"{jar!r} is not a URL; Flink needs one such as {example}")
+        return value
 
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> AuditJobSettings:
@@ -222,7 +290,8 @@ def load_settings(**overrides) -> AuditJobSettings:
     except ValidationError as exc:
         problems = [
             # A check across fields has no location, and its input (every setting) may hold secrets.
-            f"{prefix}{'_'.join(str(p) for p in err['loc']).upper()}={err['input']!r}: {err['msg']}"
+            f"{prefix}{'_'.join(str(p) for p in err['loc']).upper()}={err['input']!r}: "
+            + err["msg"].removeprefix("Value error, ")
             if err["loc"]
             else err["msg"].removeprefix("Value error, ")
             for err in exc.errors(include_url=False)

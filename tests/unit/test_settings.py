@@ -95,3 +95,51 @@ def test_the_events_table_reads_the_source_topic_with_the_settings_offsets_bound
     replay = kafka_table_options(settings, between_ms=(1000, 2000))
     assert (replay["scan.startup.mode"], replay["scan.startup.timestamp-millis"]) == ("timestamp", "1000")
     assert (replay["scan.bounded.mode"], replay["scan.bounded.timestamp-millis"]) == ("timestamp", "2000")
+
+
+@pytest.mark.parametrize(
+    "var, value, message",
+    [
+        # execution.checkpointing.dir refuses a path without a scheme ("The scheme (hdfs://, file://, etc) is null").
+        ("LLM_AUDIT_CHECKPOINT_DIR", "/var/lib/audit/ckpt",
+         r"LLM_AUDIT_CHECKPOINT_DIR='/var/lib/audit/ckpt': has no scheme; Flink needs a URI such as "
+         r"file:///var/lib/audit/ckpt or s3://bucket/path"),
+        ("LLM_AUDIT_CHECKPOINT_DIR", "ckpt", r"LLM_AUDIT_CHECKPOINT_DIR='ckpt': is a relative path; Flink needs a URI"),
+        ("LLM_AUDIT_ARCHIVE_DIR", "archive", r"LLM_AUDIT_ARCHIVE_DIR='archive': is a relative path; Flink needs an absolute path or a URI"),
+        ("LLM_AUDIT_CHECKPOINT_DIR", "file://var/lib/ckpt",
+         r"LLM_AUDIT_CHECKPOINT_DIR='file://var/lib/ckpt': names host 'var'; a local path takes three slashes: file:///var/lib/ckpt"),
+        ("LLM_AUDIT_ARCHIVE_DIR", "s4://bucket/events", r"LLM_AUDIT_ARCHIVE_DIR='s4://bucket/events': scheme 's4' is no file system of Flink's; valid: file, s3, "),
+        ("LLM_AUDIT_RESTORE_FROM", "s3:/ckpt/chk-7", r"LLM_AUDIT_RESTORE_FROM='s3:/ckpt/chk-7': names no bucket; Flink needs s3://bucket/path"),
+        ("LLM_AUDIT_RULES_TOPIC", "audit rules", r"LLM_AUDIT_RULES_TOPIC='audit rules': is not a Kafka topic name: 1 to 249 of the characters"),
+        ("LLM_AUDIT_DLQ_TOPIC", "", r"LLM_AUDIT_DLQ_TOPIC='': is not a Kafka topic name"),
+        ("LLM_AUDIT_SOURCE_TOPIC", "..", r"LLM_AUDIT_SOURCE_TOPIC='..': is not a Kafka topic name"),
+        ("LLM_AUDIT_SOURCE_TOPIC", "x" * 250, r"LLM_AUDIT_SOURCE_TOPIC='x{250}': is not a Kafka topic name"),
+        ("LLM_AUDIT_GROUP_ID", "", r"LLM_AUDIT_GROUP_ID='': String should have at least 1 character"),
+        ("LLM_AUDIT_PIPELINE_JARS", '["/opt/a.jar"]',
+         r"LLM_AUDIT_PIPELINE_JARS=\['/opt/a.jar'\]: '/opt/a.jar' is not a URL; Flink needs one such as file:///opt/a.jar"),
+    ],
+)
+def test_settings_flink_or_kafka_would_refuse_late_are_refused_at_start_with_the_fix(monkeypatch, var, value, message):
+    monkeypatch.setenv(var, value)
+    with pytest.raises(SettingsError, match=message):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    "var, value",
+    [
+        ("LLM_AUDIT_CHECKPOINT_DIR", "file:///var/lib/audit/ckpt"),
+        ("LLM_AUDIT_CHECKPOINT_DIR", "file:/var/lib/audit/ckpt"),  # Flink takes it: no host
+        ("LLM_AUDIT_CHECKPOINT_DIR", "s3://audit/checkpoints"),
+        ("LLM_AUDIT_CHECKPOINT_DIR", "hdfs:///flink/checkpoints"),  # the default namenode
+        ("LLM_AUDIT_CHECKPOINT_DIR", "abfss://ckpt@account.dfs.core.windows.net/audit"),
+        # Restores and the archive fall back to the local file system for a path without a scheme.
+        ("LLM_AUDIT_RESTORE_FROM", "/var/lib/audit/ckpt/3f2a/chk-7"),
+        ("LLM_AUDIT_ARCHIVE_DIR", "/var/lib/audit/archive"),
+        ("LLM_AUDIT_ARCHIVE_DIR", "s3a://llm-audit-archive/events"),
+        ("LLM_AUDIT_SOURCE_TOPIC", "it-1a2b.model-audit_logs"),
+    ],
+)
+def test_uris_and_names_flink_and_kafka_take_are_kept_as_given(monkeypatch, var, value):
+    monkeypatch.setenv(var, value)
+    assert getattr(load_settings(), var.removeprefix("LLM_AUDIT_").lower()) == value
