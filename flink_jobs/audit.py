@@ -32,7 +32,8 @@ Scored = tuple[AuditEvent, dict, dict, list[Failure], int]
 
 # (dead-letter record, its time: the message's Kafka record time, or just past the operator's event-time
 # watermark if that is later, so that a dead letter is never late for its window (see parse_or_dead_letter))
-DEAD_LETTERS = OutputTag("dead-letters", Types.TUPLE([Types.STRING(), Types.LONG()]))
+DEAD_LETTER = Types.TUPLE([Types.STRING(), Types.LONG()])
+DEAD_LETTERS = OutputTag("dead-letters", DEAD_LETTER)
 VIOLATIONS = OutputTag("violations", BUCKETED)
 RULE_CHANGES = OutputTag("rule-changes", BUCKETED)
 # A BUCKETED hit (a SequenceHit) per sequence-rule hit, and a tick (None) per bucket (see SequenceRules).

@@ -28,7 +28,16 @@ from pyflink.table import DataTypes, Schema, StreamTableEnvironment, Table
 from pyflink.table.expressions import col
 
 from flink_jobs.archive import write_archive
-from flink_jobs.audit import ACTIVE_RULES, ARCHIVE, DEAD_LETTERS, RULE_CHANGES, SEQUENCE_HITS, VIOLATIONS, AuditEvents
+from flink_jobs.audit import (
+    ACTIVE_RULES,
+    ARCHIVE,
+    DEAD_LETTER,
+    DEAD_LETTERS,
+    RULE_CHANGES,
+    SEQUENCE_HITS,
+    VIOLATIONS,
+    AuditEvents,
+)
 from flink_jobs.batching import BufferedWrite, ScoreEvents
 from flink_jobs.offsets import client_config, committed_offsets, offsets_span
 from flink_jobs.preflight import check_topics
@@ -473,10 +482,13 @@ def dlq_sink(settings: AuditJobSettings) -> KafkaSink:
     return builder.build()
 
 
-def write(items: DataStream, writer, settings: AuditJobSettings, name: str) -> None:
-    """Batch the BUCKETED elements (documents or points) into `writer`, buffered in keyed state."""
+def write(items: DataStream, writer, settings: AuditJobSettings, name: str) -> DataStream:
+    """Batch the BUCKETED elements (documents or points) into `writer`, buffered in keyed state ->
+    the dead letters (JSON, time ms) of the elements the store refused (see BufferedWrite)."""
     batches = BufferedWrite(writer, settings.sink_batch_size, settings.sink_max_wait_ms)
-    keyed(items, Types.INT()).process(batches, Types.INT()).uid(name).name(name).sink_to(discard()).uid(f"{name}-done")
+    refused = keyed(items, Types.INT()).process(batches, DEAD_LETTER).uid(name).name(name)
+    refused.sink_to(discard()).uid(f"{name}-done")
+    return refused
 
 
 def build_job(settings: AuditJobSettings, between_ms: tuple[int, int] | None = None) -> StreamExecutionEnvironment:
@@ -502,26 +514,27 @@ def build_job(settings: AuditJobSettings, between_ms: tuple[int, int] | None = N
     def mongo(*args) -> MongoWriter:
         return MongoWriter(uri, settings.mongo_database, *args).prepare()
 
+    refused = []  # dead letters of what a store refused
     if "violations" in settings.outputs:
-        write(
-            out.violations,
-            mongo(settings.violations_collection, VIOLATION_INDEXES, settings.violations_ttl_days),
-            settings,
-            "mongo-violations",
-        )
+        mongo_violations = mongo(settings.violations_collection, VIOLATION_INDEXES, settings.violations_ttl_days)
+        refused.append(write(out.violations, mongo_violations, settings, "mongo-violations"))
     if "rule_changes" in settings.outputs:
-        write(out.rule_changes, mongo(settings.rule_changes_collection), settings, "mongo-rule-changes")
+        refused.append(write(out.rule_changes, mongo(settings.rule_changes_collection), settings, "mongo-rule-changes"))
     if "anomalies" in settings.outputs:
-        write(out.anomalies, mongo(settings.anomalies_collection, ANOMALY_INDEXES), settings, "mongo-anomalies")
+        mongo_anomalies = mongo(settings.anomalies_collection, ANOMALY_INDEXES)
+        refused.append(write(out.anomalies, mongo_anomalies, settings, "mongo-anomalies"))
     if "metrics" in settings.outputs:
-        write(
-            out.points,
-            InfluxWriter(settings.influx_url, token, settings.influx_org, settings.influx_bucket),
-            settings,
-            "influx-points",
-        )
+        influx = InfluxWriter(settings.influx_url, token, settings.influx_org, settings.influx_bucket)
+        refused.append(write(out.points, influx, settings, "influx-points"))
     if "dead_letters" in settings.outputs:
-        out.dead_letters.sink_to(dlq_sink(settings)).uid("dlq").name("dead-letter queue")
+        dead_letters = out.dead_letters
+        if refused:
+            dead_letters = dead_letters.union(
+                with_event_time(refused[0].union(*refused[1:]), bounded_watermarks(settings), Types.STRING())
+                .uid("refused-writes-time")
+                .name("refused writes: dead-letter time")
+            )
+        dead_letters.sink_to(dlq_sink(settings)).uid("dlq").name("dead-letter queue")
     if out.archive is not None and settings.archive_dir:
         write_archive(out.archive, settings.archive_dir)
     return env

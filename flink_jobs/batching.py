@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import time
+
 from pyflink.common import Row, Types
 from pyflink.datastream import TimeDomain
 from pyflink.datastream.functions import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 
-from flink_jobs.audit import DEAD_LETTERS, parse_or_dead_letter
+from flink_jobs.audit import DEAD_LETTERS, dead_letter_time, parse_or_dead_letter
 from flink_jobs.pyflink_internals import epoch_ms
 from udfs.events import AuditEvent
+from udfs.faults import Failure, failure_dead_letter
+from udfs.findings import EVENT_CONTEXT
 from udfs.scorers import ScorersConfig, ScorerSuite
 
 END_OF_INPUT = 2**63 - 2  # an event-time timer only the final watermark of a bounded input reaches
@@ -145,10 +150,13 @@ class ScoreEvents(BatchingFunction):
 
 
 class BufferedWrite(BatchingFunction):
-    """Writes documents or points through a flink_jobs.sinks writer, in batches: -> batch size.
+    """Writes documents or points through a flink_jobs.sinks writer, in batches: -> a dead letter
+    (JSON, time ms) per element the store refused (udfs.faults), for the dead-letter topic.
 
     The batch is written (retrying through an outage) before the flush returns, so whatever a
-    completed checkpoint covers is either stored or still in the checkpointed buffer.
+    completed checkpoint covers is either stored or still in the checkpointed buffer. An element the
+    store refuses (a key or value it does not take) is that element's failure, not the job's: a
+    refused violation is replaced by its event's audit.error document, and each is a dead letter.
     """
 
     def __init__(self, writer, max_batch: int, max_wait_ms: int):
@@ -171,14 +179,30 @@ class BufferedWrite(BatchingFunction):
 
     def _flush_batch(self, items: list):
         if items:
-            self._writer.write(items)
-            yield len(items)
+            yield from self._refused(self._writer.write(items))
+
+    def _refused(self, rejected: list) -> list[tuple[str, int]]:
+        now = int(time.time() * 1000)
+        dead, substitutes = [], []
+        for item, exc in rejected:
+            failure = Failure.of("write", self._writer.name, exc)
+            event_id = item.get("event_id") if isinstance(item, dict) else None
+            if event_id is not None and "rule_id" in item:  # a violation: its event gets an audit.error instead
+                finding = failure.finding(event_id, item.get("field", ""))
+                context = {key: item[key] for key in (*EVENT_CONTEXT, "event_time") if key in item}
+                substitutes.append({"_id": finding.violation_id, **finding.to_dict(), **context})
+            raw = json.dumps(item, default=str, ensure_ascii=False)
+            dead.append((failure_dead_letter(raw, [failure]), dead_letter_time(now, now)))
+        if substitutes:
+            self._writer.write(substitutes)  # what it refuses too is logged by the writer, and in the DLQ above
+        return dead
 
     def close(self):
         # The end of a bounded input can come before the timers of its last batches are registered
         # (see RestoredTimers): write what is left. A close on failure writes early what the restore
-        # will write again, which the idempotent writers allow.
+        # will write again, which the idempotent writers allow. close() cannot emit: what the store
+        # refuses here is logged by the writer only.
         for items in self._unflushed.values():
-            self._writer.write(items)
+            self._refused(self._writer.write(items))
         self._unflushed.clear()
         self._writer.close()

@@ -6,16 +6,33 @@ nothing acknowledged by a checkpoint can be lost. Writes are idempotent: documen
 by their deterministic _id, points overwrite their series + timestamp, so the replay that follows
 a restart from a checkpoint never duplicates.
 
-An outage of MongoDB or InfluxDB (no connection, timeouts, 5xx) makes a write retry with capped
-exponential backoff, forever: the operator blocks, Flink backpressures up to the Kafka source, and
-nothing is dropped nor does the job fail. Each failed attempt is logged as one structured warning.
-A write the store rejects (a 4xx, a failed command) fails the job, which restarts from its checkpoint.
+`write(batch)` returns the elements the store refused for good, each with its error (`[]` when all
+were stored): the caller decides what becomes of them. Three kinds of failure, told apart by error
+type and code, never by how many elements fail:
+
+- An outage of MongoDB or InfluxDB (no connection, timeouts, 429, 5xx, a retryable write error)
+  makes a write retry with capped exponential backoff, forever: the operator blocks, Flink
+  backpressures up to the Kafka source, and nothing is dropped nor does the job fail. Each failed
+  attempt is logged as one structured warning.
+- A store's refusal of what it was sent (MongoDB: a failed command or a per-document write error,
+  a document BSON cannot encode, a NaN, which FerretDB answers by dropping the connection; InfluxDB:
+  400, 413, 422, a point with no finite field) is the fault of an element, not of the job: the batch
+  is written again by halves until only the elements that fail on their own are left, and those are
+  returned. MongoDB names its bad documents itself (an unordered insert stores the others), so there
+  it mostly takes one round trip.
+- Anything else fails the job loudly, which then restarts from its checkpoint: a configuration
+  error that would fail every write (MongoDB: authentication or authorisation failed, an invalid
+  namespace, a write concern it cannot meet; InfluxDB: 401, 403, 404 for a database or bucket that
+  does not exist, the 500 of InfluxDB 1.8 for a retention policy that does not) and any error that
+  is not the store's answer (a bug). Counting instead ("every element failed alike") would let one
+  event whose violations fill a batch stop the job.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -51,7 +68,7 @@ def retrying(
                         "sink": what,
                         "failures": failures,
                         "retry_in_s": delay,
-                        "error": f"{type(exc).__name__}: {exc}"[:500],
+                        "error": _describe(exc),
                     }
                 )
             )
@@ -61,6 +78,44 @@ def retrying(
         if failures:
             log.warning(json.dumps({"event": "sink_recovered", "sink": what, "failures": failures}))
         return result
+
+
+Rejected = list[tuple[T, Exception]]  # the elements a store refused, each with its error
+
+
+def isolating(
+    what: str,
+    write: Callable[[list[T]], Rejected[T]],
+    items: list[T],
+    transient: Callable[[Exception], bool],
+    refused: Callable[[Exception], bool],
+    sleep: Callable[[float], None] = time.sleep,
+) -> Rejected[T]:
+    """write(items) -> the items it refused, retried through outages (transient errors). An error
+    the store raises for the whole batch that refused() names its answer to an element is narrowed
+    down by halves: the good elements are written, and each element that fails alone is returned
+    with its error. Any other error is raised."""
+    try:
+        return retrying(what, lambda: write(items), transient, sleep=sleep)
+    except Exception as exc:
+        if not refused(exc):
+            raise
+        if len(items) == 1:
+            return [(items[0], exc)]
+        half = len(items) // 2
+        return isolating(what, write, items[:half], transient, refused, sleep) + isolating(
+            what, write, items[half:], transient, refused, sleep
+        )
+
+
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+def _logged(what: str, rejected: Rejected[T]) -> Rejected[T]:
+    for _, exc in rejected:
+        log.warning(json.dumps({"event": "sink_refused", "sink": what, "error": _describe(exc)}))
+    return rejected
 
 
 def mongo_transient(exc: Exception) -> bool:
@@ -78,8 +133,47 @@ def influx_transient(exc: Exception) -> bool:
     from urllib3.exceptions import HTTPError
 
     if isinstance(exc, ApiException):
+        # InfluxDB 1.8 answers a bucket "db/rp" whose retention policy does not exist with a 500.
+        if exc.status == 500 and "retention policy not found" in str(exc.body):
+            return False
         return exc.status is None or exc.status == 429 or exc.status >= 500
     return isinstance(exc, (HTTPError, OSError))
+
+
+# MongoDB's answers that say the client or its configuration is wrong, not a document: they fail every write.
+MONGO_CONFIG_CODES = frozenset(
+    {
+        11,  # UserNotFound
+        13,  # Unauthorized
+        18,  # AuthenticationFailed
+        73,  # InvalidNamespace: the database or collection name
+        8000,  # AtlasError: an Atlas authentication failure
+    }
+)
+
+
+def mongo_refused(exc: Exception) -> bool:
+    """MongoDB refused a document (a failed command or write error, one BSON cannot encode), not the
+    client: an authentication, authorisation or namespace error, or a write concern it cannot meet, is not."""
+    from bson.errors import InvalidDocument
+    from pymongo.errors import BulkWriteError, OperationFailure
+
+    if isinstance(exc, BulkWriteError):
+        return not exc.details.get("writeConcernErrors") and all(
+            error["code"] not in MONGO_CONFIG_CODES for error in exc.details.get("writeErrors", ())
+        )
+    if isinstance(exc, OperationFailure):
+        return exc.code not in MONGO_CONFIG_CODES
+    # What BSON cannot encode: a str with a lone surrogate, an int over 64 bits, a NUL in a key, > 48 MB
+    return isinstance(exc, (InvalidDocument, UnicodeEncodeError, OverflowError))
+
+
+def influx_refused(exc: Exception) -> bool:
+    """InfluxDB refused points (400: unparsable, a field type conflict, a series limit; 413: too large;
+    422: outside the retention policy). 401, 403 and 404 (no such database or bucket) refuse every write."""
+    from influxdb_client.rest import ApiException
+
+    return isinstance(exc, ApiException) and exc.status in (400, 413, 422)
 
 
 DUPLICATE_KEY = 11000
@@ -145,31 +239,44 @@ class MongoWriter:
         self._client = self._coll = None  # the writer is shipped to the workers next
         return self
 
-    def write(self, docs: list[dict]) -> None:
+    def write(self, docs: list[dict]) -> Rejected[dict]:
+        """Upsert docs; -> the documents MongoDB refused, with its error (see the module docstring)."""
         # stored_at: when the audit stored it (a replay restamps it); the rest is deterministic.
         now = datetime.now(UTC)
         # One document per _id (the last): a source that delivered an event twice gives a batch the
         # same violation twice, and FerretDB v1 deadlocks replacing one document twice in a command.
         unique = {d["_id"]: d for d in docs}.values()
-        retrying(self.name, lambda: self._upsert([{**d, "stored_at": now} for d in unique]), mongo_transient)
+        rejected: Rejected[dict] = []
+        sendable = []
+        for doc in unique:
+            # FerretDB v1 cannot even read a NaN: it drops the connection, which looks like an outage.
+            if path := _nan_at(doc):
+                rejected.append((doc, ValueError(f"NaN at {path}: FerretDB cannot store it")))
+            else:
+                sendable.append((doc, {**doc, "stored_at": now}))
+        if sendable:
+            refused = isolating(self.name, self._upsert, sendable, mongo_transient, mongo_refused)
+            rejected += [(doc, exc) for (doc, _), exc in refused]
+        return _logged(self.name, rejected)
 
-    def _upsert(self, docs: list[dict]) -> None:
+    def _upsert(self, docs: list[tuple[dict, dict]]) -> Rejected[tuple[dict, dict]]:
         """Insert, then update the documents that exist already (a replay): the same result as
         upserting each, but inserts are the common case, and ~300x faster on FerretDB's SQLite. An
-        update sets the job's fields and keeps the others (a reviewer's verdict on a violation)."""
-        from pymongo import UpdateOne
-        from pymongo.errors import BulkWriteError
+        update sets the job's fields and keeps the others (a reviewer's verdict on a violation).
 
-        try:
-            self._coll.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details["writeErrors"]
-            if any(e["code"] != DUPLICATE_KEY for e in errors):
-                raise
-            self._coll.bulk_write(
-                [UpdateOne({"_id": docs[e["index"]]["_id"]}, {"$set": _fields(docs[e["index"]])}) for e in errors],
-                ordered=False,
-            )
+        Both are unordered: MongoDB writes every document it can and names the others by index,
+        which are returned (as (doc, stamped) pairs with their WriteError)."""
+        from pymongo import UpdateOne
+
+        stamped = [s for _, s in docs]
+        errors = _write_errors(lambda: self._coll.insert_many(stamped, ordered=False))
+        rejected = [(docs[e["index"]], _write_error(e)) for e in errors if e["code"] != DUPLICATE_KEY]
+        existing = [docs[e["index"]] for e in errors if e["code"] == DUPLICATE_KEY]
+        if existing:
+            updates = [UpdateOne({"_id": s["_id"]}, {"$set": _fields(s)}) for _, s in existing]
+            errors = _write_errors(lambda: self._coll.bulk_write(updates, ordered=False))
+            rejected += [(existing[e["index"]], _write_error(e)) for e in errors]
+        return rejected
 
     def close(self) -> None:
         if self._client is not None:
@@ -178,6 +285,35 @@ class MongoWriter:
 
 def _fields(doc: dict) -> dict:
     return {key: value for key, value in doc.items() if key != "_id"}
+
+
+def _nan_at(value: Any, path: str = "") -> str:
+    """The path of the first NaN in a document ("" if none)."""
+    if isinstance(value, float) and math.isnan(value):
+        return path or "."
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    return next((found for key, item in items if (found := _nan_at(item, f"{path}.{key}" if path else str(key)))), "")
+
+
+def _write_errors(bulk: Callable[[], Any]) -> list[dict]:
+    """The per-document write errors of an unordered bulk write; a write concern error is raised."""
+    from pymongo.errors import BulkWriteError
+
+    try:
+        bulk()
+    except BulkWriteError as exc:
+        if exc.details.get("writeConcernErrors") or any(
+            e["code"] in MONGO_CONFIG_CODES for e in exc.details["writeErrors"]
+        ):
+            raise
+        return exc.details["writeErrors"]
+    return []
+
+
+def _write_error(error: dict) -> Exception:
+    from pymongo.errors import WriteError
+
+    return WriteError(error.get("errmsg", ""), error["code"], error)
 
 
 class InfluxWriter:
@@ -199,28 +335,48 @@ class InfluxWriter:
         self._client = InfluxDBClient(url=self._url, token=self._token, org=self._org, timeout=30_000)
         self._write = self._client.write_api(write_options=SYNCHRONOUS)
 
-    def write(self, points: list[dict]) -> None:
-        from influxdb_client import Point, WritePrecision
+    def write(self, points: list[dict]) -> Rejected[dict]:
+        """Write points; -> those InfluxDB refused or that have no line, with the error (see the module docstring)."""
+        from influxdb_client import WritePrecision
 
-        records = []
+        lines: list[tuple[dict, str]] = []
+        rejected: Rejected[dict] = []
         for p in points:
-            record = Point(p["measurement"]).time(p["time_ms"], WritePrecision.MS)
-            for tag, value in p["tags"].items():
-                record = record.tag(tag, value)
-            for name, value in p["fields"].items():
-                record = record.field(name, value)
-            records.append(record)
-        retrying(
-            self.name,
-            lambda: self._write.write(
-                bucket=self._bucket, org=self._org, record=records, write_precision=WritePrecision.MS
-            ),
-            influx_transient,
-        )
+            try:
+                lines.append((p, _line(p)))
+            except ValueError as exc:  # a field of a type the line protocol has not, or none that is finite
+                rejected.append((p, exc))
+
+        def write(batch: list[tuple[dict, str]]) -> Rejected[tuple[dict, str]]:
+            record = [line for _, line in batch]
+            self._write.write(bucket=self._bucket, org=self._org, record=record, write_precision=WritePrecision.MS)
+            return []
+
+        if lines:
+            rejected += [
+                (p, exc) for (p, _), exc in isolating(self.name, write, lines, influx_transient, influx_refused)
+            ]
+        return _logged(self.name, rejected)
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
+
+
+def _line(p: dict) -> str:
+    """A udfs.metrics point as one line of line protocol, in ms; ValueError if it has none."""
+    from influxdb_client import Point, WritePrecision
+
+    record = Point(p["measurement"]).time(p["time_ms"], WritePrecision.MS)
+    for tag, value in p["tags"].items():
+        record = record.tag(tag, value)
+    for name, value in p["fields"].items():
+        record = record.field(name, value)
+    # The client drops NaN and infinite fields, and a point left with none, without a word.
+    line = record.to_line_protocol()
+    if not line:
+        raise ValueError(f"no field with a finite value: {p['fields']}")
+    return line
 
 
 def check_reachable(mongo_uri: str, influx_url: str, influx_token: str, influx_org: str, timeout_s: float = 10) -> None:

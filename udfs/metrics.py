@@ -28,8 +28,26 @@ Point = dict[str, Any]
 RuleKey = tuple[str, str, str]  # (rule_id, category, severity)
 
 
+# Tag values InfluxDB 1.8 would not store as sent (tried): the client's line protocol turns a trailing
+# backslash into an escaped space, so tenant "a\" is stored as "a " (another tenant's series), and a
+# newline, CR or tab into the two characters "\n" (as a tenant named so). Visible stand-ins instead.
+_TAG_STAND_INS = str.maketrans({"\n": "\u240a", "\r": "\u240d", "\t": "\u2409"})
+
+
+def tag_value(value: str) -> str:
+    """A tag value InfluxDB stores as is (an event's tenant or model is any string): a trailing
+    backslash becomes ＼, a newline, CR or tab ␊ ␍ ␉; anything else is kept."""
+    kept = value.rstrip("\\")
+    return (kept + "\uff3c" * (len(value) - len(kept))).translate(_TAG_STAND_INS)
+
+
 def point(measurement: str, tags: dict[str, str], fields: dict[str, Any], time_ms: int) -> Point:
-    return {"measurement": measurement, "tags": tags, "fields": fields, "time_ms": time_ms}
+    return {
+        "measurement": measurement,
+        "tags": {key: tag_value(value) for key, value in tags.items()},
+        "fields": fields,
+        "time_ms": time_ms,
+    }
 
 
 @dataclass

@@ -131,7 +131,8 @@ def _produce(bootstrap: str, topic: str, messages) -> None:
 def _job_env(settings: AuditJobSettings, log_dir: Path) -> dict[str, str]:
     """The settings as LLM_AUDIT_* variables, plus PyFlink's lib/ with the InfluxDB reporter."""
     env = job_env(settings)
-    env.update(artifacts.flink_env(), FLINK_LOG_DIR=str(log_dir))
+    # PYTHONPATH: the job imports the poison scorer (tests.support.poison), as it would a user's own backend.
+    env.update(artifacts.flink_env(), FLINK_LOG_DIR=str(log_dir), PYTHONPATH=str(Path(__file__).parents[2]))
     return env
 
 
