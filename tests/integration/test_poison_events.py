@@ -2,7 +2,9 @@
 
 The job runs with no restart allowed (restart_attempts=0): any failure an event caused would fail
 the test. Every ordinary event's results must equal the generator's ground truth; each poison event
-is in the dead-letter topic with its reason, and the ones that parsed have their audit.error finding.
+is in the dead-letter topic with its reason, and the ones that parsed have their audit.error finding,
+but for the event from the year 2300: its violations are stored, and InfluxDB refuses its window's points
+(a window's, not one event's: a dead letter each, no finding).
 """
 
 import json
@@ -29,6 +31,9 @@ POISON = {
     "poison-binary": _event("poison-binary", 2_000, prompt="my token is 01010101010101010101010101010101 thanks"),
     # A scorer raises on it: its batch is scored again event by event.
     "poison-scorer": _event("poison-scorer", 4_000, prompt=f"please review {MARKER}"),
+    # Audited (its e-mail is a violation), but InfluxDB takes no time after 2262: its window's points are refused.
+    "poison-sink": json.dumps({"event_id": "poison-sink", "timestamp": "2300-01-01T00:00:00Z", "tenant": "acme",
+                               "model": "m", "prompt": "write to jane.doe@example.com", "response": "ok"}),
     # ~1 MB of quotes: not JSON, and its dead letter, escaped, would be twice the DLQ's max.message.bytes.
     "poison-quotes": '{"event_id": "poison-quotes", "prompt": "' + '\\"' * 490_000,
 }
@@ -50,7 +55,7 @@ def test_poison_events_among_ordinary_traffic_are_isolated_and_the_rest_equals_t
     settings = isolated_job("poison", metrics_window_s=10, scorers_path=SCORERS)  # the default scorers, and a poison
     samples = list(traffic.generate(400, seed=31, start_ms=START_MS))
     messages = [(s.key, s.value) for s in samples]
-    for at, value in zip((100, 200, 300), POISON.values()):
+    for at, value in zip((100, 200, 250, 300), POISON.values()):
         messages.insert(at, ("acme", value))
     _produce(settings.kafka_bootstrap, settings.source_topic, messages)
 
@@ -68,11 +73,17 @@ def test_poison_events_among_ordinary_traffic_are_isolated_and_the_rest_equals_t
 
     dead = [json.loads(m) for m in read_topic(client_config(settings), settings.dlq_topic)]
     malformed = Counter(t["malformed"] for t in truths if t["malformed"])
-    assert Counter(d["reason"] for d in dead) == malformed + Counter(invalid_json=1, audit_error=1)
-    [scorer] = [d for d in dead if d["reason"] == "audit_error"]
+    refused = [d for d in dead if d["reason"] == "audit_error" and d["failures"][0]["stage"] == "write"]
+    assert refused and all(f["where"].startswith("influxdb") and "time outside range" in f["message"]
+                           for d in refused for f in d["failures"])
+    assert {json.loads(d["raw"])["time_ms"] for d in refused} == {10_413_792_000_000 + 10_000}  # its window's end
+    assert Counter(d["reason"] for d in dead) == malformed + Counter(invalid_json=1, audit_error=1 + len(refused))
+    [scorer] = [d for d in dead if d["reason"] == "audit_error" and d["failures"][0]["stage"] == "score"]
     assert json.loads(scorer["raw"])["event_id"] == "poison-scorer" and MARKER in scorer["failures"][0]["message"]
     [quotes] = [d for d in dead if d.get("raw_truncated")]
     assert quotes["reason"] == "invalid_json" and quotes["raw_bytes"] == len(POISON["poison-quotes"].encode())
     assert POISON["poison-quotes"].startswith(quotes["raw"])
-    # Every valid event counted once in its window, the poisoned ones included.
+    # Every valid event counted once in its window, the poisoned ones included (not the one from 2300).
     assert influx_totals(settings, *time_range(settings, truths))["events"] == len(valid) + 2
+    [email] = [d for d in stored_findings(settings, ["poison-sink"]) if d["rule_id"] == "pii.email"]
+    assert email["event_time"].year == 2300  # audited all the same
