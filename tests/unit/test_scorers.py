@@ -186,6 +186,7 @@ def test_a_gated_member_runs_only_where_earlier_members_see_signal():
     ]}})
     suite = ScorerSuite(config, ["toxicity"], "cpu")
     suite.open()
+    calls.clear()  # open() scored its self-check text
     toxic, clean = suite.score(["toxic text", "kind text"])
     assert calls == ["toxic text"]  # the clean text never reached the gated member
     assert toxic.scores["toxicity.threat"] == 0.9 and "toxicity.threat" not in clean.scores
