@@ -37,17 +37,21 @@ def load(path: Path) -> RuleSet:
 
 
 def engine_for(ruleset: RuleSet) -> RuleEngine:
-    """An open engine for the ruleset."""
+    """An open engine for the ruleset; a rule that fails on an ordinary event (its self-check) is an error."""
     engine = RuleEngine(ruleset)
-    engine.open()
+    try:
+        engine.open()
+    except RuleError as exc:
+        fail(f"invalid rules\n{exc}")
     return engine
 
 
 @app.command()
 def validate(path: Path) -> None:
     """Check a rules file, or every *.yaml under a directory as one ruleset: schema, regexes (RE2), detectors,
-    validators, keyword files, ids unique across files."""
+    validators, keyword files, ids unique across files, and every enabled rule run once on an ordinary event."""
     ruleset = load(path)
+    engine_for(ruleset)
     console.print(f"[green]valid[/] {path}: {len(ruleset.rules)} rules, hash {ruleset.content_hash()}")
 
 
