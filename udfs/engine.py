@@ -20,7 +20,7 @@ import ahocorasick
 
 from udfs.detectors import DetectorMatch as Hit
 from udfs.detectors import get_detector
-from udfs.detectors.base import Detector, PatternSet, compile_re2, set_pattern, shorten
+from udfs.detectors.base import Detector, PatternSet, compile_re2, readable, set_pattern, shorten
 from udfs.detectors.validators import VALIDATORS
 from udfs.events import AuditEvent
 from udfs.faults import Failure
@@ -102,8 +102,7 @@ class _KeywordMatcher(_Matcher):
         self.automaton.make_automaton()
 
     def __call__(self, text: str) -> list[Hit]:
-        # casefold can change lengths (ß -> ss); lower() keeps offsets aligned and folds the common cases.
-        haystack = text.lower() if self.fold else text
+        haystack = _lower(text) if self.fold else text
         hits = []
         for end, (length, why) in self.automaton.iter(haystack):
             start, stop = end - length + 1, end + 1
@@ -111,6 +110,15 @@ class _KeywordMatcher(_Matcher):
                 continue
             hits.append(Hit(self.entity, start, stop, 1.0, why))
         return hits
+
+
+def _lower(text: str) -> str:
+    """text.lower() with offsets kept: casefold changes lengths (ß -> ss), and so does lower() for a
+    few characters ('İ' -> 'i̇'), which are then kept as they are."""
+    lowered = text.lower()
+    if len(lowered) == len(text):
+        return lowered
+    return "".join(low if len(low := ch.lower()) == 1 else ch for ch in text)
 
 
 def _is_word(text: str, i: int) -> bool:
@@ -280,7 +288,7 @@ class RuleEngine:
         limits = self.ruleset.limits
         deadline = started + limits.max_event_ms / 1000
         fields = event.texts()
-        texts = {field: text[: limits.max_text_chars] for field, text in fields}
+        texts = {field: readable(text[: limits.max_text_chars]) for field, text in fields}  # RE2 reads UTF-8
         failures: list[tuple[Failure, str]] = []  # (failure, its field)
         try:
             steps = _Plan.of(self._compiled).every if every_rule else self._steps(event, texts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -23,6 +24,18 @@ def compile_re2(pattern: str, ignore_case: bool = False):
             f"regex {pattern!r} is not valid RE2 ({detail}); RE2 runs in linear time and has no "
             "backreferences or lookaround: use a validator or context words instead"
         ) from None
+
+
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def readable(text: str) -> str:
+    """The text as RE2 can read it: each lone surrogate (a str may hold one, UTF-8 cannot) replaced by U+FFFD.
+
+    One code point for one, so offsets into the result are offsets into the text. Every detector reads
+    its text through this before RE2 sees it, and so must a decoder's output (`\\ud800` decodes to one).
+    """
+    return text if text.isascii() or not _LONE_SURROGATE.search(text) else _LONE_SURROGATE.sub("\ufffd", text)
 
 
 def set_pattern(pattern: str, ignore_case: bool = False) -> str:
@@ -51,7 +64,7 @@ class PatternSet:
 
     def match(self, text: str) -> list[int]:
         """Indices of the patterns that occur in text."""
-        return (self._set.Match(text) or []) if self._set is not None else []
+        return (self._set.Match(readable(text)) or []) if self._set is not None else []
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,10 +176,10 @@ class PatternDetector(Detector):
         return self._set.patterns
 
     def detect(self, text: str) -> list[DetectorMatch]:
-        return drop_overlaps(self._pattern_hits(text))
+        return drop_overlaps(self._pattern_hits(readable(text)))
 
     def _pattern_hits(self, text: str) -> list[DetectorMatch]:
-        """Every validated match of the table, overlaps included."""
+        """Every validated match of the table, overlaps included (text: readable() already)."""
         found: list[DetectorMatch] = []
         for index in self._set.match(text):
             pattern, regex = self._compiled[index]

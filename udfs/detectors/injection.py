@@ -25,6 +25,7 @@ from udfs.detectors.base import (
     PatternSet,
     compile_re2,
     drop_overlaps,
+    readable,
     register,
 )
 
@@ -263,18 +264,20 @@ class PromptInjectionDetector(PatternDetector):
         return self._set.patterns + list(_ENCODED_TRIGGERS)
 
     def detect(self, text: str) -> list[DetectorMatch]:
+        text = readable(text)
         hits = self._pattern_hits(text)
         if not hits and (self.params.entities is None or "obfuscated_injection" in self.params.entities):
             # Only where the plain text shows nothing: an attack in the clear needs no decoding.
             hits = [
                 DetectorMatch("obfuscated_injection", start, end, 0.8, f"{how}, then {inner[0].why}")
-                for start, end, how, view in _decoded_views(text)
+                for start, end, how, view in decoded_views(text)
                 if (inner := self._pattern_hits(view))
             ]
         return drop_overlaps(hits)
 
 
 # Where an encoded payload may hide: each pattern finds a segment, its function decodes it (None: not text).
+# A decoder takes any string and returns None or text RE2 can read (no lone surrogates): never raises.
 def _printable(data: bytes) -> str | None:
     try:
         decoded = data.decode("utf-8")
@@ -362,20 +365,49 @@ def _morse(segment: str) -> str:
     return " ".join("".join(_MORSE.get(code, "?") for code in word.split()) for word in segment.split("/"))
 
 
-_SEGMENTS = (
+def _hex(segment: str) -> str | None:
+    try:
+        return _printable(bytes.fromhex(segment))
+    except ValueError:
+        return None
+
+
+def _binary(segment: str) -> str | None:
+    """Bytes as groups of eight bits, spaced or not: "01001001 01100111" and "0100100101100111" alike."""
+    bits = "".join(segment.split())
+    if not bits or len(bits) % 8 or bits.strip("01"):
+        return None
+    return _printable(bytes(int(bits[i : i + 8], 2) for i in range(0, len(bits), 8)))
+
+
+def _percent(segment: str) -> str:
+    return readable(urllib.parse.unquote(readable(segment)))  # invalid UTF-8 becomes U+FFFD
+
+
+_U_ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})")
+
+
+def _u_escapes(segment: str) -> str:
+    """\\uXXXX escapes as UTF-16 code units: a surrogate pair spelled as two escapes is one character, a lone
+    surrogate (which UTF-8 and so RE2 cannot hold) is U+FFFD."""
+    units = _U_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), segment)
+    return units.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+SEGMENTS = (
     (r"[A-Za-z0-9+/]{20,}={0,2}", _b64, "base64"),  # 15 bytes and more: "Ignore all rules" is 16
     (r"\b[A-Z2-7]{24,}=*", _b32, "base32"),
-    (r"\b(?:[0-9a-fA-F]{2}){12,}\b", lambda s: _printable(bytes.fromhex(s)), "hex"),
-    (r"(?:[01]{8}\s?){4,}", lambda s: _printable(bytes(int(b, 2) for b in s.split())), "binary"),
-    (r"(?:[^\s%]*%[0-9A-Fa-f]{2}){3,}\S*", urllib.parse.unquote, "percent-encoding"),
-    (r"(?:\\u[0-9A-Fa-f]{4}){3,}", lambda s: codecs.decode(s, "unicode_escape"), "\\u escapes"),
+    (r"\b(?:[0-9a-fA-F]{2}){12,}\b", _hex, "hex"),
+    (r"(?:[01]{8}\s?){4,}", _binary, "binary"),  # spaced or not: 32 digits in a row are 4 bytes
+    (r"(?:[^\s%]*%[0-9A-Fa-f]{2}){3,}\S*", _percent, "percent-encoding"),
+    (r"(?:\\u[0-9A-Fa-f]{4}){3,}", _u_escapes, "\\u escapes"),
     (r"<~.{8,}?~>", _a85, "ascii85"),
     (r"[0-9A-Za-z!#$%&()*+\-;<=>?@^_`{|}~]{25,}", _b85, "base85"),
     (r"[.-]{1,6}(?: (?:/ )?[.-]{1,6}){4,}", _morse, "Morse"),
 )
-_SEGMENT_RES = [(compile_re2(pattern), decode) for pattern, decode, _ in _SEGMENTS]
-_SEGMENT_NAMES = [name for _, _, name in _SEGMENTS]
-_SEGMENT_SET = PatternSet([pattern for pattern, _, _ in _SEGMENTS])  # one pass says which decoders to try
+_SEGMENT_RES = [(compile_re2(pattern), decode) for pattern, decode, _ in SEGMENTS]
+_SEGMENT_NAMES = [name for _, _, name in SEGMENTS]
+_SEGMENT_SET = PatternSet([pattern for pattern, _, _ in SEGMENTS])  # one pass says which decoders to try
 _TAGS = re.compile("[\U000e0000-\U000e007f]{4,}")
 _LEET = str.maketrans("013457@$", "oieastas")
 _SPACED = compile_re2(r"\b(?:\w ){3,}\w\b")
@@ -387,15 +419,16 @@ _TURNED = compile_re2(rf"(?i){_ROT13_WORDS}")
 _LEETSPEAK = compile_re2(rf"(?i){_LEET_WORDS}")
 # The RE2 triggers under which the engine runs this detector at all, beside its patterns.
 _ENCODED_TRIGGERS = (
-    *(pattern for pattern, _, _ in _SEGMENTS),
+    *(pattern for pattern, _, _ in SEGMENTS),
     "[\U000e0000-\U000e007f]",
     rf"(?i){_ROT13_WORDS}|{_LEET_WORDS}|(?:\b\w ){{4,}}",
 )
 
 
-def _decoded_views(text: str) -> list[tuple[int, int, str, str]]:
+def decoded_views(text: str) -> list[tuple[int, int, str, str]]:
     """(start, end, how, decoded text) for each encoded part of a text, and for the whole text read as
     ROT13, reversed, leetspeak and with spaced letters joined, where a sign of each is present."""
+    text = readable(text)
     views = []
     for index in _SEGMENT_SET.match(text):
         regex, decode = _SEGMENT_RES[index]

@@ -19,6 +19,7 @@ from udfs.detectors.base import (
     PatternDetector,
     compile_re2,
     drop_overlaps,
+    readable,
     register,
 )
 
@@ -132,6 +133,7 @@ class PiiDetector(PatternDetector):
         return self._set.patterns + ([_PHONE_CANDIDATE] if self._phones is not None else [])
 
     def detect(self, text: str) -> list[DetectorMatch]:
+        text = readable(text)
         hits = self._pattern_hits(text)
         if self._phones is not None:
             hits += self._phone_hits(text)

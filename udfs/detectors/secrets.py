@@ -24,6 +24,7 @@ from udfs.detectors.base import (
     PatternSet,
     compile_re2,
     drop_overlaps,
+    readable,
     register,
 )
 
@@ -240,6 +241,7 @@ class SecretsDetector(PatternDetector):
             start += len(gate or ())
 
     def detect(self, text: str) -> list[DetectorMatch]:
+        text = readable(text)
         plugins = self._detect_secrets_plugins(text) if self._plugins is not None else []
         return drop_overlaps(plugins + self._gitleaks_hits(text) + self._pattern_hits(text))
 

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from udfs.detectors.base import Detector, DetectorMatch, compile_re2, register, set_pattern, shorten
+from udfs.detectors.base import Detector, DetectorMatch, compile_re2, readable, register, set_pattern, shorten
 
 DATA = Path(__file__).parent / "data"
 # Ours, and more from third-party corpora (their training splits): injection_attacks_<source>.txt.
@@ -69,6 +69,7 @@ class InjectionSimilarityDetector(Detector):
         return [set_pattern(_CUES_PATTERN, ignore_case=True)]  # only sentences with a cue are embedded
 
     def detect(self, text: str) -> list[DetectorMatch]:
+        text = readable(text)  # RE2 and the tokenizer read UTF-8
         candidates = [m for m in _SENTENCE.finditer(text) if _CUES.search(m.group())]
         if not candidates:
             return []

@@ -11,7 +11,12 @@ from collections.abc import Callable
 
 
 def digits(value: str) -> str:
-    return "".join(ch for ch in value if ch.isdigit())
+    """The ASCII digits of a value (str.isdigit() is also true of "²" and "٣", which int() refuses or reads)."""
+    return "".join(ch for ch in value if "0" <= ch <= "9")
+
+
+def _all_digits(value: str) -> bool:
+    return value.isascii() and value.isdigit()
 
 
 def luhn(value: str) -> bool:
@@ -95,8 +100,10 @@ _NIF_LETTERS = "TRWAGMYFPDXBNJZSQVHLCKE"
 def es_nif(value: str) -> bool:
     """Spanish DNI/NIF (8 digits and a mod-23 letter) or NIE (X, Y or Z, 7 digits, the letter)."""
     v = value.replace("-", "").replace(" ", "").upper()
+    if not v:
+        return False
     number = str("XYZ".index(v[0])) + v[1:-1] if v[0] in "XYZ" else v[:-1]
-    return len(number) == 8 and number.isdigit() and _NIF_LETTERS[int(number) % 23] == v[-1]
+    return len(number) == 8 and _all_digits(number) and _NIF_LETTERS[int(number) % 23] == v[-1]
 
 
 _IT_ODD = dict(
@@ -147,7 +154,7 @@ _IT_ODD = dict(
 def it_fiscal_code(value: str) -> bool:
     """Italian codice fiscale: 16 characters, the last a check letter over the first 15."""
     v = value.upper()
-    if len(v) != 16:
+    if len(v) != 16 or any(ch not in _IT_ODD for ch in v):
         return False
     total = sum(
         _IT_ODD[ch] if i % 2 == 0 else (int(ch) if ch.isdigit() else ord(ch) - 65) for i, ch in enumerate(v[:15])
@@ -177,7 +184,7 @@ _FI_CHECK = "0123456789ABCDEFHJKLMNPRSTUVWXY"
 def fi_personal_identity_code(value: str) -> bool:
     """Finnish henkilötunnus DDMMYYCNNNX: a valid date and the mod-31 check character."""
     v = value.upper()
-    if len(v) != 11 or not (v[:6] + v[7:10]).isdigit():
+    if len(v) != 11 or not _all_digits(v[:6] + v[7:10]):
         return False
     day, month = int(v[:2]), int(v[2:4])
     return 1 <= day <= 31 and 1 <= month <= 12 and _FI_CHECK[int(v[:6] + v[7:10]) % 31] == v[10]
@@ -250,7 +257,7 @@ _SG_LETTERS = {"ST": "JZIHGFEDCBA", "FG": "XWUTRQPNMLK"}
 def sg_nric_fin(value: str) -> bool:
     """Singapore NRIC (S, T) or FIN (F, G): the weighted check letter."""
     v = value.upper()
-    if len(v) != 9 or v[0] not in "STFG" or not v[1:8].isdigit():
+    if len(v) != 9 or v[0] not in "STFG" or not _all_digits(v[1:8]):
         return False
     total = _weighted(v[1:8], (2, 7, 6, 5, 4, 3, 2)) + (4 if v[0] in "TG" else 0)
     letters = _SG_LETTERS["ST" if v[0] in "ST" else "FG"]
@@ -319,7 +326,7 @@ IBAN_LENGTHS = {
 def iban_mod97(value: str) -> bool:
     """IBAN: known country length and the ISO 7064 mod-97 check."""
     iban = value.replace(" ", "").upper()
-    if IBAN_LENGTHS.get(iban[:2]) != len(iban) or not iban.isalnum():
+    if IBAN_LENGTHS.get(iban[:2]) != len(iban) or not (iban.isascii() and iban.isalnum()):
         return False
     rearranged = iban[4:] + iban[:4]
     return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
