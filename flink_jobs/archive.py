@@ -2,8 +2,9 @@
 
 Part files are written in-progress under hidden names (`.part-*`) and committed at checkpoints, so a
 reader sees whole checkpoints only and a restore never duplicates a row; partitions are Hive-style,
-date=YYYY-MM-DD/tenant=T/. The job's image and local runs ship flink-sql-parquet with Hadoop's
-shaded client (the Parquet writer's configuration classes), see devstack.artifacts.archive_jars.
+date=YYYY-MM-DD/tenant=T/ (T: udfs.archive.tenant_partition, bounded). The job's image and local runs
+ship flink-sql-parquet with Hadoop's shaded client (the Parquet writer's configuration classes), see
+devstack.artifacts.archive_jars.
 """
 
 from __future__ import annotations
@@ -91,6 +92,9 @@ def archive_dataset(path: str) -> ds.Dataset:
 
 def read_archive(path: str, connection: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyRelation:
     """The archive as a DuckDB relation, on any filesystem pyarrow reads (DuckDB's own S3 support is an
-    extension it would download at run time)."""
+    extension it would download at run time). Its `tenant` is the tenant as sent: a row's tenant_full, or
+    for a row of schema 1 (none) its directory's."""
     connection = connection or duckdb.connect()
-    return connection.from_arrow(archive_dataset(path))
+    return connection.from_arrow(archive_dataset(path)).project(
+        "* EXCLUDE (tenant_full) REPLACE (coalesce(tenant_full, tenant) AS tenant)"
+    )

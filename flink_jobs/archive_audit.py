@@ -10,6 +10,7 @@ reporting what a masked text happens to match.
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date
@@ -21,8 +22,10 @@ from pyflink.datastream.functions import MapFunction, RuntimeContext
 from flink_jobs.archive import archive_table, read_archive
 from flink_jobs.pyflink_internals import table_env_of, with_event_time
 from flink_jobs.settings import AuditJobSettings
-from udfs.archive import COLUMNS, PARTITION_COLUMNS, TEXT_FIELDS, TextCipher
+from udfs.archive import COLUMNS, PARTITION_COLUMNS, TEXT_FIELDS, ArchiveKeyError, TextCipher
 from udfs.rules import RuleSet
+
+log = logging.getLogger("llm_audit.archive_audit")
 
 # Match types that read the prompt or response text (field rules read the event's other fields).
 TEXT_MATCHES = {"pattern", "keywords", "detector", "score", "entities"}
@@ -39,37 +42,60 @@ def text_rules(ruleset: RuleSet) -> set[str]:
     return reads_text | sequences
 
 
-def archived_event(row: dict, cipher: TextCipher | None) -> tuple[str, bool]:
-    """An archive row -> (its audit event JSON, whether its text is the raw text)."""
+def archived_event(row: dict, cipher: TextCipher | None) -> tuple[str, list[str]]:
+    """An archive row -> (its audit event JSON, the text fields whose ciphertext did not open with the key:
+    a tampered file, or another key under the same id; their redacted text stands in)."""
     event = {name: row[name] for name in _EVENT_FIELDS if row[name] is not None}
-    event.update(timestamp=row["timestamp_ms"], tenant=row["tenant"])
+    event.update(timestamp=row["timestamp_ms"], tenant=row["tenant_full"] or row["tenant"])  # schema 1: none
     event.update({name: row[name] for name in _NUMBERS if row[name] is not None})
     if row["metadata"] is not None:
         event["metadata"] = json.loads(row["metadata"])
     raw = cipher is not None and row["key_id"] == cipher.key_id
+    unopened = []
     for field in TEXT_FIELDS:
         sealed = row[f"{field}_encrypted"]
         if raw and sealed is not None and cipher is not None:
-            event[field] = cipher.decrypt(bytes(sealed), row["event_id"], field)
-        elif row[field] is not None:
+            try:
+                event[field] = cipher.decrypt(bytes(sealed), row["event_id"], field)
+                continue
+            except ArchiveKeyError:
+                unopened.append(field)
+        if row[field] is not None:
             event[field] = row[field]
     if "prompt" not in event and "response" not in event:
         event["response"] = ""  # archived with text mode `none`: the field rules still run
-    return json.dumps(event, ensure_ascii=False), raw
+    return json.dumps(event, ensure_ascii=False), unopened
 
 
 class ArchivedEvents(MapFunction):
-    """Archive rows -> (event JSON, event time ms) for with_event_time."""
+    """Archive rows -> (event JSON, event time ms) for with_event_time. A row whose raw text does not open
+    is audited on its redacted text, and logged (`archive_text_unopened`, with the count so far)."""
 
     def __init__(self, key: str | None):
         self._key = key
 
     def open(self, runtime_context: RuntimeContext):
         self._cipher = TextCipher.from_base64(self._key) if self._key else None
+        self._unopened = 0
 
     def map(self, value: Row):
         row = dict(zip([*COLUMNS, *PARTITION_COLUMNS], value))
-        return archived_event(row, self._cipher)[0], row["timestamp_ms"]
+        event, unopened = archived_event(row, self._cipher)
+        if unopened:
+            self._unopened += 1
+            log.warning(
+                json.dumps(
+                    {
+                        "event": "archive_text_unopened",
+                        "event_id": row["event_id"],
+                        "fields": unopened,
+                        "key_id": row["key_id"],
+                        "audited_on": "redacted text",
+                        "events_so_far": self._unopened,
+                    }
+                )
+            )
+        return event, row["timestamp_ms"]
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from typing import Any
 import duckdb
 from pymongo import MongoClient
 
-from flink_jobs.archive import archive_dataset
+from flink_jobs.archive import read_archive
 from udfs.archive import FINDINGS_JSON_TYPE
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
@@ -107,7 +107,7 @@ def build_report(
         "HMAC-SHA256 keyed with the archive key" if pseudonym_key else "SHA-256 (no archive key: not keyed)",
     )
     con = duckdb.connect()
-    con.register("archive", archive_dataset(archive))
+    read_archive(archive, con).create_view("archive")
     where = f"date BETWEEN '{start}' AND '{end}'" + ("" if tenant == "all" else f" AND tenant = {_sql_str(tenant)}")
     findings = (
         f"SELECT tenant, date, event_id, application, model, user_id, "

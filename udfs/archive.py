@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import json
 import os
+import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
@@ -25,7 +26,7 @@ from udfs.rules import SCORERS
 if TYPE_CHECKING:
     from udfs.events import AuditEvent
 
-ARCHIVE_SCHEMA_VERSION = 1
+ARCHIVE_SCHEMA_VERSION = 2  # 2: tenant_full
 TextMode = Literal["redacted", "none", "encrypted"]
 TEXT_MODES: tuple[str, ...] = ("redacted", "none", "encrypted")
 
@@ -69,8 +70,9 @@ COLUMNS: dict[str, str] = {
     "latency_ms": "DOUBLE",
     "metadata": "STRING",  # JSON
     "rules_hash": "STRING",  # content hash of the ruleset that produced the findings
+    "tenant_full": "STRING",  # the tenant as sent; the partition's `tenant` is tenant_partition(it)
 }
-# Hive-style directories date=YYYY-MM-DD/tenant=T/ (the event's UTC date).
+# Hive-style directories date=YYYY-MM-DD/tenant=T/ (the event's UTC date, tenant_partition(the tenant)).
 PARTITION_COLUMNS: dict[str, str] = {"date": "STRING", "tenant": "STRING"}
 TEXT_FIELDS = ("prompt", "response")
 
@@ -107,7 +109,7 @@ class TextCipher:
     def decrypt(self, blob: bytes, event_id: str, field: str) -> str:
         try:
             return self._aead.decrypt(blob[:12], blob[12:], f"{event_id}\0{field}".encode()).decode()
-        except InvalidTag:
+        except (InvalidTag, ValueError):  # ValueError: a blob too short to hold a nonce
             raise ArchiveKeyError(f"event {event_id!r} {field}: wrong key or tampered ciphertext") from None
 
 
@@ -122,6 +124,37 @@ def redacted_text(text: str, field: str, findings: list[Finding]) -> str:
 
 def archive_date(timestamp_ms: int) -> str:
     return datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC).strftime("%Y-%m-%d")
+
+
+# What Flink's filesystem sink escapes in a partition's directory name, as %XX (PartitionPathUtils); any
+# other character is written as it is, in UTF-8.
+_ESCAPED = frozenset([*map(chr, range(0x20)), *"\"#%'*/:=?[\\]^{}", "\x7f"])
+# The longest escaped tenant kept as its own directory name: `tenant=` and it stay under NAME_MAX (255 bytes).
+PARTITION_MAX_BYTES = 200
+# Directory values that readers take for a null partition: Flink's own, and Hive's (pyarrow, Spark).
+_NULL_PARTITIONS = {"__DEFAULT_PARTITION__", "__HIVE_DEFAULT_PARTITION__"}
+_HASHED = re.compile(r".*~[0-9a-f]{32}", re.DOTALL)  # tenant_partition's bounded form
+
+
+def escaped_size(value: str) -> int:
+    """Bytes of `value` as Flink names a partition directory with it."""
+    return sum(3 if char in _ESCAPED else len(char.encode()) for char in value)
+
+
+def tenant_partition(tenant: str) -> str:
+    """The tenant's partition value (its directory, tenant=<value>/): the tenant itself, or where its name
+    would not fit a directory's (NAME_MAX), be read back as null, or look like this bounded form, a prefix
+    of it, '~' and 128 bits of its SHA-256. Distinct tenants, distinct values; the rows hold the tenant as
+    sent (tenant_full), which readers take."""
+    if escaped_size(tenant) <= PARTITION_MAX_BYTES and tenant not in _NULL_PARTITIONS and not _HASHED.fullmatch(tenant):
+        return tenant
+    prefix, size = [], 0
+    for char in tenant:
+        size += escaped_size(char)
+        if size > 64:
+            break
+        prefix.append(char)
+    return "".join(prefix) + "~" + hashlib.sha256(tenant.encode()).hexdigest()[:32]
 
 
 def archive_record(
@@ -170,6 +203,7 @@ def archive_record(
         event.latency_ms,
         None if event.metadata is None else json.dumps(event.metadata, sort_keys=True, default=str),
         rules_hash,
-        archive_date(event.timestamp),
         event.tenant,
+        archive_date(event.timestamp),
+        tenant_partition(event.tenant),
     )

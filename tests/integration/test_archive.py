@@ -1,5 +1,5 @@
-"""The archive the job wrote, on the real stack: retention by partition age, and a user's erasure that
-survives a crash at every step."""
+"""The archive the job wrote, on the real stack: retention by partition age, a user's erasure that
+survives a crash at every step, and events of any tenant archived among the others."""
 
 import json
 import signal
@@ -241,3 +241,95 @@ def test_audit_archive_with_the_key_re_evaluates_every_rule_on_the_raw_text(isol
     assert "redacted" not in cli.output  # every event's raw text was read back
     live, again = (_violations_by_rule(settings, c) for c in (settings.violations_collection, "again"))
     assert again == live and live["pii.email"] > 10 and live["injection.repeated"] > 0  # sequence rules too
+
+
+# Tenants (any 1 to 256 characters) whose directory name once failed the job at every restart (longer
+# than NAME_MAX once escaped: "Failed to create the parent directory"), or read back as null (the default
+# partition names: Flink's source would not even plan over the archive), or that are merely odd.
+ODD_TENANTS = ["é" * 256, "/" * 256, "%" * 100, "__DEFAULT_PARTITION__", "__HIVE_DEFAULT_PARTITION__",
+               "..", ".", "a\nb", "nul\x00byte", "x~" + "0" * 32]
+
+
+def _produce(bootstrap: str, topic: str, values: list[str]) -> None:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    try:
+        for value in values:
+            producer.send(topic, value=value.encode())
+        producer.flush()
+    finally:
+        producer.close()
+
+
+def test_events_of_any_tenant_are_archived_and_found_by_tenant_among_the_others(isolated_job, unscored_rules):
+    import base64
+    from urllib.parse import unquote
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
+
+    from flink_jobs.archive import archive_dataset, archive_fs
+    from udfs.archive import tenant_partition
+
+    key = base64.b64encode(bytes(range(32))).decode()
+    settings = isolated_job("at", scorers=[], rules_path=unscored_rules, archive_text="encrypted", archive_key=key)
+    samples = list(traffic.generate(300, seed=29, start_ms=MIDNIGHT_MS, rate=50))
+    odd = {}
+    for i, tenant in enumerate(ODD_TENANTS * 2):  # two events each, in different places of the stream
+        odd[f"odd-{i}"] = {"event_id": f"odd-{i}", "timestamp": MIDNIGHT_MS + 100 * i, "tenant": tenant, "model": "m",
+                           "user_id": "odd-user", "prompt": f"mail bob{i}@example.com now", "response": "ok"}
+    values = [s.value for s in samples]
+    for i, event in enumerate(odd.values()):
+        values.insert(10 * i + 5, json.dumps(event))
+    _produce(settings.kafka_bootstrap, settings.source_topic, values)
+    audit_job.main(settings)  # no restart allowed: an event that failed the job would fail the test
+
+    # Every event archived once, each with its tenant as sent; no directory name near NAME_MAX.
+    rows = _rows(settings)
+    valid = {s.event_id for s in samples if not s.malformed}
+    assert sorted(r["event_id"] for r in rows) == sorted(valid | set(odd))
+    assert {r["event_id"]: r["tenant"] for r in rows if r["event_id"] in odd} == {i: e["tenant"] for i, e in odd.items()}
+    fs, root = archive_fs(settings.archive_dir)
+    names = [info.base_name for info in fs.get_file_info(pafs.FileSelector(root, recursive=True))]
+    assert max(len(name.encode()) for name in names) < 255
+    directories = {unquote(name.removeprefix("tenant=")) for name in names if name.startswith("tenant=")}
+    assert directories == {tenant_partition(r["tenant"]) for r in rows}
+    assert "__DEFAULT_PARTITION__" not in directories and "/" * 256 not in directories
+
+    # The compliance report of each odd tenant counts its own two events.
+    for tenant in ODD_TENANTS:
+        report = build_report(settings.archive_dir, settings.mongo_uri.get_secret_value(), settings.mongo_database,
+                              tenant, date(2026, 11, 19), date(2026, 11, 19),
+                              {"anomalies": settings.anomalies_collection,
+                               "rule_changes": settings.rule_changes_collection})
+        assert report.rows("totals")[0]["events"] == 2, repr(tenant)
+        assert {r["rule"]: r["violations"] for r in report.rows("rule")} == {"pii.email": 2}, repr(tenant)
+
+    # A tampered ciphertext: audit-archive audits that event on its redacted text instead of failing.
+    tampered = next(r for r in rows if r["event_id"] == "odd-0")
+    path = next(f.path for f in archive_dataset(settings.archive_dir).get_fragments()
+                if f.count_rows(filter=pc.field("event_id") == "odd-0"))
+    table = pq.read_table(path, filesystem=fs)
+    sealed = [bytes(b) if b is not None else None for b in table["prompt_encrypted"].to_pylist()]
+    index = table["event_id"].to_pylist().index("odd-0")
+    sealed[index] = sealed[index][:-1] + bytes([sealed[index][-1] ^ 1])
+    table = table.set_column(table.schema.get_field_index("prompt_encrypted"), "prompt_encrypted",
+                             pa.array(sealed, pa.binary()))
+    pq.write_table(table, path, filesystem=fs)
+    assert tampered["prompt"].startswith("mail bo*") and "@" not in tampered["prompt"]  # what it falls back to
+    cli = CliRunner().invoke(app, ["audit-archive", "--from", "2026-11-19", "--to", "2026-11-19", "--rules",
+                                   str(settings.rules_path), "--collection", "again"], env=job_env(settings))
+    assert cli.exit_code == 0, cli.output
+    assert f"re-audited {len(rows)} archived events" in cli.output
+    live, again = (_violations_by_rule(settings, c) for c in (settings.violations_collection, "again"))
+    assert again == {**live, "pii.email": live["pii.email"] - 1}  # the tampered event's email went unseen
+    with MongoClient(settings.mongo_uri.get_secret_value()) as client:
+        docs = client[settings.mongo_database]["again"].find({"event_id": {"$in": list(odd)}})
+        assert {(d["event_id"], d["tenant"]) for d in docs} == {(i, e["tenant"]) for i, e in odd.items() if i != "odd-0"}
+
+    # Erasure: the user of the odd tenants' events, wherever their rows are.
+    erase_user(settings.mongo_uri.get_secret_value(), settings.mongo_database, settings.archive_dir, "odd-user", "t")
+    assert sorted(r["event_id"] for r in _rows(settings)) == sorted(valid)

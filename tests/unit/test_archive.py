@@ -7,7 +7,17 @@ from dataclasses import replace
 import pytest
 
 from flink_jobs.settings import SettingsError, load_settings
-from udfs.archive import COLUMNS, PARTITION_COLUMNS, ArchiveKeyError, TextCipher, archive_record, redacted_text
+from udfs.archive import (
+    COLUMNS,
+    PARTITION_COLUMNS,
+    PARTITION_MAX_BYTES,
+    ArchiveKeyError,
+    TextCipher,
+    archive_record,
+    escaped_size,
+    redacted_text,
+    tenant_partition,
+)
 from udfs.events import parse_event
 from udfs.findings import Finding
 
@@ -74,3 +84,85 @@ def test_encrypted_archive_text_needs_a_valid_key(monkeypatch):
     monkeypatch.setenv("LLM_AUDIT_ARCHIVE_TEXT", "plain")
     with pytest.raises(SettingsError, match="LLM_AUDIT_ARCHIVE_TEXT='plain'.*'redacted', 'none' or 'encrypted'"):
         load_settings()
+
+
+ODD_TENANTS = ["é" * 256, "/" * 256, "%" * 256, "\x00" * 256, "a" * 256, "😀" * 256, "__DEFAULT_PARTITION__",
+               "__HIVE_DEFAULT_PARTITION__", "x~" + "0" * 32, tenant_partition("é" * 256)]
+
+
+@pytest.mark.parametrize("tenant", ["acme", "..", ".", "a\nb", "a\x00b", "a/b=c:d%", "é" * 100, "a" * 200,
+                                    "~", "x~" + "0" * 31, "__DEFAULT_PARTITION"])
+def test_a_tenant_whose_directory_name_fits_is_its_own_partition_value(tenant):
+    assert tenant_partition(tenant) == tenant  # the layout of every archive so far
+
+
+@pytest.mark.parametrize("tenant", ODD_TENANTS)
+def test_a_long_or_odd_tenant_gets_a_bounded_partition_value_with_a_readable_prefix(tenant):
+    value = tenant_partition(tenant)
+    assert value != tenant and escaped_size(value) <= PARTITION_MAX_BYTES
+    assert len(("tenant=" + value).encode()) < 255 and value[:4] == tenant[:4]
+    assert tenant_partition(tenant) == value  # the same every time, on every worker
+
+
+def test_distinct_tenants_get_distinct_partition_values():
+    tenants = {*ODD_TENANTS, "é" * 255, "é" * 255 + "e", "/" * 255, "a" * 201, "a" * 202}
+    tenants |= {tenant_partition(t) for t in tenants}  # a tenant that is another's bounded value
+    assert len({tenant_partition(t) for t in tenants}) == len(tenants)
+
+
+def test_escaped_size_counts_what_flink_escapes_as_three_bytes():
+    # Flink's PartitionPathUtils: control characters, "#%'*/:=?[\]^{} and DEL as %XX; the rest as UTF-8.
+    assert escaped_size('\x00\x1f"#%\'*/:=?[\\]^{}\x7f') == 3 * 18
+    assert escaped_size("az09 .-_~!@$&()+,;<>|`") == 22 and escaped_size("é😀") == 2 + 4
+
+
+def test_a_row_holds_the_tenant_as_sent_and_its_partition_value():
+    event = EVENT.model_copy(update={"tenant": "/" * 256})
+    row = dict(zip([*COLUMNS, *PARTITION_COLUMNS], archive_record(event, [], {}, "h1"), strict=True))
+    assert row["tenant_full"] == "/" * 256 and row["tenant"] == tenant_partition("/" * 256)
+    assert row["schema_version"] == 2
+
+
+def _sealed_row(cipher: TextCipher, **changes) -> dict:
+    row = dict(zip([*COLUMNS, *PARTITION_COLUMNS], archive_record(EVENT, [EMAIL], {}, "h1", "encrypted", cipher)))
+    return {**row, **changes}
+
+
+def test_an_archived_ciphertext_that_does_not_open_falls_back_to_the_redacted_text():
+    from flink_jobs.archive_audit import archived_event
+
+    cipher = TextCipher.from_base64(KEY)
+    row = _sealed_row(cipher)
+    event, unopened = archived_event(row, cipher)
+    assert json.loads(event)["prompt"] == EVENT.prompt and unopened == []
+    tampered = bytearray(row["prompt_encrypted"])
+    tampered[-1] ^= 1
+    for bad in (bytes(tampered), b"short", b""):
+        event, unopened = archived_event({**row, "prompt_encrypted": bad}, cipher)
+        assert unopened == ["prompt"] and json.loads(event)["prompt"] == "mail bo************* now"
+        assert json.loads(event)["response"] == "ok"  # the other field still opens
+    # Another key under the row's key id (a key id collision, a swapped key): redacted text too.
+    other = TextCipher(bytes(32))
+    other.key_id = cipher.key_id
+    event, unopened = archived_event(row, other)
+    assert unopened == ["prompt", "response"] and json.loads(event)["prompt"] == "mail bo************* now"
+    # Rows of schema 1 have no tenant_full: the directory's tenant is the tenant.
+    assert json.loads(archived_event({**row, "tenant_full": None}, None)[0])["tenant"] == "acme"
+
+
+def test_an_archive_of_schema_1_reads_as_before(tmp_path):
+    """Files written before tenant_full: read_archive takes the tenant from the directory, as it did."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from flink_jobs.archive import ARCHIVE_SCHEMA, read_archive
+
+    old = pa.schema([f for f in ARCHIVE_SCHEMA if f.name not in ("tenant_full", "date", "tenant")])
+    for tenant, directory in (("acme", "acme"), ("a/b", "a%2Fb")):
+        path = tmp_path / "date=2026-11-19" / f"tenant={directory}"
+        path.mkdir(parents=True)
+        columns = {f.name: pa.array([None], f.type) for f in old} | {"event_id": pa.array([f"e-{tenant}"])}
+        pq.write_table(pa.table(columns, schema=old), path / "part-0-0-0")
+    rows = read_archive(tmp_path.as_uri()).select("event_id, tenant, date").order("event_id").fetchall()
+    assert rows == [("e-a/b", "a/b", "2026-11-19"), ("e-acme", "acme", "2026-11-19")]
+    assert "tenant_full" not in read_archive(tmp_path.as_uri()).columns
