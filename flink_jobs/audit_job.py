@@ -98,12 +98,16 @@ _OFFSET_MIN = (
     f"(TRY_CAST(SUBSTR({_TS}, CHAR_LENGTH({_TS}) - 4, 2) AS INT) * 60 "
     f"+ TRY_CAST(SUBSTR({_TS}, CHAR_LENGTH({_TS}) - 1, 2) AS INT))"
 )
+# Never later than the message's arrival (its Kafka record time, the producer's clock): the watermark
+# follows event time but cannot run ahead of the clock, so one event stamped in the future (by a
+# client, or by a bad clock) cannot make every later event late for the windows. The windows still
+# count each event in its own time's window (AUDITED rows carry the event's timestamp).
 _EVENT_TIME = (
-    f"COALESCE(TO_TIMESTAMP_LTZ(CASE WHEN TRY_CAST({_TS} AS BIGINT) >= 100000000000 "
+    f"LEAST(COALESCE(TO_TIMESTAMP_LTZ(CASE WHEN TRY_CAST({_TS} AS BIGINT) >= 100000000000 "
     f"THEN TRY_CAST({_TS} AS BIGINT) END, 3), "
     f"CAST(CASE WHEN {_TS} LIKE '%Z' OR {_TS} LIKE '%z' THEN {_local(1)} "
     f"ELSE TIMESTAMPADD(MINUTE, -{_OFFSET_MIN}, {_local(6)}) END AS TIMESTAMP_LTZ(3)), "
-    f"TO_TIMESTAMP_LTZ(0, 3))"
+    f"TO_TIMESTAMP_LTZ(0, 3)), arrival)"
 )
 # Row(raw JSON, arrival), on the event's time.
 TIMED_EVENT = Types.ROW([Types.STRING(), Types.INSTANT()])

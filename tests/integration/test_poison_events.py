@@ -34,18 +34,21 @@ POISON = {
     # Audited (its e-mail is a violation), but InfluxDB takes no time after 2262: its window's points are refused.
     "poison-sink": json.dumps({"event_id": "poison-sink", "timestamp": "2300-01-01T00:00:00Z", "tenant": "acme",
                                "model": "m", "prompt": "write to jane.doe@example.com", "response": "ok"}),
+    # 300,000 levels of nesting: Flink SQL reads the timestamp in Java, then Python parses it.
+    "poison-deep": f'{{"event_id": "poison-deep", "timestamp": {START_MS + 2_500}, "metadata": '
+    + "[" * 150_000 + "]" * 150_000 + "}",
     # ~1 MB of quotes: not JSON, and its dead letter, escaped, would be twice the DLQ's max.message.bytes.
     "poison-quotes": '{"event_id": "poison-quotes", "prompt": "' + '\\"' * 490_000,
 }
 
 
-def _produce(bootstrap: str, topic: str, messages: list[tuple[str | None, str]]) -> None:
+def _produce(bootstrap: str, topic: str, messages: list[tuple[str | None, str, int]]) -> None:
     from kafka import KafkaProducer
 
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     try:
-        for key, value in messages:
-            producer.send(topic, value=value.encode(), key=key.encode() if key else None)
+        for key, value, at_ms in messages:
+            producer.send(topic, value=value.encode(), key=key.encode() if key else None, timestamp_ms=at_ms)
         producer.flush()
     finally:
         producer.close()
@@ -54,9 +57,10 @@ def _produce(bootstrap: str, topic: str, messages: list[tuple[str | None, str]])
 def test_poison_events_among_ordinary_traffic_are_isolated_and_the_rest_equals_the_truth(isolated_job):
     settings = isolated_job("poison", metrics_window_s=10, scorers_path=SCORERS)  # the default scorers, and a poison
     samples = list(traffic.generate(400, seed=31, start_ms=START_MS))
-    messages = [(s.key, s.value) for s in samples]
-    for at, value in zip((100, 200, 250, 300), POISON.values()):
-        messages.insert(at, ("acme", value))
+    # Logged as they happen: each record's Kafka time is its event's time (the generator's are 10 ms apart).
+    messages = [(s.key, s.value, START_MS + 10 * i) for i, s in enumerate(samples)]
+    for at, value in zip((100, 200, 250, 275, 300), POISON.values()):
+        messages.insert(at, ("acme", value, START_MS + 10 * at))
     _produce(settings.kafka_bootstrap, settings.source_topic, messages)
 
     audit_job.main(settings)  # no restart allowed: an event that failed the job would fail the test
@@ -77,13 +81,14 @@ def test_poison_events_among_ordinary_traffic_are_isolated_and_the_rest_equals_t
     assert refused and all(f["where"].startswith("influxdb") and "time outside range" in f["message"]
                            for d in refused for f in d["failures"])
     assert {json.loads(d["raw"])["time_ms"] for d in refused} == {10_413_792_000_000 + 10_000}  # its window's end
-    assert Counter(d["reason"] for d in dead) == malformed + Counter(invalid_json=1, audit_error=1 + len(refused))
+    assert Counter(d["reason"] for d in dead) == malformed + Counter(invalid_json=2, audit_error=1 + len(refused))
     [scorer] = [d for d in dead if d["reason"] == "audit_error" and d["failures"][0]["stage"] == "score"]
     assert json.loads(scorer["raw"])["event_id"] == "poison-scorer" and MARKER in scorer["failures"][0]["message"]
     [quotes] = [d for d in dead if d.get("raw_truncated")]
     assert quotes["reason"] == "invalid_json" and quotes["raw_bytes"] == len(POISON["poison-quotes"].encode())
     assert POISON["poison-quotes"].startswith(quotes["raw"])
-    # Every valid event counted once in its window, the poisoned ones included (not the one from 2300).
+    # Every valid event counted once in its window, the poisoned ones included (not the one from 2300, whose
+    # window InfluxDB refused): it did not move the watermark past the clock, so no later event was late.
     assert influx_totals(settings, *time_range(settings, truths))["events"] == len(valid) + 2
     [email] = [d for d in stored_findings(settings, ["poison-sink"]) if d["rule_id"] == "pii.email"]
     assert email["event_time"].year == 2300  # audited all the same

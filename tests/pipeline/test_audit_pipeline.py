@@ -254,12 +254,15 @@ def test_events_are_stamped_with_their_own_time_in_java():
         # Invalid: epoch 0, so they never move the watermark (the audit sends them to the dead letters).
         json.dumps({"timestamp": 1_800_000_000, "tenant": "t", "model": "m"}),
         "not json",
+        # Ahead of its arrival (a client's or a clock's doing): its arrival, so that the watermark cannot
+        # run ahead of the clock and make every later event late for the windows.
+        json.dumps({"timestamp": "2300-01-01T00:00:00Z", "tenant": "t", "model": "m"}),
     ]
     env = create_env(SETTINGS)
     # The keyed form of the scorer: it carries the time as a field, which stamps the records.
     times = keyed(timed_events(event_table(env, values), buckets=1), Types.STRING()).process(_Time(), Types.LONG())
     assert sorted(times.execute_and_collect("pipeline-test-timed-events")) == \
-        sorted([1_800_000_000_123, 1_800_000_000_500, 1_800_000_000_000, 0, 0])
+        sorted([1_800_000_000_123, 1_800_000_000_500, 1_800_000_000_000, 0, 0, ARRIVAL_MS])
 
 
 def test_names_found_by_the_entities_model_in_the_job_are_stored_as_redacted_spans():
