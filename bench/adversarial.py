@@ -68,6 +68,9 @@ def main() -> None:
             over = sum(1 for f in findings if f.entity in ("over_cap", "not_inspected"))
             if over:
                 outcome += f" ({over} over a limit)"
+            failed = sum(1 for f in findings if f.category == "audit_error")
+            if failed:
+                outcome += f" ({failed} not fully audited: {', '.join(f.entity for f in findings if f.category == 'audit_error')})"
         except EventError as exc:
             outcome = f"dead letter: {exc.reason}"
         seconds = time.perf_counter() - started
