@@ -21,8 +21,8 @@ SCHEMA_PATH = Path(__file__).parent / "schemas" / "audit_event.v1.json"
 _MIN_EPOCH_MS = 100_000_000_000
 # 9999-12-31T23:59:59.999Z: the last time Python's datetime, BSON dates and RFC 3339 all hold.
 MAX_EPOCH_MS = 253_402_300_799_999
-# Token counts above this are no LLM call's; the windows sum them as 64-bit integers.
-_MAX_TOKENS = 10**12
+# Token counts above this are no LLM call's; the archive keeps each as a 32-bit integer.
+_MAX_TOKENS = 2**31 - 1
 
 
 class EventError(ValueError):

@@ -172,3 +172,10 @@ def test_a_scorer_that_fails_on_every_text_fails_at_open(tmp_path):
     suite = ScorerSuite(load_config(config), ["toxicity"], "cpu")
     with pytest.raises(ScorerError, match="scorer toxicity fails on an ordinary text, so on every event: broken"):
         suite.open()
+
+
+def test_token_counts_past_32_bits_are_schema_violations_not_wrapped_in_the_archive():
+    ok = '{"event_id":"a","timestamp":1800000000000,"tenant":"t","model":"m","prompt":"x","prompt_tokens":%d}'
+    assert parse_event(ok % (2**31 - 1)).prompt_tokens == 2**31 - 1
+    with pytest.raises(EventError, match="prompt_tokens: Input should be less than or equal to 2147483647"):
+        parse_event(ok % 3_000_000_000)
