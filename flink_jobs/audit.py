@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from pyflink.common import Instant, Row, Types
@@ -24,7 +25,7 @@ from udfs.events import AuditEvent, EventError, dead_letter, parse_event
 from udfs.faults import Failure, failure_dead_letter
 from udfs.findings import violation_context, violation_document
 from udfs.rules import RuleError, RuleSet, ruleset_from_push
-from udfs.signing import SignatureError, trusted_keys, verify
+from udfs.signing import SignatureError, check_content, trusted_keys, verify
 
 # An event with its model scores: (event, {field: {label: score}}, {field: evidence}, the scorers'
 # failures on it, its arrival in epoch ms).
@@ -188,32 +189,54 @@ class AuditEvents(BroadcastProcessFunction):
             yield RULE_CHANGES, bucketed(change["_id"], change, self._buckets)
 
     def _push(self, value: str, ctx: BroadcastProcessFunction.Context):
-        """Applies a push if it is valid and this job's -> its rule_changes document."""
+        """Applies a push if it is valid and this job's -> its rule_changes document. Its signature (with
+        trusted keys) and the sha256 of its raw rules are checked, and its version held above the running
+        push's, before its rules are parsed."""
         try:
             record = json.loads(value)
         except json.JSONDecodeError as exc:
-            yield rule_change({}, False, f"not JSON: {exc}")
+            yield rule_change({}, value, False, f"not JSON: {exc}")
             return
         if not isinstance(record, dict) or record.get("name") != self._name:
             return  # another ruleset's push
         try:
+            if self._trusted:
+                verify(record, self._trusted)
+            else:
+                check_content(record)
+        except SignatureError as exc:
+            yield rule_change(record, value, False, str(exc))
+            return
+        version = record.get("version")
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            yield rule_change(record, value, False, f"version {version!r} is not a whole number >= 1")
+            return
+        running = ctx.get_broadcast_state(ACTIVE_RULES).get(self._name)
+        running_version = json.loads(running).get("version") if running else 0
+        if not isinstance(running_version, int):  # accepted before versions were checked
+            running_version = 0
+        if version <= running_version:
+            yield rule_change(
+                record,
+                value,
+                False,
+                f"rollback: version {version} is not above the running version {running_version}; "
+                "to go back to old rules, push them again with a higher version",
+            )
+            return
+        try:
             ruleset = ruleset_from_push(record)
         except RuleError as exc:
-            yield rule_change(record, False, str(exc))
+            yield rule_change(record, value, False, str(exc))
             return
         if ruleset.content_hash() != record.get("hash"):
-            yield rule_change(record, False, "hash does not match the rules: corrupted or hand-edited push")
+            yield rule_change(record, value, False, "hash does not match the rules: corrupted or hand-edited push")
             return
-        if self._trusted:
-            try:
-                verify(record, self._trusted)
-            except SignatureError as exc:
-                yield rule_change(record, False, str(exc))
-                return
         missing = ruleset.scorers_used() - set(self._scorers)
         if missing:
             yield rule_change(
                 record,
+                value,
                 False,
                 f"score rules need scorers {sorted(missing)}, which this "
                 f"job does not run (LLM_AUDIT_SCORERS={list(self._scorers)})",
@@ -222,16 +245,20 @@ class AuditEvents(BroadcastProcessFunction):
         try:
             self._use(ruleset)
         except RuleError as exc:  # a rule that fails on an ordinary event (RuleEngine.open): the last good set runs on
-            yield rule_change(record, False, str(exc))
+            yield rule_change(record, value, False, str(exc))
             return
         ctx.get_broadcast_state(ACTIVE_RULES).put(self._name, value)
-        yield rule_change(record, True, None)
+        yield rule_change(record, value, True, None)
 
 
-def rule_change(record: dict, accepted: bool, reason: str | None) -> dict:
-    """The rule_changes document; its _id is deterministic, so every subtask and replay upserts one."""
-    keys = ("name", "version", "hash", "author", "message", "pushed_at", "key_id")
+def rule_change(record: dict, raw: str, accepted: bool, reason: str | None) -> dict:
+    """The rule_changes document of a push (`raw`, as read from the topic). Its _id is deterministic, so
+    every subtask and replay upserts one; an accepted push's names its version, which is never accepted
+    twice, and a rejected push's the digest of its raw record too, so that a replayed old record is a new
+    document, never one written over the earlier accepted one."""
+    keys = ("name", "version", "sha256", "hash", "author", "message", "pushed_at", "key_id")
     doc = {key: record.get(key) for key in keys}
     doc.update(accepted=accepted, reason=reason)
-    doc["_id"] = f"{doc['name']}:v{doc['version']}:{doc['hash']}:{'accepted' if accepted else 'rejected'}"
+    outcome = "accepted" if accepted else f"rejected:{hashlib.sha256(raw.encode()).hexdigest()[:16]}"
+    doc["_id"] = f"{doc['name']}:v{doc['version']}:{doc['hash']}:{outcome}"
     return doc

@@ -286,8 +286,20 @@ class RuleSet(_Strict):
         return used
 
     def content_hash(self) -> str:
-        """Stable hash of the validated content: equal rulesets hash equal whatever the YAML layout."""
-        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+        """Stable short hash of the validated content (a display id: equal rulesets hash equal whatever the
+        YAML layout); what a signature covers is the full rules_digest."""
+        return short_hash(self.model_dump(mode="json"))
+
+
+def rules_digest(rules: Any) -> str:
+    """Full SHA-256 (hex) of rules as pushed (a RuleSet's model_dump(mode="json"), or a push record's raw
+    `rules`) in canonical JSON: keys sorted, no spaces. Computed on the raw record, before any parsing."""
+    return hashlib.sha256(json.dumps(rules, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def short_hash(rules: Any) -> str:
+    """The 16-character display id of rules as pushed (RuleSet.content_hash), computed on the raw form."""
+    return hashlib.sha256(json.dumps(rules, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def parse_rules(

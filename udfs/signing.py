@@ -1,8 +1,10 @@
-"""Signed rule pushes: Ed25519 over a push's identity (name, version, content hash, author, message, time).
+"""Signed rule pushes: Ed25519 over a push's identity (name, version, the full SHA-256 of its rules, the
+short hash shown to people, author, message, time and key id).
 
-The content hash covers the rules themselves (RuleSet.content_hash), so a signature over it covers
-them too. A job given trusted public keys runs only pushes signed by one of them; the key's id
-(`key_id`, from the public key) is recorded with the push.
+`sha256` is rules_digest of the record's raw `rules`, so a signature over it covers the rules
+themselves; check_content holds a record to it before anything parses the rules. A job given trusted
+public keys runs only pushes signed by one of them; the key's id (`key_id`, from the public key) is
+recorded with the push.
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-SIGNED_FIELDS = ("name", "version", "hash", "author", "message", "pushed_at")
+from udfs.rules import rules_digest
+
+SIGNED_FIELDS = ("name", "version", "sha256", "hash", "author", "message", "pushed_at", "key_id")
 
 
 class SignatureError(ValueError):
-    """A push that is unsigned, signed by a key the job does not trust, or whose signature does not verify."""
+    """A push that is unsigned, signed by a key the job does not trust, whose signature does not verify, or
+    whose rules are not those its `sha256` names."""
 
 
 def key_id(public: Ed25519PublicKey) -> str:
@@ -74,22 +79,33 @@ def _signed_bytes(record: dict) -> bytes:
 
 
 def sign(record: dict, private: Ed25519PrivateKey) -> dict:
-    """The push record with its `signature` and `key_id`."""
-    signature = base64.b64encode(private.sign(_signed_bytes(record))).decode()
-    return {**record, "signature": signature, "key_id": key_id(private.public_key())}
+    """The push record with its `key_id` and `signature`."""
+    record = {**record, "key_id": key_id(private.public_key())}
+    return {**record, "signature": base64.b64encode(private.sign(_signed_bytes(record))).decode()}
+
+
+def check_content(record: dict) -> None:
+    """SignatureError unless the record's `sha256` is rules_digest of its raw `rules` (nothing is parsed)."""
+    if not isinstance(record.get("sha256"), str):
+        raise SignatureError("no sha256 of the rules in the push: pushed by an older llm-audit: push again")
+    if rules_digest(record.get("rules")) != record["sha256"]:
+        raise SignatureError("sha256 does not match the rules: the rules were altered after the push was made")
 
 
 def verify(record: dict, trusted: dict[str, Ed25519PublicKey]) -> str:
-    """The id of the trusted key that signed the push; SignatureError says why not."""
+    """The id of the trusted key that signed the push and its rules; SignatureError says why not."""
     if not record.get("signature") or not record.get("key_id"):
         raise SignatureError("unsigned push: this job runs only pushes signed by a trusted key (rules push --sign-key)")
     key = trusted.get(record["key_id"])
     if key is None:
         raise SignatureError(f"signed by key {record['key_id']!r}, which this job does not trust")
+    if "sha256" not in record:  # its signature covers only the 16-character hash
+        raise SignatureError("signed by an older llm-audit: push again")
     try:
         key.verify(base64.b64decode(record["signature"]), _signed_bytes(record))
     except (InvalidSignature, binascii.Error, ValueError):
         raise SignatureError(
             f"bad signature for key {record['key_id']!r}: the push was altered after signing"
         ) from None
+    check_content(record)
     return record["key_id"]

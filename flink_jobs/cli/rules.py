@@ -14,7 +14,7 @@ from flink_jobs.cli.console import console, fail
 from flink_jobs.offsets import client_config
 from flink_jobs.settings import load_settings
 from udfs.engine import RuleEngine
-from udfs.rules import RuleError, RuleSet, load_rules, rules_json_schema
+from udfs.rules import RuleError, RuleSet, load_rules, rules_digest, rules_json_schema
 
 app = typer.Typer(no_args_is_help=True, help="Validate, test, push and inspect YAML rules.")
 
@@ -26,6 +26,14 @@ NAME = typer.Option("default", help="Ruleset name (the record key on the topic).
 def _kafka(bootstrap: str) -> dict:
     """The job's Kafka client settings (LLM_AUDIT_KAFKA_SECURITY_PROTOCOL, SASL, TLS) for these brokers."""
     return client_config(load_settings(kafka_bootstrap=bootstrap))
+
+
+def _pushed(kafka: dict, topic: str, name: str) -> list[dict]:
+    """The well-formed records pushed under `name`, oldest first; junk on the topic is reported and skipped."""
+    found, junk = rules_topic.records(kafka, topic, name)
+    for line in junk:
+        console.print(f"[yellow]skipped junk on {topic}[/]: {line}")
+    return found
 
 
 def load(path: Path) -> RuleSet:
@@ -99,7 +107,7 @@ def push(
     ),
 ) -> None:
     """Validate, then publish the ruleset to the running job(s) through the audit-rules topic."""
-    from udfs.signing import SignatureError, key_id, load_private_key, sign
+    from udfs.signing import SignatureError, key_id, load_private_key, sign, verify
 
     private = None
     if sign_key is not None:
@@ -109,13 +117,25 @@ def push(
             fail(str(exc))
     ruleset = load(path)
     kafka = _kafka(bootstrap)
-    live = rules_topic.latest(kafka, topic, name)
-    # The same rules pushed again unsigned, or signed by another key (e.g. after a rejection), go out.
-    signer = key_id(private.public_key()) if private is not None else None
-    if live is not None and live["hash"] == ruleset.content_hash() and live.get("key_id") == signer:
-        console.print(f"unchanged: live version {live['version']} has hash {live['hash']}; nothing pushed")
-        return
-    record = rules_topic.push_record(ruleset, name, (live or {}).get("version", 0) + 1, author, message)
+    pushed = _pushed(kafka, topic, name)
+    live = pushed[-1] if pushed else None
+    # The same rules pushed again unsigned, or signed by another key (e.g. after a rejection), go out; a
+    # record that claims this key's signature counts only if the signature verifies.
+    if live is not None and live["sha256"] == rules_digest(ruleset.model_dump(mode="json")):
+        if private is None and not live.get("key_id"):
+            console.print(f"unchanged: live version {live['version']} has hash {live['hash']}; nothing pushed")
+            return
+        if private is not None and live.get("key_id") == key_id(private.public_key()):
+            try:
+                verify(live, {live["key_id"]: private.public_key()})
+            except SignatureError:
+                pass
+            else:
+                console.print(f"unchanged: live version {live['version']} has hash {live['hash']}; nothing pushed")
+                return
+    # Above every version on the topic: the job rejects a version not above the one it runs (a rollback).
+    version = max((record["version"] for record in pushed), default=0) + 1
+    record = rules_topic.push_record(ruleset, name, version, author, message)
     if private is not None:
         record = sign(record, private)
     try:
@@ -153,32 +173,58 @@ def keygen(
 
 @app.command("list")
 def list_rules(name: str = NAME, bootstrap: str = BOOTSTRAP, topic: str = TOPIC) -> None:
-    """Show the live (last pushed) ruleset."""
-    live = rules_topic.latest(_kafka(bootstrap), topic, name)
-    if live is None:
+    """Show the live (last pushed) ruleset, and every push on the topic with whether its signature verifies
+    with the trusted keys (LLM_AUDIT_RULES_TRUSTED_KEYS)."""
+    settings = load_settings(kafka_bootstrap=bootstrap)
+    pushed = _pushed(client_config(settings), topic, name)
+    if not pushed:
         fail(f"nothing pushed under {name!r} on {topic}; the job runs the rules file it started with")
+    live = pushed[-1]
     console.print(
         f"{name} v{live['version']} hash {live['hash']} by {live['author']} at {live['pushed_at']}: {live['message']}"
     )
     table = Table("rule", "version", "category", "severity", "enabled", "match")
-    for rule in live["rules"]["rules"]:
+    for rule in _rules_of(live):
+        match = rule.get("match")
         table.add_row(
-            rule["id"],
-            str(rule["version"]),
-            rule["category"],
-            rule["severity"],
-            str(rule["enabled"]),
-            rule["match"]["type"],
+            *(str(rule.get(field, "?")) for field in ("id", "version", "category", "severity", "enabled")),
+            str(match.get("type", "?") if isinstance(match, dict) else "?"),
         )
     console.print(table)
+    pushes = Table("version", "hash", "author", "pushed at", "signature", title=f"pushes of {name} on {topic}")
+    for record in pushed:
+        pushes.add_row(
+            str(record["version"]), record["hash"], record["author"], record["pushed_at"],
+            _signature(record, settings.rules_trusted_keys),
+        )  # fmt: skip
+    console.print(pushes)
+
+
+def _rules_of(record: dict) -> list[dict]:
+    """The rules of a pushed record as it is on the topic (not parsed: rules with an id only)."""
+    rules = record["rules"].get("rules")
+    return [r for r in rules if isinstance(r, dict) and isinstance(r.get("id"), str)] if isinstance(rules, list) else []
+
+
+def _signature(record: dict, trusted: list[str]) -> str:
+    from udfs.signing import SignatureError, trusted_keys, verify
+
+    if not record.get("signature"):
+        return "unsigned"
+    if not trusted:
+        return f"key {record.get('key_id')}, not checked (no LLM_AUDIT_RULES_TRUSTED_KEYS)"
+    try:
+        return f"[green]verified[/], key {verify(record, trusted_keys(trusted))}"
+    except SignatureError as exc:
+        return f"[red]does not verify[/]: {exc}"
 
 
 @app.command()
 def diff(path: Path, name: str = NAME, bootstrap: str = BOOTSTRAP, topic: str = TOPIC) -> None:
     """What pushing PATH would change in the live ruleset."""
     local = {r["id"]: r for r in load(path).model_dump(mode="json")["rules"]}
-    live_record = rules_topic.latest(_kafka(bootstrap), topic, name)
-    live = {r["id"]: r for r in (live_record or {"rules": {"rules": []}})["rules"]["rules"]}
+    pushed = _pushed(_kafka(bootstrap), topic, name)
+    live = {r["id"]: r for r in (_rules_of(pushed[-1]) if pushed else [])}
     table = Table("change", "rule", "detail")
     for rule_id in sorted(local.keys() | live.keys()):
         before, after = live.get(rule_id), local.get(rule_id)

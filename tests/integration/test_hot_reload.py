@@ -10,7 +10,7 @@ from pymongo import MongoClient
 
 from flink_jobs import audit_job, rules_topic
 from flink_jobs.offsets import client_config
-from udfs.rules import load_rules, parse_rules
+from udfs.rules import load_rules, parse_rules, rules_digest
 
 ROOT = Path(__file__).resolve().parents[2]
 ZEBRA_RULE = """
@@ -88,6 +88,7 @@ def test_push_changes_what_the_running_job_flags_and_a_bad_push_is_rejected(isol
         # A push that fails validation is recorded as rejected; the last good set keeps running.
         bad = rules_topic.push_record(load_rules(ROOT / "rules" / "default.yaml"), "default", 2, "tester", "bad")
         bad["rules"]["rules"][0]["severity"] = "urgent"
+        bad["sha256"] = rules_digest(bad["rules"])  # hand-edited with its digest: the rules are checked too
         rules_topic.publish(client_config(settings), settings.rules_topic, bad)
         _wait_for(lambda: db[settings.rule_changes_collection].count_documents({"accepted": False}) > 0, 10, lambda: None)
         before = zebra_findings()

@@ -47,6 +47,31 @@ def test_push_list_diff_round_trip(stack_settings, run_id, tmp_path):
     assert rules_topic.latest({"bootstrap_servers": stack_settings.kafka_bootstrap}, topic, "default")["version"] == 2
 
 
+def test_junk_and_forged_records_on_the_topic_neither_break_nor_skip_a_push(stack_settings, run_id, tmp_path):
+    from kafka import KafkaProducer
+
+    from udfs.rules import load_rules
+
+    topic = f"rules-junk-{run_id}"
+    stack.create_topics(stack_settings.kafka_bootstrap, {topic: {"cleanup.policy": "compact"}})
+    common = ["--topic", topic, "--bootstrap", stack_settings.kafka_bootstrap]
+    path = ROOT / "rules" / "default.yaml"
+    # The file's hash and sha256 over other rules: trusted, it would make the push print "unchanged".
+    forged = {**rules_topic.push_record(load_rules(path), "default", 7, "mallory", "x"), "rules": {"rules": []}}
+    producer = KafkaProducer(bootstrap_servers=stack_settings.kafka_bootstrap)
+    for value in ("{not json", "[1]", json.dumps({"name": "default"}), json.dumps(forged)):
+        producer.send(topic, key=b"default", value=value.encode())
+    producer.flush()
+    producer.close()
+
+    pushed = run("rules", "push", str(path), "-m", "first", "--author", "alice", *common)
+    assert pushed.returncode == 0 and "pushed default v1" in pushed.stderr, pushed.stderr
+    assert pushed.stderr.count("skipped junk") == 4 and "sha256 does not match the rules" in pushed.stderr
+    assert rules_topic.latest({"bootstrap_servers": stack_settings.kafka_bootstrap}, topic, "default")["author"] == "alice"
+    listed = run("rules", "list", *common)
+    assert listed.returncode == 0 and "default v1" in listed.stderr and "unsigned" in listed.stderr, listed.stderr
+
+
 def test_rules_test_reports_a_failing_example(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text(json.dumps({"rules": [{

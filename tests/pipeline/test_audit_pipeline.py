@@ -159,21 +159,30 @@ def test_malformed_messages_reach_the_dead_letter_output_with_their_reason():
 
 def test_rule_pushes_are_validated_and_reported():
     from flink_jobs.rules_topic import push_record
-    from udfs.rules import RuleSet
+    from udfs.rules import RuleSet, rules_digest
+    from udfs.signing import generate_key, load_private_key, sign
 
+    pem, public = generate_key()
+    key = load_private_key(pem, "test.pem")
     # FAST runs the toxicity scorer only: a ruleset with a bias rule needs a scorer it does not run.
     ruleset = RuleSet(rules=[rule for rule in RULES.rules if rule.category != "bias"])
-    good = push_record(ruleset, "default", 1, "alice", "first")
+    good = sign(push_record(ruleset, "default", 1, "alice", "first"), key)
     bad = {**push_record(ruleset, "default", 2, "bob", "typo"), "hash": "0"}
     bad["rules"] = {"rules": [{**bad["rules"]["rules"][0], "severity": "urgent"}]}
-    tampered = {**push_record(ruleset, "default", 3, "eve", "edit"), "hash": "deadbeef"}
-    needs_bias = push_record(RULES, "default", 4, "dan", "adds bias.stereotype")
-    other = push_record(ruleset, "staging", 1, "carol", "another ruleset")
+    bad = sign({**bad, "sha256": rules_digest(bad["rules"])}, key)  # hand-edited, then signed
+    tampered = sign({**push_record(ruleset, "default", 3, "eve", "edit"), "hash": "deadbeef"}, key)
+    needs_bias = sign(push_record(RULES, "default", 4, "dan", "adds bias.stereotype"), key)
+    other = sign(push_record(ruleset, "staging", 1, "carol", "another ruleset"), key)
+    # v5 drops a rule; replaying the validly signed v1 must not bring it back, nor overwrite v1's document.
+    newer = sign(push_record(RuleSet(rules=ruleset.rules[1:]), "default", 5, "alice", "drop one"), key)
+    again = sign(push_record(ruleset, "default", 5, "mallory", "same version"), key)
     pushes = [json.dumps(r) for r in (good, bad, tampered, needs_bias, other)] + ["{not json"]
+    pushes += [json.dumps(newer), json.dumps(good), json.dumps(again)]
 
     env = create_env(FAST)
+    settings = FAST.model_copy(update={"rules_trusted_keys": [public]})
     out = build_pipeline(event_table(env, [SAMPLES[0].value]), env.from_collection(pushes, type_info=Types.STRING()),
-                         FAST, ruleset)
+                         settings, ruleset)
     changes = collect(out.rule_changes, "pipeline-test-rule-changes")
     summary = [(c["version"], c["accepted"], (c["reason"] or "")[:60]) for c in changes]
     assert summary[0] == (1, True, "")
@@ -181,8 +190,15 @@ def test_rule_pushes_are_validated_and_reported():
     assert summary[2][:2] == (3, False) and "hash does not match" in changes[2]["reason"]
     assert summary[3][:2] == (4, False) and "need scorers ['bias']" in changes[3]["reason"]
     assert summary[4][:2] == (None, False) and changes[4]["reason"].startswith("not JSON")
-    assert len(changes) == 5  # the staging push is not this job's
+    assert summary[5] == (5, True, "")
+    assert summary[6][:2] == (1, False) and "version 1 is not above the running version 5" in changes[6]["reason"]
+    assert "push them again with a higher version" in changes[6]["reason"]
+    # The replay left v5 running: the same version again is a rollback too.
+    assert summary[7][:2] == (5, False) and "version 5 is not above the running version 5" in changes[7]["reason"]
+    assert len(changes) == 8  # the staging push is not this job's
     assert changes[0]["_id"] == f"default:v1:{ruleset.content_hash()}:accepted"
+    assert changes[6]["_id"].startswith(f"default:v1:{ruleset.content_hash()}:rejected:")
+    assert len({c["_id"] for c in changes}) == 8 and all(c["key_id"] == good["key_id"] for c in changes[:4])
 
 
 def _minutes_of_traffic(minutes: int, spike: range, start_ms: int = 1_800_000_000_000 - 1_800_000_000_000 % 60_000):

@@ -1,10 +1,12 @@
 """Signed rule pushes: who may change the rules a job runs."""
 
+import json
+
 import pytest
 
 from flink_jobs.rules_topic import push_record
 from flink_jobs.settings import SettingsError, load_settings
-from udfs.rules import RuleSet
+from udfs.rules import RuleSet, rules_digest
 from udfs.signing import SignatureError, generate_key, load_private_key, parse_public_key, sign, trusted_keys, verify
 
 RULESET = RuleSet(rules=[])
@@ -52,3 +54,81 @@ def test_key_errors_say_what_to_give(tmp_path, monkeypatch):
     _, public = _key()
     monkeypatch.setenv("LLM_AUDIT_RULES_TRUSTED_KEYS", f'["{public}"]')
     assert load_settings().rules_trusted_keys == [public]
+
+
+def _other_rules() -> dict:
+    return RuleSet.model_validate({"rules": [{
+        "id": "kw", "version": 1, "description": "d", "category": "policy", "severity": "low", "owner": "t",
+        "match": {"type": "keywords", "words": ["forbidden"]}}]}).model_dump(mode="json")
+
+
+def test_a_collision_of_the_short_hash_does_not_carry_other_rules():
+    # Two rulesets with the same 16-character hash (about 2^32 work to find): the benign one is signed,
+    # the other is shipped under its signature, with or without its own sha256.
+    private, public = _key()
+    benign = sign(push_record(RULESET, "default", 3, "alice", "m"), private)
+    shipped = {**benign, "rules": _other_rules()}
+    with pytest.raises(SignatureError, match="sha256 does not match the rules"):
+        verify(shipped, trusted_keys([public]))
+    with pytest.raises(SignatureError, match="bad signature"):
+        verify({**shipped, "sha256": rules_digest(shipped["rules"])}, trusted_keys([public]))
+
+
+def test_a_push_signed_by_an_older_llm_audit_is_refused_with_the_reason():
+    private, public = _key()
+    record = push_record(RULESET, "default", 3, "alice", "m")
+    del record["sha256"]
+    with pytest.raises(SignatureError, match="signed by an older llm-audit: push again"):
+        verify(sign(record, private), trusted_keys([public]))
+
+
+class _State(dict):
+    def put(self, key, value):
+        self[key] = value
+
+
+class _Context:
+    def __init__(self):
+        self.state = _State()
+
+    def get_broadcast_state(self, descriptor):
+        return self.state
+
+
+def _job(public: str | None = None):
+    from flink_jobs.audit import AuditEvents
+
+    job = AuditEvents(RULESET, "default", False, (), 1, trusted_keys=(public,) if public else ())
+    job.open(None)
+    return job
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_rules_swapped_after_signing_are_rejected_before_they_are_parsed(monkeypatch, signed):
+    import flink_jobs.audit
+
+    def parse(record):
+        raise AssertionError("parsed a push whose rules were not checked")
+
+    monkeypatch.setattr(flink_jobs.audit, "ruleset_from_push", parse)
+    private, public = _key()
+    record = push_record(RULESET, "default", 3, "alice", "m")
+    record = {**(sign(record, private) if signed else record), "rules": {"rules": [{"match": {"file": "/etc/shadow"}}]}}
+    job, ctx = _job(public if signed else None), _Context()
+    [change] = job._push(json.dumps(record), ctx)
+    assert not change["accepted"] and "sha256 does not match the rules" in change["reason"]
+    assert ctx.state == {}
+
+
+def test_a_replayed_older_push_is_a_rollback_recorded_as_a_new_document():
+    private, public = _key()
+    job, ctx = _job(public), _Context()
+    old = json.dumps(sign(push_record(RULESET, "default", 1, "alice", "first"), private))
+    new = json.dumps(sign(push_record(RuleSet.model_validate(_other_rules()), "default", 2, "alice", "kw"), private))
+    changes = [change for value in (old, new, old, new) for change in job._push(value, ctx)]
+    assert [c["accepted"] for c in changes] == [True, True, False, False]
+    assert "version 1 is not above the running version 2" in changes[2]["reason"]
+    assert "push them again with a higher version" in changes[2]["reason"]
+    assert "version 2 is not above the running version 2" in changes[3]["reason"]
+    assert len({c["_id"] for c in changes}) == 4 and changes[2]["_id"].startswith(changes[0]["_id"].removesuffix("accepted"))
+    assert json.loads(ctx.state["default"])["version"] == 2
