@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -87,8 +88,18 @@ class KeywordsMatch(_Strict):
     def _load_file(self, info: ValidationInfo) -> KeywordsMatch:
         words = list(self.words)
         if self.file is not None:
-            base = Path((info.context or {}).get("base_dir", "."))
-            path = base / self.file
+            context = info.context or {}
+            if context.get("pushed"):  # the CLI inlines the lists: a push never makes a TaskManager read a file
+                raise ValueError(
+                    f"file {self.file!r} in a pushed ruleset: pushes carry their keyword lists as 'words' "
+                    "(`llm-audit rules push` inlines the files)"
+                )
+            if Path(self.file).is_absolute() or ".." in Path(os.path.normpath(self.file)).parts:
+                raise ValueError(
+                    f"keywords file {self.file!r} is outside the rules folder; give a path relative to the rules "
+                    "file, inside its folder"
+                )
+            path = Path(context.get("base_dir", ".")) / self.file
             if not path.is_file():
                 raise ValueError(f"keywords file {str(path)!r} not found (paths are relative to the rules file)")
             words += [
@@ -403,7 +414,7 @@ def ruleset_from_push(payload: dict) -> RuleSet:
     if not isinstance(payload.get("rules"), dict):
         raise RuleError(f"{name}: no 'rules' object in the pushed record")
     try:
-        return RuleSet.model_validate(payload["rules"])
+        return RuleSet.model_validate(payload["rules"], context={"pushed": True})
     except ValidationError as exc:
         raise RuleError("\n".join(_describe(err, payload["rules"], None, name) for err in exc.errors())) from None
 

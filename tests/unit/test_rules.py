@@ -106,3 +106,34 @@ def test_limits_may_be_set_in_one_file_of_a_directory_only(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(RuleError, match="empty: no \\*.yaml rules files under this directory"):
         load_rules(tmp_path / "empty")
+
+
+def test_a_push_never_makes_the_job_read_a_file(monkeypatch, tmp_path):
+    """Hole 4 of issue 30: a pushed `file:` would have the TaskManager read any path (a probe of
+    /var/run/secrets/..., its content confirmed through the hash). Pushes carry their lists inline."""
+    from pathlib import Path
+
+    from udfs.rules import RuleError, ruleset_from_push
+
+    secret = tmp_path / "token"
+    secret.write_text("s3cr3t\n")
+    read = []
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: read.append(self) or "")
+    rule = {"id": "probe", "version": 1, "description": "d", "category": "policy", "severity": "low", "owner": "x",
+            "match": {"type": "keywords", "file": str(secret)}}
+    with pytest.raises(RuleError, match="in a pushed ruleset: pushes carry their keyword lists as 'words'"):
+        ruleset_from_push({"version": 2, "author": "eve", "rules": {"rules": [rule]}})
+    assert read == []
+
+
+@pytest.mark.parametrize("path", ["/etc/hostname", "../outside.txt", "lists/../../outside.txt"])
+def test_keyword_files_outside_the_rules_folder_are_refused(tmp_path, path):
+    from udfs.rules import RuleError, parse_rules
+
+    (tmp_path / "outside.txt").write_text("word\n")
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    text = ("rules:\n  - id: kw\n    version: 1\n    description: d\n    category: policy\n    severity: low\n"
+            f"    owner: t\n    match: {{type: keywords, file: '{path}'}}\n")
+    with pytest.raises(RuleError, match="is outside the rules folder"):
+        parse_rules(text, str(folder / "r.yaml"), folder)
