@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from udfs.faults import bounded_dead_letter
+from udfs.faults import Failure, bounded_dead_letter
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "audit_event.v1.json"
@@ -96,7 +96,7 @@ def parse_event(raw: str | bytes) -> AuditEvent:
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
     except Exception as exc:  # a defect of ours on this input: this message's failure (udfs.faults), not the job's
-        raise EventError("audit_error", [f"parse: {type(exc).__name__}: {exc}"[:2_000]]) from exc
+        raise EventError("audit_error", [Failure.of("parse", "event", exc).describe()]) from exc
     if any(err["type"] == "json_invalid" for err in errors):
         raise EventError("invalid_json", [errors[0]["msg"]])
     if any(err["type"] == "model_type" for err in errors):

@@ -65,6 +65,19 @@ def job_env(settings) -> dict[str, str]:
     return env
 
 
+def produce(bootstrap: str, topic: str, messages) -> None:
+    """Write (Kafka timestamp ms or None: now, key or None, value) messages to a topic, all acknowledged."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
+    try:
+        for ts, key, value in messages:
+            producer.send(topic, value=value.encode(), key=key.encode() if key else None, timestamp_ms=ts)
+        producer.flush()
+    finally:
+        producer.close()
+
+
 @pytest.fixture
 def unscored_rules(tmp_path):
     """The default rules up to the score rules (a job without scorers), with the lists they name."""

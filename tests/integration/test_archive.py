@@ -17,7 +17,7 @@ from flink_jobs import audit_job
 from flink_jobs.archive import read_archive
 from flink_jobs.cli import app
 from flink_jobs.erasure import ERASURES, drop_partitions_before, erase_user
-from tests.integration.conftest import job_env
+from tests.integration.conftest import job_env, produce
 from flink_jobs.report import CHROMIUM_FLAGS, build_report, chromium, influx_dead_letters, render_html
 from tests.support.check import (
     EXACT_SPANS,
@@ -250,18 +250,6 @@ ODD_TENANTS = ["é" * 256, "/" * 256, "%" * 100, "__DEFAULT_PARTITION__", "__HIV
                "..", ".", "a\nb", "nul\x00byte", "x~" + "0" * 32]
 
 
-def _produce(bootstrap: str, topic: str, values: list[str]) -> None:
-    from kafka import KafkaProducer
-
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    try:
-        for value in values:
-            producer.send(topic, value=value.encode())
-        producer.flush()
-    finally:
-        producer.close()
-
-
 def test_events_of_any_tenant_are_archived_and_found_by_tenant_among_the_others(isolated_job, unscored_rules):
     import base64
     from urllib.parse import unquote
@@ -284,7 +272,7 @@ def test_events_of_any_tenant_are_archived_and_found_by_tenant_among_the_others(
     values = [s.value for s in samples]
     for i, event in enumerate(odd.values()):
         values.insert(10 * i + 5, json.dumps(event))
-    _produce(settings.kafka_bootstrap, settings.source_topic, values)
+    produce(settings.kafka_bootstrap, settings.source_topic, [(None, None, value) for value in values])
     audit_job.main(settings)  # no restart allowed: an event that failed the job would fail the test
 
     # Every event archived once, each with its tenant as sent; no directory name near NAME_MAX.

@@ -33,7 +33,7 @@ from devstack import artifacts, stack, traffic
 from flink_jobs.reporter import flink_influx_reporter_config
 from tests.support import grafana
 from flink_jobs.settings import AuditJobSettings, load_settings
-from tests.integration.conftest import job_env
+from tests.integration.conftest import job_env, produce
 from tests.support.poison import MARKER
 
 LLM_AUDIT = str(Path(sys.executable).parent / "llm-audit")
@@ -116,18 +116,6 @@ def _compose(t0_ms: int) -> list[tuple[int, str | None, str]]:
     return sorted(messages, key=lambda m: m[0])
 
 
-def _produce(bootstrap: str, topic: str, messages) -> None:
-    from kafka import KafkaProducer
-
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
-    try:
-        for ts, key, value in messages:
-            producer.send(topic, value=value.encode(), key=key.encode() if key else None, timestamp_ms=ts)
-        producer.flush()
-    finally:
-        producer.close()
-
-
 def _job_env(settings: AuditJobSettings, log_dir: Path) -> dict[str, str]:
     """The settings as LLM_AUDIT_* variables, plus PyFlink's lib/ with the InfluxDB reporter."""
     env = job_env(settings)
@@ -164,7 +152,7 @@ def audited(stack_settings, tmp_path_factory):
     stack.create_influx_database(settings.influx_url, database)
     now = datetime.now(timezone.utc)
     t0 = datetime.fromtimestamp((int(now.timestamp()) // WINDOW_S) * WINDOW_S - 300, timezone.utc)
-    _produce(settings.kafka_bootstrap, settings.source_topic, _compose(_ms(t0)))
+    produce(settings.kafka_bootstrap, settings.source_topic, _compose(_ms(t0)))
     logs = tmp_path_factory.mktemp("grafana-job")
     started = datetime.now(timezone.utc)
     began = time.monotonic()

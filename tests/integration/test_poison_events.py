@@ -14,6 +14,7 @@ from pathlib import Path
 from devstack import traffic
 from flink_jobs import audit_job
 from flink_jobs.offsets import client_config
+from tests.integration.conftest import produce
 from tests.support.check import finding_rows, influx_totals, read_topic, stored_findings, time_range
 from tests.support.poison import MARKER
 
@@ -42,26 +43,14 @@ POISON = {
 }
 
 
-def _produce(bootstrap: str, topic: str, messages: list[tuple[str | None, str, int]]) -> None:
-    from kafka import KafkaProducer
-
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    try:
-        for key, value, at_ms in messages:
-            producer.send(topic, value=value.encode(), key=key.encode() if key else None, timestamp_ms=at_ms)
-        producer.flush()
-    finally:
-        producer.close()
-
-
 def test_poison_events_among_ordinary_traffic_are_isolated_and_the_rest_equals_the_truth(isolated_job):
     settings = isolated_job("poison", metrics_window_s=10, scorers_path=SCORERS)  # the default scorers, and a poison
     samples = list(traffic.generate(400, seed=31, start_ms=START_MS))
     # Logged as they happen: each record's Kafka time is its event's time (the generator's are 10 ms apart).
-    messages = [(s.key, s.value, START_MS + 10 * i) for i, s in enumerate(samples)]
+    messages = [(START_MS + 10 * i, s.key, s.value) for i, s in enumerate(samples)]
     for at, value in zip((100, 200, 250, 275, 300), POISON.values()):
-        messages.insert(at, ("acme", value, START_MS + 10 * at))
-    _produce(settings.kafka_bootstrap, settings.source_topic, messages)
+        messages.insert(at, (START_MS + 10 * at, "acme", value))
+    produce(settings.kafka_bootstrap, settings.source_topic, messages)
 
     audit_job.main(settings)  # no restart allowed: an event that failed the job would fail the test
 

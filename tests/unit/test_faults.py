@@ -179,3 +179,14 @@ def test_token_counts_past_32_bits_are_schema_violations_not_wrapped_in_the_arch
     assert parse_event(ok % (2**31 - 1)).prompt_tokens == 2**31 - 1
     with pytest.raises(EventError, match="prompt_tokens: Input should be less than or equal to 2147483647"):
         parse_event(ok % 3_000_000_000)
+
+
+def test_a_parser_defect_on_one_message_is_its_dead_letter_not_a_crash(monkeypatch):
+    def broken(raw):
+        raise OverflowError("cannot convert float infinity to integer")
+
+    monkeypatch.setattr(AuditEvent, "model_validate_json", broken)
+    with pytest.raises(EventError) as caught:
+        parse_event("{}")
+    assert caught.value.reason == "audit_error"
+    assert caught.value.errors == ["parse event: OverflowError: cannot convert float infinity to integer"]
