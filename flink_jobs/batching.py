@@ -10,7 +10,7 @@ from pyflink.datastream import TimeDomain
 from pyflink.datastream.functions import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 
-from flink_jobs.audit import DEAD_LETTERS, dead_letter_time, parse_or_dead_letter
+from flink_jobs.audit import DEAD_LETTERS, parse_or_dead_letter
 from flink_jobs.pyflink_internals import epoch_ms
 from udfs.events import AuditEvent
 from udfs.faults import Failure, failure_dead_letter
@@ -192,7 +192,7 @@ class BufferedWrite(BatchingFunction):
                 context = {key: item[key] for key in (*EVENT_CONTEXT, "event_time") if key in item}
                 substitutes.append({"_id": finding.violation_id, **finding.to_dict(), **context})
             raw = json.dumps(item, default=str, ensure_ascii=False)
-            dead.append((failure_dead_letter(raw, [failure]), dead_letter_time(now, now)))
+            dead.append((failure_dead_letter(raw, [failure]), now))  # written now: its record's time
         if substitutes:
             self._writer.write(substitutes)  # what it refuses too is logged by the writer, and in the DLQ above
         return dead
