@@ -253,7 +253,7 @@ class AuditEvents(BroadcastProcessFunction):
 
 def rule_change(record: dict, raw: str, accepted: bool, reason: str | None) -> dict:
     """The rule_changes document of a push (`raw`, as read from the topic). Its _id is deterministic, so
-    every subtask and replay upserts one; an accepted push's names its version, which is never accepted
+    every subtask and replay writes the same one; an accepted push's names its version, which is never accepted
     twice, and a rejected push's the digest of its raw record too, so that a replayed old record is a new
     document, never one written over the earlier accepted one."""
     keys = ("name", "version", "sha256", "hash", "author", "message", "pushed_at", "key_id")

@@ -14,7 +14,7 @@ from flink_jobs.audit import DEAD_LETTERS, parse_or_dead_letter
 from flink_jobs.pyflink_internals import epoch_ms
 from udfs.events import AuditEvent
 from udfs.faults import Failure, failure_dead_letter
-from udfs.findings import EVENT_CONTEXT
+from udfs.findings import EVENT_CONTEXT, violation_id
 from udfs.scorers import ScorersConfig, ScorerSuite
 
 END_OF_INPUT = 2**63 - 2  # an event-time timer only the final watermark of a bounded input reaches
@@ -190,7 +190,7 @@ class BufferedWrite(BatchingFunction):
             if event_id is not None and "rule_id" in item:  # a violation: its event gets an audit.error instead
                 finding = failure.finding(event_id, item.get("field", ""))
                 context = {key: item[key] for key in (*EVENT_CONTEXT, "event_time") if key in item}
-                substitutes.append({"_id": finding.violation_id, **finding.to_dict(), **context})
+                substitutes.append({"_id": violation_id(item.get("tenant", ""), finding), **finding.to_dict(), **context})
             raw = json.dumps(item, default=str, ensure_ascii=False)
             dead.append((failure_dead_letter(raw, [failure]), now))  # written now: its record's time
         if substitutes:

@@ -13,7 +13,7 @@ from flink_jobs.batching import END_OF_INPUT, RestoredTimers
 from flink_jobs.records import SequenceHit, bucketed, sequence_row
 from udfs.engine import SequenceWindow, sequence_finding
 from udfs.faults import Failure, failure_dead_letter
-from udfs.findings import Finding
+from udfs.findings import Finding, violation_id
 
 
 class SequenceRules(KeyedProcessFunction):
@@ -82,7 +82,7 @@ class SequenceRules(KeyedProcessFunction):
                 now = ctx.timer_service().current_processing_time()
                 yield DEAD_LETTERS, (failure_dead_letter(raw, [failure]), dead_letter_time(now, timestamp))
             if finding is not None:
-                doc = {"_id": finding.violation_id, **finding.to_dict(), **hit.context}
+                doc = {"_id": violation_id(hit.context["tenant"], finding), **finding.to_dict(), **hit.context}
                 yield VIOLATIONS, bucketed(doc["_id"], doc, self._buckets)
                 yield sequence_row(hit.context["tenant"], hit.context["model"], hit.time_ms, finding)
         if timestamp - swept >= self._SWEEP_MS:  # forget the pairs whose window has passed with no new hit

@@ -2,9 +2,9 @@
 
 A batch is written synchronously while Flink processes the element or timer that completes it,
 and the elements of a batch not yet written live in checkpointed keyed state (BufferedWrite), so
-nothing acknowledged by a checkpoint can be lost. Writes are idempotent: documents are upserted
-by their deterministic _id, points overwrite their series + timestamp, so the replay that follows
-a restart from a checkpoint never duplicates.
+nothing acknowledged by a checkpoint can be lost. Writes are idempotent: documents are inserted
+if absent by their deterministic _id (never changed once stored), points overwrite their series +
+timestamp, so the replay that follows a restart from a checkpoint never duplicates.
 
 `write(batch)` returns the elements the store refused for good, each with its error (`[]` when all
 were stored): the caller decides what becomes of them. Three kinds of failure, told apart by error
@@ -183,7 +183,7 @@ ANOMALY_INDEXES = (("window_end_ms",), ("tenant", "model"), ("metric",))
 
 
 class MongoWriter:
-    """Upserts documents by _id in unordered bulk writes; creates the collection's indexes at open."""
+    """Inserts documents absent by _id in unordered bulk writes; creates the collection's indexes at open."""
 
     def __init__(
         self,
@@ -240,8 +240,8 @@ class MongoWriter:
         return self
 
     def write(self, docs: list[dict]) -> Rejected[dict]:
-        """Upsert docs; -> the documents MongoDB refused, with its error (see the module docstring)."""
-        # stored_at: when the audit stored it (a replay restamps it); the rest is deterministic.
+        """Insert docs not stored yet; -> the documents MongoDB refused, with its error (see the module docstring)."""
+        # stored_at: when the audit first stored it; the rest is deterministic.
         now = datetime.now(UTC)
         # One document per _id (the last): a source that delivered an event twice gives a batch the
         # same violation twice, and FerretDB v1 deadlocks replacing one document twice in a command.
@@ -255,36 +255,24 @@ class MongoWriter:
             else:
                 sendable.append((doc, {**doc, "stored_at": now}))
         if sendable:
-            refused = isolating(self.name, self._upsert, sendable, mongo_transient, mongo_refused)
+            refused = isolating(self.name, self._insert, sendable, mongo_transient, mongo_refused)
             rejected += [(doc, exc) for (doc, _), exc in refused]
         return _logged(self.name, rejected)
 
-    def _upsert(self, docs: list[tuple[dict, dict]]) -> Rejected[tuple[dict, dict]]:
-        """Insert, then update the documents that exist already (a replay): the same result as
-        upserting each, but inserts are the common case, and ~300x faster on FerretDB's SQLite. An
-        update sets the job's fields and keeps the others (a reviewer's verdict on a violation).
+    def _insert(self, docs: list[tuple[dict, dict]]) -> Rejected[tuple[dict, dict]]:
+        """Insert the documents not stored yet: one already stored (a replay, or another event naming
+        the same _id) is left as it is, reviewer's verdict and all, so no event can rewrite a stored
+        violation. Its deterministic _id means a replay would only write the identical document.
 
-        Both are unordered: MongoDB writes every document it can and names the others by index,
-        which are returned (as (doc, stamped) pairs with their WriteError)."""
-        from pymongo import UpdateOne
-
-        stamped = [s for _, s in docs]
-        errors = _write_errors(lambda: self._coll.insert_many(stamped, ordered=False))
-        rejected = [(docs[e["index"]], _write_error(e)) for e in errors if e["code"] != DUPLICATE_KEY]
-        existing = [docs[e["index"]] for e in errors if e["code"] == DUPLICATE_KEY]
-        if existing:
-            updates = [UpdateOne({"_id": s["_id"]}, {"$set": _fields(s)}) for _, s in existing]
-            errors = _write_errors(lambda: self._coll.bulk_write(updates, ordered=False))
-            rejected += [(existing[e["index"]], _write_error(e)) for e in errors]
-        return rejected
+        Unordered: MongoDB writes every document it can and names the others by index, which are
+        returned (as (doc, stamped) pairs with their WriteError). A duplicate is the unique _id index's
+        answer, ~0.1 ms even on FerretDB v1, where a $set upsert scans the collection."""
+        errors = _write_errors(lambda: self._coll.insert_many([s for _, s in docs], ordered=False))
+        return [(docs[e["index"]], _write_error(e)) for e in errors if e["code"] != DUPLICATE_KEY]
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
-
-
-def _fields(doc: dict) -> dict:
-    return {key: value for key, value in doc.items() if key != "_id"}
 
 
 def _nan_at(value: Any, path: str = "") -> str:

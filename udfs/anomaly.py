@@ -126,7 +126,7 @@ class Anomaly:
 
     @property
     def anomaly_id(self) -> str:
-        """Deterministic: a replay of the same window upserts the same document."""
+        """Deterministic: a replay of the same window names the same document."""
         return f"{self.tenant}:{self.model}:{self.metric}:{self.window_end_ms}"
 
     def to_dict(self) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, get_args
+from urllib.parse import quote
 
 if TYPE_CHECKING:
     from udfs.events import AuditEvent
@@ -36,11 +37,14 @@ class Finding:
     why: str = ""  # what fired, for the auditor: pattern, keyword, model score and threshold, nearest attack
 
     @property
-    def violation_id(self) -> str:
-        """Deterministic id: a replay of the same event upserts the same document."""
+    def key(self) -> str:
+        """Deterministic and unique among one tenant's findings (violation_id puts the tenant first).
+
+        The event id is percent-encoded: a ':' in it cannot make two findings' keys alike."""
+        event = quote(self.event_id, safe="")
         if self.category == "audit_error":  # one per stage and rule (or scorer, output) that failed
-            return f"{self.event_id}:{self.rule_id}@{self.rule_version}:{self.entity}:{self.snippet}:{self.field}"
-        return f"{self.event_id}:{self.rule_id}@{self.rule_version}:{self.field}:{self.start}-{self.end}"
+            return f"{event}:{self.rule_id}@{self.rule_version}:{self.entity}:{quote(self.snippet, safe='')}:{self.field}"
+        return f"{event}:{self.rule_id}@{self.rule_version}:{self.field}:{self.start}-{self.end}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,6 +60,13 @@ def redact(value: str, keep: int = 2) -> str:
 MODEL_SCORED = {"toxicity", "bias"}
 # Event fields copied into each violation so it can be filtered without the event.
 EVENT_CONTEXT = {"tenant", "application", "model", "model_version", "user_id", "session_id"}
+
+
+def violation_id(tenant: str, finding: Finding) -> str:
+    """A violation document's _id: `<tenant>/<finding key>`, both percent-encoded, so that no event of
+    one tenant can name (and so overwrite or suppress) another tenant's violation. A replay of the same
+    event gives the same id, and the writer inserts only what is absent."""
+    return f"{quote(tenant, safe='')}/{finding.key}"
 
 
 def violation_context(event: AuditEvent) -> dict[str, Any]:
@@ -77,7 +88,7 @@ def violation_document(
     A model-score finding also carries the field's scores and their evidence (the social groups
     named, the most biased sentence): why the model flagged it.
     """
-    doc = {"_id": finding.violation_id, **finding.to_dict(), **violation_context(event)}
+    doc = {"_id": violation_id(event.tenant, finding), **finding.to_dict(), **violation_context(event)}
     if finding.category in MODEL_SCORED and scores and finding.field in scores:
         # Dots in field names are legal in MongoDB 5+ but not in every server (FerretDB) nor handy in queries.
         doc["scores"] = {label.replace(".", "_"): value for label, value in scores[finding.field].items()}

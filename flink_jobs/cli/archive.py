@@ -152,7 +152,7 @@ def audit_archive(
     end: str = typer.Option(..., "--to", help="Last day, included."),
     rules: Path = typer.Option(..., "--rules", "-r", exists=True, help="The ruleset: a file or a directory."),
     collection: str | None = typer.Option(
-        None, help="MongoDB collection of the results (default: archive_audit_<time>); re-running upserts."
+        None, help="MongoDB collection of the results (default: archive_audit_<time>); re-running adds only what is missing."
     ),
 ) -> None:
     """Re-audit the archive's events of a date range with a ruleset (the job's pipeline, Flink batch mode)

@@ -59,7 +59,7 @@ def replay(
     collection: str | None = typer.Option(
         None,
         help="MongoDB collection of the results (default: replay_<time>); "
-        "re-running into it upserts the same documents.",
+        "re-running into it writes only the documents not stored yet.",
     ),
 ) -> None:
     """Re-audit past traffic from Kafka with a ruleset into a separate collection, and compare it with the live one."""

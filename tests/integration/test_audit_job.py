@@ -9,6 +9,7 @@ from devstack import stack, traffic
 from tests.support.check import archive_report, compare, influx_totals, planted_spans, read_topic, stored_findings, time_range
 from flink_jobs.offsets import client_config
 from flink_jobs import audit_job
+from udfs.findings import Finding, violation_id
 
 WINDOW_S = 10
 START_MS = 1_795_000_000_000  # fixed, in the past: points must carry event time, not arrival time
@@ -33,7 +34,7 @@ def test_job_stores_exactly_the_ground_truth_and_a_replay_changes_nothing(job_se
     # Violations: deterministic _id, context, redacted snippet, no raw text.
     valid = {t["event_id"]: t for t in truths if not t["malformed"]}
     for doc in report.findings:
-        assert doc["_id"] == f"{doc['event_id']}:{doc['rule_id']}@{doc['rule_version']}:{doc['field']}:{doc['start']}-{doc['end']}"
+        assert doc["_id"] == violation_id(doc["tenant"], Finding(**{f: doc[f] for f in Finding.__slots__}))
         assert "text" not in doc and doc["tenant"] in traffic.TENANTS
         planted = [lb["value"] for lb in valid[doc["event_id"]]["labels"]
                    if lb.get("start") == doc["start"] and lb.get("field") == doc["field"]]
@@ -69,7 +70,7 @@ def test_job_stores_exactly_the_ground_truth_and_a_replay_changes_nothing(job_se
         doc["rule_id"] == "injection.repeated" for doc in report.findings)  # sequence rules: violations only
     assert {row["tenant"] for row in archived} == set(traffic.TENANTS)
 
-    # Replaying the whole topic (a new consumer group, no archive) upserts the same documents and points.
+    # Replaying the whole topic (a new consumer group, no archive) writes the same documents and points.
     totals = influx_totals(job_settings, *time_range(job_settings, truths))
     stack.create_topics(job_settings.kafka_bootstrap, {job_settings.dlq_topic + "-replay": {}})
     audit_job.main(job_settings.model_copy(update={"group_id": job_settings.group_id + "-replay", "archive_dir": None,

@@ -145,7 +145,7 @@ def test_findings_over_the_per_rule_cap_are_counted_in_one_over_cap_finding():
     assert [f.entity for f in found] == ["kw"] * 3 + ["over_cap"]
     over = found[-1]
     assert over.rule_id == "kw" and (over.start, over.end) == (15, 49) and over.snippet.startswith("7 more findings")
-    assert len({f.violation_id for f in found}) == 4  # the over-cap finding is its own document
+    assert len({f.key for f in found}) == 4  # the over-cap finding is its own document
 
 
 def test_the_per_event_cap_holds_across_rules():

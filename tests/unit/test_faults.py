@@ -52,7 +52,7 @@ def test_a_rule_that_raises_is_that_rules_failure_and_the_other_findings_stand(m
         ("audit.error", "rule", "checked", "high", "prompt"),
         ("audit.error", "rule", "also_checked", "high", "prompt"),
     ]
-    assert len({f.violation_id for f in errors}) == 2  # one document each
+    assert len({f.key for f in errors}) == 2  # one document each
     assert all("1234" not in f.why for f in errors)  # the message may quote the text: dead letter only
     assert engine.evaluate(event(prompt="alpha 1234")) == findings[:1] + [errors[0]]
 

@@ -1,5 +1,5 @@
 from udfs.events import parse_event
-from udfs.findings import Finding, redact, violation_document
+from udfs.findings import Finding, redact, violation_document, violation_id
 
 EVENT = parse_event('{"event_id": "e1", "timestamp": 1795255200000, "tenant": "acme", "model": "m", '
                     '"prompt": "mail jane@example.com"}')
@@ -13,14 +13,24 @@ def test_redact_keeps_a_short_prefix_only():
 
 def test_violation_id_is_deterministic_and_distinguishes_spans():
     same = Finding(*[getattr(FINDING, f) for f in FINDING.__slots__])
-    assert same.violation_id == FINDING.violation_id == "e1:pii.email@1:prompt:5-21"
+    assert violation_id("acme", same) == violation_id("acme", FINDING) == "acme/e1:pii.email@1:prompt:5-21"
     moved = Finding(**{**FINDING.to_dict(), "start": 6})
-    assert moved.violation_id != FINDING.violation_id
+    assert violation_id("acme", moved) != violation_id("acme", FINDING)
+
+
+def test_violation_id_cannot_name_another_tenants_violation():
+    # Hole 5 of issue 30: the same event_id and span in tenant B named tenant A's document.
+    assert violation_id("evil", FINDING) != violation_id("acme", FINDING)
+    # Separators in a tenant or event id are encoded: no crafted pair of them spells another's id.
+    crafted = Finding(**{**FINDING.to_dict(), "event_id": "x:pii.email@1:prompt:5-21"})
+    ids = {violation_id("a/b", FINDING), violation_id("a", Finding(**{**FINDING.to_dict(), "event_id": "b/e1"})),
+           violation_id("acme", crafted), violation_id("acme:x", FINDING), violation_id("acme", FINDING)}
+    assert len(ids) == 5 and all(i.count("/") == 1 for i in ids)
 
 
 def test_violation_document_stores_raw_text_only_when_opted_in():
     doc = violation_document(EVENT, FINDING)
     assert "jane@example.com" not in repr(doc)
-    assert doc["_id"] == FINDING.violation_id and doc["tenant"] == "acme"
+    assert doc["_id"] == violation_id("acme", FINDING) and doc["tenant"] == "acme"
     assert doc["event_time"].isoformat() == "2026-11-21T10:00:00+00:00"
     assert violation_document(EVENT, FINDING, store_raw_text=True)["text"] == EVENT.prompt
