@@ -24,10 +24,23 @@ from flink_jobs.sinks import VIOLATION_INDEXES, MongoWriter
 def doc(i: int) -> dict:
     event = f"evt-{i:09d}"
     return {
-        "_id": f"acme/{event}:pii.email@1:prompt:5-21", "event_id": event, "rule_id": "pii.email",
-        "rule_version": 1, "category": "pii", "entity": "email", "severity": "medium", "field": "prompt",
-        "start": 5, "end": 21, "score": 1.0, "snippet": "ja**************", "why": "pattern", "tenant": "acme",
-        "model": "gpt-4o", "user_id": f"u{i % 500}", "event_time": datetime.fromtimestamp(1.79e9 + i, tz=UTC),
+        "_id": f"acme/{event}:pii.email@1:prompt:5-21",
+        "event_id": event,
+        "rule_id": "pii.email",
+        "rule_version": 1,
+        "category": "pii",
+        "entity": "email",
+        "severity": "medium",
+        "field": "prompt",
+        "start": 5,
+        "end": 21,
+        "score": 1.0,
+        "snippet": "ja**************",
+        "why": "pattern",
+        "tenant": "acme",
+        "model": "gpt-4o",
+        "user_id": f"u{i % 500}",
+        "event_time": datetime.fromtimestamp(1.79e9 + i, tz=UTC),
     }
 
 
@@ -53,14 +66,18 @@ def main() -> None:
             began = time.perf_counter()
             assert writer.write(batch) == []
             elapsed = time.perf_counter() - began
-            print(f"insert-if-absent, {args.batch} {label} at {args.stored:,} stored: {elapsed * 1000:.0f} ms "
-                  f"({elapsed / args.batch * 1000:.2f} ms per document)")
+            print(
+                f"insert-if-absent, {args.batch} {label} at {args.stored:,} stored: {elapsed * 1000:.0f} ms "
+                f"({elapsed / args.batch * 1000:.2f} ms per document)"
+            )
         began = time.perf_counter()
         for d in fresh[: args.upserts]:
             coll.update_one({"_id": d["_id"]}, {"$set": {k: v for k, v in d.items() if k != "_id"}}, upsert=True)
         elapsed = time.perf_counter() - began
-        print(f"$set upsert (before), {args.upserts} stored, one at a time: "
-              f"{elapsed / args.upserts * 1000:.1f} ms per document")
+        print(
+            f"$set upsert (before), {args.upserts} stored, one at a time: "
+            f"{elapsed / args.upserts * 1000:.1f} ms per document"
+        )
         assert coll.count_documents({}) == args.stored + args.batch
         writer.close()
     finally:

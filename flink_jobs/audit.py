@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 
 from pyflink.common import Instant, Row, Types
 from pyflink.datastream import OutputTag
@@ -21,11 +22,14 @@ from flink_jobs.records import (
 )
 from udfs.archive import TextCipher, TextMode, archive_record
 from udfs.engine import RuleEngine, sequence_hits
-from udfs.events import AuditEvent, EventError, dead_letter, parse_event
+from udfs.events import AuditEvent, EventError, FieldBounds, dead_letter, parse_event
 from udfs.faults import Failure, failure_dead_letter
 from udfs.findings import violation_context, violation_document
+from udfs.metrics import rules_point
 from udfs.rules import RuleError, RuleSet, ruleset_from_push
 from udfs.signing import SignatureError, check_content, trusted_keys, verify
+
+log = logging.getLogger("llm_audit.audit")
 
 # An event with its model scores: (event, {field: {label: score}}, {field: evidence}, the scorers'
 # failures on it, its arrival in epoch ms).
@@ -37,6 +41,7 @@ DEAD_LETTER = Types.TUPLE([Types.STRING(), Types.LONG()])
 DEAD_LETTERS = OutputTag("dead-letters", DEAD_LETTER)
 VIOLATIONS = OutputTag("violations", BUCKETED)
 RULE_CHANGES = OutputTag("rule-changes", BUCKETED)
+RULES_POINTS = OutputTag("rules-points", BUCKETED)  # udfs.metrics.rules_point, after each push
 # A BUCKETED hit (a SequenceHit) per sequence-rule hit, and a tick (None) per bucket (see SequenceRules).
 SEQUENCE_HITS = OutputTag("sequence-hits", BUCKETED)
 # An ARCHIVED row per valid event, for the Parquet archive.
@@ -62,10 +67,12 @@ def dead_letter_time(arrival_ms: int, watermark_ms: int) -> int:
     return min(max(arrival_ms, watermark_ms + 1), arrival_ms + _DLQ_MAX_AHEAD_MS)
 
 
-def parse_or_dead_letter(value: str, arrival: Instant, watermark_ms: int) -> tuple[AuditEvent | None, tuple | None]:
+def parse_or_dead_letter(
+    value: str, arrival: Instant, watermark_ms: int, bounds: FieldBounds = FieldBounds()
+) -> tuple[AuditEvent | None, tuple | None]:
     """(event, None) for a valid audit event; for anything else (None, (its dead-letter record, time ms))."""
     try:
-        return parse_event(value), None
+        return parse_event(value, bounds), None
     except EventError as error:
         return None, (dead_letter(value, error), dead_letter_time(epoch_ms(arrival), watermark_ms))
 
@@ -93,11 +100,15 @@ class AuditEvents(BroadcastProcessFunction):
         buckets: int,
         archive: tuple[TextMode, str | None] | None = None,
         trusted_keys: tuple[str, ...] = (),
+        allow_unsigned: bool = False,
+        bounds: FieldBounds = FieldBounds(),
     ):
         self._initial, self._name, self._store_raw_text = initial, ruleset_name, store_raw_text
         self._scorers, self._buckets = scorers, buckets  # of the writers
         self._archive = archive  # (text mode, base64 key for encrypted text), or None: no archive rows
-        self._trusted_keys = trusted_keys  # public keys; any: only pushes signed by one of them run
+        self._trusted_keys = trusted_keys  # public keys of the signers whose pushes run
+        self._allow_unsigned = allow_unsigned  # unsigned pushes run too (local use; loud: see rule_change)
+        self._bounds = bounds
         self._engine: RuleEngine | None = None
 
     def open(self, runtime_context: RuntimeContext):
@@ -115,7 +126,7 @@ class AuditEvents(BroadcastProcessFunction):
 
     def process_element(self, value: Row | Scored, ctx: BroadcastProcessFunction.ReadOnlyContext):
         if isinstance(value, Row):  # (raw JSON, arrival): not scored
-            event, dead = parse_or_dead_letter(value[0], value[1], ctx.current_watermark())
+            event, dead = parse_or_dead_letter(value[0], value[1], ctx.current_watermark(), self._bounds)
             if event is None:
                 yield DEAD_LETTERS, dead
                 return
@@ -186,12 +197,27 @@ class AuditEvents(BroadcastProcessFunction):
 
     def process_broadcast_element(self, value: str, ctx: BroadcastProcessFunction.Context):
         for change in self._push(value, ctx):
+            running = ctx.get_broadcast_state(ACTIVE_RULES).get(self._name)
+            # Are the rules that run now the job's own or a trusted signer's? Alerted on while they are not.
+            change["rules_signed"] = running is None or self._signed(json.loads(running))
             yield RULE_CHANGES, bucketed(change["_id"], change, self._buckets)
+            at_ms = ctx.timestamp() or ctx.current_processing_time()  # the push's Kafka time: a replay rewrites it
+            yield (
+                RULES_POINTS,
+                bucketed(self._name, rules_point(self._name, change["rules_signed"], at_ms), self._buckets),
+            )
+
+    def _signed(self, record: dict) -> bool:
+        try:
+            verify(record, self._trusted)
+        except SignatureError:
+            return False
+        return True
 
     def _push(self, value: str, ctx: BroadcastProcessFunction.Context):
-        """Applies a push if it is valid and this job's -> its rule_changes document. Its signature (with
-        trusted keys) and the sha256 of its raw rules are checked, and its version held above the running
-        push's, before its rules are parsed."""
+        """Applies a push if it is valid and this job's -> its rule_changes document. Its signature (or,
+        unsigned where LLM_AUDIT_RULES_ALLOW_UNSIGNED asks for it, the sha256 of its raw rules) is checked,
+        and its version held above the running push's, before its rules are parsed."""
         try:
             record = json.loads(value)
         except json.JSONDecodeError as exc:
@@ -200,10 +226,10 @@ class AuditEvents(BroadcastProcessFunction):
         if not isinstance(record, dict) or record.get("name") != self._name:
             return  # another ruleset's push
         try:
-            if self._trusted:
-                verify(record, self._trusted)
-            else:
+            if self._allow_unsigned and record.get("key_id") not in self._trusted:
                 check_content(record)
+            else:
+                verify(record, self._trusted)
         except SignatureError as exc:
             yield rule_change(record, value, False, str(exc))
             return
@@ -248,6 +274,8 @@ class AuditEvents(BroadcastProcessFunction):
             yield rule_change(record, value, False, str(exc))
             return
         ctx.get_broadcast_state(ACTIVE_RULES).put(self._name, value)
+        if not self._signed(record):
+            log.warning(json.dumps({"event": "unsigned_rules_running", "ruleset": self._name, "version": version}))
         yield rule_change(record, value, True, None)
 
 

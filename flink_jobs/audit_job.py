@@ -6,6 +6,8 @@ Run locally with `llm-audit run audit`, or on a cluster with `flink run -py flin
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import sys
 import time
@@ -34,6 +36,7 @@ from flink_jobs.audit import (
     DEAD_LETTER,
     DEAD_LETTERS,
     RULE_CHANGES,
+    RULES_POINTS,
     SEQUENCE_HITS,
     VIOLATIONS,
     AuditEvents,
@@ -68,6 +71,8 @@ from udfs.anomaly import AnomalySettings
 from udfs.engine import RuleEngine
 from udfs.rules import RuleSet, load_rules
 from udfs.scorers import ScorerError, load_config
+
+log = logging.getLogger("llm_audit.job")
 
 
 @dataclass(frozen=True)
@@ -265,6 +270,7 @@ def build_pipeline(events: Table, pushes: DataStream, settings: AuditJobSettings
             settings.scorer_device,
             settings.score_batch_size,
             settings.score_max_wait_ms,
+            settings.field_bounds(),
         )
         keyed_events = keyed(timed_events(events, buckets), Types.STRING())
         # In a worker process whatever the job's mode: the models get a GIL of their own, and torch hung in
@@ -291,6 +297,8 @@ def build_pipeline(events: Table, pushes: DataStream, settings: AuditJobSettings
                 buckets,
                 archive,
                 tuple(settings.rules_trusted_keys),
+                settings.rules_allow_unsigned,
+                settings.field_bounds(),
             ),
             AUDITED,
         )
@@ -346,7 +354,9 @@ def build_pipeline(events: Table, pushes: DataStream, settings: AuditJobSettings
     )
     return AuditOutputs(
         violations=side_output(audit, VIOLATIONS).union(side_output(sequences, VIOLATIONS)),
-        points=window_points.union(side_output(anomalies, ANOMALY_POINTS), dead_letter_counts),
+        points=window_points.union(
+            side_output(anomalies, ANOMALY_POINTS), dead_letter_counts, side_output(audit, RULES_POINTS)
+        ),
         dead_letters=dead_letters,
         rule_changes=side_output(audit, RULE_CHANGES),
         anomalies=anomalies,
@@ -501,6 +511,16 @@ def build_job(settings: AuditJobSettings, between_ms: tuple[int, int] | None = N
     between_ms: audit only the source records of this Kafka time range [from, to) (a replay).
     """
     ruleset = load_rules(settings.rules_path)  # fail at submission, not on a worker
+    if settings.rules_allow_unsigned:
+        log.warning(
+            json.dumps(
+                {
+                    "event": "unsigned_pushes_allowed",
+                    "why": "LLM_AUDIT_RULES_ALLOW_UNSIGNED=true: anyone who can write the rules topic "
+                    f"{settings.rules_topic!r} sets the rules this job runs; trust keys instead (docs/rules.md)",
+                }
+            )
+        )
     RuleEngine(ruleset).open()  # and a rule that fails on every event (its self-check) likewise
     check_scorers(ruleset, settings)
     uri, token = settings.mongo_uri.get_secret_value(), settings.influx_token.get_secret_value()

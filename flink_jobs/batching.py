@@ -12,7 +12,7 @@ from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 
 from flink_jobs.audit import DEAD_LETTERS, parse_or_dead_letter
 from flink_jobs.pyflink_internals import epoch_ms
-from udfs.events import AuditEvent
+from udfs.events import AuditEvent, FieldBounds
 from udfs.faults import Failure, failure_dead_letter
 from udfs.findings import EVENT_CONTEXT, violation_id
 from udfs.scorers import ScorersConfig, ScorerSuite
@@ -121,9 +121,17 @@ class ScoreEvents(BatchingFunction):
     Kafka partition) holds downstream: no event is late for being scored in a batch.
     """
 
-    def __init__(self, config: ScorersConfig, enabled: tuple[str, ...], device: str, max_batch: int, max_wait_ms: int):
+    def __init__(
+        self,
+        config: ScorersConfig,
+        enabled: tuple[str, ...],
+        device: str,
+        max_batch: int,
+        max_wait_ms: int,
+        bounds: FieldBounds = FieldBounds(),
+    ):
         super().__init__("score", max_batch, max_wait_ms, on_event_time=True)
-        self._config, self._enabled, self._device = config, enabled, device
+        self._config, self._enabled, self._device, self._bounds = config, enabled, device, bounds
 
     def open(self, runtime_context: RuntimeContext):
         super().open(runtime_context)
@@ -131,7 +139,7 @@ class ScoreEvents(BatchingFunction):
         self._suite.open()
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context):
-        event, dead = parse_or_dead_letter(value[0], value[1], ctx.timer_service().current_watermark())
+        event, dead = parse_or_dead_letter(value[0], value[1], ctx.timer_service().current_watermark(), self._bounds)
         if event is None:
             yield DEAD_LETTERS, dead
             return
@@ -190,7 +198,9 @@ class BufferedWrite(BatchingFunction):
             if event_id is not None and "rule_id" in item:  # a violation: its event gets an audit.error instead
                 finding = failure.finding(event_id, item.get("field", ""))
                 context = {key: item[key] for key in (*EVENT_CONTEXT, "event_time") if key in item}
-                substitutes.append({"_id": violation_id(item.get("tenant", ""), finding), **finding.to_dict(), **context})
+                substitutes.append(
+                    {"_id": violation_id(item.get("tenant", ""), finding), **finding.to_dict(), **context}
+                )
             raw = json.dumps(item, default=str, ensure_ascii=False)
             dead.append((failure_dead_letter(raw, [failure]), now))  # written now: its record's time
         if substitutes:

@@ -34,7 +34,10 @@ def _quiet_beam_shutdown() -> None:
 
 
 def local_job_settings(**overrides) -> AuditJobSettings:
-    """AuditJobSettings from the environment, plus what a local MiniCluster run needs."""
+    """AuditJobSettings from the environment, plus what a local MiniCluster run needs. Unsigned rule pushes
+    are the local default (a deployment must trust keys or ask for them: LLM_AUDIT_RULES_ALLOW_UNSIGNED)."""
+    if not {"LLM_AUDIT_RULES_ALLOW_UNSIGNED", "LLM_AUDIT_RULES_TRUSTED_KEYS"} & os.environ.keys():
+        overrides.setdefault("rules_allow_unsigned", True)
     settings = load_settings(**overrides)
     _quiet_beam_shutdown()
     # A MiniCluster loads metric reporters from the gateway JVM's classpath (FLINK_LIB_DIR), fixed when

@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from udfs.archive import TextCipher
+from udfs.events import FieldBounds
 from udfs.scorers.suite import DEFAULT_CONFIG as DEFAULT_SCORERS_CONFIG
 from udfs.signing import trusted_keys
 
@@ -103,7 +104,18 @@ class AuditJobSettings(BaseSettings):
     """LLM_AUDIT_RULESET_NAME: which pushed ruleset this job follows (the record key on the rules topic)."""
     rules_trusted_keys: list[str] = []
     """LLM_AUDIT_RULES_TRUSTED_KEYS: JSON list of Ed25519 public keys (base64, the .pub of `llm-audit rules keygen`);
-    with any, the job runs only pushes signed by one of them and records the rest as rejected."""
+    the job runs only pushes signed by one of them and records the rest as rejected (k8s: a Secret)."""
+    rules_allow_unsigned: bool = False
+    """LLM_AUDIT_RULES_ALLOW_UNSIGNED: also run unsigned pushes (local use: anyone who can write the rules
+    topic then sets the rules). Loud: a warning at start, and the `rules` point's `unsigned` field (alert
+    llm-audit-rules-unsigned) while unsigned rules run. Without it, LLM_AUDIT_RULES_TRUSTED_KEYS is required."""
+    max_id_chars: int = Field(default=256, ge=1)
+    """LLM_AUDIT_MAX_ID_CHARS: the most characters of each identifier of an event (event_id, tenant, application,
+    model, model_version, user_id, session_id); longer, or with a control character, it is a dead letter."""
+    max_text_chars: int = Field(default=1_000_000, ge=1)
+    """LLM_AUDIT_MAX_TEXT_CHARS: the most characters of an event's prompt and of its response; longer is a dead letter."""
+    max_metadata_bytes: int = Field(default=65_536, ge=2)
+    """LLM_AUDIT_MAX_METADATA_BYTES: the most bytes of an event's metadata as UTF-8 JSON; more is a dead letter."""
     store_raw_text: bool = False
     """LLM_AUDIT_STORE_RAW_TEXT: also store the raw prompt/response text in violations (off: spans and redacted snippets only)."""
 
@@ -257,7 +269,15 @@ class AuditJobSettings(BaseSettings):
     @model_validator(mode="after")
     def _trusted_keys_are_keys(self) -> AuditJobSettings:
         trusted_keys(self.rules_trusted_keys)  # names a key that is not one
+        if not self.rules_trusted_keys and not self.rules_allow_unsigned:
+            raise ValueError(
+                "rule pushes must be signed, and no key is trusted: set LLM_AUDIT_RULES_TRUSTED_KEYS to the public "
+                "keys of who may push (`llm-audit rules keygen`), or LLM_AUDIT_RULES_ALLOW_UNSIGNED=true for local use"
+            )
         return self
+
+    def field_bounds(self) -> FieldBounds:
+        return FieldBounds(self.max_id_chars, self.max_text_chars, self.max_metadata_bytes)
 
     @model_validator(mode="after")
     def _encrypted_archive_needs_a_key(self) -> AuditJobSettings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 
@@ -9,6 +10,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TIERS = ("unit", "pipeline", "integration")
+# The tests run the job locally, where unsigned pushes are the default (flink_jobs.local); the tests of
+# signed pushes and of deployments set their own.
+os.environ.setdefault("LLM_AUDIT_RULES_ALLOW_UNSIGNED", "true")
 
 
 def pytest_collection_modifyitems(items):

@@ -6,6 +6,9 @@ is the same contract for producers, and a test keeps the two in agreement.
 
 from __future__ import annotations
 
+import json
+import re
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,52 @@ MAX_EPOCH_MS = 253_402_300_799_999
 _MAX_TOKENS = 2**31 - 1
 
 
+# Characters an identifier may not hold: C0 and C1 controls, zero-width and bidi controls, line and paragraph
+# separators, the BOM and lone surrogates. They forge log lines and hide or reorder what a reviewer reads.
+_HIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff]")
+IDENTIFIERS = ("event_id", "tenant", "application", "model", "model_version", "user_id", "session_id")
+
+
+@dataclass(frozen=True, slots=True)
+class FieldBounds:
+    """The most an event's fields may hold (the job's settings name them). Identifiers are copied into every
+    violation and filter of the console; an event over a bound is a dead letter naming the field."""
+
+    id_chars: int = 256  # each identifier (LLM_AUDIT_MAX_ID_CHARS)
+    text_chars: int = 1_000_000  # prompt and response, each (LLM_AUDIT_MAX_TEXT_CHARS)
+    metadata_bytes: int = 65_536  # metadata as UTF-8 JSON (LLM_AUDIT_MAX_METADATA_BYTES)
+
+    def problems(self, event: AuditEvent) -> list[str]:
+        """What in `event` is over a bound or hidden in an identifier, one line per field ([] if nothing)."""
+        found = []
+        for name in IDENTIFIERS:
+            value = getattr(event, name)
+            if value is None:
+                continue
+            if len(value) > self.id_chars:
+                found.append(
+                    f"{name}: {len(value):,} characters, over the bound of {self.id_chars:,} (LLM_AUDIT_MAX_ID_CHARS)"
+                )
+            elif hidden := _HIDDEN.search(value):
+                found.append(
+                    f"{name}: control character U+{ord(hidden.group()):04X} at {hidden.start()}; "
+                    "identifiers hold printable text only"
+                )
+        for name, text in (("prompt", event.prompt), ("response", event.response)):
+            if text is not None and len(text) > self.text_chars:
+                found.append(
+                    f"{name}: {len(text):,} characters, over the bound of {self.text_chars:,} (LLM_AUDIT_MAX_TEXT_CHARS)"
+                )
+        if event.metadata:
+            size = len(json.dumps(event.metadata, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+            if size > self.metadata_bytes:
+                found.append(
+                    f"metadata: {size:,} bytes of JSON, over the bound of {self.metadata_bytes:,} "
+                    "(LLM_AUDIT_MAX_METADATA_BYTES)"
+                )
+        return found
+
+
 class EventError(ValueError):
     """A message that is not a valid audit event; ``reason`` is a stable code for the DLQ."""
 
@@ -39,11 +88,11 @@ class AuditEvent(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
 
-    event_id: str = Field(min_length=1, max_length=256)
+    event_id: str = Field(min_length=1)
     timestamp: int = Field(description="Event time in epoch milliseconds (RFC 3339 accepted on input).")
-    tenant: str = Field(min_length=1, max_length=256)
+    tenant: str = Field(min_length=1)
     application: str | None = None
-    model: str = Field(min_length=1, max_length=256)
+    model: str = Field(min_length=1)
     model_version: str | None = None
     user_id: str | None = None
     session_id: str | None = None
@@ -89,14 +138,19 @@ class AuditEvent(BaseModel):
         return [(name, text) for name, text in (("prompt", self.prompt), ("response", self.response)) if text]
 
 
-def parse_event(raw: str | bytes) -> AuditEvent:
-    """Parse one Kafka message into an event, or raise EventError naming every problem."""
+def parse_event(raw: str | bytes, bounds: FieldBounds = FieldBounds()) -> AuditEvent:
+    """Parse one Kafka message into an event within `bounds`, or raise EventError naming every problem."""
     try:
-        return AuditEvent.model_validate_json(raw)
+        event = AuditEvent.model_validate_json(raw)
+        problems = bounds.problems(event)
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
     except Exception as exc:  # a defect of ours on this input: this message's failure (udfs.faults), not the job's
         raise EventError("audit_error", [Failure.of("parse", "event", exc).describe()]) from exc
+    else:
+        if problems:
+            raise EventError("schema_violation", problems)
+        return event
     if any(err["type"] == "json_invalid" for err in errors):
         raise EventError("invalid_json", [errors[0]["msg"]])
     if any(err["type"] == "model_type" for err in errors):

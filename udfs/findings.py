@@ -43,7 +43,9 @@ class Finding:
         The event id is percent-encoded: a ':' in it cannot make two findings' keys alike."""
         event = quote(self.event_id, safe="")
         if self.category == "audit_error":  # one per stage and rule (or scorer, output) that failed
-            return f"{event}:{self.rule_id}@{self.rule_version}:{self.entity}:{quote(self.snippet, safe='')}:{self.field}"
+            return (
+                f"{event}:{self.rule_id}@{self.rule_version}:{self.entity}:{quote(self.snippet, safe='')}:{self.field}"
+            )
         return f"{event}:{self.rule_id}@{self.rule_version}:{self.field}:{self.start}-{self.end}"
 
     def to_dict(self) -> dict[str, Any]:

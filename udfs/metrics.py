@@ -12,10 +12,13 @@ the point instead of adding one. Measurements (what the Grafana dashboards and a
 | anomalies    | tenant, model, metric                        | observed, baseline, deviation, score   |
 | dead_letters | reason                                       | count                                  |
 | rule_reviews | tenant, rule_id                              | confirmed, false_positive, escalated   |
+| rules        | ruleset                                      | unsigned                               |
 
 `audit_events.violations` counts the violations found in the events; those of fired sequence
 rules (which are not events) are in `violations` only. `rule_reviews` comes from the review console:
 at each review, a rule's verdict totals in that tenant so far (the latest point is the current count).
+`rules` is written at each push the job sees, at the push's time: `unsigned` is 1 while the rules that
+run came from a push no trusted key signed (the latest point is the current state).
 """
 
 from __future__ import annotations
@@ -48,6 +51,11 @@ def point(measurement: str, tags: dict[str, str], fields: dict[str, Any], time_m
         "fields": fields,
         "time_ms": time_ms,
     }
+
+
+def rules_point(ruleset: str, signed: bool, time_ms: int) -> Point:
+    """Whether the rules a job runs after a push are its own or a trusted signer's (alert llm-audit-rules-unsigned)."""
+    return point("rules", {"ruleset": ruleset}, {"unsigned": int(not signed)}, time_ms)
 
 
 @dataclass

@@ -31,6 +31,8 @@ from pymongo import MongoClient
 
 from devstack import artifacts, stack, traffic
 from flink_jobs.reporter import flink_influx_reporter_config
+from flink_jobs.rules_topic import push_record
+from udfs.rules import load_rules
 from tests.support import grafana
 from flink_jobs.settings import AuditJobSettings, load_settings
 from tests.integration.conftest import job_env, produce
@@ -42,6 +44,7 @@ STEADY_WINDOWS, INCIDENT_WINDOWS = 10, 2
 STEADY_KEYS = (("acme", "gpt-4o", "2024-08-06"), ("globex", "claude-sonnet-4", "20250514"))
 INCIDENT_KEY = STEADY_KEYS[0]
 INCIDENT_MALFORMED = 30
+UNSIGNED_PUSH_S = 60  # after t0: an unsigned push of the job's own rules
 REVIEWED_RULE = "pii.email"  # the incident's PII jump gives acme several
 SEVERITY_COLOURS = {"critical", "high", "medium", "low", "info"}  # the severity panel's colour overrides
 
@@ -153,6 +156,10 @@ def audited(stack_settings, tmp_path_factory):
     now = datetime.now(timezone.utc)
     t0 = datetime.fromtimestamp((int(now.timestamp()) // WINDOW_S) * WINDOW_S - 300, timezone.utc)
     produce(settings.kafka_bootstrap, settings.source_topic, _compose(_ms(t0)))
+    # The same rules as the job's file, pushed unsigned, as a local stack allows: alert llm-audit-rules-unsigned.
+    push = push_record(load_rules(settings.rules_path), settings.ruleset_name, 1, "grafana-test", "unsigned")
+    produce(settings.kafka_bootstrap, settings.rules_topic,
+            [(_ms(t0) + UNSIGNED_PUSH_S * 1000, settings.ruleset_name, json.dumps(push))])
     logs = tmp_path_factory.mktemp("grafana-job")
     started = datetime.now(timezone.utc)
     began = time.monotonic()
@@ -297,6 +304,15 @@ def test_events_not_fully_audited_fires_for_the_poisoned_event_only(audited):
     incident, evaluations = _states(rule, audited, audited.incident_end + timedelta(seconds=30))
     tenant, model, _ = INCIDENT_KEY
     assert incident.firing == [{"model": model, "tenant": tenant}]
+    assert evaluations[-1].values["B"][0].value == 1
+
+
+def test_unsigned_rules_fire_from_the_unsigned_push_on(audited):
+    rule = _rule("llm-audit-rules-unsigned")
+    before, _ = _states(rule, audited, audited.t0 + timedelta(seconds=UNSIGNED_PUSH_S - 1))
+    assert before.firing == [] and set(before.states().values()) <= {grafana.NORMAL}
+    after, evaluations = _states(rule, audited, audited.steady_end)
+    assert after.firing == [{"ruleset": audited.settings.ruleset_name}]
     assert evaluations[-1].values["B"][0].value == 1
 
 

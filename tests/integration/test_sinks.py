@@ -24,15 +24,37 @@ def test_prepare_creates_the_indexes_and_repeated_ids_store_one_document_each(st
             assert set(VIOLATION_INDEXES) <= indexes
 
             writer.open()  # as a subtask would, after prepare(): finds the indexes, creates none
-            # A source that delivered an event twice repeats its violations within a batch, and a
-            # replay after a restore repeats a whole batch: one document per _id, the last one.
+            # A source that delivered an event twice repeats its violations within a batch (one document
+            # per _id, the last one), and a replay after a restore repeats a whole batch: nothing changes.
             docs = [{"_id": f"v{i}", "rule_id": "pii.email", "n": i} for i in range(40)]
             writer.write(docs + [{**d, "n": -1} for d in docs[:25]])
             writer.write(docs[10:])
             writer.close()
             stored = {d["_id"]: d["n"] for d in client[database]["violations"].find()}
-            assert stored == {d["_id"]: -1 if d["n"] < 10 else d["n"] for d in docs}
+            assert stored == {d["_id"]: -1 if d["n"] < 25 else d["n"] for d in docs}
         finally:
+            client.drop_database(database)
+
+
+def test_a_stored_violation_is_never_changed_by_a_later_write(stack_settings, run_id):
+    # Hole 5 of issue 30: a later document with the same _id $set every field, the reviewer's verdict aside.
+    database = f"llm_audit_sinks_{run_id}"
+    writer = MongoWriter(stack_settings.mongo_uri, database, "violations", VIOLATION_INDEXES).prepare()
+    writer.open()
+    with MongoClient(stack_settings.mongo_uri) as client:
+        try:
+            coll = client[database]["violations"]
+            original = violation(1, user_id="alice", snippet="ja******", application="support")
+            assert writer.write([original]) == []
+            coll.update_one({"_id": original["_id"]}, {"$set": {"review": {"verdict": "confirmed"}}})
+            stored = coll.find_one({"_id": original["_id"]})
+            rewrite = {**original, "tenant": "evil", "user_id": "mallory", "snippet": "planted", "review": None}
+            assert writer.write([rewrite, violation(2)]) == []  # refused as a duplicate, silently: not an error
+            assert writer.write([original]) == []  # the replay of the same event: the identical document
+            assert coll.find_one({"_id": original["_id"]}) == stored
+            assert coll.count_documents({}) == 2
+        finally:
+            writer.close()
             client.drop_database(database)
 
 

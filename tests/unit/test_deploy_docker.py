@@ -28,7 +28,9 @@ from console.settings import ConsoleSettings
 from devstack import artifacts
 from tests.support import validators
 from flink_jobs.cli import app as cli
-from flink_jobs.settings import AuditJobSettings, load_settings
+from flink_jobs.settings import AuditJobSettings, SettingsError, load_settings
+from tests.support.pushes import assert_unsigned_empty_push_is_refused
+from udfs.signing import generate_key
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
@@ -278,7 +280,7 @@ def test_env_example_names_every_required_variable_and_holds_no_secret():
     example = dict(line.split("=", 1) for line in ENV_EXAMPLE.read_text().splitlines()
                    if line and not line.startswith("#"))
     assert _required_vars() <= set(example), _required_vars() - set(example)
-    assert set(example.values()) == {"CHANGE_ME"}, "docker/.env.example must hold placeholders only"
+    assert set(example.values()) == {"CHANGE_ME", '["CHANGE_ME"]'}, "docker/.env.example must hold placeholders only"
     assert ".env" in (DOCKER / ".gitignore").read_text().split()
 
 
@@ -314,17 +316,36 @@ def test_every_bind_mounted_path_exists_and_cannot_be_created_empty(project):
                 assert mount.get("read_only") is True, mount
 
 
+def _job_settings(env: dict, monkeypatch, trusted: str | None):
+    """The job's settings from a service's environment, with `trusted` for the example's placeholder key."""
+    for var in [v for v in os.environ if v.startswith("LLM_AUDIT_")]:
+        monkeypatch.delenv(var)
+    for var, value in env.items():
+        if var.startswith("LLM_AUDIT_"):
+            monkeypatch.setenv(var, value)
+    assert env["LLM_AUDIT_RULES_TRUSTED_KEYS"] == '["CHANGE_ME"]'
+    if trusted is None:
+        monkeypatch.delenv("LLM_AUDIT_RULES_TRUSTED_KEYS")
+    else:
+        monkeypatch.setenv("LLM_AUDIT_RULES_TRUSTED_KEYS", json.dumps([trusted]))
+    return load_settings()  # raises on an unknown LLM_AUDIT_* name or an invalid value
+
+
 def test_compose_job_settings_are_valid(project, monkeypatch):
     for name in ("jobmanager", "taskmanager"):
-        env = project["services"][name]["environment"]
-        for var in [v for v in os.environ if v.startswith("LLM_AUDIT_")]:
-            monkeypatch.delenv(var)
-        for var, value in env.items():
-            if var.startswith("LLM_AUDIT_"):
-                monkeypatch.setenv(var, value)
-        settings = load_settings()  # raises on an unknown LLM_AUDIT_* name or an invalid value
+        settings = _job_settings(project["services"][name]["environment"], monkeypatch, generate_key()[1])
         assert settings.kafka_bootstrap == "kafka:9092"
         assert settings.mongo_uri.get_secret_value().startswith("mongodb://llm_audit:CHANGE_ME@mongo:27017/")
+
+
+def test_compose_job_runs_signed_pushes_only(project, monkeypatch):
+    # Hole 3 of issue 30: with no key set, `{"rules": []}` pushed unsigned turned the audit off, silently.
+    env = project["services"]["taskmanager"]["environment"]
+    with pytest.raises(SettingsError, match="rule pushes must be signed, and no key is trusted"):
+        _job_settings(env, monkeypatch, None)
+    settings = _job_settings(env, monkeypatch, generate_key()[1])
+    assert not settings.rules_allow_unsigned
+    assert_unsigned_empty_push_is_refused(settings)
 
 
 def test_compose_console_serves_the_images_llm_audit_on_the_jobs_mongodb(project, monkeypatch):

@@ -11,6 +11,7 @@ kustomize from the Go module proxy, the Kubernetes JSON schemas from the kuberne
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import tomllib
@@ -29,7 +30,9 @@ from console.app import create_app
 from console.settings import ConsoleSettings
 from tests.support import validators
 from flink_jobs.cli import app as cli
-from flink_jobs.settings import AuditJobSettings, load_settings
+from flink_jobs.settings import AuditJobSettings, SettingsError, load_settings
+from tests.support.pushes import assert_unsigned_empty_push_is_refused
+from udfs.signing import generate_key
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
@@ -250,7 +253,7 @@ def _settings_env(objects: list[dict], container: dict) -> dict[str, str]:
         if name.startswith("LLM_AUDIT_"):
             assert "secretKeyRef" in entry["valueFrom"], f"{name}: settings not in the ConfigMap come from a Secret"
             if not entry["valueFrom"]["secretKeyRef"].get("optional"):
-                values[name] = "placeholder"
+                values[name] = json.dumps([TRUSTED_KEY]) if name == "LLM_AUDIT_RULES_TRUSTED_KEYS" else "placeholder"
     return values
 
 
@@ -260,6 +263,22 @@ def _load(monkeypatch, values: dict[str, str]):
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     return load_settings()
+
+
+TRUSTED_KEY = generate_key()[1]  # a stand-in for the Secret's rules-trusted-keys
+
+
+def test_job_runs_signed_pushes_only(rendered, monkeypatch):
+    # Hole 3 of issue 30: with no key set, `{"rules": []}` pushed unsigned turned the audit off, silently.
+    for overlay, objects in rendered.items():
+        container = _main_container(_one(objects, "FlinkDeployment")["spec"]["podTemplate"])
+        env = _settings_env(objects, container)
+        assert "LLM_AUDIT_RULES_ALLOW_UNSIGNED" not in env, overlay
+        settings = _load(monkeypatch, env)
+        assert settings.rules_trusted_keys == [TRUSTED_KEY] and not settings.rules_allow_unsigned, overlay
+        assert_unsigned_empty_push_is_refused(settings)
+        with pytest.raises(SettingsError, match="rule pushes must be signed, and no key is trusted"):
+            _load(monkeypatch, {k: v for k, v in env.items() if k != "LLM_AUDIT_RULES_TRUSTED_KEYS"})
 
 
 def test_job_settings_are_known_valid_and_consistent(rendered, monkeypatch):

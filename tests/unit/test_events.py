@@ -4,7 +4,7 @@ import jsonschema
 import pytest
 
 from devstack.traffic import generate
-from udfs.events import SCHEMA_PATH, AuditEvent, EventError, dead_letter, parse_event
+from udfs.events import SCHEMA_PATH, EventError, FieldBounds, dead_letter, parse_event
 
 SCHEMA = jsonschema.Draft202012Validator(
     json.loads(SCHEMA_PATH.read_text()), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
@@ -67,16 +67,35 @@ def test_json_schema_file_agrees_with_the_validator_on_generated_traffic():
     "patch",
     [{"prompt": None, "response": "r"}, {"prompt": None}, {"timestamp": True}, {"event_id": ""}, {"metadata": []},
      {"prompt_tokens": 1.5}, {"extra": 1}, {"timestamp": "2026-11-21T10:00:00"}, {"timestamp": "yesterday"},
-     {"timestamp": "2026-11-21T10:00:00.123+05:30"}, {"timestamp": 1795255200}],
+     {"timestamp": "2026-11-21T10:00:00.123+05:30"}, {"timestamp": 1795255200}, {"application": "a" * 256},
+     {"application": "a" * 257}, {"tenant": "ac\u0000me"}, {"user_id": "u\u202e1"}, {"session_id": "s\u200b"},
+     {"model": "gpt\n4o"}, {"tenant": "ünïcödé 租户"}, {"prompt": "x" * 1_000_000}, {"response": "x" * 1_000_001}],
 )
 def test_json_schema_file_agrees_with_the_validator_on_edge_cases(patch):
     obj = {**VALID, **patch}
     try:
-        AuditEvent.model_validate_json(json.dumps(obj))
-        pydantic_ok = True
-    except ValueError:
-        pydantic_ok = False
-    assert pydantic_ok == _schema_accepts(obj)
+        parse_event(json.dumps(obj))
+        ok = True
+    except EventError:
+        ok = False
+    assert ok == _schema_accepts(obj)
+
+
+def test_hostile_fields_are_refused_naming_the_field_and_the_bound():
+    # Hole 6 of issue 30: a 300,000-character application was stored in every violation of its event.
+    with pytest.raises(EventError) as info:
+        parse_event(json.dumps({**VALID, "application": "a" * 300_000, "tenant": "ac\x1bme", "metadata": {"k": "v" * 70_000}}))
+    assert info.value.reason == "schema_violation"
+    assert info.value.errors == [
+        "tenant: control character U+001B at 2; identifiers hold printable text only",
+        "application: 300,000 characters, over the bound of 256 (LLM_AUDIT_MAX_ID_CHARS)",
+        "metadata: 70,009 bytes of JSON, over the bound of 65,536 (LLM_AUDIT_MAX_METADATA_BYTES)",
+    ]
+    # The bounds are settings: a deployment with longer identifiers or texts raises them.
+    wide = FieldBounds(id_chars=400_000, text_chars=10, metadata_bytes=100_000)
+    assert parse_event(json.dumps({**VALID, "application": "a" * 300_000}), wide).application == "a" * 300_000
+    with pytest.raises(EventError, match=r"prompt: 11 characters, over the bound of 10 \(LLM_AUDIT_MAX_TEXT_CHARS\)"):
+        parse_event(json.dumps({**VALID, "prompt": "x" * 11}), wide)
 
 
 def test_a_dead_letter_is_never_stamped_beyond_what_the_dlq_broker_accepts():

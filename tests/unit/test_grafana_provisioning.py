@@ -107,10 +107,10 @@ def test_the_brief_s_views_are_all_there():
 
 # --- alert rules ---------------------------------------------------------------------------------
 
-def test_the_six_alerts_exist_with_unique_uids():
+def test_the_seven_alerts_exist_with_unique_uids():
     assert {r.uid for r in RULES} == {
         "llm-audit-critical-violation", "llm-audit-not-fully-audited", "llm-audit-violation-rate-anomaly",
-        "llm-audit-dlq-spike", "llm-audit-job-stalled", "llm-audit-checkpoint-failures"}
+        "llm-audit-dlq-spike", "llm-audit-job-stalled", "llm-audit-checkpoint-failures", "llm-audit-rules-unsigned"}
     assert len({r.uid for r in RULES}) == len(RULES)
 
 
@@ -157,6 +157,7 @@ def test_no_data_is_an_incident_only_for_the_stalled_job_rule():
         "llm-audit-dlq-spike": ("OK", 120),  # nothing dead-lettered likewise
         "llm-audit-job-stalled": ("Alerting", 300),  # no audited events: the incident itself
         "llm-audit-checkpoint-failures": ("OK", 300),  # no Flink metrics: left to the stalled rule
+        "llm-audit-rules-unsigned": ("OK", 0),  # no push seen: the job runs its own rules file
     }
 
 

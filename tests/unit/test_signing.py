@@ -6,6 +6,7 @@ import pytest
 
 from flink_jobs.rules_topic import push_record
 from flink_jobs.settings import SettingsError, load_settings
+from tests.support.pushes import BroadcastContext, audit_operator
 from udfs.rules import RuleSet, rules_digest
 from udfs.signing import SignatureError, generate_key, load_private_key, parse_public_key, sign, trusted_keys, verify
 
@@ -82,25 +83,8 @@ def test_a_push_signed_by_an_older_llm_audit_is_refused_with_the_reason():
         verify(sign(record, private), trusted_keys([public]))
 
 
-class _State(dict):
-    def put(self, key, value):
-        self[key] = value
-
-
-class _Context:
-    def __init__(self):
-        self.state = _State()
-
-    def get_broadcast_state(self, descriptor):
-        return self.state
-
-
 def _job(public: str | None = None):
-    from flink_jobs.audit import AuditEvents
-
-    job = AuditEvents(RULESET, "default", False, (), 1, trusted_keys=(public,) if public else ())
-    job.open(None)
-    return job
+    return audit_operator(RULESET, trusted=(public,) if public else (), allow_unsigned=not public)
 
 
 @pytest.mark.parametrize("signed", [True, False])
@@ -114,7 +98,7 @@ def test_rules_swapped_after_signing_are_rejected_before_they_are_parsed(monkeyp
     private, public = _key()
     record = push_record(RULESET, "default", 3, "alice", "m")
     record = {**(sign(record, private) if signed else record), "rules": {"rules": [{"match": {"file": "/etc/shadow"}}]}}
-    job, ctx = _job(public if signed else None), _Context()
+    job, ctx = _job(public if signed else None), BroadcastContext()
     [change] = job._push(json.dumps(record), ctx)
     assert not change["accepted"] and "sha256 does not match the rules" in change["reason"]
     assert ctx.state == {}
@@ -122,7 +106,7 @@ def test_rules_swapped_after_signing_are_rejected_before_they_are_parsed(monkeyp
 
 def test_a_replayed_older_push_is_a_rollback_recorded_as_a_new_document():
     private, public = _key()
-    job, ctx = _job(public), _Context()
+    job, ctx = _job(public), BroadcastContext()
     old = json.dumps(sign(push_record(RULESET, "default", 1, "alice", "first"), private))
     new = json.dumps(sign(push_record(RuleSet.model_validate(_other_rules()), "default", 2, "alice", "kw"), private))
     changes = [change for value in (old, new, old, new) for change in job._push(value, ctx)]
@@ -132,3 +116,38 @@ def test_a_replayed_older_push_is_a_rollback_recorded_as_a_new_document():
     assert "version 2 is not above the running version 2" in changes[3]["reason"]
     assert len({c["_id"] for c in changes}) == 4 and changes[2]["_id"].startswith(changes[0]["_id"].removesuffix("accepted"))
     assert json.loads(ctx.state["default"])["version"] == 2
+
+
+def test_unsigned_rules_are_flagged_while_they_run_and_a_forged_signature_is_refused_even_so():
+    from flink_jobs.audit import RULE_CHANGES, RULES_POINTS
+
+    private, public = _key()
+    eve, _ = _key()
+    job, ctx = audit_operator(RULESET, trusted=(public,), allow_unsigned=True), BroadcastContext()
+
+    def pushed(record: dict) -> tuple[dict, dict]:
+        [(changes, change), (points, point)] = job.process_broadcast_element(json.dumps(record), ctx)
+        assert (changes, points) == (RULE_CHANGES, RULES_POINTS) and point[1]["time_ms"] == ctx.timestamp_ms
+        return change[1], point[1]
+
+    # LLM_AUDIT_RULES_ALLOW_UNSIGNED=true: an unsigned push runs, and is flagged (alert llm-audit-rules-unsigned).
+    change, point = pushed(push_record(RULESET, "default", 1, "bob", "unsigned"))
+    assert change["accepted"] and not change["rules_signed"]
+    assert (point["measurement"], point["tags"], point["fields"]) == ("rules", {"ruleset": "default"}, {"unsigned": 1})
+    change, point = pushed(sign(push_record(RULESET, "default", 2, "alice", "signed"), private))
+    assert change["accepted"] and change["rules_signed"] and point["fields"] == {"unsigned": 0}
+    # A push naming a trusted key is held to its signature: no forgery rides on unsigned mode.
+    forged = {**sign(push_record(RULESET, "default", 3, "alice", "m"), private), "author": "mallory"}
+    change, point = pushed(forged)
+    assert not change["accepted"] and "bad signature" in change["reason"] and point["fields"] == {"unsigned": 0}
+    # Signed by a key the job does not trust: unsigned as far as the job knows.
+    change, point = pushed(sign(push_record(RULESET, "default", 4, "eve", "m"), eve))
+    assert change["accepted"] and not change["rules_signed"] and point["fields"] == {"unsigned": 1}
+
+
+def test_a_job_without_trusted_keys_must_ask_for_unsigned_pushes(monkeypatch):
+    monkeypatch.delenv("LLM_AUDIT_RULES_ALLOW_UNSIGNED", raising=False)
+    with pytest.raises(SettingsError, match=r"set LLM_AUDIT_RULES_TRUSTED_KEYS .* or LLM_AUDIT_RULES_ALLOW_UNSIGNED=true"):
+        load_settings()
+    monkeypatch.setenv("LLM_AUDIT_RULES_ALLOW_UNSIGNED", "true")
+    assert load_settings().rules_allow_unsigned
