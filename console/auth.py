@@ -3,8 +3,10 @@
 - Users live in MongoDB (`console_users`): a role, the tenants they may see, an argon2 password hash and
   the SHA-256 of their API token (a 256-bit random token needs no slow hash; a password does).
 - Roles: viewer reads, reviewer also reviews, admin also manages users. Tenants scope every query.
-- Browser sessions are an HMAC-signed cookie (HttpOnly, Secure, SameSite=Strict) holding the user, an
-  expiry and a CSRF token that every form posts back.
+- Browser sessions live in MongoDB (`console_sessions`, keyed by the SHA-256 of their id, so a copy of
+  the database opens none): signing out or `console user revoke` ends them at once. The cookie holds the
+  session id, HMAC-signed (HttpOnly, Secure, SameSite=Lax); the session holds the CSRF token that every
+  form posts back.
 """
 
 from __future__ import annotations
@@ -17,18 +19,21 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pymongo.database import Database
 
-from console.store import ALL_TENANTS, USERS, Caller
+from console.store import ALL_TENANTS, SESSIONS, USERS, Caller
 
 ROLES = ("viewer", "reviewer", "admin")
 _RANK = {role: i for i, role in enumerate(ROLES)}
 TOKEN_PREFIX = "lac_"
-_hasher = PasswordHasher()
+MAX_NAME, MAX_PASSWORD = 128, 1024  # longer ones are refused before any hashing
+# RFC 9106's second recommended option, pinned: each check holds memory_cost KiB while it runs, which the
+# console's LLM_AUDIT_CONSOLE_LOGIN_CHECKS and the pod's memory limit are sized for.
+_hasher = PasswordHasher(time_cost=3, memory_cost=64 * 1024, parallelism=4)
 
 
 class AuthError(ValueError):
@@ -44,6 +49,10 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
 def add_user(db: Database, name: str, role: str, tenants: list[str], password: str | None, by: str) -> str:
     """Creates a user -> their API token (shown once; only its hash is kept)."""
     if role not in ROLES:
@@ -56,7 +65,7 @@ def add_user(db: Database, name: str, role: str, tenants: list[str], password: s
         raise AuthError(f"give the tenants {name} may see (--tenant T, repeated), or --tenant '{ALL_TENANTS}' for all")
     if db[USERS].find_one({"_id": name}):
         raise AuthError(f"user {name!r} exists")
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = _new_token()
     db[USERS].insert_one(
         {
             "_id": name,
@@ -97,15 +106,67 @@ def by_name(db: Database, name: str) -> Caller | None:
     return _caller(user) if user else None
 
 
+def rotate_token(db: Database, name: str) -> str:
+    """A new API token for the user -> the token (shown once); the old one stops working at once."""
+    token = _new_token()
+    if not db[USERS].update_one({"_id": name}, {"$set": {"token_sha256": _token_hash(token)}}).matched_count:
+        raise AuthError(f"no user {name!r}")
+    return token
+
+
+def revoke_user(db: Database, name: str) -> int:
+    """Ends every session of the user and voids their API token (`rotate_token` makes a new one) -> the number
+    of sessions ended. They may sign in again: a new session."""
+    now = datetime.now(UTC)
+    # revoked_at also voids any session opened before it that the update below misses (one being made now).
+    if not db[USERS].update_one({"_id": name}, {"$set": {"token_sha256": None, "revoked_at": now}}).matched_count:
+        raise AuthError(f"no user {name!r}")
+    return db[SESSIONS].update_many({"user": name, "ended_at": None}, {"$set": {"ended_at": now}}).modified_count
+
+
 @dataclass(frozen=True)
 class Session:
+    id: str
+    """The cookie's secret; the database keeps its SHA-256."""
     user: str
     csrf: str
-    expires: int
+
+
+def open_session(db: Database, user: str, how: str, hours: int) -> Session:
+    session = Session(secrets.token_urlsafe(32), user, secrets.token_urlsafe(24))
+    now = datetime.now(UTC)
+    db[SESSIONS].insert_one(
+        {
+            "_id": _token_hash(session.id),
+            "user": user,
+            "csrf": session.csrf,
+            "how": how,
+            "created_at": now,
+            "expires_at": now + timedelta(hours=hours),
+            "ended_at": None,
+        }
+    )
+    return session
+
+
+def by_session(db: Database, session_id: str) -> tuple[Caller, Session] | None:
+    """The caller of a session that exists, has not expired, was not ended, and was opened after the user's
+    last revocation."""
+    doc = db[SESSIONS].find_one(
+        {"_id": _token_hash(session_id), "ended_at": None, "expires_at": {"$gt": datetime.now(UTC)}}
+    )
+    user = db[USERS].find_one({"_id": doc["user"]}) if doc else None
+    if doc is None or user is None or (user.get("revoked_at") and doc["created_at"] <= user["revoked_at"]):
+        return None
+    return _caller(user), Session(session_id, doc["user"], doc["csrf"])
+
+
+def end_session(db: Database, session_id: str) -> None:
+    db[SESSIONS].update_one({"_id": _token_hash(session_id)}, {"$set": {"ended_at": datetime.now(UTC)}})
 
 
 class Sessions:
-    """Signs and checks cookies: the session's, and the short-lived one of an OpenID Connect sign-in."""
+    """Signs and checks cookies: the session's (its id), and the short-lived one of an OpenID Connect sign-in."""
 
     COOKIE = "llm_audit_session"
 
@@ -132,14 +193,13 @@ class Sessions:
             return None
         return data if isinstance(data, dict) and data.get("exp", 0) > time.time() else None
 
-    def issue(self, user: str) -> str:
-        return self.seal({"user": user, "csrf": secrets.token_urlsafe(24)}, self._seconds)
+    def cookie(self, session: Session) -> str:
+        return self.seal({"sid": session.id}, self._seconds)
 
-    def read(self, cookie: str | None) -> Session | None:
+    def read(self, cookie: str | None) -> str | None:
+        """The session id a cookie of ours names (whether that session still holds is the database's to say)."""
         data = self.unseal(cookie)
-        if data is None or not isinstance(data.get("user"), str) or not isinstance(data.get("csrf"), str):
-            return None
-        return Session(data["user"], data["csrf"], data["exp"])
+        return data["sid"] if data is not None and isinstance(data.get("sid"), str) else None
 
     @property
     def max_age(self) -> int:

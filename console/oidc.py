@@ -5,6 +5,8 @@ a short-lived signed cookie; the callback checks the state, redeems the code wit
 client secret, and verifies the ID token (signature from the issuer's JWKS, issuer, audience, expiry,
 nonce). The claim LLM_AUDIT_CONSOLE_OIDC_USER_CLAIM names the console user, whose role and tenants are
 the console's (`llm-audit console user add`): the issuer says who, the console says what they may do.
+That claim is `sub`, or `email` only when the token says `email_verified`: many issuers let a user type
+any address into their profile, and an unverified one would name whichever console user holds it.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ def _get_json(url: str, data: dict[str, str] | None = None, headers: dict[str, s
 
 class Provider:
     def __init__(self, issuer: str, client_id: str, client_secret: str, redirect_uri: str, user_claim: str):
+        if user_claim not in ("sub", "email"):
+            raise ValueError(f"OpenID Connect user claim {user_claim!r}: valid: sub, email")
         self.issuer, self.client_id, self._secret = issuer.rstrip("/"), client_id, client_secret
         self.redirect_uri, self.user_claim = redirect_uri, user_claim
         self._config: dict[str, Any] | None = None
@@ -121,4 +125,10 @@ class Provider:
         user = claims.get(self.user_claim)
         if not user:
             raise OidcError(f"the ID token has no {self.user_claim!r} claim (LLM_AUDIT_CONSOLE_OIDC_USER_CLAIM)")
+        # Some issuers send the boolean as a string.
+        if self.user_claim == "email" and claims.get("email_verified") not in (True, "true"):
+            raise OidcError(
+                f"the issuer does not say that {user} is verified (email_verified): ask it to verify the address, "
+                "or sign users in by LLM_AUDIT_CONSOLE_OIDC_USER_CLAIM=sub"
+            )
         return str(user)

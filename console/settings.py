@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -36,7 +38,20 @@ class ConsoleSettings(BaseSettings):
     """LLM_AUDIT_CONSOLE_SESSION_SECRET: signs session cookies; unset, a random one per process (sessions end
     with it). Set it when several replicas serve the console."""
     console_session_hours: int = Field(default=8, ge=1, le=24 * 30)
-    """LLM_AUDIT_CONSOLE_SESSION_HOURS: how long a browser sign-in lasts."""
+    """LLM_AUDIT_CONSOLE_SESSION_HOURS: how long a browser sign-in lasts (unless signed out or revoked sooner)."""
+    console_login_checks: int = Field(default=2, ge=1, le=16)
+    """LLM_AUDIT_CONSOLE_LOGIN_CHECKS: password checks run at once. Each holds argon2's 64 MiB for about 0.1 s, so
+    the pod's memory limit needs ~120 MiB + 64 MiB x this; a sign-in that finds them all busy waits up to 2 s in a
+    short queue, then gets 503 with Retry-After."""
+    console_login_window_seconds: int = Field(default=900, ge=10, le=24 * 3600)
+    """LLM_AUDIT_CONSOLE_LOGIN_WINDOW_SECONDS: the window the two limits below count sign-in attempts in."""
+    console_login_user_attempts: int = Field(default=10, ge=1, le=1000)
+    """LLM_AUDIT_CONSOLE_LOGIN_USER_ATTEMPTS: failed password sign-ins per user name and window; more get 429 with
+    Retry-After until the window ends (even with the right password: single sign-on and API tokens still work)."""
+    console_login_address_attempts: int = Field(default=30, ge=1, le=10_000)
+    """LLM_AUDIT_CONSOLE_LOGIN_ADDRESS_ATTEMPTS: failed password sign-ins per client address (an IPv6 /64) and
+    window. The address is X-Forwarded-For's as uvicorn trusts it (FORWARDED_ALLOW_IPS). Both limits are per
+    replica."""
     console_page_size: int = Field(default=50, ge=1, le=500)
     """LLM_AUDIT_CONSOLE_PAGE_SIZE: violations per page of the queue."""
     console_public_url: str | None = None
@@ -49,5 +64,7 @@ class ConsoleSettings(BaseSettings):
     """LLM_AUDIT_CONSOLE_OIDC_CLIENT_ID: the console's client id at the issuer."""
     console_oidc_client_secret: SecretStr | None = None
     """LLM_AUDIT_CONSOLE_OIDC_CLIENT_SECRET: its client secret (a Kubernetes Secret)."""
-    console_oidc_user_claim: str = "email"
-    """LLM_AUDIT_CONSOLE_OIDC_USER_CLAIM: the ID token claim that names the console user."""
+    console_oidc_user_claim: Literal["email", "sub"] = "email"
+    """LLM_AUDIT_CONSOLE_OIDC_USER_CLAIM: the ID token claim that names the console user: `email` (only when the
+    token's `email_verified` is true: an unverified address proves nothing) or `sub` (the issuer's stable subject
+    identifier)."""

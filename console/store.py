@@ -20,6 +20,7 @@ from pymongo.database import Database
 REVIEWS = "reviews"
 AUDIT_LOG = "audit_log"
 USERS = "console_users"
+SESSIONS = "console_sessions"
 VERDICTS = ("confirmed", "false_positive", "escalated")
 STATUSES = ("unreviewed", *VERDICTS)
 FILTERS = ("tenant", "model", "application", "rule_id", "category", "severity")
@@ -54,6 +55,10 @@ class Caller:
     def scope(self) -> dict[str, Any]:
         return {} if ALL_TENANTS in self.tenants else {"tenant": {"$in": list(self.tenants)}}
 
+    def within(self, query: dict[str, Any]) -> dict[str, Any]:
+        """`query` narrowed to the caller's tenants, whatever tenant it names itself."""
+        return {"$and": [query, self.scope()]} if self.scope() else query
+
 
 def encode_cursor(doc: dict) -> str:
     key = [int(doc["event_time"].replace(tzinfo=UTC).timestamp() * 1000), doc["_id"]]
@@ -63,8 +68,10 @@ def encode_cursor(doc: dict) -> str:
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         time_ms, doc_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return datetime.fromtimestamp(int(time_ms) / 1000, tz=UTC), str(doc_id)
-    except (ValueError, TypeError):
+        if type(time_ms) is not int or not isinstance(doc_id, str):
+            raise TypeError
+        return datetime.fromtimestamp(time_ms / 1000, tz=UTC), doc_id
+    except (ValueError, TypeError, OverflowError, OSError):  # a time out of range is an OverflowError or OSError
         raise BadRequest(f"cursor {cursor[:40]!r} is not one this console gave: start from the first page") from None
 
 
@@ -87,6 +94,7 @@ class Store:
             self.violations.create_index(keys)
         self.db[REVIEWS].create_index([("violation_id", ASCENDING), ("at", ASCENDING)])
         self.db[AUDIT_LOG].create_index([("at", DESCENDING)])
+        self.db[SESSIONS].create_index([("user", ASCENDING)])
 
     # --- violations ---------------------------------------------------------------------------------
 
@@ -131,18 +139,16 @@ class Store:
         return items, encode_cursor(items[-1]) if more and items else None
 
     def get(self, caller: Caller, violation_id: str) -> dict | None:
-        doc = self.violations.find_one({"_id": violation_id})
-        return doc if doc is not None and caller.sees(doc.get("tenant")) else None
+        return self.violations.find_one(caller.within({"_id": violation_id}))
 
-    def session(self, doc: dict, limit: int = 50) -> list[dict]:
-        """The findings of the same session (or, without one, of the same event), in time order."""
-        if doc.get("session_id"):
-            query = {"session_id": doc["session_id"], "tenant": doc["tenant"]}
-        else:
-            query = {"event_id": doc["event_id"]}
+    def session(self, caller: Caller, doc: dict, limit: int = 50) -> list[dict]:
+        """The findings of the same session (or, without one, of the same event) in the violation's tenant, in
+        time order. Event and session ids are the tenants' own: another tenant may use the same ones."""
+        key = {"session_id": doc["session_id"]} if doc.get("session_id") else {"event_id": doc["event_id"]}
+        query = caller.within({**key, "tenant": doc["tenant"]})
         return list(self.violations.find(query).sort([("event_time", ASCENDING), ("_id", ASCENDING)]).limit(limit))
 
-    def anomalies_near(self, doc: dict, window: timedelta = timedelta(hours=1)) -> list[dict]:
+    def anomalies_near(self, caller: Caller, doc: dict, window: timedelta = timedelta(hours=1)) -> list[dict]:
         at = int(doc["event_time"].replace(tzinfo=UTC).timestamp() * 1000)
         span = int(window.total_seconds() * 1000)
         query = {
@@ -150,7 +156,12 @@ class Store:
             "model": doc["model"],
             "window_end_ms": {"$gte": at - span, "$lte": at + span},
         }
-        return list(self.anomalies.find(query).sort("window_end_ms", ASCENDING).limit(20))
+        return list(self.anomalies.find(caller.within(query)).sort("window_end_ms", ASCENDING).limit(20))
+
+    def reviews(self, caller: Caller, doc: dict) -> list[dict]:
+        """Every review of the violation, oldest first."""
+        query = caller.within({"violation_id": doc["_id"], "tenant": doc["tenant"]})
+        return list(self.db[REVIEWS].find(query).sort("at", ASCENDING))
 
     # --- reviews ------------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from pyflink.datastream.functions import MapFunction, RuntimeContext
 
 from flink_jobs.archive import archive_table, read_archive
 from flink_jobs.pyflink_internals import table_env_of, with_event_time
+from flink_jobs.secrets import Secret, reveal, secret
 from flink_jobs.settings import AuditJobSettings
 from udfs.archive import COLUMNS, PARTITION_COLUMNS, TEXT_FIELDS, ArchiveKeyError, TextCipher
 from udfs.rules import RuleSet
@@ -71,11 +72,11 @@ class ArchivedEvents(MapFunction):
     """Archive rows -> (event JSON, event time ms) for with_event_time. A row whose raw text does not open
     is audited on its redacted text, and logged (`archive_text_unopened`, with the count so far)."""
 
-    def __init__(self, key: str | None):
-        self._key = key
+    def __init__(self, key: Secret | None):
+        self._key = key  # where the archive key is (flink_jobs.secrets), not the key
 
     def open(self, runtime_context: RuntimeContext):
-        self._cipher = TextCipher.from_base64(self._key) if self._key else None
+        self._cipher = TextCipher.from_base64(reveal(self._key)) if self._key else None
         self._unopened = 0
 
     def map(self, value: Row):
@@ -143,13 +144,16 @@ def build_archive_audit(
     t_env = table_env_of(env)
     name = archive_table(t_env, archive)
     rows = t_env.to_data_stream(t_env.sql_query(f"SELECT * FROM {name} WHERE `date` BETWEEN '{start}' AND '{end}'"))
-    key = settings.archive_key.get_secret_value() if settings.archive_key else None
-    timed = rows.map(ArchivedEvents(key), Types.TUPLE([Types.STRING(), Types.LONG()])).name("archived events")
+    key = secret("LLM_AUDIT_ARCHIVE_KEY", settings.archive_key) if settings.archive_key else None
+    timed = rows.map(
+        ArchivedEvents(key),
+        Types.TUPLE([Types.STRING(), Types.LONG()]),
+    ).name("archived events")
     raw = with_event_time(timed, bounded_watermarks(settings), Types.STRING())
     pushes = env.from_collection([], type_info=Types.STRING())
     out = build_pipeline(events_table(raw, settings), pushes, settings, ruleset)
     writer = MongoWriter(
-        settings.mongo_uri.get_secret_value(),
+        secret("LLM_AUDIT_MONGO_URI", settings.mongo_uri),
         settings.mongo_database,
         settings.violations_collection,
         VIOLATION_INDEXES,

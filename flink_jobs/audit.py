@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import dataclass
 
 from pyflink.common import Instant, Row, Types
 from pyflink.datastream import OutputTag
@@ -20,6 +21,9 @@ from flink_jobs.records import (
     audited_row,
     bucketed,
 )
+from flink_jobs.secrets import Secret, reveal
+from flink_jobs.sinks import mongo_transient, retrying
+from flink_jobs.tombstones import Tombstones
 from udfs.archive import TextCipher, TextMode, archive_record
 from udfs.engine import RuleEngine, sequence_hits
 from udfs.events import AuditEvent, EventError, FieldBounds, dead_letter, parse_event
@@ -77,6 +81,18 @@ def parse_or_dead_letter(
         return None, (dead_letter(value, error), dead_letter_time(epoch_ms(arrival), watermark_ms))
 
 
+@dataclass(frozen=True)
+class ArchiveRows:
+    """What the audit needs to write an event's archive row (udfs.archive)."""
+
+    text: TextMode
+    key: Secret | None = None  # where the key of encrypted text is (flink_jobs.secrets)
+    tombstones: Tombstones | None = None  # a late event of an erased user is not archived again
+
+    def erased(self, event: AuditEvent) -> bool:
+        return self.tombstones is not None and self.tombstones.covers(event.tenant, event.user_id, event.timestamp)
+
+
 class AuditEvents(BroadcastProcessFunction):
     """Fed Row(raw event JSON, arrival) or, with scorers, scored events: the whole per-event audit in
     one Python operator with no keyed state, since each is a round trip to the Python worker.
@@ -98,14 +114,14 @@ class AuditEvents(BroadcastProcessFunction):
         store_raw_text: bool,
         scorers: tuple[str, ...],
         buckets: int,
-        archive: tuple[TextMode, str | None] | None = None,
+        archive: ArchiveRows | None = None,
         trusted_keys: tuple[str, ...] = (),
         allow_unsigned: bool = False,
         bounds: FieldBounds = FieldBounds(),
     ):
         self._initial, self._name, self._store_raw_text = initial, ruleset_name, store_raw_text
         self._scorers, self._buckets = scorers, buckets  # of the writers
-        self._archive = archive  # (text mode, base64 key for encrypted text), or None: no archive rows
+        self._archive = archive  # None: no archive rows
         self._trusted_keys = trusted_keys  # public keys of the signers whose pushes run
         self._allow_unsigned = allow_unsigned  # unsigned pushes run too (local use; loud: see rule_change)
         self._bounds = bounds
@@ -114,8 +130,10 @@ class AuditEvents(BroadcastProcessFunction):
     def open(self, runtime_context: RuntimeContext):
         self._engine = None  # built on first use, from restored state if there is one
         self._ticked = False  # each sequence bucket gets a tick from the first event (SequenceRules)
-        key = self._archive and self._archive[1]
-        self._cipher = TextCipher.from_base64(key) if key else None
+        key = self._archive and self._archive.key
+        self._cipher = TextCipher.from_base64(reveal(key)) if key else None
+        if self._archive and self._archive.tombstones:
+            retrying("tombstones", self._archive.tombstones.open, mongo_transient)
         self._trusted = trusted_keys(list(self._trusted_keys))
 
     def _use(self, ruleset: RuleSet) -> RuleEngine:
@@ -181,9 +199,9 @@ class AuditEvents(BroadcastProcessFunction):
             failures.append(failure := Failure.of("sequence", "sequence rules", exc))
             findings.append(finding := failure.finding(event.event_id))
             outputs.append(self._violation(violation_document(event, finding)))
-        if self._archive:
+        if self._archive and not self._archive.erased(event):
             try:
-                record = archive_record(event, findings, scores, self._rules_hash, self._archive[0], self._cipher)
+                record = archive_record(event, findings, scores, self._rules_hash, self._archive.text, self._cipher)
                 outputs.append((ARCHIVE, Row(*record)))
             except Exception as exc:
                 failures.append(failure := Failure.of("archive", "archive row", exc))

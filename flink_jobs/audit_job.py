@@ -39,6 +39,7 @@ from flink_jobs.audit import (
     RULES_POINTS,
     SEQUENCE_HITS,
     VIOLATIONS,
+    ArchiveRows,
     AuditEvents,
 )
 from flink_jobs.batching import BufferedWrite, ScoreEvents
@@ -55,9 +56,11 @@ from flink_jobs.pyflink_internals import (
     with_event_time,
 )
 from flink_jobs.records import AUDITED, BUCKETED
+from flink_jobs.secrets import secret
 from flink_jobs.sequences import SequenceRules
 from flink_jobs.settings import AuditJobSettings, load_settings
 from flink_jobs.sinks import ANOMALY_INDEXES, VIOLATION_INDEXES, InfluxWriter, MongoWriter, check_reachable
+from flink_jobs.tombstones import Tombstones
 from flink_jobs.windows import (
     ANOMALY_POINTS,
     DetectAnomalies,
@@ -284,8 +287,12 @@ def build_pipeline(events: Table, pushes: DataStream, settings: AuditJobSettings
         audit_input = timed_events(events)
     archive = None
     if settings.archive_dir and "archive" in settings.outputs:
-        key = settings.archive_key.get_secret_value() if settings.archive_key else None
-        archive = (settings.archive_text, key if settings.archive_text == "encrypted" else None)
+        key = settings.archive_key if settings.archive_text == "encrypted" else None
+        archive = ArchiveRows(
+            settings.archive_text,
+            secret("LLM_AUDIT_ARCHIVE_KEY", key) if key else None,
+            Tombstones(secret("LLM_AUDIT_MONGO_URI", settings.mongo_uri), settings.mongo_database),
+        )
     audit = (
         audit_input.connect(pushes.broadcast(ACTIVE_RULES))
         .process(
@@ -523,8 +530,17 @@ def build_job(settings: AuditJobSettings, between_ms: tuple[int, int] | None = N
         )
     RuleEngine(ruleset).open()  # and a rule that fails on every event (its self-check) likewise
     check_scorers(ruleset, settings)
-    uri, token = settings.mongo_uri.get_secret_value(), settings.influx_token.get_secret_value()
-    check_reachable(uri, settings.influx_url, token, settings.influx_org)
+    check_reachable(
+        settings.mongo_uri.get_secret_value(),
+        settings.influx_url,
+        settings.influx_token.get_secret_value(),
+        settings.influx_org,
+    )
+    # The writers carry where the credentials are, not the credentials (flink_jobs.secrets).
+    uri, token = (
+        secret("LLM_AUDIT_MONGO_URI", settings.mongo_uri),
+        secret("LLM_AUDIT_INFLUX_TOKEN", settings.influx_token),
+    )
     check_topics(settings)  # the topics exist: a missing one fails at submission, not in the enumerator
     env = create_env(settings)
     # Pushes carry Kafka timestamps; an idle rules topic must not hold the event-time watermark back.
@@ -535,12 +551,17 @@ def build_job(settings: AuditJobSettings, between_ms: tuple[int, int] | None = N
     ).uid("rules-source")
     out = build_pipeline(kafka_events_table(env, settings, between_ms), pushes, settings, ruleset)
 
-    def mongo(*args) -> MongoWriter:
-        return MongoWriter(uri, settings.mongo_database, *args).prepare()
+    def mongo(*args, **kwargs) -> MongoWriter:
+        return MongoWriter(uri, settings.mongo_database, *args, **kwargs).prepare()
 
     refused = []  # dead letters of what a store refused
     if "violations" in settings.outputs:
-        mongo_violations = mongo(settings.violations_collection, VIOLATION_INDEXES, settings.violations_ttl_days)
+        mongo_violations = mongo(
+            settings.violations_collection,
+            VIOLATION_INDEXES,
+            settings.violations_ttl_days,
+            tombstones=Tombstones(uri, settings.mongo_database),
+        )
         refused.append(write(out.violations, mongo_violations, settings, "mongo-violations"))
     if "rule_changes" in settings.outputs:
         refused.append(write(out.rule_changes, mongo(settings.rule_changes_collection), settings, "mongo-rule-changes"))

@@ -3,7 +3,9 @@
 The range is selected by Kafka record time (what the broker's time index can seek to). The job
 is the audit job, bounded: it starts at the first record at or after --from and stops before the
 first at or after --to, and writes violations only, into their own collection, under a consumer
-group of their own, so the live job, its metrics and its dead letters are untouched.
+group of their own, so the live job, its metrics and its dead letters are untouched. Violations of
+erased users' data (flink_jobs.tombstones) are deleted from that collection once the job has ended,
+so a replay never brings back what an erasure removed, even one recorded while it ran.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from flink_jobs.offsets import client_config, committed_offsets, offsets_span
+from flink_jobs.tombstones import purge
 
 
 def parse_time(value: str) -> int:
@@ -61,6 +64,8 @@ def run_replay(settings, from_ms: int, to_ms: int, progress) -> int:
         while job.is_alive():
             progress(span.done(committed_offsets(admin, settings.group_id, settings.source_topic)), span.total)
             job.join(1)
+        if "violations" in settings.outputs:  # after its last write, whatever the outcome
+            purge(settings.mongo_uri.get_secret_value(), settings.mongo_database, settings.violations_collection)
         if failure:
             raise failure[0]
         progress(span.total, span.total)

@@ -42,7 +42,7 @@ class Query:
 
 @dataclass
 class Report:
-    tenant: str  # "all" for every tenant
+    tenant: str | None  # None: every tenant (never a tenant's name: a tenant may be called "all")
     start: date
     end: date  # inclusive
     generated_at: datetime
@@ -91,7 +91,7 @@ def build_report(
     archive: str,
     mongo_uri: str,
     database: str,
-    tenant: str,
+    tenant: str | None,  # None: every tenant
     start: date,
     end: date,
     collections: dict[str, str],
@@ -108,7 +108,7 @@ def build_report(
     )
     con = duckdb.connect()
     read_archive(archive, con).create_view("archive")
-    where = f"date BETWEEN '{start}' AND '{end}'" + ("" if tenant == "all" else f" AND tenant = {_sql_str(tenant)}")
+    where = f"date BETWEEN '{start}' AND '{end}'" + ("" if tenant is None else f" AND tenant = {_sql_str(tenant)}")
     findings = (
         f"SELECT tenant, date, event_id, application, model, user_id, "
         f"unnest(from_json(findings, '{FINDINGS_JSON_TYPE}')) AS f FROM archive WHERE {where}"
@@ -176,7 +176,7 @@ def build_report(
     with client:
         db = client[database]
         anomaly_filter: dict[str, Any] = {"window_start_ms": {"$gte": start_ms, "$lt": end_ms}}
-        if tenant != "all":
+        if tenant is not None:
             anomaly_filter["tenant"] = tenant
         anomalies = db[collections["anomalies"]].find(anomaly_filter, {"_id": 0}).sort("window_start_ms", 1)
         report.add(
@@ -319,7 +319,7 @@ def render_html(report: Report) -> str:
         f"<p>{html.escape(query.source)}</p><pre>{html.escape(query.text)}</pre>"
         for query in q.values()
     )
-    scope = "all tenants" if report.tenant == "all" else f"tenant {report.tenant}"
+    scope = "all tenants" if report.tenant is None else f"tenant {report.tenant}"
     body = "".join(f"<h2>{html.escape(title)}</h2>{content}" for title, content in sections)
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'

@@ -112,8 +112,9 @@ class AuditJobSettings(BaseSettings):
     max_id_chars: int = Field(default=256, ge=1)
     """LLM_AUDIT_MAX_ID_CHARS: the most characters of each identifier of an event (event_id, tenant, application,
     model, model_version, user_id, session_id); longer, or with a control character, it is a dead letter."""
-    max_text_chars: int = Field(default=1_000_000, ge=1)
-    """LLM_AUDIT_MAX_TEXT_CHARS: the most characters of an event's prompt and of its response; longer is a dead letter."""
+    max_text_chars: int = Field(default=10_000_000, ge=1)
+    """LLM_AUDIT_MAX_TEXT_CHARS: the most characters of an event's prompt and of its response; longer is a dead letter.
+    (The rules inspect the first limits.max_text_chars of a text, 1 MiB by default, and report the rest as not inspected.)"""
     max_metadata_bytes: int = Field(default=65_536, ge=2)
     """LLM_AUDIT_MAX_METADATA_BYTES: the most bytes of an event's metadata as UTF-8 JSON; more is a dead letter."""
     store_raw_text: bool = False

@@ -38,6 +38,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from flink_jobs.secrets import Secret, reveal
+from flink_jobs.tombstones import Tombstones
+
 log = logging.getLogger("llm_audit.sinks")
 T = TypeVar("T")
 
@@ -187,15 +190,17 @@ class MongoWriter:
 
     def __init__(
         self,
-        uri: str,
+        uri: str | Secret,  # a Secret in the job: the URI's password stays out of the job graph
         database: str,
         collection: str,
         indexes: tuple[tuple[str, ...], ...] = (),
         ttl_days: int | None = None,
         ttl_field: str = "event_time",
+        tombstones: Tombstones | None = None,  # violations: those of erased data are never stored again
     ):
         self._uri, self._database, self._collection = uri, database, collection
         self._indexes, self._ttl_days, self._ttl_field = indexes, ttl_days, ttl_field
+        self._tombstones = tombstones
         self._client: Any = None  # a MongoClient and its collection, once open
         self._coll: Any = None
 
@@ -207,7 +212,7 @@ class MongoWriter:
         from pymongo import ASCENDING, MongoClient
 
         # A request without an answer in 60 s is an outage (retried), not a wait without end.
-        self._client = MongoClient(self._uri, serverSelectionTimeoutMS=10_000, socketTimeoutMS=60_000)
+        self._client = MongoClient(reveal(self._uri), serverSelectionTimeoutMS=10_000, socketTimeoutMS=60_000)
         self._coll = self._client[self._database][self._collection]
 
         def create_indexes():
@@ -229,6 +234,8 @@ class MongoWriter:
         except Exception as exc:
             setting = " (LLM_AUDIT_VIOLATIONS_TTL_DAYS asks for a TTL index)" if self._ttl_days else ""
             raise RuntimeError(f"{self.name}: cannot create its indexes{setting}: {exc}") from exc
+        if self._tombstones is not None:
+            retrying(self.name + " (tombstones)", self._tombstones.open, mongo_transient)
 
     def prepare(self) -> MongoWriter:
         """Create the indexes now, at job submission, one collection after another: each subtask's
@@ -241,6 +248,8 @@ class MongoWriter:
 
     def write(self, docs: list[dict]) -> Rejected[dict]:
         """Insert docs not stored yet; -> the documents MongoDB refused, with its error (see the module docstring)."""
+        if self._tombstones is not None:  # dropped, not dead-lettered: the DLQ would carry the erased data
+            docs = [doc for doc in docs if not self._tombstones.erased(doc)]
         # stored_at: when the audit first stored it; the rest is deterministic.
         now = datetime.now(UTC)
         # One document per _id (the last): a source that delivered an event twice gives a batch the
@@ -271,6 +280,8 @@ class MongoWriter:
         return [(docs[e["index"]], _write_error(e)) for e in errors if e["code"] != DUPLICATE_KEY]
 
     def close(self) -> None:
+        if self._tombstones is not None:
+            self._tombstones.close()
         if self._client is not None:
             self._client.close()
 
@@ -307,7 +318,7 @@ def _write_error(error: dict) -> Exception:
 class InfluxWriter:
     """Writes udfs.metrics points (measurement, tags, fields, time_ms) in one request per batch."""
 
-    def __init__(self, url: str, token: str, org: str, bucket: str):
+    def __init__(self, url: str, token: str | Secret, org: str, bucket: str):
         self._url, self._token, self._org, self._bucket = url, token, org, bucket
         self._client: Any = None  # an InfluxDBClient and its write API, once open
         self._write: Any = None
@@ -320,7 +331,7 @@ class InfluxWriter:
         from influxdb_client import InfluxDBClient
         from influxdb_client.client.write_api import SYNCHRONOUS
 
-        self._client = InfluxDBClient(url=self._url, token=self._token, org=self._org, timeout=30_000)
+        self._client = InfluxDBClient(url=self._url, token=reveal(self._token), org=self._org, timeout=30_000)
         self._write = self._client.write_api(write_options=SYNCHRONOUS)
 
     def write(self, points: list[dict]) -> Rejected[dict]:

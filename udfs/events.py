@@ -40,7 +40,9 @@ class FieldBounds:
     violation and filter of the console; an event over a bound is a dead letter naming the field."""
 
     id_chars: int = 256  # each identifier (LLM_AUDIT_MAX_ID_CHARS)
-    text_chars: int = 1_000_000  # prompt and response, each (LLM_AUDIT_MAX_TEXT_CHARS)
+    # prompt and response, each (LLM_AUDIT_MAX_TEXT_CHARS); of a longer text than the ruleset's
+    # limits.max_text_chars, the rules inspect that much and report the rest (audit.not_inspected)
+    text_chars: int = 10_000_000
     metadata_bytes: int = 65_536  # metadata as UTF-8 JSON (LLM_AUDIT_MAX_METADATA_BYTES)
 
     def problems(self, event: AuditEvent) -> list[str]:

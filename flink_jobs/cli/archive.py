@@ -53,35 +53,67 @@ def retention(
 
 
 def erase(
-    user_id: str = typer.Option(..., "--user-id", help="The data subject: the events' user_id."),
-    reason: str = typer.Option(..., help="Why (recorded): e.g. the request's ticket."),
+    user_id: str | None = typer.Option(None, "--user-id", help="The data subject: the events' user_id."),
+    reason: str | None = typer.Option(None, help="Why (recorded): e.g. the request's ticket."),
+    tenant: str | None = typer.Option(None, help="Only the user of this tenant; default: in every tenant."),
     requested_by: str | None = typer.Option(None, help="Who asked (recorded); default: the OS user."),
+    settle_s: int | None = typer.Option(
+        None,
+        "--settle-s",
+        min=0,
+        help="Seconds before the final sweep may run (default: 10 min, or longer for long checkpoint intervals).",
+    ),
+    finish: bool = typer.Option(
+        False, help="Only run the final sweep of every erasure whose settle time has passed (e.g. hourly)."
+    ),
 ) -> None:
-    """Remove a user's records from every MongoDB collection and from the archive, and record the erasure.
+    """Remove a user's records from every MongoDB collection, their reviews (pseudonymised in audit_log)
+    and the archive, record the erasure (a tombstone: replays and restores do not store them again),
+    and after it settles sweep what the job committed since with --finish.
 
     Idempotent: run it again after a crash and it finishes the same erasure."""
     from pymongo.errors import PyMongoError
 
-    from flink_jobs.erasure import ERASURES, erase_user
+    from flink_jobs.erasure import ERASURES, default_settle_s, erase_user, finish_erasures
 
     settings, archive = _settings()
+    uri, database = settings.mongo_uri.get_secret_value(), settings.mongo_database
+    if finish:
+        if user_id or reason:
+            fail("--finish sweeps every erasure that has settled: give it alone", 2)
+        try:
+            finished = finish_erasures(uri, database, archive)
+        except PyMongoError as exc:
+            fail(f"MongoDB at LLM_AUDIT_MONGO_URI: {exc}")
+        for done in finished:
+            late = done["late"]
+            console.print(
+                f"finished {done['_id']!r}: {sum(late['mongodb'].values())} MongoDB documents, "
+                f"{sum(f['rows'] for f in late['archive_files'])} archive rows stored or committed since"
+            )
+        console.print(f"{len(finished)} erasures finished")
+        return
+    if not (user_id and reason):
+        fail("give --user-id and --reason (or --finish alone)", 2)
+    settle = default_settle_s(settings.checkpoint_interval_ms) if settle_s is None else settle_s
     try:
-        record = erase_user(
-            settings.mongo_uri.get_secret_value(), settings.mongo_database, archive, user_id, reason, requested_by
-        )
+        record = erase_user(uri, database, archive, user_id, reason, requested_by, tenant=tenant, settle_s=settle)
     except PyMongoError as exc:
         fail(f"MongoDB at LLM_AUDIT_MONGO_URI: {exc}")
     removed = {name: n for name, n in record["mongodb"].items() if n}
     rows = sum(f["rows"] for f in record["archive_files"])
     console.print(
         f"erased {user_id}: {sum(removed.values())} MongoDB documents {removed or ''}, "
+        f"{record['reviews']} reviews, {record['audit_log']} audit_log entries pseudonymised, "
         f"{rows} archive rows in {len(record['archive_files'])} files; "
-        f"recorded as {record['_id']!r} in {settings.mongo_database}.{ERASURES}"
+        f"recorded as {record['_id']!r} in {database}.{ERASURES}; "
+        f"run `llm-audit erase --finish` after {record['settle_until']:%Y-%m-%d %H:%M:%S} UTC"
     )
 
 
 def report(
-    tenant: str = typer.Option(..., help="The tenant, or 'all'."),
+    tenant: str | None = typer.Option(None, help="The tenant (or --all-tenants)."),
+    all_tenants: bool = typer.Option(False, "--all-tenants", help="Every tenant, instead of --tenant."),
     start: str | None = typer.Option(None, "--from", help="First day (YYYY-MM-DD, UTC)."),
     end: str | None = typer.Option(None, "--to", help="Last day, included (YYYY-MM-DD, UTC)."),
     month: bool = typer.Option(False, "--last-month", help="The previous calendar month, instead of --from/--to."),
@@ -99,9 +131,11 @@ def report(
     settings, archive = _settings()
     if month == bool(start or end):
         fail("give either --from and --to, or --last-month", 2)
+    if all_tenants == (tenant is not None):
+        fail("give either --tenant T or --all-tenants", 2)
     first, last = last_month() if month else _days(start or "", end or "")
     if out.endswith("/"):
-        out += f"compliance-{tenant}-{first}-{last}.html"
+        out += f"compliance-{'all-tenants' if tenant is None else tenant}-{first}-{last}.html"
     if not out.endswith((".html", ".pdf")):
         fail(f"--out {out!r}: name a .html or .pdf file (or a directory ending in /)", 2)
     began = time.monotonic()
@@ -152,7 +186,8 @@ def audit_archive(
     end: str = typer.Option(..., "--to", help="Last day, included."),
     rules: Path = typer.Option(..., "--rules", "-r", exists=True, help="The ruleset: a file or a directory."),
     collection: str | None = typer.Option(
-        None, help="MongoDB collection of the results (default: archive_audit_<time>); re-running adds only what is missing."
+        None,
+        help="MongoDB collection of the results (default: archive_audit_<time>); re-running adds only what is missing.",
     ),
 ) -> None:
     """Re-audit the archive's events of a date range with a ruleset (the job's pipeline, Flink batch mode)

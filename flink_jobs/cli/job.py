@@ -100,6 +100,27 @@ def replay(
     console.print(table)
 
 
+def migrate_ids() -> None:
+    """Give violations stored by an llm-audit before their ids named the tenant the ids the job gives now (once,
+    after the upgrade; reviews follow; safe to run again)."""
+    from pymongo import MongoClient
+
+    from console.store import REVIEWS
+    from flink_jobs.migrations import migrate_violation_ids
+    from flink_jobs.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        fail(str(exc))
+    client: MongoClient[dict] = MongoClient(settings.mongo_uri.get_secret_value())
+    with client:
+        db = client[settings.mongo_database]
+        with console.status(f"moving violations of {settings.mongo_database}.{settings.violations_collection}"):
+            moved = migrate_violation_ids(db[settings.violations_collection], db[REVIEWS])
+    console.print(f"moved {moved} violations (and their reviews) to their new ids")
+
+
 def schema() -> None:
     """Print the audit event JSON Schema (v1)."""
     from udfs.events import SCHEMA_PATH

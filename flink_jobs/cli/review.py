@@ -1,16 +1,25 @@
-"""`llm-audit console serve` and `llm-audit console user add`: the review console and its users."""
+"""`llm-audit console serve`, `console user add|revoke` and `console token rotate`: the review console, its users and
+their API tokens. Every change to a user goes to the console's audit log."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import typer
 
 from flink_jobs.cli.console import console, fail
 
+if TYPE_CHECKING:
+    from console.store import Store
+
 app = typer.Typer(no_args_is_help=True, help="The review console: auditors triage violations in a browser.")
 users = typer.Typer(no_args_is_help=True, help="The console's users (roles: viewer, reviewer, admin).")
 app.add_typer(users, name="user")
+tokens = typer.Typer(no_args_is_help=True, help="The console users' API tokens.")
+app.add_typer(tokens, name="token")
 
 
 @app.command()
@@ -33,6 +42,20 @@ def serve(
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", proxy_headers=True)
 
 
+@contextmanager
+def _store() -> Iterator[Store]:
+    """The console's store on the job's MongoDB, its client closed afterwards."""
+    from pymongo import MongoClient
+
+    from console.settings import ConsoleSettings
+    from console.store import Store
+
+    settings = ConsoleSettings()
+    client: MongoClient[dict] = MongoClient(settings.mongo_uri.get_secret_value(), serverSelectionTimeoutMS=10_000)
+    with client:
+        yield Store(client, settings.mongo_database, settings.violations_collection, settings.anomalies_collection)
+
+
 @users.command("add")
 def add(
     name: str,
@@ -44,13 +67,8 @@ def add(
     """Add a user; prints their API token once (only its hash is kept)."""
     import getpass
 
-    from pymongo import MongoClient
-
     from console.auth import AuthError, add_user
-    from console.settings import ConsoleSettings
-    from console.store import Store
 
-    settings = ConsoleSettings()
     password = None
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -59,13 +77,47 @@ def add(
     if password is not None and len(password) < 12:
         fail("a password of at least 12 characters, please")
     by = getpass.getuser()
-    client: MongoClient[dict] = MongoClient(settings.mongo_uri.get_secret_value(), serverSelectionTimeoutMS=10_000)
-    with client:
-        store = Store(client, settings.mongo_database, settings.violations_collection, settings.anomalies_collection)
+    with _store() as store:
         try:
             token = add_user(store.db, name, role, tenant, password, by)
         except AuthError as exc:
             fail(str(exc))
         store.log(by, "user add", name, f"role {role}, tenants {', '.join(sorted(tenant))}")
     console.print(f"added {name} ({role}; tenants {', '.join(sorted(tenant))}). API token, shown once:")
+    print(token)
+
+
+@users.command("revoke")
+def revoke(name: str) -> None:
+    """End every browser session of a user and void their API token, at once. They may sign in again (password
+    or single sign-on); `console token rotate NAME` gives them a new token."""
+    import getpass
+
+    from console.auth import AuthError, revoke_user
+
+    by = getpass.getuser()
+    with _store() as store:
+        try:
+            ended = revoke_user(store.db, name)
+        except AuthError as exc:
+            fail(str(exc))
+        store.log(by, "user revoke", name, f"{ended} session(s) ended, API token voided")
+    console.print(f"revoked {name}: {ended} session(s) ended, API token voided")
+
+
+@tokens.command("rotate")
+def rotate(name: str) -> None:
+    """Give a user a new API token, printed once; the old one stops working at once."""
+    import getpass
+
+    from console.auth import AuthError, rotate_token
+
+    by = getpass.getuser()
+    with _store() as store:
+        try:
+            token = rotate_token(store.db, name)
+        except AuthError as exc:
+            fail(str(exc))
+        store.log(by, "token rotate", name, "new API token; the old one no longer works")
+    console.print(f"new API token of {name}, shown once (the old one no longer works):")
     print(token)

@@ -180,7 +180,7 @@ def issuer(stack_settings):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
-    user = {"sub": "42", "email": "rita@example.com"}
+    user = {"sub": "42", "email": "rita@example.com", "email_verified": True}
     server = uvicorn.Server(uvicorn.Config(issuer_app(url, "console", "s3cret", user), port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -245,6 +245,22 @@ def test_single_sign_on_with_pkce_signs_in_a_console_user_and_no_one_else(consol
     stranger = sign_in()
     assert stranger.status_code == 403 and "not a console user" in stranger.text
     assert client.get("/", follow_redirects=False).status_code == 303
+
+    # An address the issuer has not verified names no one (anyone may type rita's into their profile).
+    user["email"] = "rita@example.com"
+    for unverified in ({"email_verified": False}, {"email_verified": "false"}, {}):
+        client.cookies.clear()
+        user.pop("email_verified", None)
+        user.update(unverified)
+        refused = sign_in()
+        assert refused.status_code == 400 and "email_verified" in refused.text, unverified
+        assert client.get("/", follow_redirects=False).status_code == 303
+    assert db[AUDIT_LOG].find_one({"action": "sign-in failed", "why": {"$regex": "email_verified"}})
+    # By `sub`, the issuer's own identifier, the e-mail address does not matter.
+    by_sub = settings.model_copy(update={"console_oidc_user_claim": "sub"})
+    client = TestClient(create_app(by_sub, db.client), base_url="https://testserver")
+    add_user(db, "42", "viewer", ["acme"], None, "test")
+    assert sign_in().status_code == 303 and "42 (viewer; acme)" in client.get("/").text
 
 
 def test_the_cli_adds_users_and_prints_rule_precision(console, stack_settings):

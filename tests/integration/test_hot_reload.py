@@ -112,7 +112,7 @@ def test_a_job_that_trusts_keys_runs_only_pushes_signed_by_them(isolated_job, un
     assert made.exit_code == 0 and "key id" in made.output, made.output
     public = (keys / "alice.pem.pub").read_text().strip()
     settings = isolated_job("signed", bounded=False, starting_offsets="earliest", checkpoint_interval_ms=500,
-                            scorers=[], rules_path=unscored_rules, rules_trusted_keys=[public])
+                            scorers=[], rules_path=unscored_rules, rules_trusted_keys=[public], rules_allow_unsigned=False)
 
     def changes() -> dict:
         return {c["version"]: c for c in db[settings.rule_changes_collection].find()}

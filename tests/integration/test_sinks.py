@@ -58,6 +58,36 @@ def test_a_stored_violation_is_never_changed_by_a_later_write(stack_settings, ru
             client.drop_database(database)
 
 
+def test_violations_stored_before_ids_named_the_tenant_move_to_their_new_ids_with_their_reviews(stack_settings, run_id):
+    from datetime import UTC, datetime
+
+    from flink_jobs.migrations import migrate_violation_ids
+    from udfs.findings import Finding, violation_id
+
+    def stored(event_id: str, tenant: str) -> dict:
+        finding = Finding(event_id, "pii.email", 1, "pii", "email", "medium", "prompt", 5, 21, 1.0, "ja****", "why")
+        legacy = f"{event_id}:pii.email@1:prompt:5-21"  # the id before it named the tenant
+        return {"_id": legacy, **finding.to_dict(), "tenant": tenant, "event_time": datetime(2026, 11, 1, tzinfo=UTC)}
+
+    database = f"llm_audit_sinks_{run_id}"
+    with MongoClient(stack_settings.mongo_uri) as client:
+        try:
+            violations, reviews = client[database]["violations"], client[database]["reviews"]
+            old = [stored("e/1", "acme"), stored("e2", "globex")]
+            violations.insert_many(old)
+            reviews.insert_one({"violation_id": old[0]["_id"], "tenant": "acme", "verdict": "confirmed"})
+            new = violation_id("acme", Finding(**{k: old[0][k] for k in Finding.__slots__}))
+            violations.insert_one({**old[0], "_id": new})  # a crash after the insert: the move finishes
+
+            assert migrate_violation_ids(violations, reviews) == 2
+            assert migrate_violation_ids(violations, reviews) == 0  # idempotent
+            assert sorted(d["_id"] for d in violations.find()) == ["acme/e%2F1:pii.email@1:prompt:5-21",
+                                                                    "globex/e2:pii.email@1:prompt:5-21"]
+            assert reviews.find_one()["violation_id"] == new
+        finally:
+            client.drop_database(database)
+
+
 def violation(i: int, **fields) -> dict:
     return {"_id": f"e{i}:pii.email@1:prompt:0-5", "rule_id": "pii.email", "tenant": "acme", "score": 0.9, **fields}
 

@@ -180,7 +180,7 @@ def test_rule_pushes_are_validated_and_reported():
     pushes += [json.dumps(newer), json.dumps(good), json.dumps(again)]
 
     env = create_env(FAST)
-    settings = FAST.model_copy(update={"rules_trusted_keys": [public]})
+    settings = FAST.model_copy(update={"rules_trusted_keys": [public], "rules_allow_unsigned": False})
     out = build_pipeline(event_table(env, [SAMPLES[0].value]), env.from_collection(pushes, type_info=Types.STRING()),
                          settings, ruleset)
     changes = collect(out.rule_changes, "pipeline-test-rule-changes")
@@ -196,6 +196,7 @@ def test_rule_pushes_are_validated_and_reported():
     # The replay left v5 running: the same version again is a rollback too.
     assert summary[7][:2] == (5, False) and "version 5 is not above the running version 5" in changes[7]["reason"]
     assert len(changes) == 8  # the staging push is not this job's
+    assert all(c["rules_signed"] for c in changes)  # the job's file, then signed pushes: never unsigned rules
     assert changes[0]["_id"] == f"default:v1:{ruleset.content_hash()}:accepted"
     assert changes[6]["_id"].startswith(f"default:v1:{ruleset.content_hash()}:rejected:")
     assert len({c["_id"] for c in changes}) == 8 and all(c["key_id"] == good["key_id"] for c in changes[:4])

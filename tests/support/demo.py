@@ -59,11 +59,11 @@ def demo(
     days = sorted({str(row["date"]) for row in archived})
     page = cache_dir() / "reports" / f"demo-{run}.html"
     page.parent.mkdir(parents=True, exist_ok=True)
-    built = build_report(settings.archive_dir, settings.mongo_uri.get_secret_value(), settings.mongo_database, "all",
+    built = build_report(settings.archive_dir, settings.mongo_uri.get_secret_value(), settings.mongo_database, None,
                          date.fromisoformat(days[0]), date.fromisoformat(days[-1]),
                          {"anomalies": settings.anomalies_collection, "rule_changes": settings.rule_changes_collection})
     page.write_text(render_html(built), encoding="utf-8")
-    console.print(f"compliance report: {page} (a PDF: llm-audit report --tenant all --from {days[0]} "
+    console.print(f"compliance report: {page} (a PDF: llm-audit report --all-tenants --from {days[0]} "
                   f"--to {days[-1]} --out report.pdf)")
     user, password = f"demo-{run}", secrets.token_urlsafe(12)
     with MongoClient(settings.mongo_uri.get_secret_value()) as client:

@@ -64,7 +64,7 @@ def _main_container(pod_template: dict) -> dict:
     return container
 
 
-CRON_JOBS = ("llm-audit-archive-retention", "llm-audit-compliance-report")
+CRON_JOBS = ("llm-audit-archive-retention", "llm-audit-erasure-finish", "llm-audit-compliance-report")
 
 
 def _cron_pod(objects: list[dict], name: str) -> dict:
@@ -100,7 +100,7 @@ def test_each_overlay_renders_the_whole_deployment(rendered):
     for overlay, objects in rendered.items():
         kinds = sorted(o["kind"] for o in objects)
         # A disruption budget only where the console has replicas to spare.
-        expected = ["ConfigMap", "CronJob", "CronJob", "Deployment", "FlinkDeployment", "Ingress", "Namespace",
+        expected = ["ConfigMap", "CronJob", "CronJob", "CronJob", "Deployment", "FlinkDeployment", "Ingress", "Namespace",
                     "NetworkPolicy", "NetworkPolicy", "NetworkPolicy", "Role", "RoleBinding", "Service",
                     "ServiceAccount"]
         assert kinds == sorted(expected + (["PodDisruptionBudget"] if overlay == "prod" else [])), (overlay, kinds)
@@ -484,10 +484,14 @@ def test_cron_jobs_run_the_images_llm_audit_with_valid_commands(rendered, monkey
         assert result.exit_code == 0, (overlay, result.output)
         assert calls == [(archive, retention_cutoff(days), False)], overlay
 
+        # Erasure: every erasure's final sweep, once settled.
+        path, params = _cli_parse(_cron_container(objects, "llm-audit-erasure-finish")["args"])
+        assert path == ["erase"] and params["finish"], overlay
+
         # Report: every tenant, the previous month, into a directory (the command dates the file name)
         # in the archive's bucket but outside the archive's partitions.
         args = _cron_container(objects, "llm-audit-compliance-report")["args"]
-        assert args[0] == "report" and _option(args, "--tenant") == "all", overlay
+        assert args[0] == "report" and "--all-tenants" in args and "--tenant" not in args, overlay
         assert "--last-month" in args and "--from" not in args and "--to" not in args, overlay
         out = _option(args, "--out")
         assert out.startswith("s3://") and out.endswith("/"), out
@@ -529,11 +533,14 @@ def test_cron_job_schedules(rendered):
     for overlay, objects in rendered.items():
         retention = _named(objects, "CronJob", "llm-audit-archive-retention")["spec"]
         report = _named(objects, "CronJob", "llm-audit-compliance-report")["spec"]
-        for spec in (retention, report):
+        finish = _named(objects, "CronJob", "llm-audit-erasure-finish")["spec"]
+        for spec in (retention, report, finish):
             assert spec["timeZone"] == "Etc/UTC", overlay  # the archive's partitions are UTC dates
             assert spec["concurrencyPolicy"] == "Forbid", overlay  # a late run never overlaps the next
         minute, hour, *days = retention["schedule"].split()
         assert minute.isdigit() and hour.isdigit() and days == ["*", "*", "*"], retention["schedule"]  # daily
+        minute, *rest = finish["schedule"].split()
+        assert minute.isdigit() and rest == ["*"] * 4, finish["schedule"]  # hourly: an erasure settles in minutes
         minute, hour, *days = report["schedule"].split()
         assert minute.isdigit() and hour.isdigit() and days == ["1", "*", "*"], report["schedule"]  # the 1st
         # The archive is kept as long as the violations found in it.
