@@ -88,6 +88,31 @@ def test_violations_stored_before_ids_named_the_tenant_move_to_their_new_ids_wit
             client.drop_database(database)
 
 
+def test_the_violation_writer_never_stores_an_erased_users_events_again(stack_settings, run_id):
+    from datetime import UTC, datetime
+
+    from flink_jobs.tombstones import ERASURES, Tombstones
+
+    database = f"llm_audit_sinks_{run_id}"
+    erased_at = datetime(2026, 11, 20, tzinfo=UTC)
+    with MongoClient(stack_settings.mongo_uri) as client:
+        try:
+            client[database][ERASURES].insert_one({"_id": "e1", "user_id": "u1", "tenant": "acme", "started_at": erased_at})
+            writer = MongoWriter(stack_settings.mongo_uri, database, "violations", VIOLATION_INDEXES,
+                                 tombstones=Tombstones(stack_settings.mongo_uri, database))
+            writer.open()
+            before, after = datetime(2026, 11, 19, tzinfo=UTC), datetime(2026, 11, 21, tzinfo=UTC)
+            docs = [violation(1, user_id="u1", event_time=before),  # erased: a replay, a restore, a late event
+                    violation(2, user_id="u1", event_time=after),  # the same user's new traffic
+                    violation(3, user_id="u1", event_time=before, tenant="globex"),  # another tenant's u1
+                    violation(4, user_id="u2", event_time=before)]
+            assert writer.write(docs) == []  # dropped, not refused: a dead letter would carry the erased data
+            writer.close()
+            assert sorted(d["_id"] for d in client[database]["violations"].find()) == sorted(d["_id"] for d in docs[1:])
+        finally:
+            client.drop_database(database)
+
+
 def violation(i: int, **fields) -> dict:
     return {"_id": f"e{i}:pii.email@1:prompt:0-5", "rule_id": "pii.email", "tenant": "acme", "score": 0.9, **fields}
 
