@@ -214,7 +214,11 @@ class AuditEvents(BroadcastProcessFunction):
         return VIOLATIONS, bucketed(doc["_id"], doc, self._buckets)
 
     def process_broadcast_element(self, value: str, ctx: BroadcastProcessFunction.Context):
-        for change in self._push(value, ctx):
+        try:
+            changes = list(self._push(value, ctx))
+        except Exception as exc:  # a defect of ours on this record: rejected, the last good rules run on
+            changes = [rule_change({}, value, False, Failure.of("push", "rules topic", exc).describe())]
+        for change in changes:
             running = ctx.get_broadcast_state(ACTIVE_RULES).get(self._name)
             # Are the rules that run now the job's own or a trusted signer's? Alerted on while they are not.
             change["rules_signed"] = running is None or self._signed(json.loads(running))
@@ -244,7 +248,9 @@ class AuditEvents(BroadcastProcessFunction):
         if not isinstance(record, dict) or record.get("name") != self._name:
             return  # another ruleset's push
         try:
-            if self._allow_unsigned and record.get("key_id") not in self._trusted:
+            if self._allow_unsigned and not (
+                isinstance(record.get("key_id"), str) and record["key_id"] in self._trusted
+            ):
                 check_content(record)
             else:
                 verify(record, self._trusted)

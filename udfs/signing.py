@@ -96,6 +96,8 @@ def verify(record: dict, trusted: dict[str, Ed25519PublicKey]) -> str:
     """The id of the trusted key that signed the push and its rules; SignatureError says why not."""
     if not record.get("signature") or not record.get("key_id"):
         raise SignatureError("unsigned push: this job runs only pushes signed by a trusted key (rules push --sign-key)")
+    if not isinstance(record["key_id"], str) or not isinstance(record["signature"], str):
+        raise SignatureError("key_id and signature must be strings: not a push `llm-audit rules push` made")
     key = trusted.get(record["key_id"])
     if key is None:
         raise SignatureError(f"signed by key {record['key_id']!r}, which this job does not trust")

@@ -3,6 +3,8 @@
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flink_jobs.rules_topic import push_record
 from flink_jobs.settings import SettingsError, load_settings
@@ -151,3 +153,24 @@ def test_a_job_without_trusted_keys_must_ask_for_unsigned_pushes(monkeypatch):
         load_settings()
     monkeypatch.setenv("LLM_AUDIT_RULES_ALLOW_UNSIGNED", "true")
     assert load_settings().rules_allow_unsigned
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=10,
+)
+_PUSH_FIELDS = ("version", "sha256", "hash", "author", "message", "pushed_at", "key_id", "signature", "rules")
+_TRUSTED = _key()[1]
+
+
+@given(st.fixed_dictionaries({}, optional={field: _JSON for field in _PUSH_FIELDS}), st.booleans())
+@settings(max_examples=400, deadline=None)
+def test_no_record_on_the_rules_topic_fails_the_job(fields, allow_unsigned):
+    # Anyone who can write the topic writes any JSON: once, a list as key_id raised in the operator, and the
+    # job, which reads the topic from the start, would have failed at every restart.
+    job = audit_operator(RULESET, trusted=(_TRUSTED,), allow_unsigned=allow_unsigned)
+    outputs = list(job.process_broadcast_element(json.dumps({"name": "default", **fields}), BroadcastContext()))
+    [(_, change), (_, point)] = outputs
+    assert change[1]["accepted"] is False or allow_unsigned  # nothing unsigned runs without unsigned mode
+    assert point[1]["fields"]["unsigned"] in (0, 1)
