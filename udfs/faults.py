@@ -26,7 +26,8 @@ from typing import Any, Literal
 
 from udfs.findings import Finding
 
-Stage = Literal["parse", "rule", "time_budget", "score", "sequence", "violation", "archive", "write", "audit"]
+# push: a record on the rules topic (rejected in rule_changes; no event is concerned)
+Stage = Literal["parse", "rule", "time_budget", "score", "sequence", "violation", "archive", "write", "audit", "push"]
 
 AUDIT_ERROR_RULE = "audit.error"
 _MESSAGE_CHARS = 2_000  # of an exception's message in a dead letter
