@@ -20,8 +20,8 @@ from pyflink.datastream import RuntimeExecutionMode, StreamExecutionEnvironment
 from pyflink.datastream.functions import MapFunction, RuntimeContext
 
 from flink_jobs.archive import archive_table, read_archive
+from flink_jobs.credentials import Secret, reveal, secret
 from flink_jobs.pyflink_internals import table_env_of, with_event_time
-from flink_jobs.secrets import Secret, reveal, secret
 from flink_jobs.settings import AuditJobSettings
 from udfs.archive import COLUMNS, PARTITION_COLUMNS, TEXT_FIELDS, ArchiveKeyError, TextCipher
 from udfs.rules import RuleSet
@@ -73,7 +73,7 @@ class ArchivedEvents(MapFunction):
     is audited on its redacted text, and logged (`archive_text_unopened`, with the count so far)."""
 
     def __init__(self, key: Secret | None):
-        self._key = key  # where the archive key is (flink_jobs.secrets), not the key
+        self._key = key  # where the archive key is (flink_jobs.credentials), not the key
 
     def open(self, runtime_context: RuntimeContext):
         self._cipher = TextCipher.from_base64(reveal(self._key)) if self._key else None

@@ -12,6 +12,7 @@ from pyflink.datastream import OutputTag
 from pyflink.datastream.functions import BroadcastProcessFunction, RuntimeContext
 from pyflink.datastream.state import MapStateDescriptor
 
+from flink_jobs.credentials import Secret, reveal
 from flink_jobs.pyflink_internals import epoch_ms
 from flink_jobs.records import (
     ARCHIVED,
@@ -21,7 +22,6 @@ from flink_jobs.records import (
     audited_row,
     bucketed,
 )
-from flink_jobs.secrets import Secret, reveal
 from flink_jobs.sinks import mongo_transient, retrying
 from flink_jobs.tombstones import Tombstones
 from udfs.archive import TextCipher, TextMode, archive_record
@@ -86,7 +86,7 @@ class ArchiveRows:
     """What the audit needs to write an event's archive row (udfs.archive)."""
 
     text: TextMode
-    key: Secret | None = None  # where the key of encrypted text is (flink_jobs.secrets)
+    key: Secret | None = None  # where the key of encrypted text is (flink_jobs.credentials)
     tombstones: Tombstones | None = None  # a late event of an erased user is not archived again
 
     def erased(self, event: AuditEvent) -> bool:

@@ -43,6 +43,7 @@ from flink_jobs.audit import (
     AuditEvents,
 )
 from flink_jobs.batching import BufferedWrite, ScoreEvents
+from flink_jobs.credentials import secret
 from flink_jobs.offsets import client_config, committed_offsets, offsets_span
 from flink_jobs.preflight import check_topics
 from flink_jobs.pyflink_internals import (
@@ -56,7 +57,6 @@ from flink_jobs.pyflink_internals import (
     with_event_time,
 )
 from flink_jobs.records import AUDITED, BUCKETED
-from flink_jobs.secrets import secret
 from flink_jobs.sequences import SequenceRules
 from flink_jobs.settings import AuditJobSettings, load_settings
 from flink_jobs.sinks import ANOMALY_INDEXES, VIOLATION_INDEXES, InfluxWriter, MongoWriter, check_reachable
@@ -536,7 +536,7 @@ def build_job(settings: AuditJobSettings, between_ms: tuple[int, int] | None = N
         settings.influx_token.get_secret_value(),
         settings.influx_org,
     )
-    # The writers carry where the credentials are, not the credentials (flink_jobs.secrets).
+    # The writers carry where the credentials are, not the credentials (flink_jobs.credentials).
     uri, token = (
         secret("LLM_AUDIT_MONGO_URI", settings.mongo_uri),
         secret("LLM_AUDIT_INFLUX_TOKEN", settings.influx_token),

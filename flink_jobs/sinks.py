@@ -38,7 +38,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from flink_jobs.secrets import Secret, reveal
+from flink_jobs.credentials import Secret, reveal
 from flink_jobs.tombstones import Tombstones
 
 log = logging.getLogger("llm_audit.sinks")

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from flink_jobs.secrets import Secret, reveal
+from flink_jobs.credentials import Secret, reveal
 
 log = logging.getLogger("llm_audit.tombstones")
 ERASURES = "erasures"

@@ -27,9 +27,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def flink_cluster(tmp_path_factory):
+def flink_cluster(tmp_path_factory, stack_settings):
     """A JobManager and two TaskManagers (one slot each, so that a job at parallelism 2 spans both) as
-    separate JVMs, bound to 127.0.0.1; yields the REST address and the environment of `flink`."""
+    separate JVMs, bound to 127.0.0.1, with the store credentials in their environment as a deployment's
+    Secret gives them (the job graph carries none: flink_jobs.credentials); yields the REST address and the
+    environment of `flink`."""
     base = tmp_path_factory.mktemp("flink")
     conf = yaml.safe_load((FLINK_HOME / "conf" / "config.yaml").read_text())
     rest_port = _free_port()
@@ -54,7 +56,7 @@ def flink_cluster(tmp_path_factory):
     for name in ("log4j.properties", "log4j-cli.properties", "log4j-console.properties"):
         (base / "conf" / name).write_text((FLINK_HOME / "conf" / name).read_text())
     env = {**os.environ, "FLINK_CONF_DIR": str(base / "conf"), "FLINK_LOG_DIR": str(base / "log"),
-           "FLINK_PID_DIR": str(base), "FLINK_LIB_DIR": str(lib)}
+           "FLINK_PID_DIR": str(base), "FLINK_LIB_DIR": str(lib), "LLM_AUDIT_MONGO_URI": stack_settings.mongo_uri}
     # taskmanager.sh twice: a second instance on the same host, as a scaled-out deployment has.
     scripts = [FLINK_HOME / "bin" / "jobmanager.sh", FLINK_HOME / "bin" / "taskmanager.sh",
                FLINK_HOME / "bin" / "taskmanager.sh"]

@@ -1,6 +1,6 @@
 """No credential travels in the job graph (issue 30, hole 13): the graph Flink submits, and keeps with
 savepoints and in the JobManager's HA store, holds where the operators find the MongoDB URI, the InfluxDB
-token and the archive key (flink_jobs.secrets), never their values."""
+token and the archive key (flink_jobs.credentials), never their values."""
 
 import base64
 import os

@@ -1,5 +1,8 @@
 """Credentials the job's operators read where they run, never carried in the job graph.
 
+(Not named secrets.py: `flink run -py flink_jobs/audit_job.py` puts this folder first on sys.path, where
+such a module hides the standard library's `secrets`, which numpy imports.)
+
 Flink ships every Python operator pickled in the job graph: to the JobManager at each submission, into
 each TaskManager, and with the graph into the JobManager's HA store and savepoints' metadata. An operator
 holding the MongoDB URI, the InfluxDB token or the archive key would spread them to all of those. It holds
