@@ -5,9 +5,8 @@ aggregations sum them per (tenant, model) and tumbling event-time window in the 
 per closed window crosses back to Python, to become InfluxDB points and be judged for anomalies.
 Keeping the windows in a Python operator cost a keyed-state call per event; here they cost none.
 
-SQL windows close when the watermark passes their end and leave out late rows, as the Python
-windows before them did; their state and timers are Flink's own, so a restore needs no new event
-to close what it restored.
+SQL windows close when the watermark passes their end and leave out late rows; their state and timers
+are Flink's own, so a restore needs no new event to close what it restored.
 """
 
 from __future__ import annotations

@@ -608,7 +608,7 @@ class SequenceWindow:
 
 
 def sequence_hits(rules: list[Rule], event: AuditEvent, findings: list[Finding]) -> list[tuple]:
-    """(rule id, key) pairs for which this event counts: one hit per event with a finding of the listed rules."""
+    """(rule, key) pairs for which this event counts: one hit per event with a finding of the listed rules."""
     fired = {f.rule_id for f in findings}
     hits = []
     for rule in rules:
