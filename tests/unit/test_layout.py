@@ -61,10 +61,13 @@ def test_the_check_finds_a_wrong_import(tmp_path):
     assert [module for _, module, _ in _imports(bad)] == ["flink_jobs.cli.console", "tests.support.grafana"]
 
 
-def test_no_module_of_the_job_file_folder_hides_a_standard_module():
+def test_no_module_of_the_job_file_folder_hides_a_standard_or_installed_one():
     # `flink run -py flink_jobs/audit_job.py` puts flink_jobs/ first on sys.path: a secrets.py there once hid
-    # the standard library's `secrets`, and numpy failed to import in the job's client.
+    # the standard library's `secrets`, and numpy failed to import in the job's client; a kafka.py would
+    # hide kafka-python likewise.
+    import importlib.metadata
     import sys
 
     names = {path.stem for path in (ROOT / "flink_jobs").glob("*.py")}
     assert not names & set(sys.stdlib_module_names)
+    assert not names & set(importlib.metadata.packages_distributions())
