@@ -222,6 +222,10 @@ class AuditEvents(BroadcastProcessFunction):
             running = ctx.get_broadcast_state(ACTIVE_RULES).get(self._name)
             # Are the rules that run now the job's own or a trusted signer's? Alerted on while they are not.
             change["rules_signed"] = running is None or self._signed(json.loads(running))
+            if change["accepted"] and not change["rules_signed"]:
+                log.warning(
+                    json.dumps({"event": "unsigned_rules_running", "ruleset": self._name, "version": change["version"]})
+                )
             yield RULE_CHANGES, bucketed(change["_id"], change, self._buckets)
             at_ms = ctx.timestamp() or ctx.current_processing_time()  # the push's Kafka time: a replay rewrites it
             yield (
@@ -298,8 +302,6 @@ class AuditEvents(BroadcastProcessFunction):
             yield rule_change(record, value, False, str(exc))
             return
         ctx.get_broadcast_state(ACTIVE_RULES).put(self._name, value)
-        if not self._signed(record):
-            log.warning(json.dumps({"event": "unsigned_rules_running", "ruleset": self._name, "version": version}))
         yield rule_change(record, value, True, None)
 
 

@@ -43,13 +43,12 @@ from pymongo.database import Database
 
 from console.store import AUDIT_LOG, REVIEWS, VERDICTS
 from flink_jobs.archive import archive_dataset, archive_fs
-from flink_jobs.tombstones import ERASURES, epoch_ms
+from flink_jobs.tombstones import ERASURES, REFRESH_S, Tombstones, epoch_ms
 from udfs.archive import tenant_partition
 
 # Collections that record who did what; no delete_many there (their user_id is the actor's). Reviews
 # have no user_id: they go by the ids of the user's violations.
 KEPT = {ERASURES, AUDIT_LOG, REVIEWS}
-TOMBSTONE_REFRESH_S = 30  # flink_jobs.tombstones.Tombstones' default refresh
 DEFAULT_SETTLE_S = 600
 
 
@@ -88,7 +87,7 @@ def default_settle_s(checkpoint_interval_ms: int) -> int:
     """How long an erasure settles: the job sees its tombstone within the refresh, and any file in
     progress then is committed by the next completed checkpoint; three intervals allow for a slow or
     failed one, and ten minutes is the floor."""
-    return max(DEFAULT_SETTLE_S, TOMBSTONE_REFRESH_S + 3 * checkpoint_interval_ms // 1000)
+    return max(DEFAULT_SETTLE_S, int(REFRESH_S) + 3 * checkpoint_interval_ms // 1000)
 
 
 def pseudonym(value: str) -> str:
@@ -288,3 +287,23 @@ def finish_erasures(
             erasures.update_one({"_id": record["_id"]}, {"$set": done})
             finished.append({**record, "late": late, **done})
     return finished
+
+
+def purge(uri: str, database: str, collection: str) -> int:
+    """Deletes a collection's violations of erased data -> how many. Replay runs it after its job:
+    whatever its writer stored before it saw an erasure recorded during the run goes here."""
+    tombstones = Tombstones(uri, database)
+    tombstones.open()
+    client: MongoClient[dict[str, Any]] = MongoClient(uri, serverSelectionTimeoutMS=10_000)
+    try:
+        users = sorted(tombstones.users())
+        coll = client[database][collection]
+        fields = {"tenant": 1, "user_id": 1, "event_time": 1}
+        found: Any = coll.find({"user_id": {"$in": users}}, fields) if users else []
+        ids = [doc["_id"] for doc in found if tombstones.erased(doc)]
+        for chunk in _chunks(ids):
+            coll.delete_many({"_id": {"$in": chunk}})
+        return len(ids)
+    finally:
+        client.close()
+        tombstones.close()

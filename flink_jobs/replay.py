@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from flink_jobs.erasure import purge
 from flink_jobs.offsets import client_config, committed_offsets, offsets_span
-from flink_jobs.tombstones import purge
 
 
 def parse_time(value: str) -> int:

@@ -60,6 +60,9 @@ def flink_uri(value: str, *, bare_path: bool) -> str:
 _TOPIC = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 
 
+_BOUNDS = FieldBounds()  # the event fields' default bounds, defined once in udfs.events
+
+
 class AuditJobSettings(BaseSettings):
     """Audit job configuration. Each field reads the env var LLM_AUDIT_<FIELD NAME IN CAPITALS>."""
 
@@ -109,13 +112,13 @@ class AuditJobSettings(BaseSettings):
     """LLM_AUDIT_RULES_ALLOW_UNSIGNED: also run unsigned pushes (local use: anyone who can write the rules
     topic then sets the rules). Loud: a warning at start, and the `rules` point's `unsigned` field (alert
     llm-audit-rules-unsigned) while unsigned rules run. Without it, LLM_AUDIT_RULES_TRUSTED_KEYS is required."""
-    max_id_chars: int = Field(default=256, ge=1)
+    max_id_chars: int = Field(default=_BOUNDS.id_chars, ge=1)
     """LLM_AUDIT_MAX_ID_CHARS: the most characters of each identifier of an event (event_id, tenant, application,
     model, model_version, user_id, session_id); longer, or with a control character, it is a dead letter."""
-    max_text_chars: int = Field(default=10_000_000, ge=1)
+    max_text_chars: int = Field(default=_BOUNDS.text_chars, ge=1)
     """LLM_AUDIT_MAX_TEXT_CHARS: the most characters of an event's prompt and of its response; longer is a dead letter.
     (The rules inspect the first limits.max_text_chars of a text, 1 MiB by default, and report the rest as not inspected.)"""
-    max_metadata_bytes: int = Field(default=65_536, ge=2)
+    max_metadata_bytes: int = Field(default=_BOUNDS.metadata_bytes, ge=2)
     """LLM_AUDIT_MAX_METADATA_BYTES: the most bytes of an event's metadata as UTF-8 JSON; more is a dead letter."""
     store_raw_text: bool = False
     """LLM_AUDIT_STORE_RAW_TEXT: also store the raw prompt/response text in violations (off: spans and redacted snippets only)."""

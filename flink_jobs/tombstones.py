@@ -20,6 +20,7 @@ from flink_jobs.credentials import Secret, reveal
 
 log = logging.getLogger("llm_audit.tombstones")
 ERASURES = "erasures"
+REFRESH_S = 30.0  # how stale a writer's set may be (an erasure settles for longer: flink_jobs.erasure)
 _RETRY_S = 1.0  # after a failed refresh: the stale set is kept meanwhile
 
 
@@ -42,7 +43,11 @@ class Tombstones:
     """
 
     def __init__(
-        self, uri: str | Secret, database: str, refresh_s: float = 30.0, clock: Callable[[], float] = time.monotonic
+        self,
+        uri: str | Secret,
+        database: str,
+        refresh_s: float = REFRESH_S,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self._uri, self._database, self._refresh_s, self._clock = uri, database, refresh_s, clock
         self._client: Any = None
@@ -102,21 +107,3 @@ class Tombstones:
             erased[key] = max(erased.get(key, -1), epoch_ms(record["started_at"]))
         self._erased = erased
         self._next = self._clock() + self._refresh_s
-
-
-def purge(uri: str, database: str, collection: str) -> int:
-    """Deletes a collection's violations of erased data -> how many. Replay runs it after its job:
-    whatever its writer stored before it saw an erasure recorded during the run goes here."""
-    tombstones = Tombstones(uri, database)
-    tombstones.open()
-    try:
-        users = sorted(tombstones.users())
-        coll = tombstones._client[database][collection]
-        fields = {"tenant": 1, "user_id": 1, "event_time": 1}
-        found = coll.find({"user_id": {"$in": users}}, fields) if users else []
-        ids = [doc["_id"] for doc in found if tombstones.erased(doc)]
-        for start in range(0, len(ids), 1000):
-            coll.delete_many({"_id": {"$in": ids[start : start + 1000]}})
-        return len(ids)
-    finally:
-        tombstones.close()

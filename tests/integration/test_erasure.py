@@ -190,7 +190,8 @@ def test_a_replay_after_an_erasure_stores_none_of_the_erased_data_and_all_the_re
 
 
 def test_tombstones_cover_the_erased_users_events_up_to_the_erasure_and_refresh_on_time(isolated_job):
-    from flink_jobs.tombstones import Tombstones, purge
+    from flink_jobs.erasure import purge
+    from flink_jobs.tombstones import Tombstones
 
     settings = isolated_job("erb")
     uri, database = settings.mongo_uri.get_secret_value(), settings.mongo_database

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from flink_jobs.rules_topic import push_record
@@ -165,6 +165,10 @@ _TRUSTED = _key()[1]
 
 
 @given(st.fixed_dictionaries({}, optional={field: _JSON for field in _PUSH_FIELDS}), st.booleans())
+# Each record that once raised, kept as a regression case: an unhashable key_id, in either mode.
+@example({"key_id": [1], "signature": "x"}, True)
+@example({"key_id": {"a": 1}, "signature": "x"}, False)
+@example({"key_id": "k", "signature": ["x"]}, False)
 @settings(max_examples=400, deadline=None)
 def test_no_record_on_the_rules_topic_fails_the_job(fields, allow_unsigned):
     # Anyone who can write the topic writes any JSON: once, a list as key_id raised in the operator, and the
