@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pipeline_throughput as pt  # noqa: E402  (sets up sys.path and PYTHONPATH for the job)
 
 from devstack import stack, traffic  # noqa: E402
-from flink_jobs import audit_job  # noqa: E402
+from flink_jobs.streaming import job  # noqa: E402
 from flink_jobs.settings import AuditJobSettings  # noqa: E402
 
 
@@ -58,7 +58,7 @@ def main() -> None:
         rates: dict[str, list[float]] = {name: [] for name in variants}
         for round_ in range(args.rounds):
             for name, overrides in variants.items():
-                rate, _ = pt.rate_of(f"{name} (round {round_ + 1})", audit_job.build_job,
+                rate, _ = pt.rate_of(f"{name} (round {round_ + 1})", job.build_job,
                                      {args.small: small, args.events: topic}, overrides)
                 if rate:
                     rates[name].append(rate)

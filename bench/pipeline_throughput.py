@@ -49,7 +49,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from devstack import stack, traffic  # noqa: E402
-from flink_jobs import audit_job  # noqa: E402
+from flink_jobs.streaming import job  # noqa: E402
 from flink_jobs.local import local_job_settings  # noqa: E402
 from flink_jobs.settings import AuditJobSettings  # noqa: E402
 from flink_jobs.pyflink_internals import discard  # noqa: E402
@@ -93,8 +93,8 @@ def parse(value: str):
 
 def events_source(settings):
     """A new environment and its Kafka source of the topic's raw events."""
-    env = audit_job.create_env(settings)
-    return env, env.from_source(audit_job.kafka_source(settings, settings.source_topic),
+    env = job.create_env(settings)
+    return env, env.from_source(job.kafka_source(settings, settings.source_topic),
                                 WatermarkStrategy.no_watermarks(), "events")
 
 
@@ -121,8 +121,8 @@ def parse_only(settings):
                 pass
             return ()
 
-    env = audit_job.create_env(settings)
-    audit_job.timed_events(audit_job.kafka_events_table(env, settings)).process(ParseOnly(), Types.INT()) \
+    env = job.create_env(settings)
+    job.timed_events(job.kafka_events_table(env, settings)).process(ParseOnly(), Types.INT()) \
         .sink_to(discard())
     return env
 
@@ -290,7 +290,7 @@ def latency(overrides: dict, rate: float, seconds: float) -> list[float]:
     topic = f"bench-{run}.live"
     stack.create_topics("127.0.0.1:9092", {topic: {}})
     settings = settings_for(run, topic, **{**overrides, "bounded": False, "starting_offsets": "earliest"})
-    client = audit_job.build_job(settings).execute_async(f"bench-latency-{run}")
+    client = job.build_job(settings).execute_async(f"bench-latency-{run}")
     try:
         while client.get_job_status().result().name != "RUNNING":
             time.sleep(0.5)
@@ -383,14 +383,14 @@ def measure(args, topic: str, small: str, scored: str, size: int, rules_folder: 
         try:
             passed, _ = rate_of(f"pass-through ({mode})", pass_through, {args.small: small, args.events: topic},
                                 mode_overrides)
-            rules, _ = rate_of(f"audit, rules only ({mode})", audit_job.build_job, {args.small: small, args.events: topic},
+            rules, _ = rate_of(f"audit, rules only ({mode})", job.build_job, {args.small: small, args.events: topic},
                                {**mode_overrides, **rules_only, "rules_path": rules_only_rules})
         except Exception as exc:  # noqa: BLE001 - a mode PyFlink cannot run is a result too
             causes = [line.strip() for line in str(exc).splitlines() if line.strip().startswith("Caused by")]
             console.print(f"[red]{mode} mode failed[/]: {(causes or [str(exc)])[-1][:400]}")
             rows.append((mode, None, None, None))
             continue
-        scores, _ = rate_of(f"audit, with scorers ({mode})", audit_job.build_job,
+        scores, _ = rate_of(f"audit, with scorers ({mode})", job.build_job,
                             {args.small: small, args.scored_events: scored}, mode_overrides)
         rows.append((mode, passed, rules, scores))
         if mode == "process":  # where the audit's time goes: the same shape with less and less in it
@@ -405,7 +405,7 @@ def measure(args, topic: str, small: str, scored: str, size: int, rules_folder: 
                     "parse and rules, non-keyed", unkeyed_rules(rules_only_rules), {args.small: small, args.events: topic},
                     mode_overrides)[0],
                 "audit, no rules (parse, windows, sinks)": rate_of(
-                    "audit, no rules", audit_job.build_job, {args.small: small, args.events: topic},
+                    "audit, no rules", job.build_job, {args.small: small, args.events: topic},
                     {**mode_overrides, **rules_only, "rules_path": empty})[0],
                 "audit, rules only": rules,
             }

@@ -1,6 +1,6 @@
 """Credentials the job's operators read where they run, never carried in the job graph.
 
-(Not named secrets.py: `flink run -py flink_jobs/audit_job.py` puts this folder first on sys.path, where
+(Not named secrets.py: `flink run -py flink_jobs/streaming/job.py` puts this folder first on sys.path, where
 such a module hides the standard library's `secrets`, which numpy imports.)
 
 Flink ships every Python operator pickled in the job graph: to the JobManager at each submission, into

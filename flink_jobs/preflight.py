@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 
-from flink_jobs.offsets import client_config
+from flink_jobs.kafka import client_config
 from flink_jobs.settings import SettingsError
 from udfs.faults import DEAD_LETTER_MAX_BYTES
 

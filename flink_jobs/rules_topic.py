@@ -47,7 +47,7 @@ def junk_reason(record: object) -> str | None:
 
 def records(kafka: dict, topic: str, name: str) -> tuple[list[dict], list[str]]:
     """(the well-formed records pushed under `name`, oldest first; a line per junk record of the topic,
-    of any name, saying why it was skipped). kafka: flink_jobs.offsets.client_config."""
+    of any name, saying why it was skipped). kafka: flink_jobs.kafka.client_config."""
     found: list[dict] = []
     junk: list[str] = []
     for offset, value in enumerate(read_topic(kafka, topic)):

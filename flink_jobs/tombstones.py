@@ -20,7 +20,7 @@ from flink_jobs.credentials import Secret, reveal
 
 log = logging.getLogger("llm_audit.tombstones")
 ERASURES = "erasures"
-REFRESH_S = 30.0  # how stale a writer's set may be (an erasure settles for longer: flink_jobs.erasure)
+REFRESH_S = 30.0  # how stale a writer's set may be (an erasure settles for longer: flink_jobs.offline.erasure)
 _RETRY_S = 1.0  # after a failed refresh: the stale set is kept meanwhile
 
 
@@ -36,7 +36,7 @@ class Tombstones:
 
     open() loads them at once, so a writer opened after an erasure is recorded (a replay started
     right after it) always sees it; a writer already open sees it within refresh_s, which is why an
-    erasure settles for longer than that before its final sweep (flink_jobs.erasure).
+    erasure settles for longer than that before its final sweep (flink_jobs.offline.erasure).
 
     Plain Python and picklable until open(): a Flink writer builds it at submission and opens it on
     the worker.

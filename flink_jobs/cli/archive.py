@@ -42,7 +42,7 @@ def retention(
     dry_run: bool = typer.Option(False, help="Only list the partitions that would go."),
 ) -> None:
     """Delete the archive's date partitions older than --days (LLM_AUDIT_ARCHIVE_DIR)."""
-    from flink_jobs.erasure import drop_partitions_before, retention_cutoff
+    from flink_jobs.offline.erasure import drop_partitions_before, retention_cutoff
 
     _, archive = _settings()
     cutoff = retention_cutoff(days)
@@ -74,7 +74,7 @@ def erase(
     Idempotent: run it again after a crash and it finishes the same erasure."""
     from pymongo.errors import PyMongoError
 
-    from flink_jobs.erasure import ERASURES, default_settle_s, erase_user, finish_erasures
+    from flink_jobs.offline.erasure import ERASURES, default_settle_s, erase_user, finish_erasures
 
     settings, archive = _settings()
     uri, database = settings.mongo_uri.get_secret_value(), settings.mongo_database
@@ -126,7 +126,7 @@ def report(
     import tempfile
     import time
 
-    from flink_jobs.report import build_report, influx_dead_letters, last_month, print_pdf, render_html
+    from flink_jobs.offline.report import build_report, influx_dead_letters, last_month, print_pdf, render_html
 
     settings, archive = _settings()
     if month == bool(start or end):
@@ -171,7 +171,7 @@ def report(
 
 def _put(local, destination: str) -> None:
     """Copies a local file to a path or an s3:// (s3a://) URI."""
-    from flink_jobs.archive import archive_fs
+    from flink_jobs.offline.reader import archive_fs
 
     fs, path = archive_fs(destination)
     parent = path.rpartition("/")[0]
@@ -197,10 +197,10 @@ def audit_archive(
 
     from rich.table import Table
 
-    from flink_jobs import archive_audit as aa
     from flink_jobs.local import local_job_settings
-    from flink_jobs.replay import rule_counts
-    from flink_jobs.report import day_range_ms
+    from flink_jobs.offline import audit_archive as aa
+    from flink_jobs.offline.replay import rule_counts
+    from flink_jobs.offline.report import day_range_ms
     from flink_jobs.settings import SettingsError
     from udfs.rules import RuleError, load_rules
     from udfs.scorers import ScorerError

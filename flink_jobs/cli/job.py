@@ -26,8 +26,8 @@ def run_audit(
     ),
 ) -> None:
     """Run the audit job on a local MiniCluster (settings: LLM_AUDIT_* env vars)."""
-    from flink_jobs import audit_job
     from flink_jobs.settings import SettingsError
+    from flink_jobs.streaming import job
     from udfs.rules import RuleError
     from udfs.scorers import ScorerError
 
@@ -41,7 +41,7 @@ def run_audit(
                 else f"no complete checkpoint in {settings.checkpoint_dir}: starting afresh"
             )
             restore = found
-        audit_job.main(settings.model_copy(update={"restore_from": restore}) if restore else settings)
+        job.main(settings.model_copy(update={"restore_from": restore}) if restore else settings)
     except (RuleError, SettingsError, ScorerError, ConnectionError) as exc:
         fail(str(exc))
     except KeyboardInterrupt:
@@ -63,7 +63,7 @@ def replay(
     ),
 ) -> None:
     """Re-audit past traffic from Kafka with a ruleset into a separate collection, and compare it with the live one."""
-    from flink_jobs import replay as rp
+    from flink_jobs.offline import replay as rp
     from flink_jobs.settings import SettingsError
     from udfs.rules import RuleError
     from udfs.scorers import ScorerError
@@ -106,7 +106,7 @@ def migrate_ids() -> None:
     from pymongo import MongoClient
 
     from console.store import REVIEWS
-    from flink_jobs.migrations import migrate_violation_ids
+    from flink_jobs.offline.migrations import migrate_violation_ids
     from flink_jobs.settings import SettingsError, load_settings
 
     try:

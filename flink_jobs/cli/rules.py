@@ -11,7 +11,7 @@ from rich.table import Table
 
 from flink_jobs import rules_topic
 from flink_jobs.cli.console import console, fail
-from flink_jobs.offsets import client_config
+from flink_jobs.kafka import client_config
 from flink_jobs.settings import load_settings
 from udfs.engine import RuleEngine
 from udfs.rules import RuleError, RuleSet, load_rules, rules_digest, rules_json_schema

@@ -13,12 +13,12 @@ from pymongo import MongoClient
 from typer.testing import CliRunner
 
 from devstack import traffic
-from flink_jobs import audit_job
-from flink_jobs.archive import read_archive
+from flink_jobs.streaming import job
+from flink_jobs.offline.reader import read_archive
 from flink_jobs.cli import app
-from flink_jobs.erasure import ERASURES, drop_partitions_before, erase_user
+from flink_jobs.offline.erasure import ERASURES, drop_partitions_before, erase_user
 from tests.integration.conftest import job_env, produce
-from flink_jobs.report import CHROMIUM_FLAGS, build_report, chromium, influx_dead_letters, render_html
+from flink_jobs.offline.report import CHROMIUM_FLAGS, build_report, chromium, influx_dead_letters, render_html
 from tests.support.check import (
     EXACT_SPANS,
     PER_EVENT,
@@ -37,7 +37,7 @@ def archived(isolated_job, unscored_rules):
     settings = isolated_job("ar", scorers=[], rules_path=unscored_rules)
     truths = traffic.produce(settings.kafka_bootstrap, settings.source_topic, 600, seed=17, rate=50,
                              start_ms=MIDNIGHT_MS - 6000)
-    audit_job.main(settings)
+    job.main(settings)
     archive_report(settings, truths)
     return settings, truths
 
@@ -119,7 +119,7 @@ def test_an_erasure_crashed_at_every_step_in_turn_still_removes_exactly_the_user
     before = _rows(settings)
     killer = (
         "import os, signal, sys\n"
-        "from flink_jobs.erasure import erase_user\n"
+        "from flink_jobs.offline.erasure import erase_user\n"
         "uri, db, archive, user = sys.argv[1:]\n"
         "erase_user(uri, db, archive, user, 'ticket GDPR-2', 'dpo', on_step=lambda step: step.startswith('deleted:')"
         " and os.kill(os.getpid(), signal.SIGKILL))\n"
@@ -242,7 +242,7 @@ def test_audit_archive_with_the_key_re_evaluates_every_rule_on_the_raw_text(isol
     truths = traffic.produce(settings.kafka_bootstrap, settings.source_topic, 1500, seed=23, rate=150,
                              start_ms=MIDNIGHT_MS)
     assert repeated_injections(truths)  # the stream holds sequence-rule hits, to re-find in the batch run
-    audit_job.main(settings)
+    job.main(settings)
     cli = CliRunner().invoke(app, ["audit-archive", "--from", "2026-11-19", "--to", "2026-11-19", "--rules",
                                    str(settings.rules_path), "--collection", "again"], env=job_env(settings))
     assert cli.exit_code == 0, cli.output
@@ -268,7 +268,7 @@ def test_events_of_any_tenant_are_archived_and_found_by_tenant_among_the_others(
     import pyarrow.fs as pafs
     import pyarrow.parquet as pq
 
-    from flink_jobs.archive import archive_dataset, archive_fs
+    from flink_jobs.offline.reader import archive_dataset, archive_fs
     from udfs.archive import tenant_partition
 
     key = base64.b64encode(bytes(range(32))).decode()
@@ -282,7 +282,7 @@ def test_events_of_any_tenant_are_archived_and_found_by_tenant_among_the_others(
     for i, event in enumerate(odd.values()):
         values.insert(10 * i + 5, json.dumps(event))
     produce(settings.kafka_bootstrap, settings.source_topic, [(None, None, value) for value in values])
-    audit_job.main(settings)  # no restart allowed: an event that failed the job would fail the test
+    job.main(settings)  # no restart allowed: an event that failed the job would fail the test
 
     # Every event archived once, each with its tenant as sent; no directory name near NAME_MAX.
     rows = _rows(settings)

@@ -7,8 +7,8 @@ from influxdb_client import InfluxDBClient
 
 from devstack import stack, traffic
 from tests.support.check import archive_report, compare, influx_totals, planted_spans, read_topic, stored_findings, time_range
-from flink_jobs.offsets import client_config
-from flink_jobs import audit_job
+from flink_jobs.kafka import client_config
+from flink_jobs.streaming import job
 from udfs.findings import Finding, violation_id
 
 WINDOW_S = 10
@@ -25,7 +25,7 @@ def test_job_stores_exactly_the_ground_truth_and_a_replay_changes_nothing(job_se
                              labels_path=tmp_path / "labels.jsonl", start_ms=START_MS)
     assert json.loads((tmp_path / "labels.jsonl").read_text().splitlines()[0])["event_id"] == truths[0]["event_id"]
 
-    audit_job.main(job_settings)
+    job.main(job_settings)
 
     report = compare(job_settings, truths)
     assert report.ok, [row for row in report.rows if not row.ok]
@@ -73,7 +73,7 @@ def test_job_stores_exactly_the_ground_truth_and_a_replay_changes_nothing(job_se
     # Replaying the whole topic (a new consumer group, no archive) writes the same documents and points.
     totals = influx_totals(job_settings, *time_range(job_settings, truths))
     stack.create_topics(job_settings.kafka_bootstrap, {job_settings.dlq_topic + "-replay": {}})
-    audit_job.main(job_settings.model_copy(update={"group_id": job_settings.group_id + "-replay", "archive_dir": None,
+    job.main(job_settings.model_copy(update={"group_id": job_settings.group_id + "-replay", "archive_dir": None,
                                                    "dlq_topic": job_settings.dlq_topic + "-replay"}))
     assert sorted(d["_id"] for d in stored_findings(job_settings, list(valid))) == sorted(d["_id"] for d in report.findings)
     assert influx_totals(job_settings, *time_range(job_settings, truths)) == totals

@@ -22,7 +22,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from console.app import create_app
 from console.auth import add_user
 from console.settings import ConsoleSettings
-from flink_jobs.report import CHROMIUM_FLAGS, chromium
+from flink_jobs.offline.report import CHROMIUM_FLAGS, chromium
 from tests.support.console_data import violations
 
 ROOT = Path(__file__).resolve().parents[2]

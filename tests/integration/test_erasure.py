@@ -12,8 +12,8 @@ from pymongo import MongoClient
 from typer.testing import CliRunner
 
 from console.store import AUDIT_LOG, REVIEWS, Caller, Store
-from flink_jobs import erasure
-from flink_jobs.archive import ARCHIVE_SCHEMA, archive_fs, read_archive
+from flink_jobs.offline import erasure
+from flink_jobs.offline.reader import ARCHIVE_SCHEMA, archive_fs, read_archive
 from flink_jobs.cli import app
 from tests.integration.conftest import job_env, produce
 from udfs.archive import COLUMNS
@@ -166,7 +166,7 @@ def _event(event_id: str, user: str, tenant: str, at: datetime) -> str:
 def test_a_replay_after_an_erasure_stores_none_of_the_erased_data_and_all_the_rest(
     isolated_job, unscored_rules, tmp_path
 ):
-    from flink_jobs.replay import replay_settings, run_replay
+    from flink_jobs.offline.replay import replay_settings, run_replay
 
     settings = isolated_job("err", scorers=[], rules_path=unscored_rules)
     uri, database = settings.mongo_uri.get_secret_value(), settings.mongo_database
@@ -190,7 +190,7 @@ def test_a_replay_after_an_erasure_stores_none_of_the_erased_data_and_all_the_re
 
 
 def test_tombstones_cover_the_erased_users_events_up_to_the_erasure_and_refresh_on_time(isolated_job):
-    from flink_jobs.erasure import purge
+    from flink_jobs.offline.erasure import purge
     from flink_jobs.tombstones import Tombstones
 
     settings = isolated_job("erb")

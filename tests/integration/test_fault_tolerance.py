@@ -21,7 +21,7 @@ from pymongo import MongoClient
 
 from devstack import stack, traffic
 from tests.support.check import archive_report, compare, finding_rows, stored_findings
-from flink_jobs.offsets import client_config, committed_offsets, offsets_span
+from flink_jobs.kafka import client_config, committed_offsets, offsets_span
 from tests.integration.conftest import job_env
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -98,7 +98,7 @@ def _parallelisms(vertices: list[dict]) -> set[int]:
 
 
 def _job_file() -> list[str]:
-    return ["--jarfile", str(artifacts.flink_kafka_connector_jar()), "-py", str(ROOT / "flink_jobs" / "audit_job.py")]
+    return ["--jarfile", str(artifacts.flink_kafka_connector_jar()), "-py", str(ROOT / "flink_jobs" / "streaming" / "job.py")]
 
 
 def _flink(env: dict, *args: str, settings=None, cwd: Path) -> subprocess.CompletedProcess:
@@ -148,7 +148,7 @@ def test_a_savepoint_taken_at_parallelism_1_restores_at_2_and_writes_everything_
     from kafka import KafkaAdminClient, KafkaConsumer
     from pymongo import MongoClient
 
-    from flink_jobs.offsets import client_config, committed_offsets, offsets_span
+    from flink_jobs.kafka import client_config, committed_offsets, offsets_span
 
     address, env = flink_cluster
     settings = isolated_job("savepoint", local=False, rules_path=ROOT / "rules" / "default.yaml",

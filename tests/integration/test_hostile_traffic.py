@@ -9,8 +9,8 @@ name the field, with nothing of them stored.
 
 import json
 
-from flink_jobs import audit_job
-from flink_jobs.offsets import client_config
+from flink_jobs.streaming import job
+from flink_jobs.kafka import client_config
 from tests.integration.conftest import produce
 from tests.support.check import read_topic, stored_findings
 
@@ -42,7 +42,7 @@ def test_a_tenant_cannot_touch_anothers_violations_and_bloated_or_smuggling_even
     messages += [(START_MS + 5000 + i * 1000, "acme", value) for i, value in enumerate(HOSTILE.values())]
     produce(settings.kafka_bootstrap, settings.source_topic, messages)
 
-    audit_job.main(settings)
+    job.main(settings)
 
     docs = stored_findings(settings, [*SHARED, *HOSTILE])
     by_tenant = {tenant: [d for d in docs if d["tenant"] == tenant] for tenant in ("acme", "evil")}

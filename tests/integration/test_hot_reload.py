@@ -8,8 +8,9 @@ from pathlib import Path
 from kafka import KafkaProducer
 from pymongo import MongoClient
 
-from flink_jobs import audit_job, rules_topic
-from flink_jobs.offsets import client_config
+from flink_jobs import rules_topic
+from flink_jobs.streaming import job
+from flink_jobs.kafka import client_config
 from udfs.rules import load_rules, parse_rules, rules_digest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,7 +44,7 @@ def _wait_for(predicate, timeout_s: float, produce_next) -> float:
 @contextmanager
 def _running_job(settings, name: str):
     """Start the job, wait for RUNNING; yield (db, producer, send) where send() produces one codename event."""
-    client = audit_job.build_job(settings).execute_async(name)
+    client = job.build_job(settings).execute_async(name)
     mongo = MongoClient(settings.mongo_uri.get_secret_value())
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
     counter = iter(range(10**6))

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from flink_jobs import audit_job
+from flink_jobs.streaming import job
 from udfs.signing import generate_key
 
 
@@ -34,7 +34,7 @@ def test_the_job_graph_holds_no_credential(isolated_job, unscored_rules, monkeyp
         monkeypatch.setenv("LLM_AUDIT_INFLUX_TOKEN", token)
         monkeypatch.setenv("LLM_AUDIT_ARCHIVE_KEY", key)
 
-    graph = _job_graph_bytes(audit_job.build_job(settings))
+    graph = _job_graph_bytes(job.build_job(settings))
 
     assert public.encode() in graph  # the search finds what the operators do carry
     for credential in (mongo_marker, token, key):

@@ -13,7 +13,7 @@ SCRIPT = """
 from pyflink.datastream.connectors.kafka import KafkaSink
 from pyflink.java_gateway import get_gateway
 
-from flink_jobs.audit_job import create_env
+from flink_jobs.streaming.job import create_env
 from flink_jobs.local import local_job_settings
 
 create_env(local_job_settings())

@@ -12,8 +12,8 @@ from collections import Counter
 from pathlib import Path
 
 from devstack import traffic
-from flink_jobs import audit_job
-from flink_jobs.offsets import client_config
+from flink_jobs.streaming import job
+from flink_jobs.kafka import client_config
 from tests.integration.conftest import produce
 from tests.support.check import finding_rows, influx_totals, read_topic, stored_findings, time_range
 from tests.support.poison import MARKER
@@ -52,7 +52,7 @@ def test_poison_events_among_ordinary_traffic_are_isolated_and_the_rest_equals_t
         messages.insert(at, (START_MS + 10 * at, "acme", value))
     produce(settings.kafka_bootstrap, settings.source_topic, messages)
 
-    audit_job.main(settings)  # no restart allowed: an event that failed the job would fail the test
+    job.main(settings)  # no restart allowed: an event that failed the job would fail the test
 
     truths = [s.truth() for s in samples]
     valid = [t for t in truths if not t["malformed"]]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from flink_jobs import audit_job
+from flink_jobs.streaming import job
 from flink_jobs.preflight import TopicError, check_topics
 from tests.integration.conftest import job_env
 
@@ -23,13 +23,13 @@ def settings(isolated_job):
 @pytest.fixture
 def no_flink(monkeypatch):
     """Fails the test if the job gets as far as a Flink environment."""
-    monkeypatch.setattr(audit_job, "create_env", lambda settings: pytest.fail("a Flink environment was created"))
+    monkeypatch.setattr(job, "create_env", lambda settings: pytest.fail("a Flink environment was created"))
 
 
 def test_a_missing_rules_topic_stops_the_submission_naming_it_and_how_to_create_it(settings, no_flink):
     missing = settings.model_copy(update={"rules_topic": settings.rules_topic + "-missing"})
     with pytest.raises(TopicError) as err:
-        audit_job.build_job(missing)
+        job.build_job(missing)
     message = str(err.value)
     assert f"LLM_AUDIT_RULES_TOPIC='{missing.rules_topic}' does not exist; create it (kafka-topics.sh " in message
     assert f"--bootstrap-server {settings.kafka_bootstrap} --create --topic {missing.rules_topic} --partitions 1 " \

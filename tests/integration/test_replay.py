@@ -10,7 +10,7 @@ from pymongo import MongoClient
 
 from devstack import traffic
 from tests.support.check import planted_spans
-from flink_jobs.offsets import client_config
+from flink_jobs.kafka import client_config
 from flink_jobs.rules_topic import read_topic
 from tests.integration.conftest import job_env
 

@@ -10,8 +10,8 @@ import pytest
 from pymongo import MongoClient
 
 from devstack import stack
-from flink_jobs import sinks
-from flink_jobs.sinks import VIOLATION_INDEXES, InfluxWriter, MongoWriter
+from flink_jobs.streaming.sinks import stores as sinks
+from flink_jobs.streaming.sinks.stores import VIOLATION_INDEXES, InfluxWriter, MongoWriter
 from udfs.metrics import point
 
 
@@ -61,7 +61,7 @@ def test_a_stored_violation_is_never_changed_by_a_later_write(stack_settings, ru
 def test_violations_stored_before_ids_named_the_tenant_move_to_their_new_ids_with_their_reviews(stack_settings, run_id):
     from datetime import UTC, datetime
 
-    from flink_jobs.migrations import migrate_violation_ids
+    from flink_jobs.offline.migrations import migrate_violation_ids
     from udfs.findings import Finding, violation_id
 
     def stored(event_id: str, tenant: str) -> dict:

@@ -13,7 +13,7 @@ from pyflink.datastream.functions import KeyedProcessFunction
 
 from tests.support.check import finding_rows, labelled_events, planted_spans, repeated_injections
 from devstack.traffic import generate
-from flink_jobs.audit_job import build_pipeline, create_env, events_table
+from flink_jobs.streaming.job import build_pipeline, create_env, events_table
 from flink_jobs.settings import AuditJobSettings
 from udfs.rules import load_rules
 
@@ -261,7 +261,7 @@ def test_a_huge_event_is_audited_within_the_limits_and_the_events_around_it_are_
 
 def test_events_are_stamped_with_their_own_time_in_java():
     """Event time comes from Flink SQL on the raw JSON, before any Python operator."""
-    from flink_jobs.audit_job import timed_events
+    from flink_jobs.streaming.job import timed_events
     from flink_jobs.pyflink_internals import keyed
 
     values = [
@@ -312,8 +312,8 @@ def test_the_anomaly_windows_flink_sql_sums_equal_the_plain_python_definition_of
 
     from pyflink.common import Row
 
-    from flink_jobs.records import AUDITED
-    from flink_jobs.windows import anomaly_metrics, window_rows
+    from flink_jobs.streaming.records import AUDITED
+    from flink_jobs.streaming.windows import anomaly_metrics, window_rows
     from udfs.anomaly import WindowAccumulator
     from udfs.findings import CATEGORIES
 

@@ -6,7 +6,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 
-from flink_jobs.offsets import client_config
+from flink_jobs.kafka import client_config
 from flink_jobs.rules_topic import read_topic
 from udfs.archive import archive_date
 from udfs.rules import SequenceMatch, load_rules
@@ -50,7 +50,7 @@ def labelled_events(truths: list[dict], kind: str) -> set[str]:
 def archive_report(settings, truths: list[dict], shared: bool = False) -> list[dict]:
     """Checks the archive against the truth (one row per valid event, in its date's partition, no planted
     value in clear) -> the rows of the truth's events. shared: the archive holds other runs' events too."""
-    from flink_jobs.archive import read_archive
+    from flink_jobs.offline.reader import read_archive
 
     valid = {t["event_id"]: t for t in truths if not t["malformed"]}
     rows = [row for row in read_archive(settings.archive_dir).df().to_dict("records")

@@ -17,11 +17,11 @@ from pymongo import MongoClient
 from console.auth import add_user
 from udfs.cache import cache_dir
 from devstack import stack, traffic
-from flink_jobs import audit_job
+from flink_jobs.streaming import job
 from flink_jobs.cli.console import console, fail
 from flink_jobs.cli.stack import print_counts, produce_with_progress, stack_up
 from flink_jobs.local import local_job_settings
-from flink_jobs.report import build_report, render_html
+from flink_jobs.offline.report import build_report, render_html
 from tests.support.check import archive_report, compare
 
 
@@ -43,7 +43,7 @@ def demo(
     print_counts(traffic.summarize(truths))
     console.print(f"[bold]==>[/] auditing {events} events with {settings.rules_path} (PyFlink MiniCluster)")
     began = time.monotonic()
-    audit_job.main(settings)
+    job.main(settings)
     console.print(f"[bold]==>[/] job finished in {time.monotonic() - began:.1f}s")
     report = compare(settings, truths)
     table = Table("what", "generator (truth)", "audit job", "", title=f"demo {run}: truth vs. stored results")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from flink_jobs.audit import AuditEvents
+from flink_jobs.streaming.operators.audit import AuditEvents
 from flink_jobs.rules_topic import push_record
 from flink_jobs.settings import AuditJobSettings
 from udfs.rules import RuleSet, load_rules

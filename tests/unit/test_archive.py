@@ -129,7 +129,7 @@ def _sealed_row(cipher: TextCipher, **changes) -> dict:
 
 
 def test_an_archived_ciphertext_that_does_not_open_falls_back_to_the_redacted_text():
-    from flink_jobs.archive_audit import archived_event
+    from flink_jobs.offline.audit_archive import archived_event
 
     cipher = TextCipher.from_base64(KEY)
     row = _sealed_row(cipher)
@@ -155,7 +155,7 @@ def test_an_archive_of_schema_1_reads_as_before(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from flink_jobs.archive import ARCHIVE_SCHEMA, read_archive
+    from flink_jobs.offline.reader import ARCHIVE_SCHEMA, read_archive
 
     old = pa.schema([f for f in ARCHIVE_SCHEMA if f.name not in ("tenant_full", "date", "tenant")])
     for tenant, directory in (("acme", "acme"), ("a/b", "a%2Fb")):

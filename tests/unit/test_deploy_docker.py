@@ -140,7 +140,7 @@ def test_image_installs_every_package_of_the_project_with_its_data():
     assert (ROOT / "console" / "templates" / "base.html").is_file()
     # The build imports the job and the console, so a module missing from the wheel fails the build.
     imports = instructions[install][1].split("python -c", 1)[1]
-    assert "flink_jobs.audit_job" in imports and "console.app" in imports
+    assert "flink_jobs.streaming.job" in imports and "console.app" in imports
 
 
 def test_dockerignore_keeps_secrets_and_caches_out_of_the_context():

@@ -455,11 +455,11 @@ def _option(args: list[str], option: str) -> str:
 
 
 def test_cron_jobs_run_the_images_llm_audit_with_valid_commands(rendered, monkeypatch):
-    from flink_jobs.erasure import retention_cutoff
+    from flink_jobs.offline.erasure import retention_cutoff
 
     llm_audit = _image_llm_audit()
     calls = []  # a stand-in for the deletion: what the retention command asked to drop
-    monkeypatch.setattr("flink_jobs.erasure.drop_partitions_before", lambda *a: calls.append(a) or [])
+    monkeypatch.setattr("flink_jobs.offline.erasure.drop_partitions_before", lambda *a: calls.append(a) or [])
     for overlay, objects in rendered.items():
         image = _one(objects, "FlinkDeployment")["spec"]["image"]
         archive = _one(objects, "ConfigMap")["data"]["LLM_AUDIT_ARCHIVE_DIR"]

@@ -62,12 +62,14 @@ def test_the_check_finds_a_wrong_import(tmp_path):
 
 
 def test_no_module_of_the_job_file_folder_hides_a_standard_or_installed_one():
-    # `flink run -py flink_jobs/audit_job.py` puts flink_jobs/ first on sys.path: a secrets.py there once hid
-    # the standard library's `secrets`, and numpy failed to import in the job's client; a kafka.py would
-    # hide kafka-python likewise.
+    # `flink run -py flink_jobs/streaming/job.py` puts the job file's folder first on sys.path: a secrets.py
+    # there once hid the standard library's `secrets`, and numpy failed to import in the job's client; a
+    # kafka.py would hide kafka-python likewise.
     import importlib.metadata
     import sys
 
-    names = {path.stem for path in (ROOT / "flink_jobs").glob("*.py")}
+    folder = ROOT / "flink_jobs" / "streaming"
+    names = {path.stem for path in folder.glob("*.py")} | {path.name for path in folder.iterdir() if path.is_dir()}
+    assert "job" in names
     assert not names & set(sys.stdlib_module_names)
     assert not names & set(importlib.metadata.packages_distributions())

@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from flink_jobs.sinks import influx_transient, mongo_transient, retrying
+from flink_jobs.streaming.sinks.stores import influx_transient, mongo_transient, retrying
 from udfs.metrics import WindowCounts, anomaly_point
 
 

@@ -40,7 +40,7 @@ def test_a_misspelt_env_var_is_an_error_that_lists_the_valid_ones(monkeypatch):
 
 
 def test_sasl_ssl_settings_become_kafka_client_properties_with_the_shaded_login_module(monkeypatch):
-    from flink_jobs.audit_job import kafka_properties
+    from flink_jobs.streaming.job import kafka_properties
 
     monkeypatch.setenv("LLM_AUDIT_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
     monkeypatch.setenv("LLM_AUDIT_KAFKA_SASL_MECHANISM", "SCRAM-SHA-256")
@@ -64,7 +64,7 @@ def test_sasl_without_credentials_is_an_error_that_does_not_echo_other_secrets(m
 
 
 def test_flink_options_follow_the_settings_and_flink_config_wins(monkeypatch):
-    from flink_jobs.audit_job import flink_configuration
+    from flink_jobs.streaming.job import flink_configuration
 
     monkeypatch.setenv("LLM_AUDIT_STATE_BACKEND", "rocksdb")
     monkeypatch.setenv("LLM_AUDIT_RESTORE_FROM", "file:///ckpt/job/chk-7")
@@ -77,7 +77,7 @@ def test_flink_options_follow_the_settings_and_flink_config_wins(monkeypatch):
 
 
 def test_the_events_table_reads_the_source_topic_with_the_settings_offsets_bounds_and_client_properties(monkeypatch):
-    from flink_jobs.audit_job import kafka_table_options
+    from flink_jobs.streaming.job import kafka_table_options
 
     monkeypatch.setenv("LLM_AUDIT_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
     monkeypatch.setenv("LLM_AUDIT_KAFKA_SASL_MECHANISM", "PLAIN")

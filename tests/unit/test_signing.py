@@ -91,12 +91,12 @@ def _job(public: str | None = None):
 
 @pytest.mark.parametrize("signed", [True, False])
 def test_rules_swapped_after_signing_are_rejected_before_they_are_parsed(monkeypatch, signed):
-    import flink_jobs.audit
+    import flink_jobs.streaming.operators.audit
 
     def parse(record):
         raise AssertionError("parsed a push whose rules were not checked")
 
-    monkeypatch.setattr(flink_jobs.audit, "ruleset_from_push", parse)
+    monkeypatch.setattr(flink_jobs.streaming.operators.audit, "ruleset_from_push", parse)
     private, public = _key()
     record = push_record(RULESET, "default", 3, "alice", "m")
     record = {**(sign(record, private) if signed else record), "rules": {"rules": [{"match": {"file": "/etc/shadow"}}]}}
@@ -121,7 +121,7 @@ def test_a_replayed_older_push_is_a_rollback_recorded_as_a_new_document():
 
 
 def test_unsigned_rules_are_flagged_while_they_run_and_a_forged_signature_is_refused_even_so():
-    from flink_jobs.audit import RULE_CHANGES, RULES_POINTS
+    from flink_jobs.streaming.operators.audit import RULE_CHANGES, RULES_POINTS
 
     private, public = _key()
     eve, _ = _key()

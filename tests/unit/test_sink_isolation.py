@@ -5,7 +5,7 @@ from bson.errors import InvalidDocument
 from influxdb_client.rest import ApiException
 from pymongo.errors import AutoReconnect, BulkWriteError, OperationFailure, WriteError
 
-from flink_jobs.sinks import InfluxWriter, influx_refused, isolating, mongo_refused, mongo_transient
+from flink_jobs.streaming.sinks.stores import InfluxWriter, influx_refused, isolating, mongo_refused, mongo_transient
 
 
 class Refuses(Exception):
@@ -138,7 +138,7 @@ def test_a_refused_violation_becomes_its_events_audit_error_document_and_a_dead_
     one is replaced by an audit.error document of its event (same context), and both are in its dead letter."""
     import json
 
-    from flink_jobs.batching import BufferedWrite
+    from flink_jobs.streaming.operators.batching import BufferedWrite
 
     class Refusing:
         name = "mongodb llm_audit.violations"

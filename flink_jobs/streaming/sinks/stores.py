@@ -1,4 +1,4 @@
-"""Idempotent, retrying batch writers to MongoDB and InfluxDB (plain Python; flink_jobs.batching runs them).
+"""Idempotent, retrying batch writers to MongoDB and InfluxDB (plain Python; flink_jobs.streaming.operators.batching runs them).
 
 A batch is written synchronously while Flink processes the element or timer that completes it,
 and the elements of a batch not yet written live in checkpointed keyed state (BufferedWrite), so

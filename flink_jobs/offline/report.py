@@ -22,7 +22,7 @@ from typing import Any
 import duckdb
 from pymongo import MongoClient
 
-from flink_jobs.archive import read_archive
+from flink_jobs.offline.reader import read_archive
 from udfs.archive import FINDINGS_JSON_TYPE
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")

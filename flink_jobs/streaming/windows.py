@@ -20,7 +20,7 @@ from pyflink.datastream.state import ValueStateDescriptor
 from pyflink.table import Schema
 
 from flink_jobs.pyflink_internals import declare_output_type, table_env_of
-from flink_jobs.records import BUCKETED, bucketed
+from flink_jobs.streaming.records import BUCKETED, bucketed
 from udfs.anomaly import AnomalyDetector, AnomalySettings
 from udfs.findings import CATEGORIES
 from udfs.metrics import Point, WindowCounts, anomaly_point, dead_letter_point

@@ -42,7 +42,7 @@ from pymongo import MongoClient
 from pymongo.database import Database
 
 from console.store import AUDIT_LOG, REVIEWS, VERDICTS
-from flink_jobs.archive import archive_dataset, archive_fs
+from flink_jobs.offline.reader import archive_dataset, archive_fs
 from flink_jobs.tombstones import ERASURES, REFRESH_S, Tombstones, epoch_ms
 from udfs.archive import tenant_partition
 

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flink_jobs.erasure import purge
-from flink_jobs.offsets import client_config, committed_offsets, offsets_span
+from flink_jobs.kafka import client_config, committed_offsets, offsets_span
+from flink_jobs.offline.erasure import purge
 
 
 def parse_time(value: str) -> int:
@@ -40,7 +40,7 @@ def run_replay(settings, from_ms: int, to_ms: int, progress) -> int:
     """
     from kafka import KafkaAdminClient, KafkaConsumer
 
-    from flink_jobs.audit_job import build_job
+    from flink_jobs.streaming.job import build_job
 
     consumer = KafkaConsumer(**client_config(settings))
     admin = KafkaAdminClient(**client_config(settings))

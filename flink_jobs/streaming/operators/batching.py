@@ -10,8 +10,8 @@ from pyflink.datastream import TimeDomain
 from pyflink.datastream.functions import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 
-from flink_jobs.audit import DEAD_LETTERS, parse_or_dead_letter
 from flink_jobs.pyflink_internals import epoch_ms
+from flink_jobs.streaming.operators.audit import DEAD_LETTERS, parse_or_dead_letter
 from udfs.events import AuditEvent, FieldBounds
 from udfs.faults import Failure, failure_dead_letter
 from udfs.findings import EVENT_CONTEXT, violation_id
@@ -158,7 +158,7 @@ class ScoreEvents(BatchingFunction):
 
 
 class BufferedWrite(BatchingFunction):
-    """Writes documents or points through a flink_jobs.sinks writer, in batches: -> a dead letter
+    """Writes documents or points through a flink_jobs.streaming.sinks.stores writer, in batches: -> a dead letter
     (JSON, time ms) per element the store refused (udfs.faults), for the dead-letter topic.
 
     The batch is written (retrying through an outage) before the flush returns, so whatever a

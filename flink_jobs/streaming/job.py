@@ -1,6 +1,6 @@
 """The audit job: Kafka audit events -> parse -> rules -> MongoDB violations, InfluxDB counts, DLQ.
 
-Run locally with `llm-audit run audit`, or on a cluster with `flink run -py flink_jobs/audit_job.py`
+Run locally with `llm-audit run audit`, or on a cluster with `flink run -py flink_jobs/streaming/job.py`
 (settings from LLM_AUDIT_* env vars, see flink_jobs/settings.py).
 """
 
@@ -29,22 +29,9 @@ from pyflink.datastream.connectors.kafka import (
 from pyflink.table import DataTypes, Schema, StreamTableEnvironment, Table
 from pyflink.table.expressions import col
 
-from flink_jobs.archive import write_archive
-from flink_jobs.audit import (
-    ACTIVE_RULES,
-    ARCHIVE,
-    DEAD_LETTER,
-    DEAD_LETTERS,
-    RULE_CHANGES,
-    RULES_POINTS,
-    SEQUENCE_HITS,
-    VIOLATIONS,
-    ArchiveRows,
-    AuditEvents,
-)
-from flink_jobs.batching import BufferedWrite, ScoreEvents
 from flink_jobs.credentials import secret
-from flink_jobs.offsets import client_config, committed_offsets, offsets_span
+from flink_jobs.kafka import client_config, committed_offsets, offsets_span
+from flink_jobs.offline.reader import write_archive
 from flink_jobs.preflight import check_topics
 from flink_jobs.pyflink_internals import (
     declare_output_type,
@@ -56,12 +43,30 @@ from flink_jobs.pyflink_internals import (
     table_env_of,
     with_event_time,
 )
-from flink_jobs.records import AUDITED, BUCKETED
-from flink_jobs.sequences import SequenceRules
 from flink_jobs.settings import AuditJobSettings, load_settings
-from flink_jobs.sinks import ANOMALY_INDEXES, VIOLATION_INDEXES, InfluxWriter, MongoWriter, check_reachable
-from flink_jobs.tombstones import Tombstones
-from flink_jobs.windows import (
+from flink_jobs.streaming.operators.audit import (
+    ACTIVE_RULES,
+    ARCHIVE,
+    DEAD_LETTER,
+    DEAD_LETTERS,
+    RULE_CHANGES,
+    RULES_POINTS,
+    SEQUENCE_HITS,
+    VIOLATIONS,
+    ArchiveRows,
+    AuditEvents,
+)
+from flink_jobs.streaming.operators.batching import BufferedWrite, ScoreEvents
+from flink_jobs.streaming.operators.sequences import SequenceRules
+from flink_jobs.streaming.records import AUDITED, BUCKETED
+from flink_jobs.streaming.sinks.stores import (
+    ANOMALY_INDEXES,
+    VIOLATION_INDEXES,
+    InfluxWriter,
+    MongoWriter,
+    check_reachable,
+)
+from flink_jobs.streaming.windows import (
     ANOMALY_POINTS,
     DetectAnomalies,
     WindowPoints,
@@ -70,6 +75,7 @@ from flink_jobs.windows import (
     metrics_points,
     window_rows,
 )
+from flink_jobs.tombstones import Tombstones
 from udfs.anomaly import AnomalySettings
 from udfs.engine import RuleEngine
 from udfs.rules import RuleSet, load_rules
@@ -402,7 +408,7 @@ def flink_configuration(settings: AuditJobSettings) -> dict[str, str]:
         # nor an editable checkout (an import hook, which PYTHONPATH does not carry): give it the
         # module path of this process (the same virtualenv, locally and in the image) and the folder
         # holding flink_jobs/ and udfs/.
-        paths = [str(Path(__file__).resolve().parents[1]), *(path for path in sys.path if path)]
+        paths = [str(Path(__file__).resolve().parents[2]), *(path for path in sys.path if path)]
         conf["python.pythonpath"] = os.pathsep.join(dict.fromkeys(paths))
     if settings.pipeline_jars:
         conf["pipeline.jars"] = ";".join(settings.pipeline_jars)

@@ -19,8 +19,8 @@ from pyflink.common import Row, Types
 from pyflink.datastream import RuntimeExecutionMode, StreamExecutionEnvironment
 from pyflink.datastream.functions import MapFunction, RuntimeContext
 
-from flink_jobs.archive import archive_table, read_archive
 from flink_jobs.credentials import Secret, reveal, secret
+from flink_jobs.offline.reader import archive_table, read_archive
 from flink_jobs.pyflink_internals import table_env_of, with_event_time
 from flink_jobs.settings import AuditJobSettings
 from udfs.archive import COLUMNS, PARTITION_COLUMNS, TEXT_FIELDS, ArchiveKeyError, TextCipher
@@ -136,8 +136,8 @@ def build_archive_audit(
     settings: AuditJobSettings, archive: str, start: date, end: date, ruleset: RuleSet
 ) -> StreamExecutionEnvironment:
     """The batch job: archive rows of [start, end] -> events -> build_pipeline -> MongoDB violations."""
-    from flink_jobs.audit_job import bounded_watermarks, build_pipeline, create_env, events_table, write
-    from flink_jobs.sinks import VIOLATION_INDEXES, MongoWriter
+    from flink_jobs.streaming.job import bounded_watermarks, build_pipeline, create_env, events_table, write
+    from flink_jobs.streaming.sinks.stores import VIOLATION_INDEXES, MongoWriter
 
     env = create_env(settings)
     env.set_runtime_mode(RuntimeExecutionMode.BATCH)

@@ -14,7 +14,7 @@ from pyflink.datastream.state import MapStateDescriptor
 
 from flink_jobs.credentials import Secret, reveal
 from flink_jobs.pyflink_internals import epoch_ms
-from flink_jobs.records import (
+from flink_jobs.streaming.records import (
     ARCHIVED,
     BUCKETED,
     SEQUENCE_BUCKETS,
@@ -22,7 +22,7 @@ from flink_jobs.records import (
     audited_row,
     bucketed,
 )
-from flink_jobs.sinks import mongo_transient, retrying
+from flink_jobs.streaming.sinks.stores import mongo_transient, retrying
 from flink_jobs.tombstones import Tombstones
 from udfs.archive import TextCipher, TextMode, archive_record
 from udfs.engine import RuleEngine, sequence_hits

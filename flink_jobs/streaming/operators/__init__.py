@@ -1,0 +1,1 @@
+"""The Python operators of the streaming job, in the order an event meets them."""

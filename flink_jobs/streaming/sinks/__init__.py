@@ -1,0 +1,1 @@
+"""Where the streaming job writes: MongoDB, InfluxDB, the dead-letter topic and the Parquet archive."""
