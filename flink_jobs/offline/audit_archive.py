@@ -20,9 +20,10 @@ from pyflink.datastream import RuntimeExecutionMode, StreamExecutionEnvironment
 from pyflink.datastream.functions import MapFunction, RuntimeContext
 
 from flink_jobs.credentials import Secret, reveal, secret
-from flink_jobs.offline.reader import archive_table, read_archive
+from flink_jobs.offline.reader import read_archive
 from flink_jobs.pyflink_internals import table_env_of, with_event_time
 from flink_jobs.settings import AuditJobSettings
+from flink_jobs.streaming.sinks.archive import archive_table
 from udfs.archive import COLUMNS, PARTITION_COLUMNS, TEXT_FIELDS, ArchiveKeyError, TextCipher
 from udfs.rules import RuleSet
 

@@ -31,7 +31,6 @@ from pyflink.table.expressions import col
 
 from flink_jobs.credentials import secret
 from flink_jobs.kafka import client_config, committed_offsets, offsets_span
-from flink_jobs.offline.reader import write_archive
 from flink_jobs.preflight import check_topics
 from flink_jobs.pyflink_internals import (
     declare_output_type,
@@ -59,6 +58,7 @@ from flink_jobs.streaming.operators.audit import (
 from flink_jobs.streaming.operators.batching import BufferedWrite, ScoreEvents
 from flink_jobs.streaming.operators.sequences import SequenceRules
 from flink_jobs.streaming.records import AUDITED, BUCKETED
+from flink_jobs.streaming.sinks.archive import write_archive
 from flink_jobs.streaming.sinks.stores import (
     ANOMALY_INDEXES,
     VIOLATION_INDEXES,
