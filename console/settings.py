@@ -1,4 +1,8 @@
-"""Settings of the review console, from LLM_AUDIT_* env vars: the job's MongoDB names, and the console's own."""
+"""Settings of the review console, from LLM_AUDIT_* env vars: the job's MongoDB and InfluxDB, and the console's own.
+
+The MongoDB and InfluxDB settings are declared once, here, for the audit job's settings (flink_jobs.settings) and
+the console's alike: the job may import the console, not the other way round.
+"""
 
 from __future__ import annotations
 
@@ -7,29 +11,47 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+PREFIX = "LLM_AUDIT_"
 
-class ConsoleSettings(BaseSettings):
-    """Each field reads LLM_AUDIT_<FIELD NAME IN CAPITALS>; the MongoDB ones are the audit job's own."""
 
-    model_config = SettingsConfigDict(env_prefix="LLM_AUDIT_", frozen=True, extra="ignore")
+class MongoSettings(BaseSettings):
+    """The audit job's MongoDB, which the console reads and adds its own collections to."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX, frozen=True)
 
     mongo_uri: SecretStr = SecretStr("mongodb://127.0.0.1:27017/")
-    """LLM_AUDIT_MONGO_URI: the job's MongoDB (violations, anomalies, rule changes); the console's users, reviews
-    and audit log live in the same database."""
+    """LLM_AUDIT_MONGO_URI: MongoDB connection string, credentials included. The console's users, reviews and
+    audit log live in the same database."""
     mongo_database: str = "llm_audit"
-    """LLM_AUDIT_MONGO_DATABASE: the job's database."""
+    """LLM_AUDIT_MONGO_DATABASE: database holding the violations collection."""
     violations_collection: str = "violations"
-    """LLM_AUDIT_VIOLATIONS_COLLECTION: the job's violations."""
+    """LLM_AUDIT_VIOLATIONS_COLLECTION: one document per finding, keyed by a deterministic _id."""
     anomalies_collection: str = "anomalies"
-    """LLM_AUDIT_ANOMALIES_COLLECTION: the job's anomalies."""
+    """LLM_AUDIT_ANOMALIES_COLLECTION: one document per anomalous (tenant, model, metric, window)."""
+
+
+class InfluxSettings(BaseSettings):
+    """The audit job's InfluxDB, 2.x API; InfluxDB 1.8 serves it with bucket 'db/rp' and token 'user:password' or
+    empty. The console writes each review's per-rule verdict totals (`rule_reviews`) beside the job's metrics."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX, frozen=True)
+
     influx_url: str = "http://127.0.0.1:8086"
-    """LLM_AUDIT_INFLUX_URL: where each review's per-rule verdict totals go (`rule_reviews`), as the job's metrics."""
+    """LLM_AUDIT_INFLUX_URL: InfluxDB base URL."""
     influx_token: SecretStr = SecretStr("")
-    """LLM_AUDIT_INFLUX_TOKEN: its token (2.x) or 'user:password' (1.8)."""
+    """LLM_AUDIT_INFLUX_TOKEN: API token (2.x) or 'user:password' (1.8 with auth)."""
     influx_org: str = "-"
-    """LLM_AUDIT_INFLUX_ORG: its organisation (ignored by 1.8)."""
+    """LLM_AUDIT_INFLUX_ORG: organisation (ignored by 1.8)."""
     influx_bucket: str = "llm_audit/autogen"
-    """LLM_AUDIT_INFLUX_BUCKET: the job's bucket, which the Grafana dashboards read."""
+    """LLM_AUDIT_INFLUX_BUCKET: bucket (2.x) or 'database/retention-policy' (1.8), which the Grafana dashboards
+    read."""
+
+
+class ConsoleSettings(MongoSettings, InfluxSettings):
+    """Each field reads LLM_AUDIT_<FIELD NAME IN CAPITALS>; the MongoDB and InfluxDB ones are the audit job's own."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX, frozen=True, extra="ignore")
+
     console_host: str = "127.0.0.1"
     """LLM_AUDIT_CONSOLE_HOST: the address `llm-audit console serve` listens on."""
     console_port: int = Field(default=8099, ge=1, le=65535)

@@ -9,8 +9,9 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from console.settings import PREFIX, InfluxSettings, MongoSettings
 from udfs.archive import TextCipher
 from udfs.events import FieldBounds
 from udfs.scorers.suite import DEFAULT_CONFIG as DEFAULT_SCORERS_CONFIG
@@ -63,10 +64,11 @@ _TOPIC = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 _BOUNDS = FieldBounds()  # the event fields' default bounds, defined once in udfs.events
 
 
-class AuditJobSettings(BaseSettings):
-    """Audit job configuration. Each field reads the env var LLM_AUDIT_<FIELD NAME IN CAPITALS>."""
+class AuditJobSettings(MongoSettings, InfluxSettings):
+    """Audit job configuration. Each field reads the env var LLM_AUDIT_<FIELD NAME IN CAPITALS>; the MongoDB and
+    InfluxDB ones are MongoSettings' and InfluxSettings' (console/settings.py), shared with the console."""
 
-    model_config = SettingsConfigDict(env_prefix="LLM_AUDIT_", frozen=True, extra="forbid")
+    model_config = SettingsConfigDict(env_prefix=PREFIX, frozen=True, extra="forbid")
 
     # Kafka
     kafka_bootstrap: str = "127.0.0.1:9092"
@@ -146,29 +148,13 @@ class AuditJobSettings(BaseSettings):
     anomaly_min_events: int = Field(default=20, ge=1)
     """LLM_AUDIT_ANOMALY_MIN_EVENTS: windows with fewer events are judged on their volume only."""
 
-    # MongoDB
-    mongo_uri: SecretStr = SecretStr("mongodb://127.0.0.1:27017/")
-    """LLM_AUDIT_MONGO_URI: MongoDB connection string, credentials included."""
-    mongo_database: str = "llm_audit"
-    """LLM_AUDIT_MONGO_DATABASE: database holding the violations collection."""
-    violations_collection: str = "violations"
-    """LLM_AUDIT_VIOLATIONS_COLLECTION: one document per finding, keyed by a deterministic _id."""
+    # MongoDB, besides MongoSettings' MONGO_URI, MONGO_DATABASE, VIOLATIONS_COLLECTION and ANOMALIES_COLLECTION
     rule_changes_collection: str = "rule_changes"
     """LLM_AUDIT_RULE_CHANGES_COLLECTION: every push the job saw, accepted or rejected, with the reason."""
-    anomalies_collection: str = "anomalies"
-    """LLM_AUDIT_ANOMALIES_COLLECTION: one document per anomalous (tenant, model, metric, window)."""
     violations_ttl_days: int | None = Field(default=None, ge=1)
     """LLM_AUDIT_VIOLATIONS_TTL_DAYS: delete violations this many days after their event time (TTL index); unset keeps them."""
 
-    # InfluxDB (2.x API; InfluxDB 1.8 serves it with bucket 'db/rp' and token 'user:password' or empty)
-    influx_url: str = "http://127.0.0.1:8086"
-    """LLM_AUDIT_INFLUX_URL: InfluxDB base URL."""
-    influx_token: SecretStr = SecretStr("")
-    """LLM_AUDIT_INFLUX_TOKEN: API token (2.x) or 'user:password' (1.8 with auth)."""
-    influx_org: str = "-"
-    """LLM_AUDIT_INFLUX_ORG: organisation (ignored by 1.8)."""
-    influx_bucket: str = "llm_audit/autogen"
-    """LLM_AUDIT_INFLUX_BUCKET: bucket (2.x) or 'database/retention-policy' (1.8)."""
+    # InfluxDB, besides InfluxSettings' INFLUX_URL, INFLUX_TOKEN, INFLUX_ORG and INFLUX_BUCKET
     metrics_window_s: int = Field(default=10, ge=1)
     """LLM_AUDIT_METRICS_WINDOW_S: event-time window of the per-tenant, per-model counters."""
 
