@@ -15,66 +15,97 @@ import json
 import os
 import re
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Literal
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from udfs.events import CONTEXT_FIELDS, TEXT_FIELDS, AuditEvent
 from udfs.findings import Finding, redact
 from udfs.rules import SCORERS
 
 if TYPE_CHECKING:
-    from udfs.events import AuditEvent
+    import pyarrow as pa
 
 ARCHIVE_SCHEMA_VERSION = 2  # 2: tenant_full
 TextMode = Literal["redacted", "none", "encrypted"]
 TEXT_MODES: tuple[str, ...] = ("redacted", "none", "encrypted")
 
+
+class ColumnType(StrEnum):
+    """A type of the archive's columns, in each language that reads or writes them. The value is the Flink SQL
+    name (the sink's DDL; flink_jobs.streaming.records maps it to Flink's type), `arrow` the Arrow type (the
+    readers) and `duckdb` the DuckDB name (FINDINGS_JSON_TYPE)."""
+
+    STRING = "STRING", "string", "VARCHAR"
+    INT = "INT", "int32", "INTEGER"
+    BIGINT = "BIGINT", "int64", "BIGINT"
+    DOUBLE = "DOUBLE", "float64", "DOUBLE"
+    BYTES = "BYTES", "binary", "BLOB"
+
+    duckdb: str
+    _arrow: str  # the name of pyarrow's factory of the type
+
+    def __new__(cls, sql: str, arrow: str, duckdb: str) -> ColumnType:
+        member = str.__new__(cls, sql)
+        member._value_ = sql
+        member._arrow, member.duckdb = arrow, duckdb
+        return member
+
+    @property
+    def arrow(self) -> pa.DataType:
+        import pyarrow as pa  # here, not at the top: the job's workers load this module and need no Arrow
+
+        return getattr(pa, self._arrow)()
+
+
 # What each finding keeps, as DuckDB reads the findings column: from_json(findings, FINDINGS_JSON_TYPE).
-FINDING_FIELDS: dict[str, str] = {
-    "rule_id": "VARCHAR",
-    "rule_version": "INTEGER",
-    "category": "VARCHAR",
-    "severity": "VARCHAR",
-    "entity": "VARCHAR",
-    "field": "VARCHAR",
-    "start": "INTEGER",
-    "end": "INTEGER",
-    "score": "DOUBLE",
-    "snippet": "VARCHAR",
-    "why": "VARCHAR",
+FINDING_FIELDS: dict[str, ColumnType] = {
+    "rule_id": ColumnType.STRING,
+    "rule_version": ColumnType.INT,
+    "category": ColumnType.STRING,
+    "severity": ColumnType.STRING,
+    "entity": ColumnType.STRING,
+    "field": ColumnType.STRING,
+    "start": ColumnType.INT,
+    "end": ColumnType.INT,
+    "score": ColumnType.DOUBLE,
+    "snippet": ColumnType.STRING,
+    "why": ColumnType.STRING,
 }
-FINDINGS_JSON_TYPE = json.dumps([FINDING_FIELDS])
-# Flink SQL types; the Parquet files hold these columns in this order, then the partition columns.
-COLUMNS: dict[str, str] = {
-    "schema_version": "INT",
-    "event_id": "STRING",
-    "timestamp_ms": "BIGINT",
-    "application": "STRING",
-    "model": "STRING",
-    "model_version": "STRING",
-    "user_id": "STRING",
-    "session_id": "STRING",
-    "prompt": "STRING",
-    "response": "STRING",
-    "prompt_encrypted": "BYTES",
-    "response_encrypted": "BYTES",
-    "key_id": "STRING",
+FINDINGS_JSON_TYPE = json.dumps([{name: kind.duckdb for name, kind in FINDING_FIELDS.items()}])
+# The Parquet files hold these columns in this order, then the partition columns. An event field is kept as it is
+# in the column of its name (EVENT_COLUMNS), but for its time, its tenant, its texts and its metadata.
+COLUMNS: dict[str, ColumnType] = {
+    "schema_version": ColumnType.INT,
+    "event_id": ColumnType.STRING,
+    "timestamp_ms": ColumnType.BIGINT,
+    **{name: ColumnType.STRING for name in CONTEXT_FIELDS if name != "tenant"},  # the tenant: see tenant_full
+    **{name: ColumnType.STRING for name in TEXT_FIELDS},  # as the text mode says: redacted or none
+    **{f"{name}_encrypted": ColumnType.BYTES for name in TEXT_FIELDS},  # the raw text (text mode encrypted)
+    "key_id": ColumnType.STRING,
     # A JSON list of FINDING_FIELDS objects: PyFlink 2.3's thread mode hands a list of rows to Java as
     # copies of its last row (one reused object), so a nested ARRAY<ROW> column cannot come from Python.
-    "findings": "STRING",
-    **{scorer: "DOUBLE" for scorer in SCORERS},  # the highest score of the event's texts
-    "prompt_tokens": "INT",
-    "completion_tokens": "INT",
-    "cost_usd": "DOUBLE",
-    "latency_ms": "DOUBLE",
-    "metadata": "STRING",  # JSON
-    "rules_hash": "STRING",  # content hash of the ruleset that produced the findings
-    "tenant_full": "STRING",  # the tenant as sent; the partition's `tenant` is tenant_partition(it)
+    "findings": ColumnType.STRING,
+    **{scorer: ColumnType.DOUBLE for scorer in SCORERS},  # the highest score of the event's texts
+    # The event's measures (events.MEASURE_FIELDS), in the order of the first archives' files.
+    "prompt_tokens": ColumnType.INT,
+    "completion_tokens": ColumnType.INT,
+    "cost_usd": ColumnType.DOUBLE,
+    "latency_ms": ColumnType.DOUBLE,
+    "metadata": ColumnType.STRING,  # JSON
+    "rules_hash": ColumnType.STRING,  # content hash of the ruleset that produced the findings
+    "tenant_full": ColumnType.STRING,  # the tenant as sent; the partition's `tenant` is tenant_partition(it)
 }
 # Hive-style directories date=YYYY-MM-DD/tenant=T/ (the event's UTC date, tenant_partition(the tenant)).
-PARTITION_COLUMNS: dict[str, str] = {"date": "STRING", "tenant": "STRING"}
-TEXT_FIELDS = ("prompt", "response")
+PARTITION_COLUMNS: dict[str, ColumnType] = {"date": ColumnType.STRING, "tenant": ColumnType.STRING}
+# An archive row's values, in order: COLUMNS, then PARTITION_COLUMNS.
+ARCHIVE_COLUMNS: dict[str, ColumnType] = {**COLUMNS, **PARTITION_COLUMNS}
+# The event fields kept as they are, each in the column of its name.
+EVENT_COLUMNS: tuple[str, ...] = tuple(
+    name for name in COLUMNS if name in AuditEvent.model_fields and name not in (*TEXT_FIELDS, "metadata")
+)
 
 
 class ArchiveKeyError(ValueError):
@@ -165,7 +196,7 @@ def archive_record(
     text: TextMode = "redacted",
     cipher: TextCipher | None = None,
 ) -> tuple:
-    """The event's archive row: the values of COLUMNS then PARTITION_COLUMNS, in order.
+    """The event's archive row: the values of ARCHIVE_COLUMNS, in order.
 
     scores: {field: {scorer: score}} as the scorers give them; the highest of each scorer counts.
     """
@@ -180,30 +211,21 @@ def archive_record(
         field: cipher.encrypt(value, event.event_id, field) if cipher and text == "encrypted" and value else None
         for field, value in texts.items()
     }
-    top = [max((s[scorer] for s in scores.values() if scorer in s), default=None) for scorer in SCORERS]
-    return (
-        ARCHIVE_SCHEMA_VERSION,
-        event.event_id,
-        event.timestamp,
-        event.application,
-        event.model,
-        event.model_version,
-        event.user_id,
-        event.session_id,
-        shown["prompt"],
-        shown["response"],
-        sealed["prompt"],
-        sealed["response"],
-        cipher.key_id if cipher and text == "encrypted" else None,
-        json.dumps([{name: getattr(f, name) for name in FINDING_FIELDS} for f in findings], ensure_ascii=False),
-        *top,
-        event.prompt_tokens,
-        event.completion_tokens,
-        event.cost_usd,
-        event.latency_ms,
-        None if event.metadata is None else json.dumps(event.metadata, sort_keys=True, default=str),
-        rules_hash,
-        event.tenant,
-        archive_date(event.timestamp),
-        tenant_partition(event.tenant),
-    )
+    values = {
+        "schema_version": ARCHIVE_SCHEMA_VERSION,
+        **{name: getattr(event, name) for name in EVENT_COLUMNS},
+        "timestamp_ms": event.timestamp,
+        **shown,
+        **{f"{field}_encrypted": value for field, value in sealed.items()},
+        "key_id": cipher.key_id if cipher and text == "encrypted" else None,
+        "findings": json.dumps(
+            [{name: getattr(f, name) for name in FINDING_FIELDS} for f in findings], ensure_ascii=False
+        ),
+        **{scorer: max((s[scorer] for s in scores.values() if scorer in s), default=None) for scorer in SCORERS},
+        "metadata": None if event.metadata is None else json.dumps(event.metadata, sort_keys=True, default=str),
+        "rules_hash": rules_hash,
+        "tenant_full": event.tenant,
+        "date": archive_date(event.timestamp),
+        "tenant": tenant_partition(event.tenant),
+    }
+    return tuple(values[name] for name in ARCHIVE_COLUMNS)  # a column without a value: a KeyError, not a shift

@@ -10,12 +10,11 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-from udfs.faults import Failure, bounded_dead_letter
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "audit_event.v1.json"
@@ -31,7 +30,16 @@ _MAX_TOKENS = 2**31 - 1
 # Characters an identifier may not hold: C0 and C1 controls, zero-width and bidi controls, line and paragraph
 # separators, the BOM and lone surrogates. They forge log lines and hide or reorder what a reviewer reads.
 _HIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff]")
-IDENTIFIERS = ("event_id", "tenant", "application", "model", "model_version", "user_id", "session_id")
+
+
+class Role(Enum):
+    """What a field of an event is to the audit. AuditEvent marks its fields with one; the field lists that
+    the rules, findings, archive and its re-audit use are read off the model (below it), never written out."""
+
+    ID = "id"  # the event's own id
+    CONTEXT = "context"  # who called which model: copied into each violation, compared by `field` rules
+    TEXT = "text"  # what the rules and scorers read
+    MEASURE = "measure"  # numbers of the call: compared by `field` rules, counted in metrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +69,8 @@ class FieldBounds:
                     f"{name}: control character U+{ord(hidden.group()):04X} at {hidden.start()}; "
                     "identifiers hold printable text only"
                 )
-        for name, text in (("prompt", event.prompt), ("response", event.response)):
+        for name in TEXT_FIELDS:
+            text = getattr(event, name)
             if text is not None and len(text) > self.text_chars:
                 found.append(
                     f"{name}: {len(text):,} characters, over the bound of {self.text_chars:,} (LLM_AUDIT_MAX_TEXT_CHARS)"
@@ -90,20 +99,20 @@ class AuditEvent(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
 
-    event_id: str = Field(min_length=1)
+    event_id: Annotated[str, Role.ID] = Field(min_length=1)
     timestamp: int = Field(description="Event time in epoch milliseconds (RFC 3339 accepted on input).")
-    tenant: str = Field(min_length=1)
-    application: str | None = None
-    model: str = Field(min_length=1)
-    model_version: str | None = None
-    user_id: str | None = None
-    session_id: str | None = None
-    prompt: str | None = None
-    response: str | None = None
-    latency_ms: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    prompt_tokens: int | None = Field(default=None, ge=0, le=_MAX_TOKENS)
-    completion_tokens: int | None = Field(default=None, ge=0, le=_MAX_TOKENS)
-    cost_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    tenant: Annotated[str, Role.CONTEXT] = Field(min_length=1)
+    application: Annotated[str | None, Role.CONTEXT] = None
+    model: Annotated[str, Role.CONTEXT] = Field(min_length=1)
+    model_version: Annotated[str | None, Role.CONTEXT] = None
+    user_id: Annotated[str | None, Role.CONTEXT] = None
+    session_id: Annotated[str | None, Role.CONTEXT] = None
+    prompt: Annotated[str | None, Role.TEXT] = None
+    response: Annotated[str | None, Role.TEXT] = None
+    latency_ms: Annotated[float | None, Role.MEASURE] = Field(default=None, ge=0, allow_inf_nan=False)
+    prompt_tokens: Annotated[int | None, Role.MEASURE] = Field(default=None, ge=0, le=_MAX_TOKENS)
+    completion_tokens: Annotated[int | None, Role.MEASURE] = Field(default=None, ge=0, le=_MAX_TOKENS)
+    cost_usd: Annotated[float | None, Role.MEASURE] = Field(default=None, ge=0, allow_inf_nan=False)
     metadata: dict[str, Any] | None = None
 
     @field_validator("timestamp", mode="before")
@@ -131,13 +140,24 @@ class AuditEvent(BaseModel):
 
     @model_validator(mode="after")
     def _prompt_or_response(self) -> AuditEvent:
-        if self.prompt is None and self.response is None:
+        if all(getattr(self, name) is None for name in TEXT_FIELDS):
             raise ValueError("at least one of 'prompt' and 'response' is required")
         return self
 
     def texts(self) -> list[tuple[str, str]]:
         """The audited fields present in this event, as (field name, text)."""
-        return [(name, text) for name, text in (("prompt", self.prompt), ("response", self.response)) if text]
+        return [(name, text) for name in TEXT_FIELDS if (text := getattr(self, name))]
+
+
+def fields_of(*roles: Role) -> tuple[str, ...]:
+    """The names of the event's fields of these roles, in the model's order."""
+    return tuple(name for name, info in AuditEvent.model_fields.items() if any(role in info.metadata for role in roles))
+
+
+TEXT_FIELDS = fields_of(Role.TEXT)  # prompt, response
+CONTEXT_FIELDS = fields_of(Role.CONTEXT)  # tenant, application, model, model_version, user_id, session_id
+IDENTIFIERS = fields_of(Role.ID, Role.CONTEXT)  # the event id and its context: bounded, printable text only
+MEASURE_FIELDS = fields_of(Role.MEASURE)  # latency_ms, prompt_tokens, completion_tokens, cost_usd
 
 
 def parse_event(raw: str | bytes, bounds: FieldBounds = FieldBounds()) -> AuditEvent:
@@ -148,6 +168,8 @@ def parse_event(raw: str | bytes, bounds: FieldBounds = FieldBounds()) -> AuditE
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
     except Exception as exc:  # a defect of ours on this input: this message's failure (udfs.faults), not the job's
+        from udfs.faults import Failure  # not at the top: faults -> findings -> this module's field lists
+
         raise EventError("audit_error", [Failure.of("parse", "event", exc).describe()]) from exc
     else:
         if problems:
@@ -170,4 +192,6 @@ def _describe(err: Any) -> str:  # a pydantic ErrorDetails
 def dead_letter(raw: str | bytes, error: EventError) -> str:
     """The DLQ record for a rejected message: reason code, every error, and the message itself."""
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    from udfs.faults import bounded_dead_letter  # not at the top: faults -> findings -> this module
+
     return bounded_dead_letter({"reason": error.reason, "errors": error.errors, "raw": text})

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import Any, Literal, get_args
 from urllib.parse import quote
 
-if TYPE_CHECKING:
-    from udfs.events import AuditEvent
+from udfs.events import CONTEXT_FIELDS, TEXT_FIELDS, AuditEvent
 
 RuleCategory = Literal[
     "pii", "secret", "prompt_injection", "toxicity", "bias", "prohibited_content", "policy", "anomaly"
@@ -29,7 +28,7 @@ class Finding:
     category: Category
     entity: str
     severity: Severity
-    field: str  # prompt or response; the event field a `field` rule tested
+    field: str  # prompt or response; the event field a `field` rule tested, or a sequence rule counted by
     start: int
     end: int
     score: float
@@ -61,7 +60,7 @@ def redact(value: str, keep: int = 2) -> str:
 
 MODEL_SCORED = {"toxicity", "bias"}
 # Event fields copied into each violation so it can be filtered without the event.
-EVENT_CONTEXT = {"tenant", "application", "model", "model_version", "user_id", "session_id"}
+EVENT_CONTEXT = CONTEXT_FIELDS
 
 
 def violation_id(tenant: str, finding: Finding) -> str:
@@ -73,7 +72,7 @@ def violation_id(tenant: str, finding: Finding) -> str:
 
 def violation_context(event: AuditEvent) -> dict[str, Any]:
     """The event's context fields and its time, as stored with each of its violations."""
-    context = event.model_dump(include=EVENT_CONTEXT)
+    context: dict[str, Any] = {name: getattr(event, name) for name in EVENT_CONTEXT}
     context["event_time"] = datetime.fromtimestamp(event.timestamp / 1000, tz=UTC)
     return context
 
@@ -96,6 +95,6 @@ def violation_document(
         doc["scores"] = {label.replace(".", "_"): value for label, value in scores[finding.field].items()}
         if evidence and finding.field in evidence:
             doc["evidence"] = evidence[finding.field]
-    if store_raw_text and finding.field in ("prompt", "response"):
+    if store_raw_text and finding.field in TEXT_FIELDS:
         doc["text"] = getattr(event, finding.field)
     return doc

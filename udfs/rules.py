@@ -14,7 +14,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -22,16 +22,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from udfs.detectors import get_detector
 from udfs.detectors.base import compile_re2
 from udfs.detectors.validators import VALIDATORS
+from udfs.events import CONTEXT_FIELDS, MEASURE_FIELDS
 from udfs.findings import RuleCategory, Severity
 from udfs.scorers.entities import Entity
 from udfs.scorers.suite import SCORERS as SCORER_REGISTRY
 
-TEXT_FIELDS = ("prompt", "response")
-NUMERIC_FIELDS = ("latency_ms", "prompt_tokens", "completion_tokens", "cost_usd")
-STRING_FIELDS = ("tenant", "application", "model", "model_version", "user_id", "session_id")
+# The event fields that `field` rules compare (udfs.events marks them).
+NUMERIC_FIELDS = MEASURE_FIELDS
+STRING_FIELDS = CONTEXT_FIELDS
 # The scorers with a score that score rules read (entities come as spans, for `entities` rules).
 SCORERS = tuple(name for name, member in SCORER_REGISTRY.items() if member.scores)
-SEQUENCE_KEYS = ("user_id", "session_id", "tenant")
+SEQUENCE_KEYS = ("user_id", "session_id", "tenant")  # context fields a sequence may count by
 
 
 class RuleError(ValueError):
@@ -196,6 +197,21 @@ Match = Annotated[
     PatternMatch | KeywordsMatch | DetectorMatch | ScoreMatch | EntitiesMatch | FieldMatch | SequenceMatch,
     Field(discriminator="type"),
 ]
+
+
+def _match_type(model: type[BaseModel]) -> str:
+    """A match model's tag: the one value of its `type` field."""
+    (tag,) = get_args(model.model_fields["type"].annotation)
+    return tag
+
+
+# The match types, read off the union above: pattern, keywords, detector, score, entities, field, sequence.
+MATCH_TYPES: tuple[str, ...] = tuple(_match_type(model) for model in get_args(get_args(Match)[0]))
+# The match types that read the prompt or response text: `field` rules read the event's other fields, and
+# sequences count other rules' findings.
+TEXT_MATCHES: tuple[str, ...] = tuple(
+    tag for tag in MATCH_TYPES if tag not in (_match_type(FieldMatch), _match_type(SequenceMatch))
+)
 
 
 class Examples(_Strict):
@@ -431,7 +447,7 @@ def _messages(exc: ValidationError) -> str:
 def _describe(err: Any, data: Any, root: yaml.Node | None, source: str) -> str:  # err: a pydantic ErrorDetails
     # Discriminated unions add the match type to the path (match.pattern.regex): drop it.
     loc = [
-        part for i, part in enumerate(err["loc"]) if not (i and err["loc"][i - 1] == "match" and part in _MATCH_TAGS)
+        part for i, part in enumerate(err["loc"]) if not (i and err["loc"][i - 1] == "match" and part in MATCH_TYPES)
     ]
     line = _line_of(root, loc)
     where = f"{source}:{line}" if line else source
@@ -447,9 +463,6 @@ def _describe(err: Any, data: Any, root: yaml.Node | None, source: str) -> str: 
         field = ".".join(map(str, loc[2:])) or "(rule)"
         return f"{where}: rule {rule_id!r} field {field}: {message}"
     return f"{where}: {'.'.join(map(str, loc)) or 'file'}: {message}"
-
-
-_MATCH_TAGS = {"pattern", "keywords", "detector", "score", "field", "sequence"}
 
 
 def _line_of(node: yaml.Node | None, loc: list) -> int | None:

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
-from udfs.archive import COLUMNS, PARTITION_COLUMNS
+from udfs.archive import ARCHIVE_COLUMNS, PARTITION_COLUMNS
 
 
 def archive_fs(path: str) -> tuple[pafs.FileSystem, str]:
@@ -31,21 +31,16 @@ def _committed(name: str) -> bool:
     return name.startswith("part-")  # in-progress files and an erasure's rewrites are hidden (.name)
 
 
-_ARROW_TYPES = {
-    "STRING": pa.string(),
-    "INT": pa.int32(),
-    "BIGINT": pa.int64(),
-    "DOUBLE": pa.float64(),
-    "BYTES": pa.binary(),
-}
-ARCHIVE_SCHEMA = pa.schema([(name, _ARROW_TYPES[kind]) for name, kind in {**COLUMNS, **PARTITION_COLUMNS}.items()])
+ARCHIVE_SCHEMA = pa.schema([(name, kind.arrow) for name, kind in ARCHIVE_COLUMNS.items()])
 
 
 def archive_dataset(path: str) -> ds.Dataset:
     """The archive's committed files as a dataset (partition columns `date` and `tenant`, strings); an
     archive with no files yet is an empty one."""
     fs, root = archive_fs(path)
-    partitioning = ds.partitioning(pa.schema([(name, pa.string()) for name in PARTITION_COLUMNS]), flavor="hive")
+    partitioning = ds.partitioning(
+        pa.schema([(name, kind.arrow) for name, kind in PARTITION_COLUMNS.items()]), flavor="hive"
+    )
     files = [
         info.path
         for info in fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))

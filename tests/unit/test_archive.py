@@ -166,3 +166,44 @@ def test_an_archive_of_schema_1_reads_as_before(tmp_path):
     rows = read_archive(tmp_path.as_uri()).select("event_id, tenant, date").order("event_id").fetchall()
     assert rows == [("e-a/b", "a/b", "2026-11-19"), ("e-acme", "acme", "2026-11-19")]
     assert "tenant_full" not in read_archive(tmp_path.as_uri()).columns
+
+
+def test_every_event_field_is_archived_and_read_back_as_it_was():
+    from flink_jobs.offline.audit_archive import archived_event
+    from udfs.archive import ARCHIVE_COLUMNS, EVENT_COLUMNS
+    from udfs.events import AuditEvent
+
+    full = {"event_id": "e:1", "timestamp": 1795255200123, "tenant": "t/1", "application": "app", "model": "m",
+            "model_version": "v2", "user_id": "u", "session_id": "s", "prompt": "mail bob@example.com",
+            "response": "ok", "latency_ms": 12.5, "prompt_tokens": 3, "completion_tokens": 4, "cost_usd": 0.25,
+            "metadata": {"k": [1, {"n": None}]}}
+    assert set(full) == set(AuditEvent.model_fields)  # a new field: add it here, and to the archive
+    event = AuditEvent(**full)
+    cipher = TextCipher.from_base64(KEY)
+    row = dict(zip(ARCHIVE_COLUMNS, archive_record(event, [EMAIL], {}, "h1", "encrypted", cipher), strict=True))
+    assert {name: row[name] for name in EVENT_COLUMNS} == {name: full[name] for name in EVENT_COLUMNS}
+    assert parse_event(archived_event(row, cipher)[0]) == event
+
+
+def test_each_column_type_is_named_once_for_flink_sql_arrow_duckdb_and_flink():
+    import pyarrow as pa
+    from pyflink.common import Types
+
+    from flink_jobs.offline.reader import ARCHIVE_SCHEMA
+    from flink_jobs.streaming.records import ARCHIVED
+    from udfs.archive import ARCHIVE_COLUMNS, FINDINGS_JSON_TYPE, ColumnType
+
+    types = {ColumnType.STRING: ("STRING", pa.string(), "VARCHAR", Types.STRING()),
+             ColumnType.INT: ("INT", pa.int32(), "INTEGER", Types.INT()),
+             ColumnType.BIGINT: ("BIGINT", pa.int64(), "BIGINT", Types.LONG()),
+             ColumnType.DOUBLE: ("DOUBLE", pa.float64(), "DOUBLE", Types.DOUBLE()),
+             ColumnType.BYTES: ("BYTES", pa.binary(), "BLOB", Types.PRIMITIVE_ARRAY(Types.BYTE()))}
+    assert set(types) == set(ColumnType)
+    for kind, (sql, arrow, duckdb, _) in types.items():
+        assert (f"{kind}", kind.arrow, kind.duckdb) == (sql, arrow, duckdb)  # f"{kind}": the sink's DDL
+    assert [(f.name, f.type) for f in ARCHIVE_SCHEMA] == [(n, types[k][1]) for n, k in ARCHIVE_COLUMNS.items()]
+    assert ARCHIVED == Types.ROW_NAMED(list(ARCHIVE_COLUMNS), [types[k][3] for k in ARCHIVE_COLUMNS.values()])
+    assert json.loads(FINDINGS_JSON_TYPE) == [{"rule_id": "VARCHAR", "rule_version": "INTEGER", "category": "VARCHAR",
+                                               "severity": "VARCHAR", "entity": "VARCHAR", "field": "VARCHAR",
+                                               "start": "INTEGER", "end": "INTEGER", "score": "DOUBLE",
+                                               "snippet": "VARCHAR", "why": "VARCHAR"}]

@@ -137,3 +137,35 @@ def test_keyword_files_outside_the_rules_folder_are_refused(tmp_path, path):
             f"    owner: t\n    match: {{type: keywords, file: '{path}'}}\n")
     with pytest.raises(RuleError, match="is outside the rules folder"):
         parse_rules(text, str(folder / "r.yaml"), folder)
+
+
+ENTITIES_RULE = """rules:
+  - id: names
+    version: 1
+    description: people named
+    category: pii
+    severity: low
+    owner: privacy
+    match:
+      type: entities
+      entities:
+        - PERSON
+        - PLANET
+"""
+
+
+def test_an_error_in_an_entities_rule_names_its_field_and_line():
+    # The match type was left in the path (match.entities.entities.1, the line of the list) while `entities`
+    # was missing from the tags that _describe drops: they are read off the Match union now.
+    with pytest.raises(RuleError, match=r"^r.yaml:12: rule 'names' field match.entities.1: 'PLANET' is not one of "
+                                        r"PERSON, LOCATION, ORGANIZATION, NRP$"):
+        parse_rules(ENTITIES_RULE, "r.yaml")
+
+
+def test_match_types_are_read_off_the_match_union():
+    from udfs.rules import MATCH_TYPES, TEXT_MATCHES, rules_json_schema
+
+    assert MATCH_TYPES == ("pattern", "keywords", "detector", "score", "entities", "field", "sequence")
+    assert TEXT_MATCHES == ("pattern", "keywords", "detector", "score", "entities")
+    mapping = rules_json_schema()["$defs"]["Rule"]["properties"]["match"]["discriminator"]["mapping"]
+    assert sorted(mapping) == sorted(MATCH_TYPES)
