@@ -4,10 +4,16 @@ subject's erasure, and the compliance report."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from flink_jobs.cli.console import console, fail, progress_bar, warn_not_fully_audited
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from flink_jobs.offline.reaudit import Comparison
 
 app = typer.Typer(no_args_is_help=True, help="The Parquet archive of every audited event.")
 
@@ -39,7 +45,7 @@ def _settings():
 @app.command()
 def retention(
     days: int = typer.Option(..., min=1, help="Keep this many days of events (by their UTC date, today's included)."),
-    dry_run: bool = typer.Option(False, help="Only list the partitions that would go."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only list the partitions that would go."),
 ) -> None:
     """Delete the archive's date partitions older than --days (LLM_AUDIT_ARCHIVE_DIR)."""
     from flink_jobs.offline.erasure import drop_partitions_before, retention_cutoff
@@ -64,7 +70,7 @@ def erase(
         help="Seconds before the final sweep may run (default: 10 min, or longer for long checkpoint intervals).",
     ),
     finish: bool = typer.Option(
-        False, help="Only run the final sweep of every erasure whose settle time has passed (e.g. hourly)."
+        False, "--finish", help="Only run the final sweep of every erasure whose settle time has passed (e.g. hourly)."
     ),
 ) -> None:
     """Remove a user's records from every MongoDB collection, their reviews (pseudonymised in audit_log)
@@ -123,10 +129,9 @@ def report(
 ) -> None:
     """A compliance report over the archive and MongoDB: events, violations, users, anomalies, rule changes,
     dead letters, tokens and cost, each figure with the query behind it."""
-    import tempfile
     import time
 
-    from flink_jobs.offline.report import build_report, influx_dead_letters, last_month, print_pdf, render_html
+    from flink_jobs.offline.report import build_report, default_name, influx_dead_letters, last_month, publish
 
     settings, archive = _settings()
     if month == bool(start or end):
@@ -135,7 +140,7 @@ def report(
         fail("give either --tenant T or --all-tenants", 2)
     first, last = last_month() if month else _days(start or "", end or "")
     if out.endswith("/"):
-        out += f"compliance-{'all-tenants' if tenant is None else tenant}-{first}-{last}.html"
+        out += default_name(tenant, first, last)
     if not out.endswith((".html", ".pdf")):
         fail(f"--out {out!r}: name a .html or .pdf file (or a directory ending in /)", 2)
     began = time.monotonic()
@@ -154,31 +159,12 @@ def report(
     influx_dead_letters(
         built, settings.influx_url, settings.influx_token.get_secret_value(), settings.influx_org, bucket
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        page = Path(tmp) / "report.html"
-        page.write_text(render_html(built), encoding="utf-8")
-        made = page
-        if out.endswith(".pdf"):
-            made = Path(tmp) / "report.pdf"
-            print_pdf(page, made)
-        _put(made, out)
+    publish(built, out)
     totals = built.rows("totals")[0]
     console.print(
         f"wrote {out}: {totals['events']} events, {totals['events_with_violations']} with violations, "
         f"{len(built.queries)} queries, in {time.monotonic() - began:.1f} s"
     )
-
-
-def _put(local, destination: str) -> None:
-    """Copies a local file to a path or an s3:// (s3a://) URI."""
-    from flink_jobs.offline.reader import archive_fs
-
-    fs, path = archive_fs(destination)
-    parent = path.rpartition("/")[0]
-    if parent:
-        fs.create_dir(parent, recursive=True)
-    with fs.open_output_stream(path) as sink:
-        sink.write(local.read_bytes())
 
 
 def audit_archive(
@@ -192,15 +178,10 @@ def audit_archive(
 ) -> None:
     """Re-audit the archive's events of a date range with a ruleset (the job's pipeline, Flink batch mode)
     into a collection of its own, and compare with what the job found when it audited them."""
-    import threading
     import time
-
-    from rich.table import Table
 
     from flink_jobs.local import local_job_settings
     from flink_jobs.offline import audit_archive as aa
-    from flink_jobs.offline.replay import rule_counts
-    from flink_jobs.offline.report import day_range_ms
     from flink_jobs.settings import SettingsError
     from udfs.rules import RuleError, load_rules
     from udfs.scorers import ScorerError
@@ -213,61 +194,31 @@ def audit_archive(
         archive = live.archive_dir or ""
         key = live.archive_key.get_secret_value() if live.archive_key else None
         covered = aa.coverage(archive, first, last, key)
-        settings = live.model_copy(
-            update={
-                "rules_path": rules,
-                "violations_collection": collection,
-                "outputs": ["violations"],
-                "ruleset_name": f"archive-audit-{collection}",
-                "scorers": sorted(ruleset.scorers_used()),
-                "archive_dir": None,
-                "restore_from": None,
-            }
-        )
+        settings = aa.archive_audit_settings(live, rules, collection, ruleset)
         if covered.events == 0:
             fail(f"the archive {archive} holds no events from {first} to {last}")
-        failure: list[BaseException] = []
-
-        def execute() -> None:
-            try:
-                aa.build_archive_audit(settings, archive, first, last, ruleset).execute(
-                    f"llm-audit-archive-{collection}"
-                )
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-                failure.append(exc)
-
         with progress_bar("auditing {task.fields[events]} archived events (Flink batch)") as bar:
             bar.add_task("audit", total=None, events=f"{covered.events:,}")
-            job = threading.Thread(target=execute, name="archive-audit")
-            job.start()
-            job.join()
-        if failure:
-            raise failure[0]
+            aa.run_archive_audit(settings, archive, first, last, ruleset)
     except (RuleError, SettingsError, ScorerError, ConnectionError, ValueError) as exc:
         fail(str(exc))
-    from_ms, to_ms = day_range_ms(first, last)
     console.print(f"re-audited {covered.events} archived events into {settings.mongo_database}.{collection}")
-    redone = rule_counts(settings, collection, from_ms, to_ms)
-    warn_not_fully_audited(redone, collection)
-    archived = aa.archived_rule_counts(archive, first, last)
-    unreadable = aa.text_rules(ruleset) if covered.redacted_only else set()
-    if unreadable:
+    comparison = aa.compare_with_archive(settings, archive, first, last, ruleset, covered)
+    warn_not_fully_audited(comparison.again, collection)
+    if comparison.not_evaluated:
         console.print(
             f"{covered.redacted_only} of {covered.events} events hold redacted text only "
             f"({'no LLM_AUDIT_ARCHIVE_KEY' if not key else 'not encrypted with LLM_AUDIT_ARCHIVE_KEY'}): "
-            f"the rules that read the text could not be re-evaluated: {', '.join(sorted(unreadable))}"
+            f"the rules that read the text could not be re-evaluated: {', '.join(sorted(comparison.not_evaluated))}"
         )
-    table = Table(
-        "rule",
-        f"re-audit ({rules.name})",
-        "archived findings",
-        "difference",
-        title="violations by rule, events in the range",
-    )
-    for rule in sorted(set(redone) | set(archived)):
-        if rule in unreadable:
-            table.add_row(rule, "not re-evaluated (redacted text)", str(archived.get(rule, 0)), "")
-            continue
-        diff = redone.get(rule, 0) - archived.get(rule, 0)
-        table.add_row(rule, str(redone.get(rule, 0)), str(archived.get(rule, 0)), f"{diff:+d}" if diff else "")
-    console.print(table)
+    console.print(comparison_table(comparison, f"re-audit ({rules.name})", "archived findings"))
+
+
+def comparison_table(comparison: Comparison, again: str, before: str) -> Table:
+    """A re-audit's comparison by rule as a table: `again` and `before` head its two columns of counts."""
+    from rich.table import Table
+
+    table = Table("rule", again, before, "difference", title="violations by rule, events in the range")
+    for row in comparison.rows():
+        table.add_row(*row)
+    return table

@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
+from flink_jobs.cli.archive import comparison_table
 from flink_jobs.cli.console import console, fail, progress_bar, warn_not_fully_audited
 from flink_jobs.local import latest_checkpoint, local_job_settings
 from udfs.cache import cache_dir
@@ -18,7 +18,7 @@ run_app = typer.Typer(no_args_is_help=True, help="Run a job on the local Flink M
 
 @run_app.command("audit")
 def run_audit(
-    bounded: bool = typer.Option(False, help="Stop once the input present at start is consumed."),
+    bounded: bool = typer.Option(False, "--bounded", help="Stop once the input present at start is consumed."),
     restore: str | None = typer.Option(
         None,
         help="Start from a checkpoint or savepoint: its path, or 'latest' "
@@ -84,20 +84,9 @@ def replay(
     except (RuleError, SettingsError, ScorerError, ConnectionError, ValueError) as exc:
         fail(str(exc))
     console.print(f"re-audited {total} records of {settings.source_topic} into {settings.mongo_database}.{collection}")
-    replayed = rp.rule_counts(settings, collection, from_ms, to_ms)
-    warn_not_fully_audited(replayed, collection)
-    current = rp.rule_counts(settings, live.violations_collection, from_ms, to_ms)
-    table = Table(
-        "rule",
-        f"replay ({rules.name})",
-        f"live ({live.violations_collection})",
-        "difference",
-        title="violations by rule, events in the range",
-    )
-    for rule in sorted(set(replayed) | set(current)):
-        diff = replayed.get(rule, 0) - current.get(rule, 0)
-        table.add_row(rule, str(replayed.get(rule, 0)), str(current.get(rule, 0)), f"{diff:+d}" if diff else "")
-    console.print(table)
+    comparison = rp.compare_with_live(settings, live.violations_collection, from_ms, to_ms)
+    warn_not_fully_audited(comparison.again, collection)
+    console.print(comparison_table(comparison, f"replay ({rules.name})", f"live ({live.violations_collection})"))
 
 
 def migrate_ids() -> None:

@@ -61,7 +61,9 @@ def add(
     name: str,
     role: str = typer.Option(..., help="viewer (reads), reviewer (reviews), admin (manages users)."),
     tenant: list[str] = typer.Option(..., help="A tenant the user may see; repeat it; '*' for all."),
-    password_stdin: bool = typer.Option(False, help="Read the password from stdin instead of a prompt."),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the password from stdin instead of a prompt."
+    ),
     no_password: bool = typer.Option(False, "--no-password", help="An API-only user (a token, no browser sign-in)."),
 ) -> None:
     """Add a user; prints their API token once (only its hash is kept)."""

@@ -14,6 +14,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 from pyflink.common import Row, Types
 from pyflink.datastream import RuntimeExecutionMode, StreamExecutionEnvironment
@@ -21,18 +22,16 @@ from pyflink.datastream.functions import MapFunction, RuntimeContext
 
 from flink_jobs.credentials import Secret, reveal, secret
 from flink_jobs.offline.reader import read_archive
+from flink_jobs.offline.reaudit import Comparison, reaudit_settings, rule_counts, run_job
+from flink_jobs.offline.report.queries import day_range_ms
 from flink_jobs.pyflink_internals import table_env_of, with_event_time
 from flink_jobs.settings import AuditJobSettings
 from flink_jobs.streaming.sinks.archive import archive_table
-from udfs.archive import COLUMNS, PARTITION_COLUMNS, TEXT_FIELDS, ArchiveKeyError, TextCipher
-from udfs.rules import RuleSet
+from udfs.archive import ARCHIVE_COLUMNS, EVENT_COLUMNS, ArchiveKeyError, TextCipher
+from udfs.events import TEXT_FIELDS
+from udfs.rules import TEXT_MATCHES, RuleSet
 
 log = logging.getLogger("llm_audit.archive_audit")
-
-# Match types that read the prompt or response text (field rules read the event's other fields).
-TEXT_MATCHES = {"pattern", "keywords", "detector", "score", "entities"}
-_EVENT_FIELDS = ("event_id", "application", "model", "model_version", "user_id", "session_id")
-_NUMBERS = ("prompt_tokens", "completion_tokens", "cost_usd", "latency_ms")
 
 
 def text_rules(ruleset: RuleSet) -> set[str]:
@@ -47,9 +46,8 @@ def text_rules(ruleset: RuleSet) -> set[str]:
 def archived_event(row: dict, cipher: TextCipher | None) -> tuple[str, list[str]]:
     """An archive row -> (its audit event JSON, the text fields whose ciphertext did not open with the key:
     a tampered file, or another key under the same id; their redacted text stands in)."""
-    event = {name: row[name] for name in _EVENT_FIELDS if row[name] is not None}
+    event = {name: row[name] for name in EVENT_COLUMNS if row[name] is not None}
     event.update(timestamp=row["timestamp_ms"], tenant=row["tenant_full"] or row["tenant"])  # schema 1: none
-    event.update({name: row[name] for name in _NUMBERS if row[name] is not None})
     if row["metadata"] is not None:
         event["metadata"] = json.loads(row["metadata"])
     raw = cipher is not None and row["key_id"] == cipher.key_id
@@ -81,7 +79,7 @@ class ArchivedEvents(MapFunction):
         self._unopened = 0
 
     def map(self, value: Row):
-        row = dict(zip([*COLUMNS, *PARTITION_COLUMNS], value))
+        row = dict(zip(ARCHIVE_COLUMNS, value))
         event, unopened = archived_event(row, self._cipher)
         if unopened:
             self._unopened += 1
@@ -137,8 +135,11 @@ def build_archive_audit(
     settings: AuditJobSettings, archive: str, start: date, end: date, ruleset: RuleSet
 ) -> StreamExecutionEnvironment:
     """The batch job: archive rows of [start, end] -> events -> build_pipeline -> MongoDB violations."""
-    from flink_jobs.streaming.job import bounded_watermarks, build_pipeline, create_env, events_table, write
-    from flink_jobs.streaming.sinks.stores import VIOLATION_INDEXES, MongoWriter
+    from flink_jobs.streaming.environment import bounded_watermarks, create_env
+    from flink_jobs.streaming.job import build_pipeline
+    from flink_jobs.streaming.sinks.buffered import write
+    from flink_jobs.streaming.sinks.mongo import VIOLATION_INDEXES, MongoWriter
+    from flink_jobs.streaming.sources import events_table
 
     env = create_env(settings)
     env.set_runtime_mode(RuntimeExecutionMode.BATCH)
@@ -161,3 +162,41 @@ def build_archive_audit(
     ).prepare()
     write(out.violations, writer, settings, "mongo-violations")
     return env
+
+
+def archive_audit_settings(
+    settings: AuditJobSettings, rules: Path, collection: str, ruleset: RuleSet
+) -> AuditJobSettings:
+    """The live job's settings turned into an archive audit's: own collection, violations only, the scorers the
+    ruleset uses, and no archive of its own."""
+    return reaudit_settings(
+        settings,
+        rules,
+        collection,
+        f"archive-audit-{collection}",
+        scorers=sorted(ruleset.scorers_used()),
+        archive_dir=None,
+    )
+
+
+def run_archive_audit(settings: AuditJobSettings, archive: str, start: date, end: date, ruleset: RuleSet) -> None:
+    """Build and run the batch job (build_archive_audit) to its end; its failure is raised here."""
+    run_job(
+        lambda: build_archive_audit(settings, archive, start, end, ruleset).execute(
+            f"llm-audit-archive-{settings.violations_collection}"
+        ),
+        "archive-audit",
+    )
+
+
+def compare_with_archive(
+    settings: AuditJobSettings, archive: str, start: date, end: date, ruleset: RuleSet, covered: Coverage
+) -> Comparison:
+    """The re-audit's violations by rule beside the findings the archive holds for the range; over redacted
+    text, the rules that read the text are not evaluated (text_rules)."""
+    from_ms, to_ms = day_range_ms(start, end)
+    return Comparison(
+        rule_counts(settings, settings.violations_collection, from_ms, to_ms),
+        archived_rule_counts(archive, start, end),
+        frozenset(text_rules(ruleset)) if covered.redacted_only else frozenset(),
+    )

@@ -10,14 +10,14 @@ so a replay never brings back what an erasure removed, even one recorded while i
 
 from __future__ import annotations
 
-import threading
-from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from flink_jobs.kafka import client_config, committed_offsets, offsets_span
 from flink_jobs.offline.erasure import purge
+from flink_jobs.offline.reaudit import Comparison, reaudit_settings, rule_counts, run_job
+from flink_jobs.settings import AuditJobSettings
 
 
 def parse_time(value: str) -> int:
@@ -33,7 +33,7 @@ def parse_time(value: str) -> int:
     return int((parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp() * 1000)
 
 
-def run_replay(settings, from_ms: int, to_ms: int, progress) -> int:
+def run_replay(settings: AuditJobSettings, from_ms: int, to_ms: int, progress: Callable[[int, int], object]) -> int:
     """Run the bounded job; progress(done, total) as the job commits offsets (at each checkpoint).
 
     Returns the number of records in the range.
@@ -50,24 +50,20 @@ def run_replay(settings, from_ms: int, to_ms: int, progress) -> int:
         if span.total == 0:
             return 0
         env = build_job(settings, between_ms=(from_ms, to_ms))
-        failure: list[BaseException] = []
 
-        def execute():
-            try:
-                env.execute(f"llm-audit-replay-{settings.group_id}")
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-                failure.append(exc)
+        def purge_erased() -> None:  # after the job's last write, whatever the outcome
+            if "violations" in settings.outputs:
+                purge(settings.mongo_uri.get_secret_value(), settings.mongo_database, settings.violations_collection)
 
-        # A bounded local job takes its MiniCluster down when it ends: run it, watch the group's offsets.
-        job = threading.Thread(target=execute, name="replay-job")
-        job.start()
-        while job.is_alive():
-            progress(span.done(committed_offsets(admin, settings.group_id, settings.source_topic)), span.total)
-            job.join(1)
-        if "violations" in settings.outputs:  # after its last write, whatever the outcome
-            purge(settings.mongo_uri.get_secret_value(), settings.mongo_database, settings.violations_collection)
-        if failure:
-            raise failure[0]
+        # Progress: the group's committed offsets, watched while the job runs.
+        run_job(
+            lambda: env.execute(f"llm-audit-replay-{settings.group_id}"),
+            "replay-job",
+            watch=lambda: progress(
+                span.done(committed_offsets(admin, settings.group_id, settings.source_topic)), span.total
+            ),
+            ended=purge_erased,
+        )
         progress(span.total, span.total)
         return span.total
     finally:
@@ -75,31 +71,23 @@ def run_replay(settings, from_ms: int, to_ms: int, progress) -> int:
         admin.close()
 
 
-def rule_counts(settings, collection: str, from_ms: int, to_ms: int) -> dict[str, int]:
-    """Violations per rule in a collection, for events whose event time is in [from_ms, to_ms)."""
-    from pymongo import MongoClient
-
-    start, stop = (datetime.fromtimestamp(ms / 1000, tz=UTC) for ms in (from_ms, to_ms))
-    client: MongoClient[dict[str, Any]] = MongoClient(settings.mongo_uri.get_secret_value())
-    with client:
-        coll = client[settings.mongo_database][collection]
-        return dict(
-            Counter(doc["rule_id"] for doc in coll.find({"event_time": {"$gte": start, "$lt": stop}}, {"rule_id": 1}))
-        )
-
-
-def replay_settings(settings, rules: Path, collection: str, checkpoint_dir: str):
+def replay_settings(settings: AuditJobSettings, rules: Path, collection: str, checkpoint_dir: str) -> AuditJobSettings:
     """The live job's settings turned into a replay's: own group, own collection, violations only."""
-    return settings.model_copy(
-        update={
-            "rules_path": rules,
-            "violations_collection": collection,
-            "outputs": ["violations"],
-            "ruleset_name": f"replay-{collection}",  # no push on the rules topic matches: the file's rules run
-            "group_id": f"{settings.group_id}-{collection}",
-            "bounded": True,
-            "checkpoint_dir": checkpoint_dir,
-            "restore_from": None,
-            "checkpoint_interval_ms": min(settings.checkpoint_interval_ms, 2000),  # progress comes with checkpoints
-        }
+    return reaudit_settings(
+        settings,
+        rules,
+        collection,
+        f"replay-{collection}",
+        group_id=f"{settings.group_id}-{collection}",
+        bounded=True,
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_interval_ms=min(settings.checkpoint_interval_ms, 2000),  # progress comes with checkpoints
+    )
+
+
+def compare_with_live(settings: AuditJobSettings, live_collection: str, from_ms: int, to_ms: int) -> Comparison:
+    """The replay's violations by rule beside the live job's, for events whose event time is in the range."""
+    return Comparison(
+        rule_counts(settings, settings.violations_collection, from_ms, to_ms),
+        rule_counts(settings, live_collection, from_ms, to_ms),
     )
