@@ -49,7 +49,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from devstack import stack, traffic  # noqa: E402
-from flink_jobs.streaming import job  # noqa: E402
+from flink_jobs.streaming import environment, job, sources  # noqa: E402
 from flink_jobs.local import local_job_settings  # noqa: E402
 from flink_jobs.settings import AuditJobSettings  # noqa: E402
 from flink_jobs.pyflink_internals import discard  # noqa: E402
@@ -93,8 +93,8 @@ def parse(value: str):
 
 def events_source(settings):
     """A new environment and its Kafka source of the topic's raw events."""
-    env = job.create_env(settings)
-    return env, env.from_source(job.kafka_source(settings, settings.source_topic),
+    env = environment.create_env(settings)
+    return env, env.from_source(sources.kafka_source(settings, settings.source_topic),
                                 WatermarkStrategy.no_watermarks(), "events")
 
 
@@ -121,8 +121,8 @@ def parse_only(settings):
                 pass
             return ()
 
-    env = job.create_env(settings)
-    job.timed_events(job.kafka_events_table(env, settings)).process(ParseOnly(), Types.INT()) \
+    env = environment.create_env(settings)
+    sources.timed_events(sources.kafka_events_table(env, settings)).process(ParseOnly(), Types.INT()) \
         .sink_to(discard())
     return env
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from pymongo import MongoClient
 
-from flink_jobs.streaming.sinks.stores import VIOLATION_INDEXES, MongoWriter
+from flink_jobs.streaming.sinks.mongo import VIOLATION_INDEXES, MongoWriter
 
 
 def doc(i: int) -> dict:

@@ -1,4 +1,5 @@
-"""The records that cross between the audit job's operators, and how the keyed ones are keyed."""
+"""The records that cross between the streaming job's operators, their output tags, and how the keyed ones
+are keyed."""
 
 from __future__ import annotations
 
@@ -6,8 +7,11 @@ import zlib
 from typing import NamedTuple
 
 from pyflink.common import Row, Types
+from pyflink.datastream import OutputTag
 
 from udfs.archive import COLUMNS, PARTITION_COLUMNS
+from udfs.events import AuditEvent
+from udfs.faults import Failure
 from udfs.findings import Finding
 from udfs.rules import SCORERS, Rule
 
@@ -33,6 +37,20 @@ def bucketed(key: str, value, buckets: int) -> Row:
     return Row(bucket(key, buckets), value)
 
 
+# Row(raw event JSON, arrival): the events as Flink SQL hands them to Python (sources.timed_events).
+TIMED_EVENT = Types.ROW([Types.STRING(), Types.INSTANT()])
+
+
+class ScoredEvent(NamedTuple):
+    """An event with its model scores, from ScoreEvents to AuditEvents (which parses unscored events itself)."""
+
+    event: AuditEvent
+    scores: dict  # {field: {label: score}}
+    evidence: dict  # {field: evidence}
+    failures: list[Failure]  # the scorers' failures on it
+    arrival_ms: int
+
+
 class SequenceHit(NamedTuple):
     """An event's hit of a sequence rule, on its way to SequenceRules."""
 
@@ -42,6 +60,12 @@ class SequenceHit(NamedTuple):
     rule: Rule
     event_id: str
     context: dict  # violation_context of the event
+
+
+def sequence_ticks():
+    """A tick (no hit) for every sequence bucket: AuditEvents sends them once per instance, so that each
+    bucket's SequenceRules re-registers the timers of its restored hits (batching.RestoredTimers)."""
+    return (Row(b, None) for b in range(SEQUENCE_BUCKETS))
 
 
 # One row per audited event (events 1) or fired sequence rule (events 0; counted in the `violations`
@@ -90,8 +114,9 @@ def sequence_row(tenant: str, model: str, time_ms: int, finding: Finding) -> Row
     return Row(tenant, model, time_ms, 0, 0, _rule_key(finding), None, 0, 0.0, None, *(None for _ in SCORERS))
 
 
-# The archive's rows (udfs.archive.archive_record), typed so that Flink SQL's Parquet writer can take them.
-_SQL_TYPES = {
+# The archive's rows (udfs.archive.archive_record), typed so that Flink SQL's Parquet writer can take them:
+# Flink's type of each udfs.archive.ColumnType, by its SQL name (the archive declares its other types).
+_FLINK_TYPES = {
     "STRING": Types.STRING(),
     "INT": Types.INT(),
     "BIGINT": Types.LONG(),
@@ -99,4 +124,21 @@ _SQL_TYPES = {
     "BYTES": Types.PRIMITIVE_ARRAY(Types.BYTE()),
 }
 _ARCHIVE_COLUMNS = {**COLUMNS, **PARTITION_COLUMNS}
-ARCHIVED = Types.ROW_NAMED(list(_ARCHIVE_COLUMNS), [_SQL_TYPES[kind] for kind in _ARCHIVE_COLUMNS.values()])
+ARCHIVED = Types.ROW_NAMED(list(_ARCHIVE_COLUMNS), [_FLINK_TYPES[kind] for kind in _ARCHIVE_COLUMNS.values()])
+
+
+# (dead-letter record, its time: the message's Kafka record time, or just past the operator's event-time
+# watermark if that is later, so that a dead letter is never late for its window (see parse_or_dead_letter))
+DEAD_LETTER = Types.TUPLE([Types.STRING(), Types.LONG()])
+DEAD_LETTERS = OutputTag("dead-letters", DEAD_LETTER)
+VIOLATIONS = OutputTag("violations", BUCKETED)
+RULE_CHANGES = OutputTag("rule-changes", BUCKETED)
+RULES_POINTS = OutputTag("rules-points", BUCKETED)  # udfs.metrics.rules_point, after each push
+# A BUCKETED hit (a SequenceHit) per sequence-rule hit, and a tick (None) per bucket (see SequenceRules).
+SEQUENCE_HITS = OutputTag("sequence-hits", BUCKETED)
+# An ARCHIVED row per valid event, for the Parquet archive.
+ARCHIVE = OutputTag("archive", ARCHIVED)
+
+# The point of each anomaly. A side output, not a Python operator after DetectAnomalies: PyFlink
+# would chain the two, and its chaining trips over the job's diamonds with a uid hash collision.
+ANOMALY_POINTS = OutputTag("anomaly-points", BUCKETED)

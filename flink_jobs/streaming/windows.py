@@ -11,84 +11,103 @@ are Flink's own, so a restore needs no new event to close what it restored.
 
 from __future__ import annotations
 
-from collections import Counter
+from dataclasses import dataclass
 
-from pyflink.common import Row, Types
-from pyflink.datastream import DataStream, OutputTag
-from pyflink.datastream.functions import KeyedProcessFunction, RuntimeContext
-from pyflink.datastream.state import ValueStateDescriptor
+from pyflink.common import Types
+from pyflink.common.typeinfo import TypeInformation
+from pyflink.datastream import DataStream
 from pyflink.table import Schema
 
 from flink_jobs.pyflink_internals import declare_output_type, table_env_of
-from flink_jobs.streaming.records import BUCKETED, bucketed
-from udfs.anomaly import AnomalyDetector, AnomalySettings
 from udfs.findings import CATEGORIES
-from udfs.metrics import Point, WindowCounts, anomaly_point, dead_letter_point
 from udfs.rules import SCORERS
 
-_RATE_CATEGORIES = tuple(c for c in CATEGORIES if c != "anomaly")
+RATE_CATEGORIES = tuple(c for c in CATEGORIES if c != "anomaly")
 
 
 def _end_ms(column: str) -> str:
     return f"UNIX_TIMESTAMP(CAST({column} AS STRING), 'yyyy-MM-dd HH:mm:ss.SSS') * 1000"
 
 
-def _tumbling(table, size_s: int, keys: str, aggregates: list[str], where: str = "") -> str:
-    """keys, end_ms, then the aggregates (named a0, a1, ...) per tumbling event-time window."""
-    select = ", ".join(f"{agg} AS a{i}" for i, agg in enumerate(aggregates))
+@dataclass(frozen=True)
+class Column:
+    """A column of a window's row: its name, Flink SQL expression over AUDITED rows, type and meaning."""
+
+    name: str
+    sql: str
+    type: TypeInformation
+    meaning: str
+
+
+KEYS = (
+    Column("tenant", "tenant", Types.STRING(), "the window's tenant"),
+    Column("model", "model", Types.STRING(), "the window's model"),
+    Column("end_ms", _end_ms("window_end"), Types.LONG(), "the window's end, epoch ms (exclusive)"),
+)
+
+# One row per (tenant, model) and metrics window: udfs.metrics.WindowCounts, via operators.points.
+METRICS_COLUMNS = (
+    *KEYS,
+    Column("events", "SUM(events)", Types.INT(), "events audited"),
+    Column("violations", "SUM(violations)", Types.INT(), "violations found, sequence rules' included"),
+    Column("tokens", "SUM(tokens)", Types.LONG(), "prompt and completion tokens"),
+    Column("cost_usd", "SUM(cost_usd)", Types.DOUBLE(), "cost in USD"),
+    Column("rule_keys", "LISTAGG(rule_keys, '\n')", Types.STRING(), "rule<TAB>category<TAB>severity per violation"),
+    *(
+        column
+        for s in SCORERS
+        for column in (
+            Column(f"{s}_n", f"COUNT({s})", Types.LONG(), f"events with a {s} score"),
+            Column(f"{s}_sum", f"SUM({s})", Types.DOUBLE(), f"sum of the events' highest {s} score"),
+            Column(f"{s}_max", f"MAX({s})", Types.DOUBLE(), f"highest {s} score"),
+        )
+    ),
+)
+
+# One row per (tenant, model) and anomaly window, events only: what udfs.anomaly judges, via
+# operators.anomalies.anomaly_metrics (which turns the counts into rates).
+ANOMALY_COLUMNS = (
+    *KEYS,
+    Column("events", "COUNT(*)", Types.LONG(), "events audited"),
+    Column("tokens", "SUM(tokens)", Types.LONG(), "prompt and completion tokens"),
+    Column("cost_usd", "SUM(cost_usd)", Types.DOUBLE(), "cost in USD"),
+    *(
+        Column(
+            f"violating_{c}",
+            f"SUM(CASE WHEN POSITION(',{c},' IN categories) > 0 THEN 1 ELSE 0 END)",
+            Types.INT(),
+            f"events with a violation of category {c}",
+        )
+        for c in RATE_CATEGORIES
+    ),
+    *(
+        column
+        for s in SCORERS
+        for column in (
+            Column(f"{s}_mean", f"AVG({s})", Types.DOUBLE(), f"mean of the events' highest {s} score"),
+            Column(f"{s}_p95", f"PERCENTILE({s}, 0.95)", Types.DOUBLE(), f"95th percentile of {s}"),
+        )
+    ),
+    Column("latency_p95_ms", "PERCENTILE(latency_ms, 0.95)", Types.DOUBLE(), "95th percentile of the model's latency"),
+)
+METRICS_FIELDS = {column.name: column.type for column in METRICS_COLUMNS}
+ANOMALY_FIELDS = {column.name: column.type for column in ANOMALY_COLUMNS}
+
+
+def _tumbling(table, size_s: int, columns: tuple[Column, ...], where: str = "") -> str:
+    """One row of `columns` per key and tumbling event-time window: the columns before end_ms are the keys,
+    the ones after it aggregates."""
+    names = [column.name for column in columns]
+    keys = ", ".join(column.sql for column in columns[: names.index("end_ms")])
+    select = ", ".join(f"{column.sql} AS `{column.name}`" for column in columns)
     return (
-        f"SELECT {keys}, {_end_ms('window_end')} AS end_ms, {select} "
+        f"SELECT {select} "
         f"FROM TABLE(TUMBLE(TABLE {table}, DESCRIPTOR(event_time), INTERVAL '{size_s}' SECOND(9))) {where} "
         f"GROUP BY {keys}, window_start, window_end"
     )
 
 
-METRICS_FIELDS = {
-    "tenant": Types.STRING(),
-    "model": Types.STRING(),
-    "end_ms": Types.LONG(),
-    "events": Types.INT(),
-    "violations": Types.INT(),
-    "tokens": Types.LONG(),
-    "cost_usd": Types.DOUBLE(),
-    "rule_keys": Types.STRING(),
-    **{
-        f"{scorer}_{agg}": t
-        for scorer in SCORERS
-        for agg, t in (("n", Types.LONG()), ("sum", Types.DOUBLE()), ("max", Types.DOUBLE()))
-    },
-}
-_METRICS_AGGREGATES = [
-    "SUM(events)",
-    "SUM(violations)",
-    "SUM(tokens)",
-    "SUM(cost_usd)",
-    "LISTAGG(rule_keys, '\n')",
-    *(f"{agg}({s})" for s in SCORERS for agg in ("COUNT", "SUM", "MAX")),
-]
-
-ANOMALY_FIELDS = {
-    "tenant": Types.STRING(),
-    "model": Types.STRING(),
-    "end_ms": Types.LONG(),
-    "events": Types.LONG(),
-    "tokens": Types.LONG(),
-    "cost_usd": Types.DOUBLE(),
-    **{f"violation_rate.{c}": Types.INT() for c in _RATE_CATEGORIES},
-    **{f"{s}_{m}": Types.DOUBLE() for s in SCORERS for m in ("mean", "p95")},
-    "latency_p95_ms": Types.DOUBLE(),
-}
-_ANOMALY_AGGREGATES = [
-    "COUNT(*)",
-    "SUM(tokens)",
-    "SUM(cost_usd)",
-    *(f"SUM(CASE WHEN POSITION(',{c},' IN categories) > 0 THEN 1 ELSE 0 END)" for c in _RATE_CATEGORIES),
-    *(f"{agg}({s}{arg})" for s in SCORERS for agg, arg in (("AVG", ""), ("PERCENTILE", ", 0.95"))),
-    "PERCENTILE(latency_ms, 0.95)",
-]
-
-
-def _typed(fields: dict) -> Types:
+def _typed(fields: dict) -> TypeInformation:
     return Types.ROW_NAMED(list(fields), list(fields.values()))
 
 
@@ -103,11 +122,11 @@ def window_rows(audited: DataStream, metrics_s: int, anomaly_s: int) -> tuple[Da
         .build()
     )
     table = t_env.from_data_stream(audited, schema)
-    metrics = t_env.to_data_stream(t_env.sql_query(_tumbling(table, metrics_s, "tenant, model", _METRICS_AGGREGATES)))
+    metrics = t_env.to_data_stream(t_env.sql_query(_tumbling(table, metrics_s, METRICS_COLUMNS)))
     declare_output_type(metrics, _typed(METRICS_FIELDS))
     # Anomaly windows are of the events alone; keyed in Java by the JSON [tenant, model].
-    anomaly = _tumbling(table, anomaly_s, "tenant, model", _ANOMALY_AGGREGATES, "WHERE events = 1")
-    columns = ", ".join(["tenant", "model", "end_ms", *(f"a{i}" for i in range(len(_ANOMALY_AGGREGATES)))])
+    anomaly = _tumbling(table, anomaly_s, ANOMALY_COLUMNS, "WHERE events = 1")
+    columns = ", ".join(f"`{name}`" for name in ANOMALY_FIELDS)
     keyed_rows = t_env.to_data_stream(
         t_env.sql_query(f"SELECT JSON_ARRAY(tenant, model), ROW({columns}) FROM ({anomaly})")
     )
@@ -127,77 +146,11 @@ def dead_letter_rows(dead_letters: DataStream, metrics_s: int) -> DataStream:
         .build(),
     )
     reasons = t_env.sql_query(f"SELECT JSON_VALUE(f0, '$.reason') AS reason, event_time FROM {table}")
-    rows = t_env.to_data_stream(t_env.sql_query(_tumbling(reasons, metrics_s, "reason", ["COUNT(*)"])))
+    columns = (
+        Column("reason", "reason", Types.STRING(), "the dead letters' reason"),
+        KEYS[2],
+        Column("count", "COUNT(*)", Types.LONG(), "dead letters"),
+    )
+    rows = t_env.to_data_stream(t_env.sql_query(_tumbling(reasons, metrics_s, columns)))
     declare_output_type(rows, Types.ROW([Types.STRING(), Types.LONG(), Types.LONG()]))
     return rows
-
-
-def _series(point: Point) -> str:
-    return point["measurement"] + repr(sorted(point["tags"].items()))
-
-
-class WindowPoints:
-    """A window's row -> its InfluxDB points, each BUCKETED by its series for the writers."""
-
-    def __init__(self, points, buckets: int):
-        self._points, self._buckets = points, buckets
-
-    def __call__(self, row: Row):
-        return [bucketed(_series(p), p, self._buckets) for p in self._points(row)]
-
-
-def metrics_points(row: Row) -> list[Point]:
-    """A metrics window's row -> its InfluxDB points (udfs.metrics)."""
-    w = dict(zip(METRICS_FIELDS, row))  # by name: thread mode's rows come without field names
-    counts = WindowCounts(
-        w["events"],
-        w["violations"],
-        w["tokens"],
-        w["cost_usd"],
-        dict(Counter(tuple(k.split("\t")) for k in (w["rule_keys"] or "").split("\n") if k)),
-        {s: (w[f"{s}_n"], w[f"{s}_sum"], w[f"{s}_max"]) for s in SCORERS if w[f"{s}_n"]},
-    )
-    return counts.points(w["tenant"], w["model"], w["end_ms"])
-
-
-def anomaly_metrics(row: Row) -> dict[str, float]:
-    """An anomaly window's row -> the metrics udfs.anomaly judges: what WindowAccumulator.metrics()
-    computes in plain Python, here summed by Flink SQL."""
-    w = dict(zip(ANOMALY_FIELDS, row))
-    metrics = {"events": float(w["events"]), "tokens": float(w["tokens"]), "cost_usd": round(w["cost_usd"], 6)}
-    metrics.update({f"violation_rate.{c}": w[f"violation_rate.{c}"] / w["events"] for c in _RATE_CATEGORIES})
-    for name in (*(f"{s}_{m}" for s in SCORERS for m in ("mean", "p95")), "latency_p95_ms"):
-        if w[name] is not None:  # no scored text, or no latency, in the window
-            metrics[name] = w[name]
-    return metrics
-
-
-def dead_letter_points(row: Row) -> list[Point]:
-    reason, end_ms, count = row
-    return [dead_letter_point(reason, count, end_ms)]
-
-
-# The point of each anomaly. A side output, not a Python operator after DetectAnomalies: PyFlink
-# would chain the two, and its chaining trips over the job's diamonds with a uid hash collision.
-ANOMALY_POINTS = OutputTag("anomaly-points", BUCKETED)
-
-
-class DetectAnomalies(KeyedProcessFunction):
-    """Keyed by (tenant, model), fed its anomaly windows' rows in window order: judges each against
-    the key's baselines (keyed state) -> BUCKETED anomaly documents, and their points -> ANOMALY_POINTS."""
-
-    def __init__(self, settings: AnomalySettings, window_ms: int, buckets: int):
-        self._settings, self._window_ms, self._buckets = settings, window_ms, buckets
-
-    def open(self, runtime_context: RuntimeContext):
-        self._baselines = runtime_context.get_state(ValueStateDescriptor("baselines", Types.PICKLED_BYTE_ARRAY()))
-
-    def process_element(self, row: Row, ctx: KeyedProcessFunction.Context):
-        tenant, model, end = row[:3]
-        detector = AnomalyDetector(self._settings, self._baselines.value())
-        for anomaly in detector.observe(tenant, model, end - self._window_ms, end, anomaly_metrics(row)):
-            doc = anomaly.to_dict()
-            yield bucketed(doc["_id"], doc, self._buckets)
-            point = anomaly_point(doc)
-            yield ANOMALY_POINTS, bucketed(_series(point), point, self._buckets)
-        self._baselines.update(detector.state)

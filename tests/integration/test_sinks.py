@@ -10,8 +10,9 @@ import pytest
 from pymongo import MongoClient
 
 from devstack import stack
-from flink_jobs.streaming.sinks import stores as sinks
-from flink_jobs.streaming.sinks.stores import VIOLATION_INDEXES, InfluxWriter, MongoWriter
+from flink_jobs.streaming.sinks import influx
+from flink_jobs.streaming.sinks.mongo import VIOLATION_INDEXES, MongoWriter
+from flink_jobs.streaming.sinks.influx import InfluxWriter
 from udfs.metrics import point
 
 
@@ -183,14 +184,14 @@ def influx_query(url: str, database: str, query: str) -> list:
 @pytest.fixture
 def no_retry(monkeypatch):
     """An error the writer would retry forever fails the test instead of hanging it."""
-    transient = sinks.influx_transient
+    transient = influx.influx_transient
 
     def checked(exc):
         if transient(exc):
             pytest.fail(f"retried as an outage: {exc}")
         return False
 
-    monkeypatch.setattr(sinks, "influx_transient", checked)
+    monkeypatch.setattr(influx, "influx_transient", checked)
 
 
 def test_the_points_influxdb_refuses_come_back_with_their_error_and_the_others_are_stored(

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from flink_jobs.streaming.operators.audit import AuditEvents
 from flink_jobs.rules_topic import push_record
 from flink_jobs.settings import AuditJobSettings
+from flink_jobs.streaming.operators.audit import AuditEvents
+from flink_jobs.streaming.records import RULE_CHANGES
 from udfs.rules import RuleSet, load_rules
 
 DEFAULT_RULES = Path(__file__).parents[2] / "rules" / "default.yaml"
@@ -30,20 +31,33 @@ class BroadcastContext:
         return self.timestamp_ms
 
 
-def audit_operator(initial: RuleSet, name: str = "default", trusted: tuple[str, ...] = (), allow_unsigned: bool = False):
-    job = AuditEvents(initial, name, False, (), 1, trusted_keys=trusted, allow_unsigned=allow_unsigned)
+def audit_operator(
+    initial: RuleSet, name: str = "default", trusted: tuple[str, ...] = (), allow_unsigned: bool = False
+):
+    job = AuditEvents(
+        initial,
+        ruleset_name=name,
+        store_raw_text=False,
+        scorers=(),
+        buckets=1,
+        trusted_keys=trusted,
+        allow_unsigned=allow_unsigned,
+    )
     job.open(None)
     return job
 
 
 def deployed_operator(settings: AuditJobSettings, initial: RuleSet) -> AuditEvents:
     """The audit operator as a deployment's settings configure its rule pushes."""
-    return audit_operator(initial, settings.ruleset_name, tuple(settings.rules_trusted_keys), settings.rules_allow_unsigned)
+    return audit_operator(
+        initial, settings.ruleset_name, tuple(settings.rules_trusted_keys), settings.rules_allow_unsigned
+    )
 
 
-def push(job: AuditEvents, record: dict, ctx: BroadcastContext) -> list[dict]:
-    """The rule_changes documents of one record on the rules topic."""
-    return list(job._push(json.dumps(record), ctx))
+def push(job: AuditEvents, record: dict | str, ctx: BroadcastContext) -> list[dict]:
+    """The rule_changes documents of one record on the rules topic (a dict is sent as its JSON)."""
+    value = record if isinstance(record, str) else json.dumps(record)
+    return [row[1] for tag, row in job.process_broadcast_element(value, ctx) if tag == RULE_CHANGES]
 
 
 def assert_unsigned_empty_push_is_refused(settings: AuditJobSettings) -> None:

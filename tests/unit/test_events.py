@@ -101,7 +101,7 @@ def test_hostile_fields_are_refused_naming_the_field_and_the_bound():
 def test_a_dead_letter_is_never_stamped_beyond_what_the_dlq_broker_accepts():
     from pyflink.common import Instant
 
-    from flink_jobs.streaming.operators.audit import parse_or_dead_letter
+    from flink_jobs.streaming.operators.parse import parse_or_dead_letter
 
     arrival = Instant.of_epoch_milli(1_796_000_000_000)
     # Normally its arrival, or just past the watermark so that it counts in a window still open...

@@ -35,6 +35,29 @@ def test_each_package_imports_only_what_its_layer_may(package):
     assert not wrong, "\n".join(wrong)
 
 
+# Inside flink_jobs/: the shared modules (flink_jobs/*.py) <- streaming/ <- offline/ <- cli/. The streaming job
+# never needs the offline path nor the CLI; what both need lives in the shared modules.
+FLINK_JOBS_LAYERS = {"shared": set(), "streaming": {"streaming"}, "offline": {"streaming", "offline"}}
+# Where savepoints of 0.1 pickled SequenceHit: it must stay importable from there (tests/unit/test_records.py).
+SAVEPOINT_NAMES = {"records.py"}
+
+
+def _part(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 and parts[1] in ("streaming", "offline", "cli") else "shared"
+
+
+@pytest.mark.parametrize("part", sorted(FLINK_JOBS_LAYERS))
+def test_flink_jobs_parts_import_only_the_parts_below_them(part):
+    folder = ROOT / "flink_jobs" if part == "shared" else ROOT / "flink_jobs" / part
+    paths = folder.glob("*.py") if part == "shared" else folder.rglob("*.py")
+    wrong = [f"{path.relative_to(ROOT)}:{line}: imports {module}"
+             for path in paths if not (part == "shared" and path.name in SAVEPOINT_NAMES)
+             for line, module, _ in _imports(path)
+             if module.startswith("flink_jobs.") and _part(module) not in FLINK_JOBS_LAYERS[part] | {"shared"}]
+    assert not wrong, "\n".join(wrong)
+
+
 def test_no_private_name_is_imported_or_used_across_modules():
     wrong = []
     for package in OURS:

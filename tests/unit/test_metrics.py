@@ -5,7 +5,11 @@ import logging
 
 import pytest
 
-from flink_jobs.streaming.sinks.stores import influx_transient, mongo_transient, retrying
+from flink_jobs.streaming.sinks.influx import influx_transient
+
+from flink_jobs.streaming.sinks.mongo import mongo_transient
+
+from flink_jobs.streaming.sinks.retry import retrying
 from udfs.metrics import WindowCounts, anomaly_point
 
 

@@ -39,22 +39,6 @@ def test_a_misspelt_env_var_is_an_error_that_lists_the_valid_ones(monkeypatch):
         load_settings()
 
 
-def test_sasl_ssl_settings_become_kafka_client_properties_with_the_shaded_login_module(monkeypatch):
-    from flink_jobs.streaming.job import kafka_properties
-
-    monkeypatch.setenv("LLM_AUDIT_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
-    monkeypatch.setenv("LLM_AUDIT_KAFKA_SASL_MECHANISM", "SCRAM-SHA-256")
-    monkeypatch.setenv("LLM_AUDIT_KAFKA_SASL_USERNAME", "auditor")
-    monkeypatch.setenv("LLM_AUDIT_KAFKA_SASL_PASSWORD", 'p"w\\d')
-    monkeypatch.setenv("LLM_AUDIT_KAFKA_SSL_TRUSTSTORE_PATH", "/etc/kafka/ca.pem")
-    props = kafka_properties(load_settings())
-    assert props["security.protocol"] == "SASL_SSL" and props["sasl.mechanism"] == "SCRAM-SHA-256"
-    assert props["sasl.jaas.config"] == ('org.apache.flink.kafka.shaded.org.apache.kafka.common.security.scram.'
-                                         'ScramLoginModule required username="auditor" password="p\\"w\\\\d";')
-    assert props["ssl.truststore.location"] == "/etc/kafka/ca.pem" and props["ssl.truststore.type"] == "PEM"
-    assert "ssl.keystore.location" not in props
-
-
 def test_sasl_without_credentials_is_an_error_that_does_not_echo_other_secrets(monkeypatch):
     monkeypatch.setenv("LLM_AUDIT_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
     monkeypatch.setenv("LLM_AUDIT_MONGO_URI", "mongodb://auditor:s3cret@db:27017/")
@@ -64,7 +48,7 @@ def test_sasl_without_credentials_is_an_error_that_does_not_echo_other_secrets(m
 
 
 def test_flink_options_follow_the_settings_and_flink_config_wins(monkeypatch):
-    from flink_jobs.streaming.job import flink_configuration
+    from flink_jobs.streaming.environment import flink_configuration
 
     monkeypatch.setenv("LLM_AUDIT_STATE_BACKEND", "rocksdb")
     monkeypatch.setenv("LLM_AUDIT_RESTORE_FROM", "file:///ckpt/job/chk-7")
@@ -77,7 +61,7 @@ def test_flink_options_follow_the_settings_and_flink_config_wins(monkeypatch):
 
 
 def test_the_events_table_reads_the_source_topic_with_the_settings_offsets_bounds_and_client_properties(monkeypatch):
-    from flink_jobs.streaming.job import kafka_table_options
+    from flink_jobs.streaming.sources import kafka_table_options
 
     monkeypatch.setenv("LLM_AUDIT_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
     monkeypatch.setenv("LLM_AUDIT_KAFKA_SASL_MECHANISM", "PLAIN")

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from flink_jobs.rules_topic import push_record
 from flink_jobs.settings import SettingsError, load_settings
-from tests.support.pushes import BroadcastContext, audit_operator
+from tests.support.pushes import BroadcastContext, audit_operator, push
 from udfs.rules import RuleSet, rules_digest
 from udfs.signing import SignatureError, generate_key, load_private_key, parse_public_key, sign, trusted_keys, verify
 
@@ -91,17 +91,17 @@ def _job(public: str | None = None):
 
 @pytest.mark.parametrize("signed", [True, False])
 def test_rules_swapped_after_signing_are_rejected_before_they_are_parsed(monkeypatch, signed):
-    import flink_jobs.streaming.operators.audit
+    import flink_jobs.streaming.operators.rule_pushes
 
     def parse(record):
         raise AssertionError("parsed a push whose rules were not checked")
 
-    monkeypatch.setattr(flink_jobs.streaming.operators.audit, "ruleset_from_push", parse)
+    monkeypatch.setattr(flink_jobs.streaming.operators.rule_pushes, "ruleset_from_push", parse)
     private, public = _key()
     record = push_record(RULESET, "default", 3, "alice", "m")
     record = {**(sign(record, private) if signed else record), "rules": {"rules": [{"match": {"file": "/etc/shadow"}}]}}
     job, ctx = _job(public if signed else None), BroadcastContext()
-    [change] = job._push(json.dumps(record), ctx)
+    [change] = push(job, record, ctx)
     assert not change["accepted"] and "sha256 does not match the rules" in change["reason"]
     assert ctx.state == {}
 
@@ -111,7 +111,7 @@ def test_a_replayed_older_push_is_a_rollback_recorded_as_a_new_document():
     job, ctx = _job(public), BroadcastContext()
     old = json.dumps(sign(push_record(RULESET, "default", 1, "alice", "first"), private))
     new = json.dumps(sign(push_record(RuleSet.model_validate(_other_rules()), "default", 2, "alice", "kw"), private))
-    changes = [change for value in (old, new, old, new) for change in job._push(value, ctx)]
+    changes = [change for value in (old, new, old, new) for change in push(job, value, ctx)]
     assert [c["accepted"] for c in changes] == [True, True, False, False]
     assert "version 1 is not above the running version 2" in changes[2]["reason"]
     assert "push them again with a higher version" in changes[2]["reason"]
@@ -121,7 +121,7 @@ def test_a_replayed_older_push_is_a_rollback_recorded_as_a_new_document():
 
 
 def test_unsigned_rules_are_flagged_while_they_run_and_a_forged_signature_is_refused_even_so():
-    from flink_jobs.streaming.operators.audit import RULE_CHANGES, RULES_POINTS
+    from flink_jobs.streaming.records import RULE_CHANGES, RULES_POINTS
 
     private, public = _key()
     eve, _ = _key()

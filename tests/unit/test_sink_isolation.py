@@ -5,7 +5,11 @@ from bson.errors import InvalidDocument
 from influxdb_client.rest import ApiException
 from pymongo.errors import AutoReconnect, BulkWriteError, OperationFailure, WriteError
 
-from flink_jobs.streaming.sinks.stores import InfluxWriter, influx_refused, isolating, mongo_refused, mongo_transient
+from flink_jobs.streaming.sinks.influx import InfluxWriter, influx_refused
+
+from flink_jobs.streaming.sinks.retry import isolating
+
+from flink_jobs.streaming.sinks.mongo import mongo_refused, mongo_transient
 
 
 class Refuses(Exception):
@@ -138,7 +142,7 @@ def test_a_refused_violation_becomes_its_events_audit_error_document_and_a_dead_
     one is replaced by an audit.error document of its event (same context), and both are in its dead letter."""
     import json
 
-    from flink_jobs.streaming.operators.batching import BufferedWrite
+    from flink_jobs.streaming.sinks.buffered import BufferedWrite
 
     class Refusing:
         name = "mongodb llm_audit.violations"

@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import time
-
-from pyflink.common import Row, Types
+from pyflink.common import Types
 from pyflink.datastream import TimeDomain
 from pyflink.datastream.functions import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
-
-from flink_jobs.pyflink_internals import epoch_ms
-from flink_jobs.streaming.operators.audit import DEAD_LETTERS, parse_or_dead_letter
-from udfs.events import AuditEvent, FieldBounds
-from udfs.faults import Failure, failure_dead_letter
-from udfs.findings import EVENT_CONTEXT, violation_id
-from udfs.scorers import ScorersConfig, ScorerSuite
 
 END_OF_INPUT = 2**63 - 2  # an event-time timer only the final watermark of a bounded input reaches
 
@@ -110,109 +100,3 @@ class BatchingFunction(KeyedProcessFunction):
         self._buffer.clear()
         self._pending.clear()
         yield from self._flush_batch(items)
-
-
-class ScoreEvents(BatchingFunction):
-    """Keyed by a bucket, fed Row(raw event JSON, arrival): scores the valid events in batches ->
-    an audit.Scored per event; the rest -> DEAD_LETTERS.
-
-    Each batch is one forward pass per model. The models load once per worker, in open(). A batch
-    is flushed before the watermark passes its earliest event, so the source's watermark (one per
-    Kafka partition) holds downstream: no event is late for being scored in a batch.
-    """
-
-    def __init__(
-        self,
-        config: ScorersConfig,
-        enabled: tuple[str, ...],
-        device: str,
-        max_batch: int,
-        max_wait_ms: int,
-        bounds: FieldBounds = FieldBounds(),
-    ):
-        super().__init__("score", max_batch, max_wait_ms, on_event_time=True)
-        self._config, self._enabled, self._device, self._bounds = config, enabled, device, bounds
-
-    def open(self, runtime_context: RuntimeContext):
-        super().open(runtime_context)
-        self._suite = ScorerSuite(self._config, self._enabled, self._device)
-        self._suite.open()
-
-    def process_element(self, value: Row, ctx: KeyedProcessFunction.Context):
-        event, dead = parse_or_dead_letter(value[0], value[1], ctx.timer_service().current_watermark(), self._bounds)
-        if event is None:
-            yield DEAD_LETTERS, dead
-            return
-        yield from super().process_element((event, epoch_ms(value[1])), ctx)
-
-    def _time_of(self, value: tuple[AuditEvent, int]) -> int:
-        return value[0].timestamp
-
-    def _flush_batch(self, items: list[tuple[AuditEvent, int]]):
-        """-> audit.Scored per event; a batch that raises is scored again event by event (udfs.faults)."""
-        # A bare event: buffered by a version before arrival times were (restored from its checkpoint).
-        items = [item if isinstance(item, tuple) else (item, item.timestamp) for item in items]
-        events = [event for event, _ in items]
-        for (event, arrival_ms), (scores, evidence, failures) in zip(items, self._suite.score_events_isolated(events)):
-            yield event, scores, evidence, failures, arrival_ms
-
-
-class BufferedWrite(BatchingFunction):
-    """Writes documents or points through a flink_jobs.streaming.sinks.stores writer, in batches: -> a dead letter
-    (JSON, time ms) per element the store refused (udfs.faults), for the dead-letter topic.
-
-    The batch is written (retrying through an outage) before the flush returns, so whatever a
-    completed checkpoint covers is either stored or still in the checkpointed buffer. An element the
-    store refuses (a key or value it does not take) is that element's failure, not the job's: a
-    refused violation is replaced by its event's audit.error document, and each is a dead letter.
-    """
-
-    def __init__(self, writer, max_batch: int, max_wait_ms: int):
-        super().__init__("write", max_batch, max_wait_ms)
-        self._writer = writer
-
-    def open(self, runtime_context: RuntimeContext):
-        super().open(runtime_context)
-        # key -> the elements this instance buffered and has not flushed: what close() can still see
-        self._unflushed: dict = {}
-        self._writer.open()
-
-    def process_element(self, value, ctx: KeyedProcessFunction.Context):
-        self._unflushed.setdefault(ctx.get_current_key(), []).append(value)
-        yield from super().process_element(value, ctx)
-
-    def _flush(self, ctx):
-        self._unflushed.pop(ctx.get_current_key(), None)
-        yield from super()._flush(ctx)
-
-    def _flush_batch(self, items: list):
-        if items:
-            yield from self._refused(self._writer.write(items))
-
-    def _refused(self, rejected: list) -> list[tuple[str, int]]:
-        now = int(time.time() * 1000)
-        dead, substitutes = [], []
-        for item, exc in rejected:
-            failure = Failure.of("write", self._writer.name, exc)
-            event_id = item.get("event_id") if isinstance(item, dict) else None
-            if event_id is not None and "rule_id" in item:  # a violation: its event gets an audit.error instead
-                finding = failure.finding(event_id, item.get("field", ""))
-                context = {key: item[key] for key in (*EVENT_CONTEXT, "event_time") if key in item}
-                substitutes.append(
-                    {"_id": violation_id(item.get("tenant", ""), finding), **finding.to_dict(), **context}
-                )
-            raw = json.dumps(item, default=str, ensure_ascii=False)
-            dead.append((failure_dead_letter(raw, [failure]), now))  # written now: its record's time
-        if substitutes:
-            self._writer.write(substitutes)  # what it refuses too is logged by the writer, and in the DLQ above
-        return dead
-
-    def close(self):
-        # The end of a bounded input can come before the timers of its last batches are registered
-        # (see RestoredTimers): write what is left. A close on failure writes early what the restore
-        # will write again, which the idempotent writers allow. close() cannot emit: what the store
-        # refuses here is logged by the writer only.
-        for items in self._unflushed.values():
-            self._refused(self._writer.write(items))
-        self._unflushed.clear()
-        self._writer.close()

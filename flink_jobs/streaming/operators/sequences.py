@@ -8,9 +8,9 @@ from pyflink.common import Types
 from pyflink.datastream.functions import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ValueStateDescriptor
 
-from flink_jobs.streaming.operators.audit import DEAD_LETTERS, VIOLATIONS, dead_letter_time
 from flink_jobs.streaming.operators.batching import END_OF_INPUT, RestoredTimers
-from flink_jobs.streaming.records import SequenceHit, bucketed, sequence_row
+from flink_jobs.streaming.operators.parse import dead_letter_time
+from flink_jobs.streaming.records import DEAD_LETTERS, VIOLATIONS, SequenceHit, bucketed, sequence_row
 from udfs.engine import SequenceWindow, sequence_finding
 from udfs.faults import Failure, failure_dead_letter
 from udfs.findings import Finding, violation_id
