@@ -295,95 +295,49 @@ class RuleEngine:
         except Exception as exc:  # the prefilter: every rule still runs, without it
             failures.append((Failure.of("rule", "prefilter", exc), ""))
             steps = self._plan(event.tenant, event.model).every
-        findings: list[Finding] = []
-        per_rule: dict[str, int] = {}
-        over: _OverCap | None = None  # made only when a cap is reached
+        caps = _Caps(event.event_id, limits)
         self._memo.clear()
-        found: list[Finding] | list[Hit]  # the rule's findings, or its matcher's hits
         for position, (_, compiled, field) in enumerate(steps):
-            rule = compiled.rule
             if time.perf_counter() > deadline:
-                skipped = list(dict.fromkeys(step[1].rule.id for step in steps[position:]))
-                spent = round((time.perf_counter() - started) * 1000)
-                failures.append(
-                    (
-                        Failure(
-                            "time_budget",
-                            ", ".join(skipped),
-                            "TimeBudgetExceeded",
-                            f"{spent} ms > limits.max_event_ms={limits.max_event_ms}; not run: {', '.join(skipped)}",
-                        ),
-                        "",
-                    )
-                )
+                failures.append((_time_budget(steps[position:], started, limits), ""))
                 break
-            where = field if field is not None else ""
+            if field is not None and field not in texts:
+                continue
+            rule = compiled.rule
+            where = field or ""
             try:
-                if field is None:  # a field rule, the only kind without a text field: its findings name theirs
-                    found = _field_findings(rule, cast(FieldMatch, rule.match), event)
-                    where = found[0].field if found else ""
-                elif field not in texts:
-                    continue
-                elif isinstance(rule.match, EntitiesMatch):
-                    found = _entity_findings(rule, rule.match, event, field, texts[field], evidence)
-                elif compiled.matcher is None:  # the rules without a matcher that are left: score rules
-                    found = _score_findings(rule, cast(ScoreMatch, rule.match), event, field, texts[field], scores)
-                else:
-                    found = compiled.matcher(texts[field])
-                if not found:
-                    continue
-                room = max(
-                    0,
-                    min(
-                        limits.max_findings_per_rule - per_rule.get(rule.id, 0),
-                        limits.max_findings_per_event - len(findings),
-                    ),
-                )
-                if len(found) > room:
-                    over = over or _OverCap()
-                    over.add(rule, where, found[room:])
-                    found = found[:room]
-                if compiled.matcher is not None:
-                    text = texts[where]
-                    found = [
-                        _finding(
-                            rule,
-                            event.event_id,
-                            where,
-                            hit.entity,
-                            hit.start,
-                            hit.end,
-                            hit.score,
-                            redact(text[hit.start : hit.end]),
-                            hit.why,
-                        )
-                        for hit in cast(list[Hit], found)
-                    ]
+                found, where = self._run(compiled, field, event, texts, scores, evidence)
+                caps.add(rule, where, found, texts.get(where, ""))
             except Exception as exc:
                 failures.append((Failure.of("rule", rule.id, exc), where))
-                continue
-            per_rule[rule.id] = per_rule.get(rule.id, 0) + len(found)
-            findings.extend(cast(list[Finding], found))
-        if over is not None:
-            findings += over.findings(event.event_id, limits)
-        for field, text in fields:
-            if len(text) > limits.max_text_chars:
-                findings.append(
-                    _finding(
-                        NOT_INSPECTED,
-                        event.event_id,
-                        field,
-                        "not_inspected",
-                        limits.max_text_chars,
-                        len(text),
-                        1.0,
-                        f"{len(text) - limits.max_text_chars} characters past "
-                        f"limits.max_text_chars={limits.max_text_chars} not inspected",
-                        "limits.max_text_chars",
-                    )
-                )
+        findings = caps.findings()
+        findings += [
+            _not_inspected(event.event_id, field, len(text), limits)
+            for field, text in fields
+            if len(text) > limits.max_text_chars
+        ]
         findings += [failure.finding(event.event_id, field) for failure, field in failures]
         return findings, [failure for failure, _ in failures]
+
+    @staticmethod
+    def _run(
+        compiled: _Compiled,
+        field: str | None,
+        event: AuditEvent,
+        texts: dict[str, str],
+        scores: Scores | None,
+        evidence: Evidence | None,
+    ) -> tuple[list[Finding] | list[Hit], str]:
+        """One rule on one text field (None: a field rule) -> (its findings or its matcher's hits, their field)."""
+        rule = compiled.rule
+        if field is None:  # a field rule, the only kind without a text field: its findings name theirs
+            found = _field_findings(rule, cast(FieldMatch, rule.match), event)
+            return found, found[0].field if found else ""
+        if isinstance(rule.match, EntitiesMatch):
+            return _entity_findings(rule, rule.match, event, field, texts[field], evidence), field
+        if compiled.matcher is None:  # the rules without a matcher that are left: score rules
+            return _score_findings(rule, cast(ScoreMatch, rule.match), event, field, texts[field], scores), field
+        return compiled.matcher(texts[field]), field
 
     def _steps(self, event: AuditEvent, texts: dict[str, str]) -> Sequence[_Step]:
         """The steps to run on these texts: every event's, and those the prefilter says can find something."""
@@ -456,12 +410,12 @@ def _field_findings(rule: Rule, match: FieldMatch, event: AuditEvent) -> list[Fi
             rule,
             event.event_id,
             first.field,
-            rule.entity or rule.id,
-            0,
-            0,
-            1.0,
-            ", ".join(f"{c.field}={v}" for c, v in zip(match.conditions, values)),
-            " and ".join(f"{c.field} {c.op} {c.value}" for c in match.conditions),
+            entity=rule.entity or rule.id,
+            start=0,
+            end=0,
+            score=1.0,
+            snippet=", ".join(f"{c.field}={v}" for c, v in zip(match.conditions, values)),
+            why=" and ".join(f"{c.field} {c.op} {c.value}" for c in match.conditions),
         )
     ]
 
@@ -478,12 +432,12 @@ def _score_findings(
             rule,
             event.event_id,
             field,
-            rule.entity or key,
-            0,
-            len(text),
-            round(value, 4),
-            "",
-            f"score {key} {value:.3f} >= threshold {match.threshold}",
+            entity=rule.entity or key,
+            start=0,
+            end=len(text),
+            score=round(value, 4),
+            snippet="",
+            why=f"score {key} {value:.3f} >= threshold {match.threshold}",
         )
     ]
 
@@ -501,12 +455,12 @@ def _entity_findings(
             rule,
             event.event_id,
             field,
-            rule.entity or entity,
-            start,
-            end,
-            _ENTITY_SCORE,
-            redact(text[start:end]),
-            f"named entity {label} (model: entities)",
+            entity=rule.entity or entity,
+            start=start,
+            end=end,
+            score=_ENTITY_SCORE,
+            snippet=redact(text[start:end]),
+            why=f"named entity {label} (model: entities)",
         )
         for start, end, entity, label in spans
         if entity in match.entities and end <= len(text)
@@ -517,6 +471,7 @@ def _finding(
     rule: Rule | _LimitRule,
     event_id: str,
     field: str,
+    *,
     entity: str,
     start: int,
     end: int,
@@ -553,37 +508,115 @@ class _LimitRule(NamedTuple):
 NOT_INSPECTED = _LimitRule("audit.not_inspected", 1, "policy", "info")
 
 
-class _OverCap:
-    """What is over a cap, counted per (rule, field) and reported as one `over_cap` finding of that
-    rule spanning the findings it stands for: a text with 100,000 card numbers is flagged, with its
-    count, without 100,000 documents."""
+@dataclass
+class _Over:
+    """What is over a cap for one (rule, field): reported as one `over_cap` finding spanning them."""
 
-    def __init__(self) -> None:
-        self._over: dict[tuple[str, str], list] = {}  # (rule id, field) -> [rule, count, start, end, top score]
+    rule: Rule
+    count: int
+    start: int
+    end: int
+    score: float
 
-    def add(self, rule: Rule, field: str, dropped: list) -> None:
-        """Findings or hits (both have start, end and score) that did not fit under a cap."""
-        start, end, score = min(d.start for d in dropped), max(d.end for d in dropped), max(d.score for d in dropped)
-        over = self._over.setdefault((rule.id, field), [rule, 0, start, end, score])
-        over[1] += len(dropped)
-        over[2], over[3], over[4] = min(over[2], start), max(over[3], end), max(over[4], score)
 
-    def findings(self, event_id: str, limits: Limits) -> list[Finding]:
-        return [
-            _finding(
+class _Caps:
+    """Keeps an event's findings within limits.max_findings_per_rule and max_findings_per_event. What is
+    over a cap is counted per (rule, field) and reported as one `over_cap` finding of that rule spanning
+    the findings it stands for: a text with 100,000 card numbers is flagged, with its count, without
+    100,000 documents."""
+
+    def __init__(self, event_id: str, limits: Limits) -> None:
+        self._event_id, self._limits = event_id, limits
+        self._findings: list[Finding] = []
+        self._per_rule: dict[str, int] = {}
+        self._over: dict[tuple[str, str], _Over] = {}
+
+    def add(self, rule: Rule, field: str, found: list[Finding] | list[Hit], text: str) -> None:
+        """A rule's findings, or its matcher's hits in `text` (made findings here, only those that fit)."""
+        if not found:
+            return
+        limits = self._limits
+        room = max(
+            0,
+            min(
+                limits.max_findings_per_rule - self._per_rule.get(rule.id, 0),
+                limits.max_findings_per_event - len(self._findings),
+            ),
+        )
+        if len(found) > room:
+            self._count_over(rule, field, found[room:])
+            found = found[:room]
+        findings = [
+            item
+            if isinstance(item, Finding)
+            else _finding(
                 rule,
-                event_id,
+                self._event_id,
                 field,
-                "over_cap",
-                start,
-                end,
-                score,
-                f"{count} more findings past the caps (limits.max_findings_per_rule="
-                f"{limits.max_findings_per_rule}, max_findings_per_event={limits.max_findings_per_event})",
-                "limits.max_findings_per_rule / max_findings_per_event",
+                entity=item.entity,
+                start=item.start,
+                end=item.end,
+                score=item.score,
+                snippet=redact(text[item.start : item.end]),
+                why=item.why,
             )
-            for (_, field), (rule, count, start, end, score) in self._over.items()
+            for item in found
         ]
+        self._per_rule[rule.id] = self._per_rule.get(rule.id, 0) + len(findings)
+        self._findings.extend(findings)
+
+    def _count_over(self, rule: Rule, field: str, dropped: Sequence[Finding | Hit]) -> None:
+        start, end, score = min(d.start for d in dropped), max(d.end for d in dropped), max(d.score for d in dropped)
+        over = self._over.setdefault((rule.id, field), _Over(rule, 0, start, end, score))
+        over.count += len(dropped)
+        over.start, over.end, over.score = min(over.start, start), max(over.end, end), max(over.score, score)
+
+    def findings(self) -> list[Finding]:
+        """The findings that fit, then one over_cap finding per (rule, field) over a cap."""
+        limits = self._limits
+        return self._findings + [
+            _finding(
+                over.rule,
+                self._event_id,
+                field,
+                entity="over_cap",
+                start=over.start,
+                end=over.end,
+                score=over.score,
+                snippet=f"{over.count} more findings past the caps (limits.max_findings_per_rule="
+                f"{limits.max_findings_per_rule}, max_findings_per_event={limits.max_findings_per_event})",
+                why="limits.max_findings_per_rule / max_findings_per_event",
+            )
+            for (_, field), over in self._over.items()
+        ]
+
+
+def _time_budget(skipped_steps: Sequence[_Step], started: float, limits: Limits) -> Failure:
+    """The failure that reports the rules left when an event has taken limits.max_event_ms."""
+    skipped = list(dict.fromkeys(step[1].rule.id for step in skipped_steps))
+    spent = round((time.perf_counter() - started) * 1000)
+    return Failure(
+        "time_budget",
+        ", ".join(skipped),
+        "TimeBudgetExceeded",
+        f"{spent} ms > limits.max_event_ms={limits.max_event_ms}; not run: {', '.join(skipped)}",
+    )
+
+
+def _not_inspected(event_id: str, field: str, length: int, limits: Limits) -> Finding:
+    """Text past limits.max_text_chars is reported, once per field, as a finding of NOT_INSPECTED."""
+    return _finding(
+        NOT_INSPECTED,
+        event_id,
+        field,
+        entity="not_inspected",
+        start=limits.max_text_chars,
+        end=length,
+        score=1.0,
+        snippet=f"{length - limits.max_text_chars} characters past limits.max_text_chars={limits.max_text_chars} "
+        "not inspected",
+        why="limits.max_text_chars",
+    )
 
 
 class SequenceWindow:
@@ -624,10 +657,10 @@ def sequence_finding(rule: Rule, event_id: str) -> Finding:
         rule,
         event_id,
         match.per,
-        rule.entity or rule.id,
-        0,
-        0,
-        1.0,
-        f"{match.count} events with {', '.join(match.rules)} by one {match.per} within {match.within}",
-        f"sequence: {match.count} x ({' or '.join(match.rules)}) per {match.per} within {match.within}",
+        entity=rule.entity or rule.id,
+        start=0,
+        end=0,
+        score=1.0,
+        snippet=f"{match.count} events with {', '.join(match.rules)} by one {match.per} within {match.within}",
+        why=f"sequence: {match.count} x ({' or '.join(match.rules)}) per {match.per} within {match.within}",
     )
