@@ -3,7 +3,7 @@
 - No credential travels in it (issue 30, hole 13): it holds where the operators find the MongoDB URI, the
   InfluxDB token and the archive key (flink_jobs.credentials), never their values.
 - Its operators keep their ids across versions: a restore maps each operator's state by its id, so a
-  savepoint of an earlier version restores into this one (the sequence state's pickles: test_records.py).
+  savepoint of an earlier version restores into this one (the sequence state's pickles: test_streaming_records.py).
 """
 
 import base64

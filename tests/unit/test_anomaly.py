@@ -1,4 +1,4 @@
-"""Anomaly detection without Flink: window statistics and the robust per-metric baseline."""
+"""Anomaly detection (udfs/anomaly.py) without Flink: window statistics and the robust per-metric baseline."""
 
 import random
 

@@ -1,4 +1,5 @@
-"""The archive's rows: masked spans, AES-GCM of the raw text, key errors, and the settings that pick them."""
+"""The archive's rows (udfs/archive.py): masked spans, AES-GCM of the raw text, key errors, partition values, and
+columns named once."""
 
 import base64
 import json
@@ -6,7 +7,6 @@ from dataclasses import replace
 
 import pytest
 
-from flink_jobs.settings import SettingsError, load_settings
 from udfs.archive import (
     COLUMNS,
     PARTITION_COLUMNS,
@@ -22,9 +22,13 @@ from udfs.events import parse_event
 from udfs.findings import Finding
 
 KEY = base64.b64encode(bytes(range(32))).decode()
+
+
 EVENT = parse_event('{"event_id": "e1", "timestamp": "2026-12-05T23:59:59.999Z", "tenant": "acme", "model": "m", '
                     '"prompt": "mail bob@example.com now", "response": "ok", "prompt_tokens": 7, '
                     '"metadata": {"b": 1, "a": [2]}}')
+
+
 EMAIL = Finding("e1", "pii.email", 1, "pii", "email", "medium", "prompt", 5, 20, 1.0, "bo*************")
 
 
@@ -72,20 +76,6 @@ def test_a_ciphertext_opens_only_with_its_key_in_its_own_row_and_field():
         TextCipher.from_base64(base64.b64encode(b"short").decode())
 
 
-def test_encrypted_archive_text_needs_a_valid_key(monkeypatch):
-    monkeypatch.setenv("LLM_AUDIT_ARCHIVE_TEXT", "encrypted")
-    with pytest.raises(SettingsError, match="needs LLM_AUDIT_ARCHIVE_KEY"):
-        load_settings()
-    monkeypatch.setenv("LLM_AUDIT_ARCHIVE_KEY", "c2hvcnQ=")
-    with pytest.raises(SettingsError, match="not 5"):
-        load_settings()
-    monkeypatch.setenv("LLM_AUDIT_ARCHIVE_KEY", KEY)
-    assert load_settings().archive_key.get_secret_value() == KEY
-    monkeypatch.setenv("LLM_AUDIT_ARCHIVE_TEXT", "plain")
-    with pytest.raises(SettingsError, match="LLM_AUDIT_ARCHIVE_TEXT='plain'.*'redacted', 'none' or 'encrypted'"):
-        load_settings()
-
-
 ODD_TENANTS = ["é" * 256, "/" * 256, "%" * 256, "\x00" * 256, "a" * 256, "😀" * 256, "__DEFAULT_PARTITION__",
                "__HIVE_DEFAULT_PARTITION__", "x~" + "0" * 32, tenant_partition("é" * 256)]
 
@@ -121,51 +111,6 @@ def test_a_row_holds_the_tenant_as_sent_and_its_partition_value():
     row = dict(zip([*COLUMNS, *PARTITION_COLUMNS], archive_record(event, [], {}, "h1"), strict=True))
     assert row["tenant_full"] == "/" * 256 and row["tenant"] == tenant_partition("/" * 256)
     assert row["schema_version"] == 2
-
-
-def _sealed_row(cipher: TextCipher, **changes) -> dict:
-    row = dict(zip([*COLUMNS, *PARTITION_COLUMNS], archive_record(EVENT, [EMAIL], {}, "h1", "encrypted", cipher)))
-    return {**row, **changes}
-
-
-def test_an_archived_ciphertext_that_does_not_open_falls_back_to_the_redacted_text():
-    from flink_jobs.offline.audit_archive import archived_event
-
-    cipher = TextCipher.from_base64(KEY)
-    row = _sealed_row(cipher)
-    event, unopened = archived_event(row, cipher)
-    assert json.loads(event)["prompt"] == EVENT.prompt and unopened == []
-    tampered = bytearray(row["prompt_encrypted"])
-    tampered[-1] ^= 1
-    for bad in (bytes(tampered), b"short", b""):
-        event, unopened = archived_event({**row, "prompt_encrypted": bad}, cipher)
-        assert unopened == ["prompt"] and json.loads(event)["prompt"] == "mail bo************* now"
-        assert json.loads(event)["response"] == "ok"  # the other field still opens
-    # Another key under the row's key id (a key id collision, a swapped key): redacted text too.
-    other = TextCipher(bytes(32))
-    other.key_id = cipher.key_id
-    event, unopened = archived_event(row, other)
-    assert unopened == ["prompt", "response"] and json.loads(event)["prompt"] == "mail bo************* now"
-    # Rows of schema 1 have no tenant_full: the directory's tenant is the tenant.
-    assert json.loads(archived_event({**row, "tenant_full": None}, None)[0])["tenant"] == "acme"
-
-
-def test_an_archive_of_schema_1_reads_as_before(tmp_path):
-    """Files written before tenant_full: read_archive takes the tenant from the directory, as it did."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from flink_jobs.offline.reader import ARCHIVE_SCHEMA, read_archive
-
-    old = pa.schema([f for f in ARCHIVE_SCHEMA if f.name not in ("tenant_full", "date", "tenant")])
-    for tenant, directory in (("acme", "acme"), ("a/b", "a%2Fb")):
-        path = tmp_path / "date=2026-11-19" / f"tenant={directory}"
-        path.mkdir(parents=True)
-        columns = {f.name: pa.array([None], f.type) for f in old} | {"event_id": pa.array([f"e-{tenant}"])}
-        pq.write_table(pa.table(columns, schema=old), path / "part-0-0-0")
-    rows = read_archive(tmp_path.as_uri()).select("event_id, tenant, date").order("event_id").fetchall()
-    assert rows == [("e-a/b", "a/b", "2026-11-19"), ("e-acme", "acme", "2026-11-19")]
-    assert "tenant_full" not in read_archive(tmp_path.as_uri()).columns
 
 
 def test_every_event_field_is_archived_and_read_back_as_it_was():

@@ -1,10 +1,14 @@
+"""The rule engine (udfs/engine.py): matchers, the prefilter, caps and limits, failures and the time budget, entities."""
+
 import sys
+import time
 
 import pytest
 
+from udfs.detectors import validators
 from udfs.engine import RuleEngine, SequenceWindow
 from udfs.events import AuditEvent
-from udfs.rules import parse_rules
+from udfs.rules import RuleError, parse_rules
 
 BASE = "version: 1\n    description: d\n    category: policy\n    severity: low\n    owner: t\n"
 
@@ -237,3 +241,119 @@ def test_every_finding_says_why_it_fired():
     assert why["tox"] == "score toxicity 0.900 >= threshold 0.5"
     assert why["card"].startswith("pii v2 credit_card: /") and why["card"].endswith("+ payment_card check")
     assert all(f.to_dict()["why"] == f.why for f in found)  # stored with the violation, printed by scan
+
+
+# A rule that raises is that rule's failure only (udfs.faults); the time budget; the self-check at open.
+FAULT_RULES = f"""rules:
+  - id: first
+    {BASE}    match: {{type: keywords, words: [alpha]}}
+  - id: checked
+    {BASE}    match: {{type: pattern, regex: '\\b\\d{{4}}\\b', validator: luhn}}
+  - id: also_checked
+    {BASE}    match: {{type: pattern, regex: '\\b\\d{{5}}\\b', validator: luhn}}
+  - id: last
+    {BASE}    match: {{type: keywords, words: [omega]}}
+"""
+
+
+def test_a_rule_that_raises_is_that_rules_failure_and_the_other_findings_stand(monkeypatch):
+    def broken(value: str) -> bool:
+        raise ValueError(f"cannot check {value}")
+
+    monkeypatch.setitem(validators.VALIDATORS, "luhn", broken)
+    engine = RuleEngine(parse_rules(FAULT_RULES))
+    findings, failures = engine.audit(event(prompt="alpha 1234 12345 omega"))
+    assert [f.rule_id for f in findings if f.category != "audit_error"] == ["first", "last"]
+    assert [(f.stage, f.where, f.error, f.message) for f in failures] == [
+        ("rule", "checked", "ValueError", "cannot check 1234"),
+        ("rule", "also_checked", "ValueError", "cannot check 12345"),
+    ]
+    assert failures[0].origin.startswith("udfs/engine.py:")  # the innermost frame of ours it passed through
+    errors = [f for f in findings if f.category == "audit_error"]
+    assert [(f.rule_id, f.entity, f.snippet, f.severity, f.field) for f in errors] == [
+        ("audit.error", "rule", "checked", "high", "prompt"),
+        ("audit.error", "rule", "also_checked", "high", "prompt"),
+    ]
+    assert len({f.key for f in errors}) == 2  # one document each
+    assert all("1234" not in f.why for f in errors)  # the message may quote the text: dead letter only
+    assert engine.evaluate(event(prompt="alpha 1234")) == findings[:1] + [errors[0]]
+
+
+def test_rules_past_the_time_budget_are_skipped_and_reported(monkeypatch):
+    def slow(value: str) -> bool:
+        time.sleep(0.05)
+        return True
+
+    monkeypatch.setitem(validators.VALIDATORS, "luhn", slow)
+    ruleset = parse_rules(FAULT_RULES)
+    ruleset = ruleset.model_copy(update={"limits": ruleset.limits.model_copy(update={"max_event_ms": 20})})
+    findings, [failure] = RuleEngine(ruleset).audit(event(prompt="alpha 1234 12345 omega"))
+    assert (failure.stage, failure.where) == ("time_budget", "also_checked, last")
+    assert "limits.max_event_ms=20" in failure.message
+    assert [f.rule_id for f in findings] == ["first", "checked", "audit.error"]
+    assert findings[-1].why.startswith("time_budget also_checked, last: not inspected: time budget")
+
+
+def test_the_default_budget_is_far_above_the_worst_case_and_an_ordinary_event_does_not_reach_it():
+    from udfs.rules import Limits
+
+    assert Limits().max_event_ms >= 4 * 2_000  # bench/adversarial.py: ~2 s per field at worst
+    engine = RuleEngine(parse_rules(FAULT_RULES))
+    assert engine.audit(event(prompt="alpha " * 10_000))[1] == []
+
+
+def test_a_rule_that_fails_on_every_event_fails_at_open_not_per_event(monkeypatch):
+    def broken(value: str) -> bool:
+        raise ValueError("a bug, whatever the input")
+
+    monkeypatch.setitem(validators.VALIDATORS, "luhn", broken)
+    engine = RuleEngine(parse_rules(FAULT_RULES))
+    with pytest.raises(RuleError, match="fail on an ordinary event.*rule checked: ValueError: a bug"):
+        engine.open()
+
+
+def test_the_self_check_passes_for_the_default_rules_with_every_rule_enabled():
+    from udfs.rules import load_rules
+
+    RuleEngine(load_rules("rules/default.yaml").all_enabled()).open()
+
+
+# entities rules: the model's spans become redacted findings.
+ENTITY_RULES = """
+rules:
+  - id: pii.person
+    version: 1
+    description: a name
+    category: pii
+    severity: medium
+    owner: privacy
+    match: {type: entities, entities: [PERSON]}
+  - id: pii.place
+    version: 1
+    description: a place
+    category: pii
+    severity: low
+    owner: privacy
+    applies_to: response
+    match: {type: entities, entities: [LOCATION]}
+"""
+
+
+def _entity_event(prompt: str, response: str | None = None) -> AuditEvent:
+    return AuditEvent(event_id="e1", timestamp=1_767_225_600_000, tenant="t", model="m", prompt=prompt,
+                      response=response)
+
+
+def test_the_engine_turns_the_models_spans_into_redacted_findings_of_the_rules_entities_and_fields():
+    engine = RuleEngine(parse_rules(ENTITY_RULES))
+    text = "Please ask Maria Lopez in Lisbon."
+    event = _entity_event(text, "She lives in Lisbon.")
+    evidence = {"prompt": {"entities": [[11, 22, "PERSON", "PERSON"], [26, 32, "LOCATION", "GPE"]]},
+                "response": {"entities": [[13, 19, "LOCATION", "GPE"], [40, 50, "LOCATION", "GPE"]]}}
+    found = engine.evaluate(event, {}, evidence)
+    assert [(f.rule_id, f.field, f.entity, f.start, f.end) for f in found] == [
+        ("pii.person", "prompt", "PERSON", 11, 22),  # the prompt's place: pii.place applies to responses only
+        ("pii.place", "response", "LOCATION", 13, 19),  # the span past the text's end is not trusted
+    ]
+    assert found[0].snippet != "Maria Lopez" and "PERSON" in found[0].why
+    assert engine.evaluate(event) == []  # without the model's evidence, nothing

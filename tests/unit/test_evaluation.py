@@ -1,3 +1,5 @@
+"""The default rules' quality on the labelled set (udfs/evaluation/quality.py over udfs/engine.py)."""
+
 from pathlib import Path
 
 from udfs.evaluation.quality import cases, evaluate

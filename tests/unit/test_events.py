@@ -1,14 +1,32 @@
+"""The audit event (udfs/events.py): parsing and its errors, the JSON schema file, the bounds, dead letters, and
+the field lists read off AuditEvent."""
+
 import json
 
 import jsonschema
 import pytest
 
 from devstack.traffic import generate
-from udfs.events import SCHEMA_PATH, EventError, FieldBounds, dead_letter, parse_event
+from udfs.events import (
+    CONTEXT_FIELDS,
+    IDENTIFIERS,
+    MEASURE_FIELDS,
+    SCHEMA_PATH,
+    TEXT_FIELDS,
+    AuditEvent,
+    EventError,
+    FieldBounds,
+    Role,
+    dead_letter,
+    fields_of,
+    parse_event,
+)
 
 SCHEMA = jsonschema.Draft202012Validator(
     json.loads(SCHEMA_PATH.read_text()), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
 )
+
+
 VALID = {"event_id": "e1", "timestamp": "2026-11-21T10:00:00Z", "tenant": "acme", "model": "gpt-4o", "prompt": "hi"}
 
 
@@ -98,15 +116,68 @@ def test_hostile_fields_are_refused_naming_the_field_and_the_bound():
         parse_event(json.dumps({**VALID, "prompt": "x" * 11}), wide)
 
 
-def test_a_dead_letter_is_never_stamped_beyond_what_the_dlq_broker_accepts():
-    from pyflink.common import Instant
+@pytest.mark.parametrize(
+    ("timestamp", "message"),
+    [
+        (253_402_300_800_000, "not a time up to 9999-12-31"),
+        ("1e400", "not a time up to"),
+        ('"9999-12-31T23:59:59-01:00"', "not a time up to"),
+        ("NaN", "not a time up to"),
+    ],
+)
+def test_times_past_year_9999_are_schema_violations_not_crashes(timestamp, message):
+    raw = f'{{"event_id":"a","timestamp":{timestamp},"tenant":"t","model":"m","prompt":"x"}}'
+    with pytest.raises(EventError, match=message) as caught:
+        parse_event(raw)
+    assert caught.value.reason in ("schema_violation", "invalid_json")
 
-    from flink_jobs.streaming.operators.parse import parse_or_dead_letter
 
-    arrival = Instant.of_epoch_milli(1_796_000_000_000)
-    # Normally its arrival, or just past the watermark so that it counts in a window still open...
-    assert parse_or_dead_letter("{", arrival, 1_795_000_000_000)[1][1] == 1_796_000_000_000
-    assert parse_or_dead_letter("{", arrival, 1_796_000_060_000)[1][1] == 1_796_000_060_001
-    # ...but events a week ahead of the clock do not drag it past the broker's limit (1 h ahead).
-    event, (record, time_ms) = parse_or_dead_letter("{", arrival, 1_796_600_000_000)
-    assert event is None and '"reason": "invalid_json"' in record and time_ms == 1_796_000_000_000 + 3_000_000
+@pytest.mark.parametrize("field", ["cost_usd", "latency_ms"])
+def test_infinite_numbers_are_schema_violations(field):
+    with pytest.raises(EventError, match=f"{field}: Input should be a finite number"):
+        parse_event(f'{{"event_id":"a","timestamp":1800000000000,"tenant":"t","model":"m","prompt":"x","{field}":1e999}}')
+
+
+def test_token_counts_past_32_bits_are_schema_violations_not_wrapped_in_the_archive():
+    ok = '{"event_id":"a","timestamp":1800000000000,"tenant":"t","model":"m","prompt":"x","prompt_tokens":%d}'
+    assert parse_event(ok % (2**31 - 1)).prompt_tokens == 2**31 - 1
+    with pytest.raises(EventError, match="prompt_tokens: Input should be less than or equal to 2147483647"):
+        parse_event(ok % 3_000_000_000)
+
+
+def test_a_parser_defect_on_one_message_is_its_dead_letter_not_a_crash(monkeypatch):
+    def broken(raw):
+        raise OverflowError("cannot convert float infinity to integer")
+
+    monkeypatch.setattr(AuditEvent, "model_validate_json", broken)
+    with pytest.raises(EventError) as caught:
+        parse_event("{}")
+    assert caught.value.reason == "audit_error"
+    assert caught.value.errors == ["parse event: OverflowError: cannot convert float infinity to integer"]
+
+
+def test_the_field_lists_read_off_the_model_are_the_ones_the_modules_wrote_out_before():
+    assert TEXT_FIELDS == ("prompt", "response")
+    assert CONTEXT_FIELDS == ("tenant", "application", "model", "model_version", "user_id", "session_id")
+    assert IDENTIFIERS == ("event_id", *CONTEXT_FIELDS)
+    assert MEASURE_FIELDS == ("latency_ms", "prompt_tokens", "completion_tokens", "cost_usd")
+
+
+def test_each_field_has_at_most_one_role_and_only_time_and_metadata_have_none():
+    roles = {name: [m for m in info.metadata if isinstance(m, Role)] for name, info in AuditEvent.model_fields.items()}
+    assert all(len(found) <= 1 for found in roles.values())
+    assert [name for name, found in roles.items() if not found] == ["timestamp", "metadata"]
+    assert fields_of(*Role) == tuple(name for name, found in roles.items() if found)
+
+
+@pytest.mark.parametrize("field", TEXT_FIELDS)
+def test_each_text_field_is_bounded_and_audited(field):
+    from udfs.events import EventError, FieldBounds
+
+    event = AuditEvent(event_id="e", timestamp=1795255200000, tenant="t", model="m", **{field: "x" * 2_000})
+    assert event.texts() == [(field, "x" * 2_000)]
+    assert FieldBounds(text_chars=1_000).problems(event) == [
+        f"{field}: 2,000 characters, over the bound of 1,000 (LLM_AUDIT_MAX_TEXT_CHARS)"
+    ]
+    with pytest.raises(EventError, match="at least one of 'prompt' and 'response' is required"):
+        parse_event('{"event_id": "e", "timestamp": 1795255200000, "tenant": "t", "model": "m"}')

@@ -1,8 +1,12 @@
-from udfs.events import parse_event
+"""Findings and violation documents (udfs/findings.py): redaction, ids, and what a document holds."""
+
+from udfs.events import CONTEXT_FIELDS, parse_event
 from udfs.findings import Finding, redact, violation_document, violation_id
 
 EVENT = parse_event('{"event_id": "e1", "timestamp": 1795255200000, "tenant": "acme", "model": "m", '
                     '"prompt": "mail jane@example.com"}')
+
+
 FINDING = Finding("e1", "pii.email", 1, "pii", "email", "medium", "prompt", 5, 21, 1.0, redact("jane@example.com"))
 
 
@@ -34,3 +38,15 @@ def test_violation_document_stores_raw_text_only_when_opted_in():
     assert doc["_id"] == violation_id("acme", FINDING) and doc["tenant"] == "acme"
     assert doc["event_time"].isoformat() == "2026-11-21T10:00:00+00:00"
     assert violation_document(EVENT, FINDING, store_raw_text=True)["text"] == EVENT.prompt
+
+
+def test_a_violation_carries_the_context_fields_in_the_models_order():
+    from udfs.findings import Finding, violation_document
+
+    event = parse_event('{"event_id": "e1", "timestamp": 1795255200000, "tenant": "acme", "model": "m", '
+                        '"user_id": "u1", "prompt": "hi"}')
+    doc = violation_document(event, Finding("e1", "r", 1, "pii", "x", "low", "prompt", 0, 2, 1.0, "**"))
+    context = [key for key in doc if key in CONTEXT_FIELDS]
+    assert context == list(CONTEXT_FIELDS)
+    assert {key: doc[key] for key in context} == {**dict.fromkeys(CONTEXT_FIELDS), "tenant": "acme", "model": "m",
+                                                  "user_id": "u1"}

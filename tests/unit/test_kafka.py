@@ -1,13 +1,9 @@
-"""The one Kafka client configuration: the job's Java clients and the CLI's kafka-python reach the same brokers
-the same way, or the CLI says why it cannot."""
-
-import json
-import logging
+"""The one Kafka client configuration (flink_jobs/kafka.py): the job's Java clients and the CLI's kafka-python reach
+the same brokers the same way, or the CLI says why it cannot."""
 
 import pytest
 
 from flink_jobs.kafka import ClientConfigError, client_config, kafka_properties
-from flink_jobs.preflight import check_topics
 from flink_jobs.settings import load_settings
 
 
@@ -57,13 +53,3 @@ def test_a_store_the_python_client_cannot_read_is_an_error_that_says_how_to_fix_
     assert kafka_properties(settings)[f"ssl.{store.lower()}.type"] == kind  # the job reads it
     with pytest.raises(ClientConfigError, match=rf"LLM_AUDIT_KAFKA_SSL_{store}_PATH='{path}' is a {kind} store.*PEM"):
         client_config(settings)
-
-
-def test_the_topic_check_is_skipped_loudly_where_the_python_client_cannot_connect_like_the_job(monkeypatch, caplog):
-    monkeypatch.setenv("LLM_AUDIT_KAFKA_SECURITY_PROTOCOL", "SSL")
-    monkeypatch.setenv("LLM_AUDIT_KAFKA_SSL_TRUSTSTORE_PATH", "/etc/kafka/truststore.jks")
-    monkeypatch.setenv("LLM_AUDIT_KAFKA_BOOTSTRAP", "127.0.0.1:1")  # nothing listens: a check would fail
-    with caplog.at_level(logging.WARNING, logger="llm_audit.preflight"):
-        assert check_topics(load_settings(), timeout_s=1) is None
-    [record] = [json.loads(r.getMessage()) for r in caplog.records if r.name == "llm_audit.preflight"]
-    assert record["event"] == "kafka_topics_not_checked" and "JKS" in record["why"]

@@ -38,7 +38,7 @@ def test_each_package_imports_only_what_its_layer_may(package):
 # Inside flink_jobs/: the shared modules (flink_jobs/*.py) <- streaming/ <- offline/ <- cli/. The streaming job
 # never needs the offline path nor the CLI; what both need lives in the shared modules.
 FLINK_JOBS_LAYERS = {"shared": set(), "streaming": {"streaming"}, "offline": {"streaming", "offline"}}
-# Where savepoints of 0.1 pickled SequenceHit: it must stay importable from there (tests/unit/test_records.py).
+# Where savepoints of 0.1 pickled SequenceHit: it must stay importable from there (tests/unit/test_streaming_records.py).
 SAVEPOINT_NAMES = {"records.py"}
 
 

@@ -1,12 +1,18 @@
+"""Rules files and pushed rulesets (udfs/rules.py): loading, errors that name the file, line, rule and field, the
+JSON schema, and what a push may not do."""
+
 from pathlib import Path
 
 import pytest
 import yaml
 
 from udfs.engine import RuleEngine
+from udfs.events import CONTEXT_FIELDS, MEASURE_FIELDS
 from udfs.rules import RuleError, load_rules, parse_rules
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
 FIXTURES = ROOT / "tests" / "fixtures" / "rules"
 
 
@@ -169,3 +175,41 @@ def test_match_types_are_read_off_the_match_union():
     assert TEXT_MATCHES == ("pattern", "keywords", "detector", "score", "entities")
     mapping = rules_json_schema()["$defs"]["Rule"]["properties"]["match"]["discriminator"]["mapping"]
     assert sorted(mapping) == sorted(MATCH_TYPES)
+
+
+def test_field_rules_compare_the_measures_and_the_context_and_sequences_count_by_context():
+    from udfs.rules import SEQUENCE_KEYS, Condition, SequenceMatch, rules_json_schema
+
+    defs = rules_json_schema()["$defs"]
+    assert tuple(defs[Condition.__name__]["properties"]["field"]["enum"]) == MEASURE_FIELDS + CONTEXT_FIELDS
+    assert set(SEQUENCE_KEYS) <= set(CONTEXT_FIELDS)
+    assert tuple(defs[SequenceMatch.__name__]["properties"]["per"]["enum"]) == SEQUENCE_KEYS
+
+
+RULES = """
+rules:
+  - id: pii.person
+    version: 1
+    description: a name
+    category: pii
+    severity: medium
+    owner: privacy
+    match: {type: entities, entities: [PERSON]}
+  - id: pii.place
+    version: 1
+    description: a place
+    category: pii
+    severity: low
+    owner: privacy
+    applies_to: response
+    match: {type: entities, entities: [LOCATION]}
+"""
+
+
+def test_entities_rules_validate_their_entities_and_need_the_entities_model():
+    ruleset = parse_rules(RULES)
+    assert ruleset.scorers_used() == {"entities"}
+    with pytest.raises(RuleError, match="'PEOPLE' is not one of PERSON, LOCATION, ORGANIZATION, NRP"):
+        parse_rules(RULES.replace("[PERSON]", "[PEOPLE]"))
+    with pytest.raises(RuleError, match="unknown scorer 'entities'; valid scorers: toxicity, bias"):
+        parse_rules(RULES.replace("{type: entities, entities: [PERSON]}", "{type: score, scorer: entities, threshold: 0.5}"))

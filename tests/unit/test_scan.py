@@ -1,3 +1,6 @@
+"""`llm-audit scan` (flink_jobs/cli/detection.py) as a subprocess: the findings and scores the engine and
+the suite compute."""
+
 import json
 import subprocess
 import sys

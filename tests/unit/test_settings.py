@@ -1,3 +1,8 @@
+"""The job's settings (flink_jobs/settings.py): the LLM_AUDIT_* variables, and errors that name the variable and
+the fix."""
+
+import base64
+
 import pytest
 
 from flink_jobs.settings import SettingsError, load_settings
@@ -47,40 +52,6 @@ def test_sasl_without_credentials_is_an_error_that_does_not_echo_other_secrets(m
     assert "s3cret" not in str(err.value)
 
 
-def test_flink_options_follow_the_settings_and_flink_config_wins(monkeypatch):
-    from flink_jobs.streaming.environment import flink_configuration
-
-    monkeypatch.setenv("LLM_AUDIT_STATE_BACKEND", "rocksdb")
-    monkeypatch.setenv("LLM_AUDIT_RESTORE_FROM", "file:///ckpt/job/chk-7")
-    monkeypatch.setenv("LLM_AUDIT_FLINK_CONFIG", '{"python.fn-execution.bundle.size": "50", "metrics.reporters": "influx"}')
-    conf = flink_configuration(load_settings(python_execution_mode="thread"))
-    assert conf["state.backend.type"] == "rocksdb" and conf["execution.checkpointing.incremental"] == "true"
-    assert conf["execution.state-recovery.path"] == "file:///ckpt/job/chk-7"
-    assert conf["python.execution-mode"] == "thread"
-    assert conf["python.fn-execution.bundle.size"] == "50" and conf["metrics.reporters"] == "influx"
-
-
-def test_the_events_table_reads_the_source_topic_with_the_settings_offsets_bounds_and_client_properties(monkeypatch):
-    from flink_jobs.streaming.sources import kafka_table_options
-
-    monkeypatch.setenv("LLM_AUDIT_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
-    monkeypatch.setenv("LLM_AUDIT_KAFKA_SASL_MECHANISM", "PLAIN")
-    monkeypatch.setenv("LLM_AUDIT_KAFKA_SASL_USERNAME", "auditor")
-    monkeypatch.setenv("LLM_AUDIT_KAFKA_SASL_PASSWORD", "pw")
-    settings = load_settings()
-    options = kafka_table_options(settings)
-    assert (options["topic"], options["properties.group.id"]) == (settings.source_topic, settings.group_id)
-    assert options["scan.startup.mode"] == "group-offsets" and "scan.bounded.mode" not in options
-    assert options["properties.isolation.level"] == "read_committed"
-    assert options["properties.security.protocol"] == "SASL_SSL"
-    assert options["properties.sasl.jaas.config"].endswith('username="auditor" password="pw";')
-    bounded = kafka_table_options(settings.model_copy(update={"bounded": True, "starting_offsets": "earliest"}))
-    assert (bounded["scan.startup.mode"], bounded["scan.bounded.mode"]) == ("earliest-offset", "latest-offset")
-    replay = kafka_table_options(settings, between_ms=(1000, 2000))
-    assert (replay["scan.startup.mode"], replay["scan.startup.timestamp-millis"]) == ("timestamp", "1000")
-    assert (replay["scan.bounded.mode"], replay["scan.bounded.timestamp-millis"]) == ("timestamp", "2000")
-
-
 @pytest.mark.parametrize(
     "var, value, message",
     [
@@ -127,3 +98,28 @@ def test_settings_flink_or_kafka_would_refuse_late_are_refused_at_start_with_the
 def test_uris_and_names_flink_and_kafka_take_are_kept_as_given(monkeypatch, var, value):
     monkeypatch.setenv(var, value)
     assert getattr(load_settings(), var.removeprefix("LLM_AUDIT_").lower()) == value
+
+
+def test_a_job_without_trusted_keys_must_ask_for_unsigned_pushes(monkeypatch):
+    monkeypatch.delenv("LLM_AUDIT_RULES_ALLOW_UNSIGNED", raising=False)
+    with pytest.raises(SettingsError, match=r"set LLM_AUDIT_RULES_TRUSTED_KEYS .* or LLM_AUDIT_RULES_ALLOW_UNSIGNED=true"):
+        load_settings()
+    monkeypatch.setenv("LLM_AUDIT_RULES_ALLOW_UNSIGNED", "true")
+    assert load_settings().rules_allow_unsigned
+
+
+KEY = base64.b64encode(bytes(range(32))).decode()
+
+
+def test_encrypted_archive_text_needs_a_valid_key(monkeypatch):
+    monkeypatch.setenv("LLM_AUDIT_ARCHIVE_TEXT", "encrypted")
+    with pytest.raises(SettingsError, match="needs LLM_AUDIT_ARCHIVE_KEY"):
+        load_settings()
+    monkeypatch.setenv("LLM_AUDIT_ARCHIVE_KEY", "c2hvcnQ=")
+    with pytest.raises(SettingsError, match="not 5"):
+        load_settings()
+    monkeypatch.setenv("LLM_AUDIT_ARCHIVE_KEY", KEY)
+    assert load_settings().archive_key.get_secret_value() == KEY
+    monkeypatch.setenv("LLM_AUDIT_ARCHIVE_TEXT", "plain")
+    with pytest.raises(SettingsError, match="LLM_AUDIT_ARCHIVE_TEXT='plain'.*'redacted', 'none' or 'encrypted'"):
+        load_settings()

@@ -1,3 +1,5 @@
+"""The sample traffic (devstack/traffic.py): seeded, labelled where it plants text, and mostly clean."""
+
 import json
 from collections import Counter
 

@@ -1,4 +1,4 @@
-"""The CLI's options as a user sees them in --help: a flag is one name, never a `--no-no-...` pair."""
+"""The `llm-audit` app (flink_jobs/cli/): its options as a user sees them in --help: a flag is one name, never a `--no-no-...` pair."""
 
 import pytest
 from typer.main import get_command

@@ -1,5 +1,6 @@
-"""The console app with a stand-in MongoDB client: the headers every page carries, and the single sign-on
-settings it refuses at start. The routes on a real database: tests/integration/test_console*.py."""
+"""What every route shares (console/routes/deps.py), through the app with a stand-in MongoDB client: the headers
+every page carries, and the single sign-on settings the services refuse at start. The routes on a real
+database: tests/integration/test_console*.py."""
 
 from unittest.mock import MagicMock
 

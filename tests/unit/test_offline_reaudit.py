@@ -1,4 +1,4 @@
-"""What replay and audit-archive share (flink_jobs.offline.reaudit): the settings rewrite, the job's thread,
+"""What replay and audit-archive share (flink_jobs/offline/reaudit.py): the settings rewrite, the job's thread,
 and the comparison by rule."""
 
 import threading

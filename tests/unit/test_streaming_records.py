@@ -1,4 +1,5 @@
-"""The records between the streaming job's operators: what keyed state holds must load after a move."""
+"""Where the records between the streaming job's operators lived before 0.2 (flink_jobs/records.py): what keyed
+state holds must load after a move."""
 
 from pathlib import Path
 
