@@ -22,7 +22,7 @@ from udfs.detectors import DetectorMatch as Hit
 from udfs.detectors import get_detector
 from udfs.detectors.base import Detector, PatternSet, compile_re2, readable, set_pattern, shorten
 from udfs.detectors.validators import VALIDATORS
-from udfs.events import AuditEvent
+from udfs.events import TEXT_FIELDS, AuditEvent
 from udfs.faults import Failure
 from udfs.findings import Category, Finding, Severity, redact
 from udfs.rules import (
@@ -386,7 +386,7 @@ _SELF_CHECK = AuditEvent(
     cost_usd=0.001,
     metadata={"k": "v"},
 )
-TEXT_FIELDS_FOR = {"prompt": ("prompt",), "response": ("response",), "both": ("prompt", "response")}
+TEXT_FIELDS_FOR = {"prompt": ("prompt",), "response": ("response",), "both": TEXT_FIELDS}
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "gt": lambda a, b: a > b,

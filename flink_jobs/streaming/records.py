@@ -9,7 +9,7 @@ from typing import NamedTuple
 from pyflink.common import Row, Types
 from pyflink.datastream import OutputTag
 
-from udfs.archive import COLUMNS, PARTITION_COLUMNS
+from udfs.archive import ARCHIVE_COLUMNS
 from udfs.events import AuditEvent
 from udfs.faults import Failure
 from udfs.findings import Finding
@@ -123,8 +123,7 @@ _FLINK_TYPES = {
     "DOUBLE": Types.DOUBLE(),
     "BYTES": Types.PRIMITIVE_ARRAY(Types.BYTE()),
 }
-_ARCHIVE_COLUMNS = {**COLUMNS, **PARTITION_COLUMNS}
-ARCHIVED = Types.ROW_NAMED(list(_ARCHIVE_COLUMNS), [_FLINK_TYPES[kind] for kind in _ARCHIVE_COLUMNS.values()])
+ARCHIVED = Types.ROW_NAMED(list(ARCHIVE_COLUMNS), [_FLINK_TYPES[kind] for kind in ARCHIVE_COLUMNS.values()])
 
 
 # (dead-letter record, its time: the message's Kafka record time, or just past the operator's event-time

@@ -15,7 +15,7 @@ from pyflink.datastream import DataStream
 from pyflink.table import StreamTableEnvironment
 
 from flink_jobs.pyflink_internals import table_env_of
-from udfs.archive import COLUMNS, PARTITION_COLUMNS
+from udfs.archive import ARCHIVE_COLUMNS, PARTITION_COLUMNS
 
 # Part files roll at every checkpoint (bulk formats can only); these bound a file between two.
 ROLLING = {"sink.rolling-policy.file-size": "128MB", "sink.rolling-policy.rollover-interval": "15 min"}
@@ -24,7 +24,7 @@ ROLLING = {"sink.rolling-policy.file-size": "128MB", "sink.rolling-policy.rollov
 def archive_table(t_env: StreamTableEnvironment, path: str, extra: dict[str, str] | None = None) -> str:
     """Declares the archive under `path` as a temporary table (sink or source) -> its name."""
     name = f"archive_{uuid.uuid4().hex[:8]}"
-    columns = ", ".join(f"`{column}` {kind}" for column, kind in {**COLUMNS, **PARTITION_COLUMNS}.items())
+    columns = ", ".join(f"`{column}` {kind}" for column, kind in ARCHIVE_COLUMNS.items())
     options = {"connector": "filesystem", "path": path, "format": "parquet", **(extra or {})}
     with_ = ", ".join(f"'{key}' = '{value}'" for key, value in options.items())
     partitions = ", ".join(f"`{column}`" for column in PARTITION_COLUMNS)
