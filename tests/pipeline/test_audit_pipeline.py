@@ -450,7 +450,7 @@ def test_the_archive_row_of_each_valid_event_masks_its_findings_and_encrypts_the
 
     from pydantic import SecretStr
 
-    from udfs.archive import COLUMNS, PARTITION_COLUMNS, TextCipher, archive_date
+    from udfs.archive import ARCHIVE_COLUMNS, TextCipher, archive_date
 
     key = base64.b64encode(bytes(range(32))).decode()
     settings = FAST.model_copy(update={"archive_dir": "file:///unused", "archive_text": "encrypted",
@@ -458,7 +458,7 @@ def test_the_archive_row_of_each_valid_event_masks_its_findings_and_encrypts_the
     env = create_env(settings)
     out = build_pipeline(event_table(env, [s.value for s in SAMPLES], settings),
                          env.from_collection([], type_info=Types.STRING()), settings, RULES)
-    rows = [dict(zip([*COLUMNS, *PARTITION_COLUMNS], row)) for row in out.archive.execute_and_collect("archive")]
+    rows = [dict(zip(ARCHIVE_COLUMNS, row)) for row in out.archive.execute_and_collect("archive")]
     for row in rows:
         row["findings"] = json.loads(row["findings"])
 

@@ -10,19 +10,18 @@ import time
 from datetime import date
 
 import typer
+from pymongo import MongoClient
 from rich.table import Table
 
-from pymongo import MongoClient
-
 from console.auth import add_user
-from udfs.cache import cache_dir
 from devstack import stack, traffic
-from flink_jobs.streaming import job
 from flink_jobs.cli.console import console, fail
 from flink_jobs.cli.stack import print_counts, produce_with_progress, stack_up
 from flink_jobs.local import local_job_settings
 from flink_jobs.offline.report import build_report, render_html
+from flink_jobs.streaming import job
 from tests.support.check import archive_report, compare
+from udfs.cache import cache_dir
 
 
 def demo(

@@ -8,8 +8,7 @@ from dataclasses import replace
 import pytest
 
 from udfs.archive import (
-    COLUMNS,
-    PARTITION_COLUMNS,
+    ARCHIVE_COLUMNS,
     PARTITION_MAX_BYTES,
     ArchiveKeyError,
     TextCipher,
@@ -41,7 +40,7 @@ def test_redaction_masks_each_span_in_place_and_keeps_the_rest():
 @pytest.mark.parametrize("mode", ["redacted", "none", "encrypted"])
 def test_a_record_has_every_column_in_order_and_the_text_its_mode_says(mode):
     cipher = TextCipher.from_base64(KEY) if mode == "encrypted" else None
-    row = dict(zip([*COLUMNS, *PARTITION_COLUMNS], archive_record(EVENT, [EMAIL], {"prompt": {"toxicity": 0.2},
+    row = dict(zip(ARCHIVE_COLUMNS, archive_record(EVENT, [EMAIL], {"prompt": {"toxicity": 0.2},
                                                                                   "response": {"toxicity": 0.7}},
                                                                     "h1", mode, cipher), strict=True))
     assert (row["date"], row["tenant"], row["timestamp_ms"]) == ("2026-12-05", "acme", EVENT.timestamp)
@@ -108,14 +107,14 @@ def test_escaped_size_counts_what_flink_escapes_as_three_bytes():
 
 def test_a_row_holds_the_tenant_as_sent_and_its_partition_value():
     event = EVENT.model_copy(update={"tenant": "/" * 256})
-    row = dict(zip([*COLUMNS, *PARTITION_COLUMNS], archive_record(event, [], {}, "h1"), strict=True))
+    row = dict(zip(ARCHIVE_COLUMNS, archive_record(event, [], {}, "h1"), strict=True))
     assert row["tenant_full"] == "/" * 256 and row["tenant"] == tenant_partition("/" * 256)
     assert row["schema_version"] == 2
 
 
 def test_every_event_field_is_archived_and_read_back_as_it_was():
     from flink_jobs.offline.audit_archive import archived_event
-    from udfs.archive import ARCHIVE_COLUMNS, EVENT_COLUMNS
+    from udfs.archive import EVENT_COLUMNS
     from udfs.events import AuditEvent
 
     full = {"event_id": "e:1", "timestamp": 1795255200123, "tenant": "t/1", "application": "app", "model": "m",
@@ -136,7 +135,7 @@ def test_each_column_type_is_named_once_for_flink_sql_arrow_duckdb_and_flink():
 
     from flink_jobs.offline.reader import ARCHIVE_SCHEMA
     from flink_jobs.streaming.records import ARCHIVED
-    from udfs.archive import ARCHIVE_COLUMNS, FINDINGS_JSON_TYPE, ColumnType
+    from udfs.archive import FINDINGS_JSON_TYPE, ColumnType
 
     types = {ColumnType.STRING: ("STRING", pa.string(), "VARCHAR", Types.STRING()),
              ColumnType.INT: ("INT", pa.int32(), "INTEGER", Types.INT()),

@@ -3,14 +3,7 @@ look-alikes."""
 
 import pytest
 
-from udfs.detectors import get_detector
-
-
-def spans(detector_name: str, text: str, **params):
-    cls = get_detector(detector_name)
-    detector = cls(cls.Params.model_validate(params))
-    detector.open()
-    return [(m.entity, text[m.start:m.end]) for m in detector.detect(text)]
+from tests.support.detectors import spans
 
 
 def test_prompt_injection_techniques_and_benign_lookalikes():

@@ -2,14 +2,8 @@
 
 import pytest
 
+from tests.support.detectors import spans
 from udfs.detectors import get_detector
-
-
-def spans(detector_name: str, text: str, **params):
-    cls = get_detector(detector_name)
-    detector = cls(cls.Params.model_validate(params))
-    detector.open()
-    return [(m.entity, text[m.start:m.end]) for m in detector.detect(text)]
 
 
 @pytest.mark.parametrize(

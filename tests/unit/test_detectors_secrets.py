@@ -3,14 +3,7 @@ placeholders that are no secret."""
 
 import pytest
 
-from udfs.detectors import get_detector
-
-
-def spans(detector_name: str, text: str, **params):
-    cls = get_detector(detector_name)
-    detector = cls(cls.Params.model_validate(params))
-    detector.open()
-    return [(m.entity, text[m.start:m.end]) for m in detector.detect(text)]
+from tests.support.detectors import spans
 
 
 @pytest.mark.parametrize(

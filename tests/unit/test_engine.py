@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from tests.support.rules import ENTITY_RULES
 from udfs.detectors import validators
 from udfs.engine import RuleEngine, SequenceWindow
 from udfs.events import AuditEvent
@@ -319,24 +320,6 @@ def test_the_self_check_passes_for_the_default_rules_with_every_rule_enabled():
 
 
 # entities rules: the model's spans become redacted findings.
-ENTITY_RULES = """
-rules:
-  - id: pii.person
-    version: 1
-    description: a name
-    category: pii
-    severity: medium
-    owner: privacy
-    match: {type: entities, entities: [PERSON]}
-  - id: pii.place
-    version: 1
-    description: a place
-    category: pii
-    severity: low
-    owner: privacy
-    applies_to: response
-    match: {type: entities, entities: [LOCATION]}
-"""
 
 
 def _entity_event(prompt: str, response: str | None = None) -> AuditEvent:

@@ -1,46 +1,19 @@
 """Measuring the rules (udfs/evaluation/quality.py): span-level counts of the named entities."""
 
-import pytest
 
+from tests.support.rules import ENTITY_RULES
 from udfs.engine import RuleEngine
 from udfs.evaluation.quality import evaluate_entities
 from udfs.rules import parse_rules
-from udfs.scorers import ScorerSuite, load_config
-
-RULES = """
-rules:
-  - id: pii.person
-    version: 1
-    description: a name
-    category: pii
-    severity: medium
-    owner: privacy
-    match: {type: entities, entities: [PERSON]}
-  - id: pii.place
-    version: 1
-    description: a place
-    category: pii
-    severity: low
-    owner: privacy
-    applies_to: response
-    match: {type: entities, entities: [LOCATION]}
-"""
 
 
-@pytest.fixture(scope="module")
-def suite():
-    suite = ScorerSuite(load_config(), ["entities"], "cpu")
-    suite.open()
-    return suite
-
-
-def test_the_span_level_evaluation_counts_hits_misses_and_false_alarms(suite):
+def test_the_span_level_evaluation_counts_hits_misses_and_false_alarms(entities_suite):
     from udfs.evaluation.corpora import EntityText
 
     cases = [EntityText("Yesterday I met Angela Merkel in Berlin .", ((16, 29, "PERSON"), (33, 39, "LOCATION")), "test"),
              EntityText("The zorblax quintet met the Ambassador of Zorbia .", ((28, 38, "PERSON"),), "test")]
-    both_fields = parse_rules(RULES.replace("applies_to: response", "applies_to: both"))
-    reports = evaluate_entities(RuleEngine(both_fields), suite, cases, ("PERSON", "LOCATION"))
+    both_fields = parse_rules(ENTITY_RULES.replace("applies_to: response", "applies_to: both"))
+    reports = evaluate_entities(RuleEngine(both_fields), entities_suite, cases, ("PERSON", "LOCATION"))
     assert (reports["PERSON"].tp, reports["LOCATION"].tp) == (1, 1)
     assert reports["all"].tp + reports["all"].fn == 3
     # Whatever the model makes of the second sentence, the counts add up to what it found.

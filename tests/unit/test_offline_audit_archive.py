@@ -3,7 +3,7 @@
 import base64
 import json
 
-from udfs.archive import COLUMNS, PARTITION_COLUMNS, TextCipher, archive_record
+from udfs.archive import ARCHIVE_COLUMNS, TextCipher, archive_record
 from udfs.events import parse_event
 from udfs.findings import Finding
 
@@ -19,7 +19,7 @@ EMAIL = Finding("e1", "pii.email", 1, "pii", "email", "medium", "prompt", 5, 20,
 
 
 def _sealed_row(cipher: TextCipher, **changes) -> dict:
-    row = dict(zip([*COLUMNS, *PARTITION_COLUMNS], archive_record(EVENT, [EMAIL], {}, "h1", "encrypted", cipher)))
+    row = dict(zip(ARCHIVE_COLUMNS, archive_record(EVENT, [EMAIL], {}, "h1", "encrypted", cipher)))
     return {**row, **changes}
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.rules import ENTITY_RULES
 from udfs.engine import RuleEngine
 from udfs.events import CONTEXT_FIELDS, MEASURE_FIELDS
 from udfs.rules import RuleError, load_rules, parse_rules
@@ -186,30 +187,12 @@ def test_field_rules_compare_the_measures_and_the_context_and_sequences_count_by
     assert tuple(defs[SequenceMatch.__name__]["properties"]["per"]["enum"]) == SEQUENCE_KEYS
 
 
-RULES = """
-rules:
-  - id: pii.person
-    version: 1
-    description: a name
-    category: pii
-    severity: medium
-    owner: privacy
-    match: {type: entities, entities: [PERSON]}
-  - id: pii.place
-    version: 1
-    description: a place
-    category: pii
-    severity: low
-    owner: privacy
-    applies_to: response
-    match: {type: entities, entities: [LOCATION]}
-"""
 
 
 def test_entities_rules_validate_their_entities_and_need_the_entities_model():
-    ruleset = parse_rules(RULES)
+    ruleset = parse_rules(ENTITY_RULES)
     assert ruleset.scorers_used() == {"entities"}
     with pytest.raises(RuleError, match="'PEOPLE' is not one of PERSON, LOCATION, ORGANIZATION, NRP"):
-        parse_rules(RULES.replace("[PERSON]", "[PEOPLE]"))
+        parse_rules(ENTITY_RULES.replace("[PERSON]", "[PEOPLE]"))
     with pytest.raises(RuleError, match="unknown scorer 'entities'; valid scorers: toxicity, bias"):
-        parse_rules(RULES.replace("{type: entities, entities: [PERSON]}", "{type: score, scorer: entities, threshold: 0.5}"))
+        parse_rules(ENTITY_RULES.replace("{type: entities, entities: [PERSON]}", "{type: score, scorer: entities, threshold: 0.5}"))

