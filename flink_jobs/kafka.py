@@ -167,3 +167,23 @@ def offsets_span(consumer, topic: str, from_ms: int | None = None, to_ms: int | 
 def committed_offsets(admin, group_id: str, topic: str) -> dict[int, int]:
     offsets = admin.list_group_offsets(group_id).get(group_id, {})
     return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0}
+
+
+def clear_committed_offsets(admin, group_id: str, topic: str) -> None:
+    """Delete the group's committed offsets of the topic, so that the next ones it has are a new run's."""
+    from kafka import TopicPartition
+    from kafka.errors import KafkaError, NoError
+
+    committed = committed_offsets(admin, group_id, topic)
+    if not committed:
+        return
+    try:
+        errors = admin.delete_group_offsets(group_id, [TopicPartition(topic, p) for p in committed])
+    except KafkaError as exc:
+        errors = {None: type(exc)}
+    failed = {tp.partition if tp else "all": error.__name__ for tp, error in errors.items() if error is not NoError}
+    if failed:
+        raise RuntimeError(
+            f"could not clear consumer group {group_id!r}'s committed offsets on {topic!r}: {failed}. A bounded "
+            "restore needs the group to itself: stop the consumers that use it, or set LLM_AUDIT_GROUP_ID"
+        )

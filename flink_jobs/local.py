@@ -66,7 +66,15 @@ def archive_dir(settings: AuditJobSettings) -> str:
 
 
 def latest_checkpoint(checkpoint_dir: str) -> str | None:
-    """The newest complete checkpoint (a chk-N directory with its _metadata) under a file:// checkpoint dir."""
+    """The newest complete checkpoint (a chk-N directory with its _metadata) under a file:// checkpoint dir.
+
+    Ordered by when the _metadata was written, then by N (checkpoint ids go on across restores), never by
+    the directory's time: Flink discards a superseded checkpoint's files before its _metadata, so a process
+    killed mid-discard leaves an older, half-deleted checkpoint whose directory was touched last.
+    """
     root = Path(checkpoint_dir.removeprefix("file://"))
-    done = [meta.parent for meta in root.glob("*/chk-*/_metadata")]
-    return max(done, key=lambda d: d.stat().st_mtime).as_uri() if done else None
+    done = [meta for meta in root.glob("*/chk-*/_metadata") if meta.parent.name.removeprefix("chk-").isdigit()]
+    if not done:
+        return None
+    newest = max(done, key=lambda meta: (meta.stat().st_mtime_ns, int(meta.parent.name.removeprefix("chk-"))))
+    return newest.parent.as_uri()

@@ -17,7 +17,7 @@ from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.table import Table
 
 from flink_jobs.credentials import secret
-from flink_jobs.kafka import client_config, committed_offsets, offsets_span
+from flink_jobs.kafka import clear_committed_offsets, client_config, committed_offsets, offsets_span
 from flink_jobs.preflight import check_reachable, check_topics
 from flink_jobs.pyflink_internals import keyed, python_execution_mode, side_output, stop_with_savepoint, with_event_time
 from flink_jobs.settings import AuditJobSettings, load_settings
@@ -282,18 +282,21 @@ def store(out: AuditOutputs, settings: AuditJobSettings) -> None:
 
 
 def run_until_caught_up(settings: AuditJobSettings, poll_s: float = 1.0) -> None:
-    """A bounded run that survives a restore: run unbounded, and once the consumer group has committed
-    (at a checkpoint) every offset that was the end of the topic at start, stop with a draining
-    savepoint, which closes every window and fires every timer, as the end of a bounded input does.
+    """A bounded run that survives a restore: run unbounded, and once this run has committed (at a
+    checkpoint) every offset that was the end of the topic at start, stop with a draining savepoint,
+    which closes every window and fires every timer, as the end of a bounded input does.
 
     Needed because a bounded KafkaSource restored from a checkpoint never finishes (FLINK-31006: the
-    restored enumerator does not signal "no more splits").
+    restored enumerator does not signal "no more splits"). The group's committed offsets are cleared
+    first: they are where the last run got to, which can be past the restored checkpoint (an older one,
+    or a savepoint), and would end this run before it has read the gap.
     """
     from kafka import KafkaAdminClient, KafkaConsumer
 
     consumer, admin = KafkaConsumer(**client_config(settings)), KafkaAdminClient(**client_config(settings))
     try:
         span = offsets_span(consumer, settings.source_topic)
+        clear_committed_offsets(admin, settings.group_id, settings.source_topic)
         client = build_job(settings.model_copy(update={"bounded": False})).execute_async("llm-audit")
         while True:
             if span.covered(committed_offsets(admin, settings.group_id, settings.source_topic)):

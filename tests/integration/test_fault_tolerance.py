@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -20,9 +21,9 @@ from kafka import KafkaAdminClient, KafkaConsumer
 from pymongo import MongoClient
 
 from devstack import stack, traffic
-from tests.support.check import archive_report, compare, finding_rows, stored_findings
 from flink_jobs.kafka import client_config, committed_offsets, offsets_span
 from tests.integration.conftest import job_env
+from tests.support.check import archive_report, compare, finding_rows, stored_findings
 
 ROOT = Path(__file__).resolve().parents[2]
 LLM_AUDIT = str(Path(sys.executable).parent / "llm-audit")
@@ -192,3 +193,40 @@ def test_a_restore_with_no_new_events_writes_every_restored_batch_window_and_seq
     final = JobProcess(settings, log, "--restore", "latest", "--bounded")
     assert final.wait(300) == 0, log.read_text()[-3000:]
     _assert_ground_truth(settings, truths)
+
+
+def test_a_bounded_restore_of_an_older_checkpoint_reads_what_came_after_it(fault_settings, tmp_path):
+    """Not kill timing: the group's committed offsets are past the checkpoint restored (the run went on
+    after it), so they must not tell the bounded run it has caught up: the second part of the stream is
+    only in Kafka, and the restored run has to read it (far more events than the job's buffers hold, so
+    a run that stops at once cannot have read them by chance)."""
+    settings = fault_settings.model_copy(update={"flink_config": {
+        **fault_settings.flink_config, "execution.checkpointing.num-retained": "100"}})
+    log = tmp_path / "job.log"
+    consumer, admin = KafkaConsumer(**client_config(settings)), KafkaAdminClient(**client_config(settings))
+    try:
+        first = traffic.produce(settings.kafka_bootstrap, settings.source_topic, 200, seed=35, rate=100)
+        job = JobProcess(settings, log)
+        span = offsets_span(consumer, settings.source_topic)
+        _wait_for("a checkpoint covering the first part", lambda: span.covered(
+            committed_offsets(admin, settings.group_id, settings.source_topic)), 300, job)
+        # Committed means completed: the newest checkpoint now holds the end of the first part, nothing after.
+        older = max(_checkpoints(settings), key=lambda chk: int(chk.name.removeprefix("chk-")))
+        second = traffic.produce(settings.kafka_bootstrap, settings.source_topic, 2000, seed=36, rate=1000,
+                                 start_ms=first[-1]["timestamp"] + 25)
+        span = offsets_span(consumer, settings.source_topic)
+        _wait_for("a checkpoint covering both parts", lambda: span.covered(
+            committed_offsets(admin, settings.group_id, settings.source_topic)), 300, job)
+        job.kill()
+    finally:
+        consumer.close()
+        admin.close()
+    final = JobProcess(settings, log, "--restore", older.as_uri(), "--bounded")
+    assert final.wait(300) == 0, log.read_text()[-3000:]
+    report = compare(settings, first + second)
+    assert [row for row in report.rows if not row.ok and "DLQ" not in row.what] == []
+    # MongoDB and InfluxDB writes are idempotent; a Kafka topic keeps what the first run committed after
+    # that checkpoint, so the second part's dead letters are there twice, and the first part's once.
+    reasons = Counter(t["malformed"] for t in first if t["malformed"])
+    reasons.update({reason: 2 * n for reason, n in Counter(t["malformed"] for t in second if t["malformed"]).items()})
+    assert Counter(dead["reason"] for dead in report.dead_letters) == reasons
