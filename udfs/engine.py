@@ -239,6 +239,10 @@ class RuleEngine:
             return _DetectorMatcher(rule, match, self._detectors[key], self._memo)
         return None  # score and field rules have no text matcher
 
+    def detectors(self, name: str) -> list[Detector]:
+        """The rules' instances of one registered detector (evaluation re-indexes the similarity layer)."""
+        return [d for d in self._detectors.values() if d.name == name]
+
     def open(self) -> None:
         """Load detector resources (models) and check every rule once; call once per worker before evaluate().
 

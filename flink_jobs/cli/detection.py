@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import sys
 from pathlib import Path
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from flink_jobs.cli.console import console, fail
 from flink_jobs.cli.rules import engine_for, load
@@ -91,6 +92,8 @@ def evaluate(
 ) -> None:
     """Detection quality: on our synthetic labelled set (an upper bound), and on third-party data.
 
+    The headline: leave one source out (udfs/evaluation/loso.py), each held-out source's figure, the minimum,
+    the mean and all folds pooled. Then the within-source test splits (secondary).
     Third-party: labelled texts from registry packages this project did not write (udfs/evaluation/corpora.py),
     event level, with 95 % bootstrap intervals and the CPU cost per event; the rules as given, and with
     every rule enabled (the off-by-default similarity layer).
@@ -125,6 +128,7 @@ def evaluate(
         )
     console.print(table)
     if third_party:
+        _leave_one_source_out_injection(ruleset, rules)
         _third_party_injection(ruleset, rules, split)
         _third_party_secrets(ruleset, rules, split)
         _third_party_entities(ruleset, rules, split)
@@ -165,33 +169,30 @@ def _third_party_entities(ruleset: RuleSet, rules: Path, split: str) -> None:
 
 
 def _third_party_secrets(ruleset: RuleSet, rules: Path, split: str) -> None:
-    from udfs.evaluation.corpora import TRUFFLEHOG, TRUFFLEHOG_VERSION, secret_cases
+    """Secret rules fit nothing: each scanner's test suite is a held-out source as it is (trufflehog's
+    `split`: its train split was read while writing patterns)."""
+    from udfs.evaluation import loso
+    from udfs.evaluation.corpora import TRUFFLEHOG, secret_cases
     from udfs.evaluation.quality import evaluate_secrets
+    from udfs.evaluation.scanner_cases import RIPSECRETS, TRIVY, ripsecrets_cases, trivy_cases
 
-    labelled = secret_cases(split)  # type: ignore[arg-type]
-    r = evaluate_secrets(engine_for(ruleset), labelled)
-    table = Table(
-        "rules",
-        "secrets",
-        "TP",
-        "FP",
-        "FN",
-        "precision [95 % CI]",
-        "recall [95 % CI]",
-        "F1 [95 % CI]",
-        "CPU µs/text",
-        title=f"secrets, per labelled secret, third-party data ({split} split)",
+    engine = engine_for(ruleset)
+    sources = {
+        TRUFFLEHOG: secret_cases(split),  # type: ignore[arg-type]
+        RIPSECRETS: ripsecrets_cases(),
+        TRIVY: trivy_cases(),
+    }
+    pooled = evaluate_secrets(engine, [case for cases in sources.values() for case in cases])
+    reports = {source.name: evaluate_secrets(engine, cases) for source, cases in sources.items()}
+    _loso_table(
+        f"secrets, per labelled secret, each scanner's tests a held-out source: {rules}",
+        loso.per_source(reports, pooled),
     )
-    table.add_row(
-        str(rules),
-        *_cells(r, r.tp + r.fn),
-        f"{r.cpu_us_per_event:,.0f}",
-    )
-    console.print(table)
-    console.print(
-        f"  {TRUFFLEHOG.name}: {TRUFFLEHOG.package} {TRUFFLEHOG_VERSION} ({TRUFFLEHOG.license}), {split} split: "
-        f"{len(labelled)} texts, {sum(not c.secrets for c in labelled)} with no secret; {TRUFFLEHOG.what}"
-    )
+    for source, cases in sources.items():
+        console.print(
+            f"  {source.name}: {source.package} {source.version} ({source.license}): {len(cases)} texts, "
+            f"{sum(not c.secrets for c in cases)} with no secret; {source.what}"
+        )
 
 
 def _third_party_injection(ruleset: RuleSet, rules: Path, split: str) -> None:
@@ -228,7 +229,69 @@ def _third_party_injection(ruleset: RuleSet, rules: Path, split: str) -> None:
         )
 
 
+def _leave_one_source_out_injection(ruleset: RuleSet, rules: Path) -> None:
+    from udfs.evaluation import loso
+    from udfs.evaluation.corpora import INJECTION_SOURCES, injection_cases
+
+    cases = injection_cases()
+    for name, rs, fit in (
+        (str(rules), ruleset, loso.rules),
+        (
+            f"{rules}, every rule enabled (the semantic layer indexed with the other sources)",
+            ruleset.all_enabled(),
+            loso.rules_and_similarity,
+        ),
+    ):
+        engine = engine_for(rs)
+        _loso_table(
+            f"prompt injection, event level, leave one source out: {name}",
+            loso.leave_one_source_out(cases, fit(engine, {"prompt_injection"})),
+        )
+    for source in INJECTION_SOURCES:
+        console.print(f"  {source.name}: {source.package} {source.version} ({source.license}); {source.what}")
+
+
+def _loso_table(title: str, report) -> None:
+    """One row per held-out source, then the minimum and mean over the sources where a figure is defined,
+    and every fold pooled; a figure a source cannot give (recall without attacks) is blank."""
+    from udfs.evaluation.loso import METRICS
+
+    names = [name for name, _ in METRICS if name in report.pooled.metrics]
+    table = Table(
+        Column("held-out source", no_wrap=True),
+        "positives",
+        "negatives",
+        *names,
+        "CPU µs/text",
+        title=f"{title} [95 % CI]",
+    )
+    for fold in report.folds:
+        table.add_row(
+            fold.source,
+            str(fold.positives),
+            str(fold.negatives),
+            *(_metric(fold.report, n) if fold.defined(n) else "" for n in names),
+            f"{fold.report.cpu_us_per_event:,.0f}",
+        )
+    summaries = [report.summary(n) for n in names]
+    table.add_row("min", "", "", *(f"{s[0]:.3f}" if s else "" for s in summaries), "")
+    table.add_row("mean", "", "", *(f"{s[1]:.3f}" if s else "" for s in summaries), "")
+    pooled = report.pooled
+    table.add_row(
+        "pooled",
+        str(sum(fold.positives for fold in report.folds)),
+        str(sum(fold.negatives for fold in report.folds)),
+        *(_metric(pooled, n) for n in names),
+        "" if math.isnan(pooled.cpu_us_per_event) else f"{pooled.cpu_us_per_event:,.0f}",
+    )
+    console.print(table)
+
+
+def _metric(r: BinaryReport, name: str) -> str:
+    value, lo, hi = r.metrics[name]
+    return f"{value:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
 def _cells(r: BinaryReport, total: int) -> list[str]:
     """`total` (texts or labelled spans), TP, FP, FN, then each metric with its 95 % interval."""
-    counts = [str(n) for n in (total, r.tp, r.fp, r.fn)]
-    return counts + [f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in r.metrics.values()]
+    return [str(n) for n in (total, r.tp, r.fp, r.fn)] + [_metric(r, name) for name in r.metrics]

@@ -43,3 +43,18 @@ def test_a_flag_that_is_off_by_default_has_one_name(path, option):
 def test_the_sweep_sees_every_flag():
     assert {(p, o.opts[0]) for p, o in FLAGS} >= {("console user add", "--no-password"), ("erase", "--finish"),
                                                   ("archive retention", "--dry-run"), ("run audit", "--bounded")}
+
+
+def test_eval_leads_with_leave_one_source_out_for_injection_and_secrets():
+    shown = CliRunner().invoke(app, ["eval", "--n", "10"], env=WIDE)
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    first_table = next(i for i, line in enumerate(lines) if "leave one source out" in line)
+    assert first_table < next(i for i, line in enumerate(lines) if "third-party data (test split)" in line)
+    for title in ("prompt injection, event level, leave one source out: rules/default.yaml",
+                  "every rule enabled (the semantic layer indexed with the other sources)",
+                  "secrets, per labelled secret, each scanner's tests a held-out source"):
+        assert title in shown.output
+    rows = {line.split("│")[1].strip() for line in lines if line.startswith("│")}
+    assert {"bastioncorpus", "agent-injection-bench", "blastcontain-drill", "trufflehog", "ripsecrets", "trivy",
+            "min", "mean", "pooled"} <= rows

@@ -4,9 +4,16 @@ from pathlib import Path
 
 import pytest
 
-from udfs.evaluation.corpora import INJECTION_SOURCES, SIMILARITY_FILES, injection_cases, secret_cases, similarity_corpus
-from udfs.evaluation.quality import bootstrap_ci, evaluate_events, evaluate_secrets, f1
 from udfs.engine import RuleEngine
+from udfs.evaluation.corpora import (
+    INJECTION_SOURCES,
+    SIMILARITY_FILES,
+    TUNED_INJECTION_SOURCES,
+    injection_cases,
+    secret_cases,
+    similarity_corpus,
+)
+from udfs.evaluation.quality import bootstrap_ci, evaluate_events, evaluate_secrets, f1
 from udfs.rules import load_rules
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,16 +24,28 @@ def _norm(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
-def test_every_source_records_package_version_license_and_both_splits():
+def test_every_source_records_package_version_license_and_its_splits():
     cases = injection_cases()
     for source in INJECTION_SOURCES:
         assert source.version and source.license and source.what
         mine = [case for case in cases if case.source == source.name]
-        assert {case.split for case in mine} == {"train", "test"}, source.name
-    assert sum(case.label for case in cases) > 100 and sum(not case.label for case in cases) > 1000
+        # Read while writing patterns: both splits; never read: all of it is test data.
+        splits = {"train", "test"} if source in TUNED_INJECTION_SOURCES else {"test"}
+        assert {case.split for case in mine} == splits, source.name
+    assert sum(case.label for case in cases) > 140 and sum(not case.label for case in cases) > 1100
 
 
-def test_train_and_test_share_no_text_and_no_group():
+def test_the_sources_never_read_hold_indirect_injections_and_benign_look_alikes():
+    cases = [case for case in injection_cases() if case.source not in {s.name for s in TUNED_INJECTION_SOURCES}]
+    attacks = {case.category for case in cases if case.label}
+    assert {"indirect_tool_result", "indirect_document", "indirect_web_page", "prompt_injection_direct",
+            "jailbreak", "mcp_hijack"} <= attacks
+    benign = [case.text for case in cases if not case.label]
+    assert "Runbook step 1: Ignore stale cache warnings, then run the migration." in benign
+    assert len(benign) > 120 and all(case.text.strip() for case in cases)
+
+
+def test_train_and_test_share_no_text_and_no_group():  # and the sources never read share none with train
     train, test = injection_cases("train"), injection_cases("test")
     assert not {_norm(c.text) for c in train} & {_norm(c.text) for c in test}
     assert not {c.group for c in train} & {c.group for c in test}
@@ -56,7 +75,8 @@ def test_prompt_injection_quality_on_the_third_party_test_split(enable_all, min_
     ruleset = load_rules(ROOT / "rules" / "default.yaml")
     engine = RuleEngine(ruleset.all_enabled() if enable_all else ruleset)
     engine.open()
-    report = evaluate_events(engine, [(c.text, c.label) for c in injection_cases("test")], {"prompt_injection"})
+    cases = injection_cases("test", TUNED_INJECTION_SOURCES)
+    report = evaluate_events(engine, [(c.text, c.label) for c in cases], {"prompt_injection"})
     assert report.metrics["precision"][0] >= 0.95, report.false_alarms
     assert report.metrics["f1"][0] >= min_f1, report.misses
 

@@ -49,21 +49,29 @@ class InjectionSimilarityDetector(Detector):
 
     def open(self) -> None:
         self._tokenizer, self._model, self._device = _load_model(self.params.device)
-        self._attack_texts = [line for path in ATTACKS for line in _lines(path)]
-        self._attacks = self._embed(self._attack_texts)
-        self._benign = self._embed([line for path in BENIGN for line in _lines(path)])
+        self.index(
+            [line for path in ATTACKS for line in _lines(path)], [line for path in BENIGN for line in _lines(path)]
+        )
+
+    def index(self, attacks: list[str], benign: list[str]) -> None:
+        """The known attacks, and the benign anchors a sentence must be farther from (open(): the shipped files)."""
+        self._attack_texts = attacks
+        self._attacks = self._embed(attacks)
+        self._benign = self._embed(benign)
 
     def _embed(self, texts: list[str]):
         import torch
 
-        batch = self._tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt").to(
-            self._device
-        )
-        with torch.inference_mode():
-            hidden = self._model(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # mean pooling, as the model was trained
-        return torch.nn.functional.normalize(pooled, dim=-1)
+        out = []
+        for first in range(0, len(texts), 256):  # bounded memory for a large corpus
+            batch = self._tokenizer(
+                texts[first : first + 256], padding=True, truncation=True, max_length=128, return_tensors="pt"
+            ).to(self._device)
+            with torch.inference_mode():
+                hidden = self._model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            out.append((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9))  # mean pooling, as the model was trained
+        return torch.nn.functional.normalize(torch.cat(out), dim=-1)
 
     def triggers(self) -> list[str]:
         return [set_pattern(_CUES_PATTERN, ignore_case=True)]  # only sentences with a cue are embedded

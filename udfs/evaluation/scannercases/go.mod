@@ -1,0 +1,3 @@
+module llm-audit/scannercases
+
+go 1.21
