@@ -131,6 +131,7 @@ def evaluate(
         _leave_one_source_out_injection(ruleset, rules)
         _third_party_injection(ruleset, rules, split)
         _third_party_secrets(ruleset, rules, split)
+        _third_party_pii(ruleset, rules)
         _third_party_entities(ruleset, rules, split)
 
 
@@ -195,6 +196,25 @@ def _third_party_secrets(ruleset: RuleSet, rules: Path, split: str) -> None:
         )
 
 
+def _third_party_pii(ruleset: RuleSet, rules: Path) -> None:
+    from udfs.evaluation import loso
+    from udfs.evaluation.pii_cases import PHONENUMBERS, STDNUM, phone_cases, stdnum_cases
+    from udfs.evaluation.quality import evaluate_values
+
+    engine = engine_for(ruleset)
+    sources = {(PHONENUMBERS, "phone_number"): phone_cases(), (STDNUM, "iban"): stdnum_cases()}
+    reports = {f"{s.name}: {entity}": evaluate_values(engine, cases, entity) for (s, entity), cases in sources.items()}
+    _loso_table(
+        f"PII values, one per text, each generator or test suite a held-out source: {rules}",
+        loso.per_source(reports, None),
+    )
+    for (source, _), cases in sources.items():
+        console.print(
+            f"  {source.name}: {source.package} {source.version} ({source.license}): {len(cases)} texts, "
+            f"{sum(not c.spans for c in cases)} invalid; {source.what}"
+        )
+
+
 def _third_party_injection(ruleset: RuleSet, rules: Path, split: str) -> None:
     from udfs.evaluation.corpora import INJECTION_SOURCES, injection_cases
     from udfs.evaluation.quality import evaluate_events
@@ -256,7 +276,7 @@ def _loso_table(title: str, report) -> None:
     and every fold pooled; a figure a source cannot give (recall without attacks) is blank."""
     from udfs.evaluation.loso import METRICS
 
-    names = [name for name, _ in METRICS if name in report.pooled.metrics]
+    names = [name for name, _ in METRICS if name in report.folds[0].report.metrics]
     table = Table(
         Column("held-out source", no_wrap=True),
         "positives",
@@ -277,6 +297,9 @@ def _loso_table(title: str, report) -> None:
     table.add_row("min", "", "", *(f"{s[0]:.3f}" if s else "" for s in summaries), "")
     table.add_row("mean", "", "", *(f"{s[1]:.3f}" if s else "" for s in summaries), "")
     pooled = report.pooled
+    if pooled is None:
+        console.print(table)
+        return
     table.add_row(
         "pooled",
         str(sum(fold.positives for fold in report.folds)),

@@ -53,8 +53,9 @@ def test_eval_leads_with_leave_one_source_out_for_injection_and_secrets():
     assert first_table < next(i for i, line in enumerate(lines) if "third-party data (test split)" in line)
     for title in ("prompt injection, event level, leave one source out: rules/default.yaml",
                   "every rule enabled (the semantic layer indexed with the other sources)",
-                  "secrets, per labelled secret, each scanner's tests a held-out source"):
+                  "secrets, per labelled secret, each scanner's tests a held-out source",
+                  "PII values, one per text, each generator or test suite a held-out source"):
         assert title in shown.output
     rows = {line.split("│")[1].strip() for line in lines if line.startswith("│")}
     assert {"bastioncorpus", "agent-injection-bench", "blastcontain-drill", "trufflehog", "ripsecrets", "trivy",
-            "min", "mean", "pooled"} <= rows
+            "libphonenumber: phone_number", "python-stdnum: iban", "min", "mean", "pooled"} <= rows

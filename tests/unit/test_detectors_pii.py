@@ -95,3 +95,14 @@ def test_every_pii_entity_maps_onto_one_presidio_entity():
     assert set(PRESIDIO_ENTITIES) == set(PiiDetector.entities)
     assert len(set(PRESIDIO_ENTITIES.values())) == len(PRESIDIO_ENTITIES)
     assert PRESIDIO_ENTITIES["email"] == "EMAIL_ADDRESS" and PRESIDIO_ENTITIES["uk_nhs"] == "UK_NHS"
+
+
+@pytest.mark.parametrize("iban", [
+    "AL47 2121 1009 0000 0002 3569 8741",  # SWIFT's IBAN registry examples of countries outside the EU
+    "UA213223130000026007233566001",
+    "BR1800360305000010009795493C1",
+    "KZ86125KZT5004100100",
+    "DE89-3704-0044-0532-0130-00",  # grouped with hyphens
+])
+def test_iban_of_every_registry_country_in_its_print_and_electronic_forms(iban):
+    assert spans("pii", f"pay to {iban} today") == [("iban", iban)]

@@ -81,7 +81,7 @@ class PiiDetector(PatternDetector):
         Pattern("credit_card", r"\b\d{12,19}\b", 0.95, v.payment_card),
         Pattern("credit_card", _card_groups(" "), 0.95, v.payment_card),
         Pattern("credit_card", _card_groups("-"), 0.95, v.payment_card),
-        Pattern("iban", r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b", 0.95, v.iban_mod97),
+        Pattern("iban", r"\b[A-Z]{2}\d{2}(?:[ -]?[A-Z0-9]{4}){2,7}(?:[ -]?[A-Z0-9]{1,3})?\b", 0.95, v.iban_mod97),
         Pattern("ip_address", rf"\b{_OCTET}(?:\.{_OCTET}){{3}}\b", 0.7),
         Pattern(
             "ip_address",

@@ -50,7 +50,7 @@ class Fold:
 @dataclass(frozen=True)
 class LosoReport:
     folds: list[Fold]
-    pooled: BinaryReport  # every fold's predictions counted together
+    pooled: BinaryReport | None  # every fold's predictions counted together (None: different entities)
 
     def summary(self, metric: str) -> tuple[float, float] | None:
         """(minimum, mean) of a metric over the folds where it is defined."""
@@ -101,9 +101,9 @@ def rules_and_similarity(engine, categories: set[str]) -> Fit:
     return fit
 
 
-def per_source(reports: dict[str, BinaryReport], pooled: BinaryReport) -> LosoReport:
+def per_source(reports: dict[str, BinaryReport], pooled: BinaryReport | None) -> LosoReport:
     """Detectors nothing is fitted on, measured span by span (secrets): each source's figure is its held-out
     figure. A span-level measure counts no true negatives, so it has no false-positive rate. The CPU cost is
     each source's: `pooled` runs first, and its cost includes the detectors' first-use loading."""
-    folds = [Fold(name, r.tp + r.fn, 0, r) for name, r in reports.items()]
-    return LosoReport(folds, dataclasses.replace(pooled, cpu_us_per_event=math.nan))
+    folds = [Fold(name, r.tp + r.fn, r.n - r.tp - r.fn if "fpr" in r.metrics else 0, r) for name, r in reports.items()]
+    return LosoReport(folds, pooled and dataclasses.replace(pooled, cpu_us_per_event=math.nan))

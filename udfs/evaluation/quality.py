@@ -285,3 +285,23 @@ def evaluate_secrets(engine: RuleEngine, cases: list) -> BinaryReport:
                 alarms.append(case.text[s:t])
     cpu = (time.process_time() - started) / max(1, len(cases)) * 1e6
     return report_of(pairs, (("precision", precision), ("recall", recall), ("f1", f1)), cpu, misses, alarms)
+
+
+def evaluate_values(engine: RuleEngine, cases: list, entity: str) -> BinaryReport:
+    """Texts that are one value each (udfs.evaluation.pii_cases): a positive is found when a finding of
+    `entity` overlaps its span; a negative (an invalid number) is a false positive when any finding of
+    `entity` is on it."""
+    from udfs.evaluation.loso import METRICS
+
+    started = time.process_time()
+    pairs, misses, alarms = [], [], []
+    for i, case in enumerate(cases):
+        found = [f for f in engine.evaluate(_as_prompt(i, case.text)) if f.entity == entity]
+        hit = any(f.start < end and start < f.end for f in found for start, end, _ in case.spans)
+        pairs.append((bool(case.spans), hit if case.spans else bool(found)))
+        if case.spans and not hit:
+            misses.append(case.text)
+        elif found and not case.spans:
+            alarms.append(case.text)
+    cpu = (time.process_time() - started) / max(1, len(cases)) * 1e6
+    return report_of(pairs, METRICS, cpu, misses, alarms)
