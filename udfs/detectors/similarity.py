@@ -50,7 +50,8 @@ class InjectionSimilarityDetector(Detector):
     def open(self) -> None:
         self._tokenizer, self._model, self._device = _load_model(self.params.device)
         self.index(
-            [line for path in ATTACKS for line in _lines(path)], [line for path in BENIGN for line in _lines(path)]
+            [line for path in ATTACKS for line in corpus_lines(path)],
+            [line for path in BENIGN for line in corpus_lines(path)],
         )
 
     def index(self, attacks: list[str], benign: list[str]) -> None:
@@ -116,5 +117,5 @@ def _load_model(device: str):
     return AutoTokenizer.from_pretrained(get_model_path()), model, resolved
 
 
-def _lines(path: Path) -> list[str]:
+def corpus_lines(path: Path) -> list[str]:
     return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]

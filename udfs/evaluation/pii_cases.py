@@ -15,13 +15,8 @@ Every case is a text that is the value alone, in the test split (nobody read the
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-import tarfile
-import tempfile
-from pathlib import Path
 
-from udfs.evaluation.corpora import EntityText, Source
+from udfs.evaluation.corpora import EntityText, Source, registry_package
 
 PHONENUMBERS = Source(
     "libphonenumber",
@@ -87,34 +82,8 @@ def stdnum_cases() -> list[EntityText]:
 
 
 def _doctests() -> dict[str, str]:
-    """stdnum module name -> the text of its doctest file, from the sdist, cached once per version."""
-    from udfs.cache import cache_dir
-
-    target = cache_dir() / "eval-data" / f"python-stdnum-{STDNUM.pinned}-tests"
-    if not (target / ".complete").exists():
-        print(f"fetching python-stdnum=={STDNUM.pinned} (sdist) from PyPI (once) ...", file=sys.stderr, flush=True)
-        target.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "pip",
-                    "download",
-                    "-q",
-                    "--no-deps",
-                    "--no-binary",
-                    ":all:",
-                    "-d",
-                    tmp,
-                    f"python-stdnum=={STDNUM.pinned}",
-                ],
-                check=True,
-            )
-            with tarfile.open(next(Path(tmp).glob("*.tar.gz"))) as sdist:
-                for member in sdist.getmembers():
-                    if member.isfile() and re.search(r"/tests/test_[a-z_]+\.doctest$", member.name):
-                        data = sdist.extractfile(member)
-                        (target / member.name.rsplit("/", 1)[1]).write_bytes(data.read() if data else b"")
-        (target / ".complete").touch()
-    return {path.stem.removeprefix("test_"): path.read_text(encoding="utf-8") for path in target.glob("*.doctest")}
+    """stdnum module name -> the text of its doctest file, from the source distribution."""
+    root = registry_package(STDNUM.package, STDNUM.pinned, sdist=True)
+    return {
+        path.stem.removeprefix("test_"): path.read_text(encoding="utf-8") for path in root.glob("*/tests/*.doctest")
+    }
