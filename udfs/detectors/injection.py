@@ -417,17 +417,29 @@ _ROT13_WORDS = r"vtaber|vafgehpgvbaf|cebzcg|flfgrz|erongi|snoitcurtsni|tpmorp|me
 _LEET_WORDS = r"1gn0r|ign0r|1n57ru|pr3v10u|5y573m|[a-z][0-9][a-z][0-9]"
 _TURNED = compile_re2(rf"(?i){_ROT13_WORDS}")
 _LEETSPEAK = compile_re2(rf"(?i){_LEET_WORDS}")
+# Characters that render as nothing (zero-width, word joiner, BOM, soft hyphen) split a word for a pattern and not
+# for a reader; Cyrillic and Greek letters that look Latin do the same inside a Latin word.
+_INVISIBLE = "[\u00ad\u200b-\u200d\u2060\ufeff]"
+_LOOK_ALIKES = str.maketrans(
+    "аеорсухіјѕԁӏАВЕКМНОРСТХІЈЅαονριΑΒΕΖΗΙΚΜΝΟΡΤΥΧ", "aeopcyxijsdlABEKMHOPCTXIJSaovpiABEZHIKMNOPTYX"
+)
+_GREEK_CYRILLIC = "\u0370-\u03ff\u0400-\u04ff"
+_MIXED = f"{_INVISIBLE}|[A-Za-z][{_GREEK_CYRILLIC}]|[{_GREEK_CYRILLIC}][A-Za-z]"
+_DISGUISED = compile_re2(_MIXED)
+_INVISIBLE_RE = re.compile(_INVISIBLE)
 # The RE2 triggers under which the engine runs this detector at all, beside its patterns.
 _ENCODED_TRIGGERS = (
     *(pattern for pattern, _, _ in SEGMENTS),
     "[\U000e0000-\U000e007f]",
     rf"(?i){_ROT13_WORDS}|{_LEET_WORDS}|(?:\b\w ){{4,}}",
+    _MIXED,
 )
 
 
 def decoded_views(text: str) -> list[tuple[int, int, str, str]]:
     """(start, end, how, decoded text) for each encoded part of a text, and for the whole text read as
-    ROT13, reversed, leetspeak and with spaced letters joined, where a sign of each is present."""
+    ROT13, reversed, leetspeak, with spaced letters joined, and without invisible characters and with
+    Cyrillic or Greek look-alikes read as Latin, where a sign of each is present."""
     text = readable(text)
     views = []
     for index in _SEGMENT_SET.match(text):
@@ -449,4 +461,7 @@ def decoded_views(text: str) -> list[tuple[int, int, str, str]]:
         views.append((0, len(text), "read as leetspeak", text.translate(_LEET)))
     if _SPACED.search(text):
         views.append((0, len(text), "spaced letters joined", _SPACED.sub(lambda m: m.group().replace(" ", ""), text)))
+    if _DISGUISED.search(text):
+        plain = _INVISIBLE_RE.sub("", text).translate(_LOOK_ALIKES)
+        views.append((0, len(text), "invisible characters removed and look-alike letters read as Latin", plain))
     return views
