@@ -274,7 +274,7 @@ def _leave_one_source_out_injection(ruleset: RuleSet, rules: Path) -> None:
 def _loso_table(title: str, report) -> None:
     """One row per held-out source, then the minimum and mean over the sources where a figure is defined,
     and every fold pooled; a figure a source cannot give (recall without attacks) is blank."""
-    from udfs.evaluation.loso import METRICS
+    from udfs.evaluation.quality import METRICS
 
     names = [name for name, _ in METRICS if name in report.folds[0].report.metrics]
     table = Table(
@@ -297,16 +297,14 @@ def _loso_table(title: str, report) -> None:
     table.add_row("min", "", "", *(f"{s[0]:.3f}" if s else "" for s in summaries), "")
     table.add_row("mean", "", "", *(f"{s[1]:.3f}" if s else "" for s in summaries), "")
     pooled = report.pooled
-    if pooled is None:
-        console.print(table)
-        return
-    table.add_row(
-        "pooled",
-        str(sum(fold.positives for fold in report.folds)),
-        str(sum(fold.negatives for fold in report.folds)),
-        *(_metric(pooled, n) for n in names),
-        "" if math.isnan(pooled.cpu_us_per_event) else f"{pooled.cpu_us_per_event:,.0f}",
-    )
+    if pooled is not None:
+        table.add_row(
+            "pooled",
+            str(sum(fold.positives for fold in report.folds)),
+            str(sum(fold.negatives for fold in report.folds)),
+            *(_metric(pooled, n) for n in names),
+            "" if math.isnan(pooled.cpu_us_per_event) else f"{pooled.cpu_us_per_event:,.0f}",
+        )
     console.print(table)
 
 

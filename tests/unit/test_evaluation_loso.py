@@ -76,10 +76,10 @@ def test_the_semantic_layer_never_indexes_the_source_it_is_tested_on():
 
 
 def test_per_source_figures_summarise_like_folds():
-    from udfs.evaluation.quality import report_of
+    from udfs.evaluation.quality import METRICS, report_of
 
     def report(pairs):
-        return report_of(pairs, loso.METRICS[:3], 0.0, [], [])
+        return report_of(pairs, METRICS[:3], 0.0, [], [])
 
     good, poor = [(True, True)] * 9 + [(True, False)], [(True, True)] * 5 + [(True, False)] * 5 + [(False, True)]
     summary = loso.per_source({"x": report(good), "y": report(poor)}, report(good + poor))

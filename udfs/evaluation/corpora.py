@@ -22,7 +22,7 @@ import sys
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -170,7 +170,6 @@ TRUFFLEHOG = Source(
     "and prose, and look-alikes its detectors must not report",
     pinned="v3.90.0",
 )
-TRUFFLEHOG_VERSION = TRUFFLEHOG.version
 
 
 def _lines(source: Source) -> Iterator[dict]:
@@ -349,31 +348,39 @@ def secret_spans(text: str, secret: str) -> tuple[tuple[int, int], ...]:
     return tuple(found or sorted({m.span() for token in _TOKENS for m in token.finditer(text) if m.group() in secret}))
 
 
-def _trufflehog_rows() -> list[dict]:
-    """The labelled examples of trufflehog's pattern tests, extracted once per version into the cache."""
+def cached_rows(source: Source, extract: Callable[[], list[dict]]) -> list[dict]:
+    """A source's labelled rows, extracted once per version into the cache (JSON lines)."""
     from udfs.cache import cache_dir
 
-    cached = cache_dir() / f"secret-cases-trufflehog-{TRUFFLEHOG_VERSION}.jsonl"
+    cached = cache_dir() / f"secret-cases-{source.name}-{source.version}.jsonl"
     if not cached.exists():
-        module = f"{TRUFFLEHOG.package}@{TRUFFLEHOG_VERSION}"
-        print(f"fetching {module} from the Go module proxy (~7 MB, once) ...", file=sys.stderr, flush=True)
-        info = json.loads(
-            subprocess.run(
-                ["go", "mod", "download", "-json", module], capture_output=True, text=True, check=True
-            ).stdout
-        )
-        rows = subprocess.run(
-            ["go", "run", ".", str(Path(info["Dir"]) / "pkg" / "detectors")],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).parent / "secretcases",
-        ).stdout
+        rows = extract()
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_suffix(".tmp")
-        tmp.write_text(rows, encoding="utf-8")
+        tmp.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
         tmp.replace(cached)
     return [json.loads(line) for line in cached.read_text(encoding="utf-8").splitlines()]
+
+
+def go_module(source: Source) -> Path:
+    """A Go module's source, downloaded by `go mod download` from the module proxy (its own cache keeps it)."""
+    module = f"{source.package}@{source.version}"
+    print(f"fetching {module} from the Go module proxy (once) ...", file=sys.stderr, flush=True)
+    done = subprocess.run(["go", "mod", "download", "-json", module], capture_output=True, text=True, check=True)
+    return Path(json.loads(done.stdout)["Dir"])
+
+
+def go_extract(program: str, folder: Path) -> list[dict]:
+    """Rows that one of our Go readers (udfs/evaluation/<program>/) prints for a folder of a module's tests."""
+    out = subprocess.run(
+        ["go", "run", ".", str(folder)], capture_output=True, text=True, check=True, cwd=Path(__file__).parent / program
+    ).stdout
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def _trufflehog_rows() -> list[dict]:
+    """The labelled examples of trufflehog's pattern tests (~7 MB of module source, fetched once)."""
+    return cached_rows(TRUFFLEHOG, lambda: go_extract("secretcases", go_module(TRUFFLEHOG) / "pkg" / "detectors"))
 
 
 def secret_cases(split: Split | None = None) -> list[SecretText]:

@@ -17,18 +17,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from udfs.evaluation.corpora import LabelledText
-from udfs.evaluation.quality import BinaryReport, f1, precision, recall, report_of
+from udfs.evaluation.quality import METRICS, BinaryReport, report_of
 
 # Cases of the training sources -> a predictor of a batch of texts (True: flagged).
 Fit = Callable[[list[LabelledText]], Callable[[Sequence[str]], list[bool]]]
-
-
-def false_positive_rate(pairs: list[tuple[bool, bool]]) -> float:
-    negatives = [predicted for label, predicted in pairs if not label]
-    return sum(negatives) / len(negatives) if negatives else 0.0
-
-
-METRICS = (("precision", precision), ("recall", recall), ("f1", f1), ("fpr", false_positive_rate))
 
 
 @dataclass(frozen=True)

@@ -186,6 +186,14 @@ def f1(pairs: list[tuple[bool, bool]]) -> float:
     return _prf(*_counts(pairs))[2]
 
 
+def false_positive_rate(pairs: list[tuple[bool, bool]]) -> float:
+    negatives = [predicted for label, predicted in pairs if not label]
+    return sum(negatives) / len(negatives) if negatives else 0.0
+
+
+METRICS = (("precision", precision), ("recall", recall), ("f1", f1), ("fpr", false_positive_rate))
+
+
 @dataclass(frozen=True)
 class BinaryReport:
     """Event-level detection on labelled texts: counts, metrics with 95 % bootstrap intervals, CPU cost."""
@@ -291,8 +299,6 @@ def evaluate_values(engine: RuleEngine, cases: list, entity: str) -> BinaryRepor
     """Texts that are one value each (udfs.evaluation.pii_cases): a positive is found when a finding of
     `entity` overlaps its span; a negative (an invalid number) is a false positive when any finding of
     `entity` is on it."""
-    from udfs.evaluation.loso import METRICS
-
     started = time.process_time()
     pairs, misses, alarms = [], [], []
     for i, case in enumerate(cases):

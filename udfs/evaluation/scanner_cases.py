@@ -41,7 +41,7 @@ from typing import Any
 
 import yaml
 
-from udfs.evaluation.corpora import SecretText, Source, secret_spans
+from udfs.evaluation.corpora import SecretText, Source, cached_rows, go_extract, go_module, secret_spans
 
 RIPSECRETS = Source(
     "ripsecrets",
@@ -63,20 +63,6 @@ TRIVY = Source(
 )
 
 
-def _cached(source: Source, extract) -> list[dict]:
-    """The source's rows, extracted once per version into the cache (JSON lines)."""
-    from udfs.cache import cache_dir
-
-    cached = cache_dir() / f"secret-cases-{source.name}-{source.version}.jsonl"
-    if not cached.exists():
-        rows = extract()
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-        tmp.replace(cached)
-    return [json.loads(line) for line in cached.read_text(encoding="utf-8").splitlines()]
-
-
 def _cases(rows: list[dict]) -> list[SecretText]:
     """The rows that were not skipped, one case per distinct text (its first labelling)."""
     cases, seen = [], set()
@@ -91,7 +77,7 @@ def _cases(rows: list[dict]) -> list[SecretText]:
 
 def skipped(source: Source) -> list[tuple[str, str]]:
     """(group, reason) of each case of the source's tests that is not among its cases."""
-    rows = _cached(source, _EXTRACTORS[source.name])
+    rows = cached_rows(source, _EXTRACTORS[source.name])
     return [(row["group"], row["skip"]) for row in rows if row["skip"]]
 
 
@@ -193,7 +179,7 @@ def _ripsecrets_rows() -> list[dict]:
 def ripsecrets_cases() -> list[SecretText]:
     """ripsecrets' test texts: each line of its one-per-line files and each one-per-file file with its one
     secret, and each line of `test/none` with none."""
-    return _cases(_cached(RIPSECRETS, _ripsecrets_rows))
+    return _cases(cached_rows(RIPSECRETS, _ripsecrets_rows))
 
 
 # trivy (the Go module proxy)
@@ -306,29 +292,17 @@ def _trivy_case(case: dict, secret_dir: Path) -> dict:
 
 
 def _trivy_rows() -> list[dict]:
-    module = f"{TRIVY.package}@{TRIVY.version}"
-    print(f"fetching {module} from the Go module proxy (once) ...", file=sys.stderr, flush=True)
-    info = json.loads(
-        subprocess.run(["go", "mod", "download", "-json", module], capture_output=True, text=True, check=True).stdout
-    )
-    root = Path(info["Dir"])
+    root = go_module(TRIVY)
     if "Apache License" not in (root / "LICENSE").read_text(encoding="utf-8")[:200]:
         raise ValueError(f"{root / 'LICENSE'}: not the Apache License any more; check before use")
     secret_dir = root / "pkg" / "fanal" / "secret"
-    out = subprocess.run(
-        ["go", "run", ".", str(secret_dir)],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=Path(__file__).parent / "scannercases",
-    ).stdout
-    return [_trivy_case(json.loads(line), secret_dir) for line in out.splitlines()]
+    return [_trivy_case(case, secret_dir) for case in go_extract("scannercases", secret_dir)]
 
 
 def trivy_cases() -> list[SecretText]:
     """trivy's secret scanner test texts run with its builtin rules, with every expected secret (none for a
     text where nothing may be reported)."""
-    return _cases(_cached(TRIVY, _trivy_rows))
+    return _cases(cached_rows(TRIVY, _trivy_rows))
 
 
 _EXTRACTORS = {RIPSECRETS.name: _ripsecrets_rows, TRIVY.name: _trivy_rows}
