@@ -309,13 +309,13 @@ def latency(overrides: dict, rate: float, seconds: float) -> list[float]:
 
 
 def rules_without_scores(folder: Path) -> Path:
-    """The default ruleset less its score rules (a job without scorers must not run them)."""
+    """The default ruleset less the rules that read the scorers (a job without scorers must not run them)."""
     import yaml
 
     shutil.copytree(ROOT / "rules", folder)  # with the keyword lists it names
     path = folder / "default.yaml"
     rules = yaml.safe_load(path.read_text())
-    rules["rules"] = [r for r in rules["rules"] if r["match"]["type"] != "score"]
+    rules["rules"] = [r for r in rules["rules"] if r["match"]["type"] not in ("score", "entities")]
     path.write_text(yaml.safe_dump(rules, sort_keys=False))
     return path
 

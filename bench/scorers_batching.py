@@ -1,7 +1,8 @@
 """Batched vs one-text-at-a-time scoring, same models, same device, one run.
 
 Scores the prompts and responses of ~1 KB generator events with each default scorer (toxicity
-ensemble, bias classifier + counterfactual) and with the whole suite, first one text per call,
+ensemble, bias classifier + counterfactual, named entities), with toxicity and bias together, and with
+the whole default suite (what the entities scorer adds is the difference), first one text per call,
 then in batches of each size given; prints texts/s and the batched/single ratio.
 Usage: python bench/scorers_batching.py [--texts 512] [--batch-sizes 8,32,128] [--device auto]
 """
@@ -16,8 +17,9 @@ import time
 
 from rich.console import Console
 from rich.table import Table
-
 from rules_throughput import one_kb_events  # the sibling benchmark (bench/ is on sys.path)
+
+from flink_jobs.settings import AuditJobSettings
 from udfs.scorers import SCORER_NAMES, ScorerSuite, load_config
 
 
@@ -48,8 +50,10 @@ def main() -> None:
     config = load_config()
     table = Table("scorer", "device", "1 at a time (texts/s)",
                   *[f"batch {s} (texts/s, ×)" for s in sizes], title=f"{len(texts)} texts, ~{sum(map(len, texts)) // len(texts)} chars each")
-    for name in (*SCORER_NAMES, "toxicity+bias"):
-        suite = ScorerSuite(config, ("toxicity", "bias") if name == "toxicity+bias" else (name,), args.device)
+    suites = {**{name: (name,) for name in SCORER_NAMES}, "toxicity+bias": ("toxicity", "bias"),
+              "all (the default)": tuple(AuditJobSettings().scorers)}
+    for name, scorers in suites.items():
+        suite = ScorerSuite(config, scorers, args.device)
         suite.open()
         single = rate(suite, texts, 1)
         cells = [f"{(r := rate(suite, texts, s)):,.0f} ({r / single:.1f}×)" for s in sizes]

@@ -1,8 +1,8 @@
 """Synthetic LLM traffic with ground-truth labels, deterministic for a seed.
 
 Most events are clean support, coding and HR conversations; a known share carries
-planted PII, secrets, injection attempts, toxic or biased text, slow or token-heavy
-calls, and a few messages are malformed. Every planted value is recorded with its
+planted PII (e-mail addresses, people's names, places), secrets, injection attempts,
+toxic or biased text, slow or token-heavy calls, and a few messages are malformed. Every planted value is recorded with its
 field and character span, so tests and the demo can compare what the job found.
 """
 
@@ -159,6 +159,26 @@ def _plant(rng: random.Random, prompt: _Text, response: _Text, kinds: set[str]) 
         response.add(rng.choice(BIASED), "bias")
 
 
+# Names and places the default `entities` scorer finds (it misses some others: docs/benchmarks.md).
+PEOPLE = ("Jane Novak", "Omar Haddad", "Maria Garcia", "Kofi Mensah", "Anna Rossi", "Sofia Berg", "Tom Patel",
+          "Yuki Tanaka", "Li Wei")
+PLACES = ("Nairobi", "Osaka", "Toronto", "Lisbon", "Mumbai", "Chicago", "Sydney", "Lagos", "Warsaw")
+NAME_SENTENCES = {"person": (" Ask {} about it.", " My manager {} approved this.", " This is for {}."),
+                  "location": (" I am travelling to {} next week.", " Our office in {} needs it.")}
+NAME_RATES = {"person": 0.04, "location": 0.03}
+
+
+def _plant_names(rng: random.Random, prompt: _Text, response: _Text) -> None:
+    """People and places, drawn from a generator of their own so that other kinds' draws stay as they were."""
+    for kind, values in (("person", PEOPLE), ("location", PLACES)):
+        if rng.random() < NAME_RATES[kind]:
+            target = prompt if rng.random() < 0.5 else response
+            before, after = rng.choice(NAME_SENTENCES[kind]).split("{}")
+            target.add(before)
+            target.add(rng.choice(values), kind)
+            target.add(after)
+
+
 ATTACKERS = 25  # users behind the injection attempts
 
 # Share of events carrying each kind of planted content (independent draws).
@@ -195,6 +215,7 @@ def _malformed(rng: random.Random, event: dict) -> tuple[str, str]:
 def generate(n: int, seed: int = 7, start_ms: int | None = None, rate: float | None = None) -> Iterator[Sample]:
     """Yield n samples; the same seed and start_ms yield the same events (timestamps follow the rate)."""
     rng = random.Random(seed)
+    names = random.Random(f"{seed}-names")
     start_ms = int(time.time() * 1000) if start_ms is None else start_ms
     step_ms = 1000.0 / rate if rate else 10.0
     for i in range(n):
@@ -207,6 +228,7 @@ def generate(n: int, seed: int = 7, start_ms: int | None = None, rate: float | N
         prompt.add(CLEAN_PROMPTS[idx])
         response.add(CLEAN_RESPONSES[idx])
         _plant(rng, prompt, response, kinds)
+        _plant_names(names, prompt, response)
         prompt_tokens = max(1, prompt.length // 4)
         completion_tokens = max(1, response.length // 4)
         if "token_heavy" in kinds:

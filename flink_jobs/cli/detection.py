@@ -142,9 +142,7 @@ def _third_party_entities(ruleset: RuleSet, rules: Path, split: str) -> None:
     labelled = entity_cases(split)  # type: ignore[arg-type]
     suite = ScorerSuite(load_config(DEFAULT_SCORERS), ["entities"], "cpu")
     suite.open()
-    reports = evaluate_entities(
-        engine_for(ruleset.all_enabled()), suite, labelled, ("PERSON", "LOCATION", "ORGANIZATION")
-    )
+    reports = evaluate_entities(engine_for(ruleset), suite, labelled, ("PERSON", "LOCATION", "ORGANIZATION"))
     table = Table(
         "entity",
         "spans",
@@ -154,8 +152,7 @@ def _third_party_entities(ruleset: RuleSet, rules: Path, split: str) -> None:
         "precision [95 % CI]",
         "recall [95 % CI]",
         "F2 [95 % CI]",
-        title=f"PII names, span level, third-party data ({split} split), entities rules enabled "
-        f"(off by default), model {suite.entities_model}",
+        title=f"PII names, span level, third-party data ({split} split), model {suite.entities_model}",
     )
     for entity, r in reports.items():
         table.add_row(

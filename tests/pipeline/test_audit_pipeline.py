@@ -169,14 +169,14 @@ def test_rule_pushes_are_validated_and_reported():
 
     pem, public = generate_key()
     key = load_private_key(pem, "test.pem")
-    # FAST runs the toxicity scorer only: a ruleset with a bias rule needs a scorer it does not run.
-    ruleset = RuleSet(rules=[rule for rule in RULES.rules if rule.category != "bias"])
+    # FAST runs the toxicity scorer only: a ruleset with bias or name rules needs scorers it does not run.
+    ruleset = RuleSet(rules=[rule for rule in RULES.rules if rule.category != "bias" and rule.match.type != "entities"])
     good = sign(push_record(ruleset, "default", 1, "alice", "first"), key)
     bad = {**push_record(ruleset, "default", 2, "bob", "typo"), "hash": "0"}
     bad["rules"] = {"rules": [{**bad["rules"]["rules"][0], "severity": "urgent"}]}
     bad = sign({**bad, "sha256": rules_digest(bad["rules"])}, key)  # hand-edited, then signed
     tampered = sign({**push_record(ruleset, "default", 3, "eve", "edit"), "hash": "deadbeef"}, key)
-    needs_bias = sign(push_record(RULES, "default", 4, "dan", "adds bias.stereotype"), key)
+    needs_bias = sign(push_record(RULES, "default", 4, "dan", "adds bias.stereotype and pii.person"), key)
     other = sign(push_record(ruleset, "staging", 1, "carol", "another ruleset"), key)
     # v5 drops a rule; replaying the validly signed v1 must not bring it back, nor overwrite v1's document.
     newer = sign(push_record(RuleSet(rules=ruleset.rules[1:]), "default", 5, "alice", "drop one"), key)
@@ -193,7 +193,7 @@ def test_rule_pushes_are_validated_and_reported():
     assert summary[0] == (1, True, "")
     assert summary[1][:2] == (2, False) and "severity: 'urgent' is not one of info, low" in changes[1]["reason"]
     assert summary[2][:2] == (3, False) and "hash does not match" in changes[2]["reason"]
-    assert summary[3][:2] == (4, False) and "need scorers ['bias']" in changes[3]["reason"]
+    assert summary[3][:2] == (4, False) and "need scorers ['bias', 'entities']" in changes[3]["reason"]
     assert summary[4][:2] == (None, False) and changes[4]["reason"].startswith("not JSON")
     assert summary[5] == (5, True, "")
     assert summary[6][:2] == (1, False) and "version 1 is not above the running version 5" in changes[6]["reason"]
@@ -316,7 +316,7 @@ def test_a_huge_event_is_audited_within_the_limits_and_the_events_around_it_are_
     limits = RULES.limits
 
     def judged(docs: list) -> tuple[list, list]:
-        others = finding_rows(truths, [d for d in docs if d["event_id"] in ids])
+        others = finding_rows(truths, [d for d in docs if d["event_id"] in ids], FAST.scorers)
         return [d for d in docs if d["event_id"] == "huge"], others
 
     def enough(docs: list) -> bool:
@@ -383,8 +383,7 @@ def test_events_are_stamped_with_their_own_time_in_java():
 
 def test_names_found_by_the_entities_model_in_the_job_are_stored_as_redacted_spans():
     settings = SETTINGS.model_copy(update={"scorers": ["entities"]})
-    rules = RULES.model_copy(update={"rules": [r.model_copy(update={"enabled": True}) for r in RULES.rules
-                                               if r.id == "pii.person"]})
+    rules = RULES.model_copy(update={"rules": [r for r in RULES.rules if r.id == "pii.person"]})
     events = [json.loads(s.value) for s in SAMPLES[:40] if not s.malformed][:20]
     prompt = "Please draft a reference letter for Margaret Thatcher, who led our team."
     events[3]["prompt"] = prompt
@@ -482,11 +481,11 @@ def test_the_archive_row_of_each_valid_event_masks_its_findings_and_encrypts_the
             for f in (f for f in row["findings"] if f["field"] == field and f["end"] - f["start"] > 4):
                 assert shown[f["start"] + 2:f["end"]] == "*" * (f["end"] - f["start"] - 2)
                 spans[f["rule_id"]] += 1
-    # The same findings as the violations the job stores: the rules' (`violations` ran other scorers; sequence
-    # rules fire later, in the violations only).
-    ruled = {"pii", "secret", "prompt_injection", "prohibited_content", "policy"}
-    stored = Counter(v["rule_id"] for v in violations if v["category"] in ruled and v["rule_id"] != "injection.repeated")
-    archived = Counter(f["rule_id"] for row in rows for f in row["findings"] if f["category"] in ruled)
+    # The same findings as the violations the job stores: those of the rules that read the text alone
+    # (`violations` ran other scorers; sequence rules fire later, in the violations only).
+    ruled = {rule.id for rule in RULES.rules if rule.match.type not in ("score", "entities", "sequence")}
+    stored = Counter(v["rule_id"] for v in violations if v["rule_id"] in ruled)
+    archived = Counter(f["rule_id"] for row in rows for f in row["findings"] if f["rule_id"] in ruled)
     assert archived == stored and spans["pii.email"] > 20
     assert sum(r["toxicity"] is not None for r in rows) == len(rows)
 
@@ -519,7 +518,7 @@ def test_events_the_audit_fails_on_are_isolated_and_reported_and_every_other_eve
     docs = collect(pipeline().violations, "pipeline-test-poison-violations")
     dead = [json.loads(d) for d in pipeline().dead_letters.execute_and_collect("pipeline-test-poison-dead-letters")]
     truths = [s.truth() for s in samples]
-    others = finding_rows(truths, [d for d in docs if not d["event_id"].startswith("poison-")])
+    others = finding_rows(truths, [d for d in docs if not d["event_id"].startswith("poison-")], settings.scorers)
     assert all(row.ok for row in others), [row for row in others if not row.ok]
     errors = {d["event_id"]: d for d in docs if d["rule_id"] == "audit.error"}
     assert set(errors) == {"poison-scorer", "poison-budget"}

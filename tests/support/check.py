@@ -106,25 +106,35 @@ def time_range(settings, truths: list[dict]) -> tuple[int, int]:
 
 
 # Which rule must flag each planted kind, and whether the spans must match exactly.
-EXACT_SPANS = {"email": "pii.email", "secret": "secret.credential"}
+EXACT_SPANS = {"email": "pii.email", "secret": "secret.credential", "person": "pii.person",
+               "location": "pii.location"}
 PER_EVENT = {"prompt_injection": "injection.pattern", "slow": "policy.slow_response",
              "token_heavy": "policy.token_heavy", "toxicity": "toxicity.high", "bias": "bias.stereotype"}
 # Rules that may miss some planted values but must never flag an event without them.
 NO_FALSE_ALARMS = {"prompt_injection": "injection.similar"}
+# The scorer each model kind needs: a run without it is judged on the other kinds.
+SCORER_OF = {"toxicity": "toxicity", "bias": "bias", "person": "entities", "location": "entities"}
+ALL_SCORERS = ("toxicity", "bias", "entities")
 
 
-def finding_rows(truths: list[dict], findings: list[dict]) -> list[Row]:
-    """Judge findings (violation documents) against the planted labels, rule by rule."""
+def finding_rows(truths: list[dict], findings: list[dict], scorers=ALL_SCORERS) -> list[Row]:
+    """Judge findings (violation documents) against the planted labels, rule by rule; `scorers`: the
+    scorers the run had (the kinds of the others have no row, and their rules must not fire)."""
     by_rule: dict[str, list[dict]] = {}
     for doc in findings:
         by_rule.setdefault(doc["rule_id"], []).append(doc)
     rows = []
+    judged = {kind for kind in (*EXACT_SPANS, *PER_EVENT) if SCORER_OF.get(kind, "rules") in (*scorers, "rules")}
     for kind, rule_id in EXACT_SPANS.items():
+        if kind not in judged:
+            continue
         expected = planted_spans(truths, kind)
         actual = {(d["event_id"], d["field"], d["start"], d["end"]) for d in by_rule.get(rule_id, [])}
         rows.append(Row(f"{rule_id} at the planted spans", len(expected), len(expected & actual)))
         rows.append(Row(f"{rule_id} elsewhere", 0, len(actual - expected)))
     for kind, rule_id in PER_EVENT.items():
+        if kind not in judged:
+            continue
         expected = labelled_events(truths, kind)
         actual = {d["event_id"] for d in by_rule.get(rule_id, [])}
         rows.append(Row(f"{rule_id}: events flagged", len(expected), len(expected & actual)))
@@ -136,7 +146,8 @@ def finding_rows(truths: list[dict], findings: list[dict]) -> list[Row]:
     actual = {d["event_id"] for d in by_rule.get(SEQUENCE_RULE, [])}
     rows.append(Row(f"{SEQUENCE_RULE}: 3 attempts by one user in 10 min", len(expected), len(expected & actual)))
     rows.append(Row(f"{SEQUENCE_RULE}: fired wrongly", 0, len(actual - expected)))
-    covered = set(EXACT_SPANS.values()) | set(PER_EVENT.values()) | set(NO_FALSE_ALARMS.values()) | {SEQUENCE_RULE}
+    covered = {rule for kind, rule in (*EXACT_SPANS.items(), *PER_EVENT.items()) if kind in judged}
+    covered |= set(NO_FALSE_ALARMS.values()) | {SEQUENCE_RULE}
     rows.append(Row("findings of other rules", 0, sum(len(d) for rule, d in by_rule.items() if rule not in covered)))
     return rows
 
@@ -167,7 +178,7 @@ def compare(settings, truths: list[dict]) -> Report:
     sequence_rules = {r.id for r in load_rules(settings.rules_path).rules if isinstance(r.match, SequenceMatch)}
     rows = [
         Row("valid events counted (InfluxDB)", len(valid), totals.get("events", 0)),
-        *finding_rows(truths, findings),
+        *finding_rows(truths, findings, settings.scorers),
         Row("violations counted (InfluxDB)", len(findings), totals.get("violation_points", 0)),
         Row("violations of events counted (InfluxDB audit_events)",
             sum(f["rule_id"] not in sequence_rules for f in findings), totals.get("violations", 0)),

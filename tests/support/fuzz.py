@@ -147,6 +147,11 @@ ATOMS: dict[str, st.SearchStrategy[str]] = {
     "tags": st.text(st.characters(min_codepoint=0xE0000, max_codepoint=0xE007F), min_size=1, max_size=30),
     "tagged phrase": st.sampled_from(PHRASES).map(lambda p: "".join(chr(0xE0000 + ord(ch)) for ch in p if ord(ch) < 128)),
     "any text": st.text(max_size=30),
+    # What the entities scorer reads: names, capitalised words after sentence ends, acronyms, German.
+    "names": _joined(st.lists(st.sampled_from([
+        "Jane Doe", "Li", "Wei", "Sofia", "Berlin", "São Paulo", "QA", "SQL", "Enterprise", "Shut", "Ask", "O'Neil-Smith",
+        "customer_id", "Die", "Lieferung", "verzögert", "sich", "the", "of", ".", ";", "\n", "RIO DE JANEIRO", "Al-Ain",
+    ]), min_size=1, max_size=12), " "),
 }
 SEPARATORS = st.sampled_from(["", " ", "\n", "\t", ", ", ": ", "=", "/", "\r\n", "\u2028", "\x00"])
 

@@ -42,3 +42,42 @@ def test_the_gazetteer_keeps_the_models_people_and_organisations():
     model = [(0, 9, "ORGANIZATION", "ORG"), (17, 34, "ORGANIZATION", "ORG")]
     # a club named after its city stays an organisation; a first name turns a mislabelled organisation into a person
     assert gazetteer.add(text, model) == [(0, 9, "ORGANIZATION", "ORG"), (17, 34, "PERSON", "gazetteer: first name")]
+
+
+def test_the_gazetteer_reads_a_name_after_a_capitalised_word_and_extends_the_models_first_name():
+    from udfs.scorers.entities import Gazetteer
+
+    gazetteer = Gazetteer.load()
+    text = "Ask Sofia Doe about it, or Li Doe."
+    # "Ask Sofia" is tried first and is no name; the model's "Li" alone becomes "Li Doe"
+    spans = gazetteer.add(text, [(27, 29, "PERSON", "PERSON")])
+    assert [(text[start:end], entity) for start, end, entity, _ in spans] == [("Sofia Doe", "PERSON"),
+                                                                               ("Li Doe", "PERSON")]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # each once flagged by the small model: a SQL identifier, acronyms, a product tier, an e-mail
+        # address, a key, a lower-case insult, a sentence's first word, German
+        "SELECT customer_id, COUNT(*) FROM orders GROUP BY customer_id;",
+        "Give me a SQL query, then ask QA about the AI roll-out.",
+        "Single sign-on and audit logs are part of the Enterprise plan.",
+        "Please send the details to kofi.doe2@example.com. Cc sofia_haddad53@example.com.",
+        "My config has OPENAI_API_KEY=sk-proj-wz5CTPD9TDUFw9nKS8MEdMkpCXfJXAyteZ2YLePo in it.",
+        "Give me the report by Monday. Shut up, you pathetic moron.",
+        "Translate 'the shipment is delayed by two days' into German.",
+        "Die Lieferung verzögert sich um zwei Tage. Bitte informieren Sie den Kunden darüber.",
+    ],
+)
+def test_words_of_chat_and_code_that_the_model_takes_for_names_are_not_names(entities_suite, text):
+    [scored] = entities_suite.score([text])
+    names = [(text[s[0]:s[1]], s[2]) for s in scored.evidence.get("entities", []) if s[2] != "NRP"]
+    assert names == []
+
+
+def test_names_in_chat_are_found_beside_what_is_dropped(entities_suite):
+    text = "SELECT id FROM users; Our office in Sydney needs it. Shut up. Ask Maria Garcia from QA."
+    [scored] = entities_suite.score([text])
+    assert [(text[s[0]:s[1]], s[2]) for s in scored.evidence["entities"]] == [("Sydney", "LOCATION"),
+                                                                              ("Maria Garcia", "PERSON")]

@@ -3,7 +3,7 @@
 import json
 from collections import Counter
 
-from devstack.traffic import RATES, generate, summarize
+from devstack.traffic import NAME_RATES, RATES, generate, summarize
 
 
 def test_same_seed_same_events_other_seed_other_events():
@@ -25,7 +25,7 @@ def test_labels_point_at_the_planted_text():
                 assert event[label.field][label.start:label.end] == label.value
         if any(label.kind == "slow" for label in sample.labels):
             assert event["latency_ms"] >= 30_000
-    assert set(kinds) == set(RATES)
+    assert set(kinds) == set(RATES) | set(NAME_RATES)
 
 
 def test_summary_counts_events_per_kind_and_mostly_clean_traffic():
@@ -33,7 +33,7 @@ def test_summary_counts_events_per_kind_and_mostly_clean_traffic():
     counts = summarize(truths)
     assert counts["events"] == 5000
     assert 20 <= counts["malformed"] <= 90  # ~1%
-    for kind, share in RATES.items():
+    for kind, share in {**RATES, **NAME_RATES}.items():
         assert abs(counts[kind] / 5000 - share) < 0.02, kind
     clean = sum(1 for t in truths if not t["labels"] and not t["malformed"])
     assert clean / 5000 > 0.7

@@ -27,6 +27,19 @@ _GATE = re.compile(r"(?:[\w,;:()\"'-] +|\n)[A-Z][\w'-]|[A-Z][\w'-]* [A-Z]\w")
 # (start, end, entity, the model's own label)
 Span = tuple[int, int, str, str]
 
+# What no name has: the characters of code and e-mail addresses, digits inside a word (keys, identifiers).
+# (Figures beside a name, "Afridi 88" in a scorecard, stay: the name is in the span.)
+_NOT_IN_NAMES = re.compile(r"[_@=/\\<>{}\[\]|#$%^*+~`]|[^\W\d_]\d|\d[^\W\d_]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_LETTERS = re.compile(r"[^\W\d_]+")
+# Words of LLM traffic that the model, trained on news, takes for names: the acronyms of software and of
+# business, product tiers, jailbreak personas.
+NOT_NAMES = (
+    "AI API APIs AWS CEO CFO CI CLI CPU CSV CTO CV DAN DB DNS FAQ GPU HR HTML HTTP HTTPS ID IDE IT JSON JWT KPI LLM "
+    "ML NLP OK OS PDF PR QA REST ROI SaaS SDK SLA SQL SSH SSO TLS TODO UI URL UX VPN XML YAML "
+    "Basic Business Enterprise Free Premium Pro Professional Standard Starter Team"
+).split()
+
 
 class EntitySpec(BaseModel):
     """The `entities` section of the scorers YAML."""
@@ -46,6 +59,10 @@ class EntitySpec(BaseModel):
         description="the model's entity labels -> ours (Presidio's names); other labels are dropped",
     )
     batch_size: int = Field(default=64, ge=1)
+    not_names: frozenset[str] = Field(
+        default=frozenset(NOT_NAMES),
+        description="spans that are never a name, whatever the model says (acronyms, product tiers)",
+    )
     gazetteers: bool = Field(
         default=True,
         description="add people by first name (Faker's lists, every locale) and "
@@ -54,7 +71,9 @@ class EntitySpec(BaseModel):
 
 
 class EntityRecognizer:
-    """spaCy NER over a batch of texts, only on the texts the gate lets through."""
+    """spaCy NER over a batch of texts, only on the English texts the gate lets through. The model's spans
+    that no name could be (code, words with digits, lower case, a listed acronym, a lone first word of a
+    sentence, a sentence not in English) are dropped."""
 
     def __init__(self, spec: EntitySpec):
         self.spec = spec
@@ -80,17 +99,55 @@ class EntityRecognizer:
     def find(self, texts: Sequence[str]) -> list[list[Span]]:
         out: list[list[Span]] = [[] for _ in texts]
         gated = [i for i, text in enumerate(texts) if _GATE.search(text)]
-        docs = self._nlp.pipe([texts[i] for i in gated], batch_size=self.spec.batch_size)
+        # spaCy stores text as UTF-8: a lone surrogate (JSON allows "\\ud800") becomes U+FFFD, offsets kept.
+        docs = self._nlp.pipe([_SURROGATE.sub("\ufffd", texts[i]) for i in gated], batch_size=self.spec.batch_size)
         labels = self.spec.labels
         for i, doc in zip(gated, docs):
-            out[i] = [(e.start_char, e.end_char, labels[e.label_], e.label_) for e in doc.ents if e.label_ in labels]
+            text = texts[i]
+            out[i] = [
+                (e.start_char, e.end_char, labels[e.label_], e.label_)
+                for e in doc.ents
+                if e.label_ in labels
+                and self._name_shaped(text[e.start_char : e.end_char])
+                and _in_english(text, e.start_char, e.end_char)
+                and not self._opens_sentence_alone(text, e.start_char, e.end_char)
+            ]
         if self._gazetteer is not None:  # cheap, so on every text: the gate skips datelines ("LONDON 1996-12-06")
             out = [self._gazetteer.add(text, spans) for text, spans in zip(texts, out)]
+            out = [[s for s in spans if self._name_shaped(text[s[0] : s[1]])] for text, spans in zip(texts, out)]
         return out
+
+    def _name_shaped(self, name: str) -> bool:
+        """A capital letter; no character of code or e-mail; not a listed non-name."""
+        return name not in self.spec.not_names and not name.islower() and not _NOT_IN_NAMES.search(name)
+
+    def _opens_sentence_alone(self, text: str, start: int, end: int) -> bool:
+        """One capitalised word that starts a sentence ("Translate ...", "Shut up ..."): the capital says nothing
+        there, and the model takes such words for names. First names and places the gazetteers know still count."""
+        word = text[start:end]
+        before = text[max(0, start - 200) : start].rstrip(" ")  # bounded: a long text has many spans
+        if " " in word or word.isupper() or (before and before[-1] not in ".!?;\n"):
+            return False
+        return self._gazetteer is None or (
+            word not in self._gazetteer.first_names and word not in self._gazetteer.places
+        )
+
+
+def _in_english(text: str, start: int, end: int) -> bool:
+    """The model reads English: in a sentence whose lower-case words (three or more) include no English
+    function word, its spans are noise ("Die Lieferung verzögert sich um zwei Tage" is no organisation).
+    Lists of names and figures have few lower-case words, so they stay."""
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    left = max(text.rfind(stop, max(0, start - 500), start) for stop in ".!?;\n")
+    right = min((i for i in (text.find(stop, end, end + 500) for stop in ".!?;\n") if i >= 0), default=end + 500)
+    lower = [word for word in _LETTERS.findall(text[left + 1 : right]) if word.islower()]
+    return sum(len(word) > 2 for word in lower) < 3 or any(word in STOP_WORDS for word in lower)
 
 
 # "Jane Doe", "Kenichi Shimokawa", "Des O'Neil-Smith": a first name, then a capitalised word with lower case.
-_FIRST_LAST = re.compile(r"\b([A-Z][a-z]+) ((?:[A-Z][a-z]*[A-Z']?[a-z]+)(?:-[A-Z][a-z]+)?)\b")
+# A lookahead, so that "Ask Sofia Doe" tries "Sofia Doe" after "Ask Sofia".
+_FIRST_LAST = re.compile(r"\b(?=([A-Z][a-z]+) ((?:[A-Z][a-z]*[A-Z']?[a-z]+)(?:-[A-Z][a-z]+)?)\b)")
 # "Royal Mail", "Stanford University": a first name before one of these names an institution, not a person.
 _INSTITUTION = frozenset(
     "Airlines Airport Avenue Bank Bay Church City Club College Company Council County Court Group Hall Hospital House "
@@ -146,9 +203,13 @@ class Gazetteer:
     def add(self, text: str, spans: list[Span]) -> list[Span]:
         """The model's spans, with people and places it missed; ours replace a span of another kind they overlap
         (a person the model called an organisation), but a place never replaces an organisation (a club)."""
-        for m in _FIRST_LAST.finditer(text):
-            if m.group(1) in self.first_names and m.group(2) not in _INSTITUTION:
-                spans = _put(spans, (m.start(), m.end(), "PERSON", "gazetteer: first name"), keep={"PERSON"})
+        people = [
+            (m.start(), m.end(2), "PERSON", "gazetteer: first name")
+            for m in _FIRST_LAST.finditer(text)
+            if m.group(1) in self.first_names and m.group(2) not in _INSTITUTION
+        ]
+        spans = _put(spans, people, keep={"PERSON"})
+        places = []
         words = list(_WORD.finditer(text))
         i = 0
         while i < len(words):
@@ -159,20 +220,34 @@ class Gazetteer:
                 start, end = words[i].start(), words[i + n - 1].end()
                 name = text[start:end]
                 if name in self.places or name in self.places_upper:
-                    spans = _put(
-                        spans,
-                        (start, end, "LOCATION", "gazetteer: GeoNames"),
-                        keep={"PERSON", "LOCATION", "ORGANIZATION"},
-                    )
+                    places.append((start, end, "LOCATION", "gazetteer: GeoNames"))
                     i += n - 1
                     break
             i += 1
-        return spans
+        return _put(spans, places, keep={"PERSON", "LOCATION", "ORGANIZATION"})
 
 
-def _put(spans: list[Span], new: Span, keep: set[str]) -> list[Span]:
-    """Add `new` unless it overlaps a span whose entity is in `keep`; it replaces the spans it overlaps."""
-    overlapping = [s for s in spans if s[0] < new[1] and new[0] < s[1]]
-    if any(s[2] in keep for s in overlapping):
-        return spans
-    return sorted([s for s in spans if s not in overlapping] + [new])
+def _put(spans: list[Span], new_spans: list[Span], keep: set[str]) -> list[Span]:
+    """Add each new span in turn unless it overlaps a span whose entity is in `keep` (but a span of its own
+    entity that it contains, the model's "Li" of "Li Doe", it extends); it replaces the spans it overlaps.
+    One pass (a long text has thousands of spans): both lists by start, `spans` not overlapping each other."""
+    out: list[Span] = []
+    i = 0
+    for new in new_spans:
+        while i < len(spans) and spans[i][1] <= new[0]:
+            out.append(spans[i])
+            i += 1
+        # What it overlaps: new spans already put at the end of `out`, and the next of `spans`.
+        tail = len(out)
+        while tail and out[tail - 1][1] > new[0]:
+            tail -= 1
+        ahead = i
+        while ahead < len(spans) and spans[ahead][0] < new[1]:
+            ahead += 1
+        overlapping = out[tail:] + spans[i:ahead]
+        if any(s[2] in keep and not (s[2] == new[2] and new[0] <= s[0] and s[1] <= new[1]) for s in overlapping):
+            continue
+        del out[tail:]
+        out.append(new)
+        i = ahead
+    return out + spans[i:]
