@@ -93,8 +93,11 @@ def violation_document(
     if finding.category in MODEL_SCORED and scores and finding.field in scores:
         # Dots in field names are legal in MongoDB 5+ but not in every server (FerretDB) nor handy in queries.
         doc["scores"] = {label.replace(".", "_"): value for label, value in scores[finding.field].items()}
-        if evidence and finding.field in evidence:
-            doc["evidence"] = evidence[finding.field]
+        # Names are findings of their own (entities rules), and their spans, arrays of arrays, are what
+        # FerretDB (MongoDB on SQLite) refuses to store.
+        shown = {key: value for key, value in (evidence or {}).get(finding.field, {}).items() if key != "entities"}
+        if shown:
+            doc["evidence"] = shown
     if store_raw_text and finding.field in TEXT_FIELDS:
         doc["text"] = getattr(event, finding.field)
     return doc

@@ -50,3 +50,14 @@ def test_a_violation_carries_the_context_fields_in_the_models_order():
     assert context == list(CONTEXT_FIELDS)
     assert {key: doc[key] for key in context} == {**dict.fromkeys(CONTEXT_FIELDS), "tenant": "acme", "model": "m",
                                                   "user_id": "u1"}
+
+
+def test_a_score_finding_carries_its_models_evidence_but_not_the_names_spans():
+    # FerretDB refused the whole document: {"entities": [[53, 59, "NRP", "NORP"]]} is an array of arrays.
+    toxic = Finding("e1", "toxicity.high", 1, "toxicity", "toxicity", "high", "prompt", 0, 21, 0.97, "")
+    evidence = {"prompt": {"toxicity_span": [0, 21], "entities": [[5, 9, "NRP", "NORP"]]}}
+    doc = violation_document(EVENT, toxic, scores={"prompt": {"toxicity": 0.97}}, evidence=evidence)
+    assert doc["evidence"] == {"toxicity_span": [0, 21]} and doc["scores"] == {"toxicity": 0.97}
+    only_names = violation_document(EVENT, toxic, scores={"prompt": {"toxicity": 0.97}},
+                                    evidence={"prompt": {"entities": [[5, 9, "NRP", "NORP"]]}})
+    assert "evidence" not in only_names
