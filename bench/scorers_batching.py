@@ -51,7 +51,7 @@ def main() -> None:
     table = Table("scorer", "device", "1 at a time (texts/s)",
                   *[f"batch {s} (texts/s, ×)" for s in sizes], title=f"{len(texts)} texts, ~{sum(map(len, texts)) // len(texts)} chars each")
     suites = {**{name: (name,) for name in SCORER_NAMES}, "toxicity+bias": ("toxicity", "bias"),
-              "all (the default)": tuple(AuditJobSettings().scorers)}
+              "all (the default)": tuple(AuditJobSettings.model_fields["scorers"].default)}
     for name, scorers in suites.items():
         suite = ScorerSuite(config, scorers, args.device)
         suite.open()
