@@ -2,8 +2,9 @@
 
 Most events are clean support, coding and HR conversations; a known share carries
 planted PII (e-mail addresses, people's names, places), secrets, injection attempts,
-toxic or biased text, slow or token-heavy calls, and a few messages are malformed. Every planted value is recorded with its
-field and character span, so tests and the demo can compare what the job found.
+toxic or biased text, slow or token-heavy calls, and a few messages are malformed.
+Every planted value is recorded with its field and character span, so tests and the
+demo can compare what the job found.
 """
 
 from __future__ import annotations

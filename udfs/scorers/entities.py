@@ -71,9 +71,9 @@ class EntitySpec(BaseModel):
 
 
 class EntityRecognizer:
-    """spaCy NER over a batch of texts, only on the English texts the gate lets through. The model's spans
-    that no name could be (code, words with digits, lower case, a listed acronym, a lone first word of a
-    sentence, a sentence not in English) are dropped."""
+    """spaCy NER over a batch of texts, only on the texts the gate lets through. The model's spans that no
+    name could be (code, words with digits, lower case, a listed acronym, a lone first word of a sentence,
+    a sentence not in English) are dropped."""
 
     def __init__(self, spec: EntitySpec):
         self.spec = spec
