@@ -195,7 +195,7 @@ def check_scorers(ruleset: RuleSet, settings: AuditJobSettings) -> None:
     missing = ruleset.scorers_used() - set(settings.scorers)
     if missing:
         raise ScorerError(
-            f"{settings.rules_path}: score rules need scorers {sorted(missing)}; "
+            f"{settings.rules_path}: score and entities rules need scorers {sorted(missing)}; "
             f"add them to LLM_AUDIT_SCORERS (now {list(settings.scorers)}) or disable those rules"
         )
 

@@ -45,7 +45,8 @@ def test_run_audit_fails_fast_on_a_missing_rules_file_or_a_bad_setting(tmp_path)
     assert f"{tmp_path / 'nope.yaml'}: no rules file or directory there" in missing.stderr.replace("\n", "")
     bad = run("run", "audit", env={"LLM_AUDIT_STARTING_OFFSETS": "oldest"})
     assert bad.returncode == 1 and "LLM_AUDIT_STARTING_OFFSETS='oldest'" in bad.stderr
-    # The default rules have score rules: running without the scorers they need is an error, not silence.
+    # The default rules read the scorers (score and entities rules): without them it is an error, not silence.
     rules_only = run("run", "audit", "--bounded", env={"LLM_AUDIT_SCORERS": "[]"})
     assert rules_only.returncode == 1
-    assert "score rules need scorers ['bias', 'toxicity']" in rules_only.stderr.replace("\n", "")
+    needed = "score and entities rules need scorers ['bias', 'entities', 'toxicity']"
+    assert needed in rules_only.stderr.replace("\n", "")

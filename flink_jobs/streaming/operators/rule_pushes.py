@@ -85,7 +85,7 @@ class RulePushes:
                 record,
                 value,
                 False,
-                f"score rules need scorers {sorted(missing)}, which this "
+                f"score and entities rules need scorers {sorted(missing)}, which this "
                 f"job does not run (LLM_AUDIT_SCORERS={list(self._scorers)})",
             )
             return
