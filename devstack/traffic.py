@@ -213,10 +213,13 @@ def _malformed(rng: random.Random, event: dict) -> tuple[str, str]:
     return json.dumps(broken), "schema_violation"
 
 
-def generate(n: int, seed: int = 7, start_ms: int | None = None, rate: float | None = None) -> Iterator[Sample]:
-    """Yield n samples; the same seed and start_ms yield the same events (timestamps follow the rate)."""
+def generate(
+    n: int, seed: int = 7, start_ms: int | None = None, rate: float | None = None, names: bool = True
+) -> Iterator[Sample]:
+    """Yield n samples; the same seed and start_ms yield the same events (timestamps follow the rate).
+    names=False: no people or places planted (the events of the same seed as they were before names)."""
     rng = random.Random(seed)
-    names = random.Random(f"{seed}-names")
+    names_rng = random.Random(f"{seed}-names")
     start_ms = int(time.time() * 1000) if start_ms is None else start_ms
     step_ms = 1000.0 / rate if rate else 10.0
     for i in range(n):
@@ -229,7 +232,8 @@ def generate(n: int, seed: int = 7, start_ms: int | None = None, rate: float | N
         prompt.add(CLEAN_PROMPTS[idx])
         response.add(CLEAN_RESPONSES[idx])
         _plant(rng, prompt, response, kinds)
-        _plant_names(names, prompt, response)
+        if names:
+            _plant_names(names_rng, prompt, response)
         prompt_tokens = max(1, prompt.length // 4)
         completion_tokens = max(1, response.length // 4)
         if "token_heavy" in kinds:

@@ -63,7 +63,6 @@ def test_a_savepoint_of_version_0_1_finds_every_operator_it_holds_state_for(isol
     # shape: a refactoring that built the same pipeline in another order would orphan their state, and a
     # restore would fail (or, with --allowNonRestoredState, drop the open windows).
     scored = config == "scorers"
-    settings = isolated_job("graph-ids", scorers=["toxicity", "bias"] if scored else [],
-                            **({} if scored else {"rules_path": unscored_rules}))
+    settings = isolated_job("graph-ids", **({} if scored else {"scorers": [], "rules_path": unscored_rules}))
     expected = json.loads(OPERATOR_IDS_0_1.read_text())[config]
     assert _operator_ids(job.build_job(settings)) == expected
