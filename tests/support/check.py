@@ -114,17 +114,16 @@ PER_EVENT = {"prompt_injection": "injection.pattern", "slow": "policy.slow_respo
 NO_FALSE_ALARMS = {"prompt_injection": "injection.similar"}
 # The scorer each model kind needs: a run without it is judged on the other kinds.
 SCORER_OF = {"toxicity": "toxicity", "bias": "bias", "person": "entities", "location": "entities"}
-ALL_SCORERS = ("toxicity", "bias", "entities")
 
 
-def finding_rows(truths: list[dict], findings: list[dict], scorers=ALL_SCORERS) -> list[Row]:
+def finding_rows(truths: list[dict], findings: list[dict], scorers=frozenset(SCORER_OF.values())) -> list[Row]:
     """Judge findings (violation documents) against the planted labels, rule by rule; `scorers`: the
     scorers the run had (the kinds of the others have no row, and their rules must not fire)."""
     by_rule: dict[str, list[dict]] = {}
     for doc in findings:
         by_rule.setdefault(doc["rule_id"], []).append(doc)
     rows = []
-    judged = {kind for kind in (*EXACT_SPANS, *PER_EVENT) if SCORER_OF.get(kind, "rules") in (*scorers, "rules")}
+    judged = {kind for kind in (*EXACT_SPANS, *PER_EVENT) if kind not in SCORER_OF or SCORER_OF[kind] in scorers}
     for kind, rule_id in EXACT_SPANS.items():
         if kind not in judged:
             continue

@@ -81,3 +81,11 @@ def test_names_in_chat_are_found_beside_what_is_dropped(entities_suite):
     [scored] = entities_suite.score([text])
     assert [(text[s[0]:s[1]], s[2]) for s in scored.evidence["entities"]] == [("Sydney", "LOCATION"),
                                                                               ("Maria Garcia", "PERSON")]
+
+
+def test_a_lone_surrogate_is_read_around_with_offsets_kept(entities_suite):
+    # Found by the property test: spaCy raised UnicodeEncodeError on this text.
+    for text in ("GB82 WEST 1234 5698 7654 32\ud800", "Ask Jane Doe\udc00 about Berlin."):
+        [scored] = entities_suite.score([text])
+        assert all(0 <= s[0] < s[1] <= len(text) for s in scored.evidence.get("entities", []))
+    assert [text[s[0]:s[1]] for s in scored.evidence["entities"]] == ["Jane Doe", "Berlin"]

@@ -97,6 +97,9 @@ class EntityRecognizer:
             ) from None
         self.model = f"{self.spec.package} {self._nlp.meta.get('version', '')}".strip()
         self._gazetteer = Gazetteer.load() if self.spec.gazetteers else None
+        from spacy.lang.en.stop_words import STOP_WORDS
+
+        self._stop_words = STOP_WORDS
 
     def find(self, texts: Sequence[str]) -> list[list[Span]]:
         out: list[list[Span]] = [[] for _ in texts]
@@ -111,7 +114,7 @@ class EntityRecognizer:
                 for e in doc.ents
                 if e.label_ in labels
                 and self._name_shaped(text[e.start_char : e.end_char])
-                and _in_english(text, e.start_char, e.end_char)
+                and self._in_english(text, e.start_char, e.end_char)
                 and not self._opens_sentence_alone(text, e.start_char, e.end_char)
             ]
         if self._gazetteer is not None:  # cheap, so on every text: the gate skips datelines ("LONDON 1996-12-06")
@@ -123,6 +126,16 @@ class EntityRecognizer:
         """A capital letter; no character of code or e-mail; not a listed non-name."""
         return name not in self.spec.not_names and not name.islower() and not _NOT_IN_NAMES.search(name)
 
+    def _in_english(self, text: str, start: int, end: int) -> bool:
+        """The model reads English: in a sentence whose lower-case words (three or more) include no English
+        function word, its spans are noise ("Die Lieferung verzögert sich um zwei Tage" is no organisation).
+        Lists of names and figures have few lower-case words, so they stay. The sentence is read at most 500
+        characters either side of the span: a long text without full stops has many spans."""
+        left = max(start - 501, *(text.rfind(stop, max(0, start - 500), start) for stop in ".!?;\n"))
+        right = min((i for i in (text.find(stop, end, end + 500) for stop in ".!?;\n") if i >= 0), default=end + 500)
+        lower = [word for word in _LETTERS.findall(text[max(0, left + 1) : right]) if word.islower()]
+        return sum(len(word) > 2 for word in lower) < 3 or any(word in self._stop_words for word in lower)
+
     def _opens_sentence_alone(self, text: str, start: int, end: int) -> bool:
         """One capitalised word that starts a sentence ("Translate ...", "Shut up ..."): the capital says nothing
         there, and the model takes such words for names. First names and places the gazetteers know still count."""
@@ -133,18 +146,6 @@ class EntityRecognizer:
         return self._gazetteer is None or (
             word not in self._gazetteer.first_names and word not in self._gazetteer.places
         )
-
-
-def _in_english(text: str, start: int, end: int) -> bool:
-    """The model reads English: in a sentence whose lower-case words (three or more) include no English
-    function word, its spans are noise ("Die Lieferung verzögert sich um zwei Tage" is no organisation).
-    Lists of names and figures have few lower-case words, so they stay."""
-    from spacy.lang.en.stop_words import STOP_WORDS
-
-    left = max(text.rfind(stop, max(0, start - 500), start) for stop in ".!?;\n")
-    right = min((i for i in (text.find(stop, end, end + 500) for stop in ".!?;\n") if i >= 0), default=end + 500)
-    lower = [word for word in _LETTERS.findall(text[left + 1 : right]) if word.islower()]
-    return sum(len(word) > 2 for word in lower) < 3 or any(word in STOP_WORDS for word in lower)
 
 
 # "Jane Doe", "Kenichi Shimokawa", "Des O'Neil-Smith": a first name, then a capitalised word with lower case.
