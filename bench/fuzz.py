@@ -1,6 +1,6 @@
 """A long fuzz run of the rule engine, its detectors, decoders and validators; keeps what it finds.
 
-Usage: python bench/fuzz.py --minutes 30 [--seed 1] [--corpus tests/fixtures/fuzz] [--no-models]
+Usage: python bench/fuzz.py --minutes 30 [--seed 1] [--corpus tests/fixtures/fuzz]
 
 Each input is checked as the unit tests check it (tests/support/fuzz.py: `problems`): every detector
 directly, every decoder and validator, and the default and all-rules-enabled engines with the input as
@@ -127,7 +127,7 @@ def shrink(text: str, signature: str, budget: int = 150) -> str:
 
 def _engine_ms(text: str, rounds: int = 3) -> float:
     """The default engine's time on the text, best of `rounds`: one timing also measures first-use loading
-    (libphonenumber reads a region's metadata when first asked) and the MiniLM engine's threads winding down."""
+    (libphonenumber reads a region's metadata when first asked)."""
     best = float("inf")
     for _ in range(rounds):
         started = time.perf_counter()
@@ -146,15 +146,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--corpus", type=Path, default=fuzz.CORPUS)
     parser.add_argument("--slowest", type=int, default=5, help="how many of the slowest inputs per KB to keep")
-    parser.add_argument("--no-models", action="store_true", help="leave out the all-rules engine (MiniLM)")
     args = parser.parse_args()
-    engine_names = ("default",) if args.no_models else ("default", "all enabled")
     rng = random.Random(args.seed)
 
     print(f"python {platform.python_version()} on {platform.machine()}, seed {args.seed}, {args.minutes} min, "
           f"corpus {args.corpus}", flush=True)
     started = time.perf_counter()
-    fuzz.detectors(with_models=False), fuzz.engines()  # load before the clock: rules, gitleaks, MiniLM
+    fuzz.detectors(), fuzz.engines()  # load before the clock: rules, gitleaks
     from udfs.evaluation.corpora import entity_cases, injection_cases, secret_cases
 
     public = [c.text for c in injection_cases()] + [c.text for c in entity_cases()] + [c.text for c in secret_cases()]
@@ -188,7 +186,7 @@ def main() -> None:
         tried += 1
         chars += len(text)
         t0 = time.perf_counter()
-        found = fuzz.problems(text, engine_names)
+        found = fuzz.problems(text)
         ms = (time.perf_counter() - t0) * 1000
         for signature, description in found:
             if signature in failures:
@@ -224,7 +222,7 @@ def main() -> None:
 
     elapsed = time.perf_counter() - started
     print(f"\n{tried} inputs in {elapsed / 60:.1f} min ({tried / elapsed:.1f}/s, {chars / 1e6:.1f} M characters), "
-          f"engines: {', '.join(engine_names)}")
+          f"engines: default, all enabled")
     print(f"failures: {len(failures)}")
     for signature, path in failures.items():
         print(f"  {signature}  ->  {path}")

@@ -126,9 +126,10 @@ class AuditJobSettings(MongoSettings, InfluxSettings):
     """LLM_AUDIT_STORE_RAW_TEXT: also store the raw prompt/response text in violations (off: spans and redacted snippets only)."""
 
     # Scorers
-    scorers: list[Literal["toxicity", "bias", "entities"]] = ["toxicity", "bias", "entities"]
+    scorers: list[Literal["toxicity", "bias", "entities", "injection"]] = ["toxicity", "bias", "entities", "injection"]
     """LLM_AUDIT_SCORERS: JSON list of the model scorers to run on every prompt and response; [] for rules only.
-    "entities" finds names of people, places and organisations for the `entities` rules (pii.person, ...)."""
+    "entities" finds names of people, places and organisations for the `entities` rules (pii.person, ...);
+    "injection" scores prompt sentences by their closeness to known attacks, for `injection.similar`."""
     scorers_path: Path = DEFAULT_SCORERS_CONFIG
     """LLM_AUDIT_SCORERS_PATH: YAML of the scorers' models (backends, checkpoints, label maps); see docs/scorers.md."""
     scorer_device: str = "auto"

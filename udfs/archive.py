@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from udfs.events import CONTEXT_FIELDS, TEXT_FIELDS, AuditEvent
 from udfs.findings import Finding, redact
-from udfs.rules import SCORERS
+from udfs.scorers.suite import MEASURED
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -88,7 +88,7 @@ COLUMNS: dict[str, ColumnType] = {
     # A JSON list of FINDING_FIELDS objects: PyFlink 2.3's thread mode hands a list of rows to Java as
     # copies of its last row (one reused object), so a nested ARRAY<ROW> column cannot come from Python.
     "findings": ColumnType.STRING,
-    **{scorer: ColumnType.DOUBLE for scorer in SCORERS},  # the highest score of the event's texts
+    **{scorer: ColumnType.DOUBLE for scorer in MEASURED},  # the highest score of the event's texts
     # The event's measures (events.MEASURE_FIELDS), in the order of the first archives' files.
     "prompt_tokens": ColumnType.INT,
     "completion_tokens": ColumnType.INT,
@@ -221,7 +221,7 @@ def archive_record(
         "findings": json.dumps(
             [{name: getattr(f, name) for name in FINDING_FIELDS} for f in findings], ensure_ascii=False
         ),
-        **{scorer: max((s[scorer] for s in scores.values() if scorer in s), default=None) for scorer in SCORERS},
+        **{scorer: max((s[scorer] for s in scores.values() if scorer in s), default=None) for scorer in MEASURED},
         "metadata": None if event.metadata is None else json.dumps(event.metadata, sort_keys=True, default=str),
         "rules_hash": rules_hash,
         "tenant_full": event.tenant,

@@ -340,7 +340,8 @@ class RuleEngine:
         if isinstance(rule.match, EntitiesMatch):
             return _entity_findings(rule, rule.match, event, field, texts[field], evidence), field
         if compiled.matcher is None:  # the rules without a matcher that are left: score rules
-            return _score_findings(rule, cast(ScoreMatch, rule.match), event, field, texts[field], scores), field
+            match = cast(ScoreMatch, rule.match)
+            return _score_findings(rule, match, event, field, texts[field], scores, evidence), field
         return compiled.matcher(texts[field]), field
 
     def _steps(self, event: AuditEvent, texts: dict[str, str]) -> Sequence[_Step]:
@@ -425,23 +426,35 @@ def _field_findings(rule: Rule, match: FieldMatch, event: AuditEvent) -> list[Fi
 
 
 def _score_findings(
-    rule: Rule, match: ScoreMatch, event: AuditEvent, field: str, text: str, scores: Scores | None
+    rule: Rule,
+    match: ScoreMatch,
+    event: AuditEvent,
+    field: str,
+    text: str,
+    scores: Scores | None,
+    evidence: Evidence | None,
 ) -> list[Finding]:
     key = f"{match.scorer}.{match.label}" if match.label else match.scorer
     value = (scores or {}).get(field, {}).get(key)
     if value is None or value < match.threshold:
         return []
+    seen = (evidence or {}).get(field, {})
+    # The main score's top sentence (toxicity's, bias's, injection's), where its scorer names one, is the span.
+    span = None if match.label else seen.get(f"{match.scorer}_span")
+    start, end = span if span and 0 <= span[0] < span[1] <= len(text) else (0, len(text))
+    nearest = seen.get(f"{match.scorer}_nearest")
     return [
         _finding(
             rule,
             event.event_id,
             field,
             entity=rule.entity or key,
-            start=0,
-            end=len(text),
+            start=start,
+            end=end,
             score=round(value, 4),
-            snippet="",
-            why=f"score {key} {value:.3f} >= threshold {match.threshold}",
+            snippet=redact(text[start:end]) if span else "",
+            why=f"score {key} {value:.3f} >= threshold {match.threshold}"
+            + (f"; nearest known attack {nearest}" if nearest else ""),
         )
     ]
 

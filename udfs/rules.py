@@ -25,13 +25,13 @@ from udfs.detectors.validators import VALIDATORS
 from udfs.events import CONTEXT_FIELDS, MEASURE_FIELDS
 from udfs.findings import RuleCategory, Severity
 from udfs.scorers.entities import Entity
-from udfs.scorers.suite import SCORERS as SCORER_REGISTRY
+from udfs.scorers.suite import SCORED
 
 # The event fields that `field` rules compare (udfs.events marks them).
 NUMERIC_FIELDS = MEASURE_FIELDS
 STRING_FIELDS = CONTEXT_FIELDS
 # The scorers with a score that score rules read (entities come as spans, for `entities` rules).
-SCORERS = tuple(name for name, member in SCORER_REGISTRY.items() if member.scores)
+SCORERS = SCORED
 SEQUENCE_KEYS = ("user_id", "session_id", "tenant")  # context fields a sequence may count by
 
 

@@ -95,8 +95,8 @@ def evaluate(
     The headline: leave one source out (udfs/evaluation/loso.py), each held-out source's figure, the minimum,
     the mean and all folds pooled. Then the within-source test splits (secondary).
     Third-party: labelled texts from registry packages this project did not write (udfs/evaluation/corpora.py),
-    event level, with 95 % bootstrap intervals and the CPU cost per event; the rules as given, and with
-    every rule enabled (the off-by-default similarity layer).
+    event level, with 95 % bootstrap intervals and the CPU cost per event; the rules with the injection
+    scorer (the default), and without scorers (patterns only).
     """
     from udfs.evaluation.quality import cases
     from udfs.evaluation.quality import evaluate as run_eval
@@ -128,8 +128,10 @@ def evaluate(
         )
     console.print(table)
     if third_party:
-        _leave_one_source_out_injection(ruleset, rules)
-        _third_party_injection(ruleset, rules, split)
+        suite = ScorerSuite(load_config(DEFAULT_SCORERS), ["injection"], "cpu")
+        suite.open()
+        _leave_one_source_out_injection(ruleset, rules, suite)
+        _third_party_injection(ruleset, rules, split, suite)
         _third_party_secrets(ruleset, rules, split)
         _third_party_pii(ruleset, rules)
         _third_party_entities(ruleset, rules, split)
@@ -212,12 +214,13 @@ def _third_party_pii(ruleset: RuleSet, rules: Path) -> None:
         )
 
 
-def _third_party_injection(ruleset: RuleSet, rules: Path, split: str) -> None:
+def _third_party_injection(ruleset: RuleSet, rules: Path, split: str, suite: ScorerSuite) -> None:
     from udfs.evaluation.corpora import INJECTION_SOURCES, injection_cases
     from udfs.evaluation.quality import evaluate_events
 
     labelled = injection_cases(split)  # type: ignore[arg-type]
     texts = [(case.text, case.label) for case in labelled]
+    suite.member("injection").index.index_shipped()  # as the job runs it (its training splits indexed)
     table = Table(
         "rules",
         "n",
@@ -230,8 +233,9 @@ def _third_party_injection(ruleset: RuleSet, rules: Path, split: str) -> None:
         "CPU µs/event",
         title=f"prompt injection, event level, third-party data ({split} split)",
     )
-    for name, rs in ((str(rules), ruleset), (f"{rules}, every rule enabled", ruleset.all_enabled())):
-        r = evaluate_events(engine_for(rs), texts, {"prompt_injection"})
+    engine = engine_for(ruleset)
+    for name, scorers in ((f"{rules}, with the injection scorer (the default)", suite), (f"{rules}, no scorers", None)):
+        r = evaluate_events(engine, texts, {"prompt_injection"}, scorers)
         table.add_row(
             name,
             *_cells(r, r.n),
@@ -246,23 +250,21 @@ def _third_party_injection(ruleset: RuleSet, rules: Path, split: str) -> None:
         )
 
 
-def _leave_one_source_out_injection(ruleset: RuleSet, rules: Path) -> None:
+def _leave_one_source_out_injection(ruleset: RuleSet, rules: Path, suite: ScorerSuite) -> None:
     from udfs.evaluation import loso
     from udfs.evaluation.corpora import INJECTION_SOURCES, injection_cases
 
     cases = injection_cases()
-    for name, rs, fit in (
-        (str(rules), ruleset, loso.rules),
+    engine = engine_for(ruleset)
+    for name, fit in (
         (
-            f"{rules}, every rule enabled (the semantic layer indexed with the other sources)",
-            ruleset.all_enabled(),
-            loso.rules_and_similarity,
+            f"{rules} with the injection scorer, the default (its index: ours and the other sources)",
+            loso.rules_and_similarity(engine, suite, {"prompt_injection"}),
         ),
+        (f"{rules}, no scorers (patterns only)", loso.rules(engine, {"prompt_injection"})),
     ):
-        engine = engine_for(rs)
         _loso_table(
-            f"prompt injection, event level, leave one source out: {name}",
-            loso.leave_one_source_out(cases, fit(engine, {"prompt_injection"})),
+            f"prompt injection, event level, leave one source out: {name}", loso.leave_one_source_out(cases, fit)
         )
     for source in INJECTION_SOURCES:
         console.print(f"  {source.name}: {source.package} {source.version} ({source.license}); {source.what}")

@@ -13,7 +13,8 @@ from udfs.archive import ARCHIVE_COLUMNS
 from udfs.events import AuditEvent
 from udfs.faults import Failure
 from udfs.findings import Finding
-from udfs.rules import SCORERS, Rule
+from udfs.rules import Rule
+from udfs.scorers.suite import MEASURED
 
 # Records that a keyed operator downstream reads are Row(key, value), keyed in Java by their first
 # field (flink_jobs.pyflink_internals.keyed): PyFlink's key_by would add a Python operator, i.e. one
@@ -82,7 +83,7 @@ AUDITED_FIELDS = {
     "tokens": Types.LONG(),
     "cost_usd": Types.DOUBLE(),
     "latency_ms": Types.DOUBLE(),
-    **{scorer: Types.DOUBLE() for scorer in SCORERS},
+    **{scorer: Types.DOUBLE() for scorer in MEASURED},
 }
 AUDITED = Types.ROW_NAMED(list(AUDITED_FIELDS), list(AUDITED_FIELDS.values()))
 
@@ -93,7 +94,7 @@ def _rule_key(finding: Finding) -> str:
 
 def audited_row(event, findings: list[Finding], scores: dict) -> Row:
     """An audited event as its AUDITED row; scores: {field: {scorer: score}}, the highest counts."""
-    top = {scorer: max((s[scorer] for s in scores.values() if scorer in s), default=None) for scorer in SCORERS}
+    top = {scorer: max((s[scorer] for s in scores.values() if scorer in s), default=None) for scorer in MEASURED}
     return Row(
         event.tenant,
         event.model,
@@ -111,7 +112,7 @@ def audited_row(event, findings: list[Finding], scores: dict) -> Row:
 
 def sequence_row(tenant: str, model: str, time_ms: int, finding: Finding) -> Row:
     """A fired sequence rule's violation, for the `violations` points of its window."""
-    return Row(tenant, model, time_ms, 0, 0, _rule_key(finding), None, 0, 0.0, None, *(None for _ in SCORERS))
+    return Row(tenant, model, time_ms, 0, 0, _rule_key(finding), None, 0, 0.0, None, *(None for _ in MEASURED))
 
 
 # The archive's rows (udfs.archive.archive_record), typed so that Flink SQL's Parquet writer can take them:

@@ -20,7 +20,7 @@ from pyflink.table import Schema
 
 from flink_jobs.pyflink_internals import declare_output_type, table_env_of
 from udfs.findings import CATEGORIES
-from udfs.rules import SCORERS
+from udfs.scorers.suite import MEASURED
 
 RATE_CATEGORIES = tuple(c for c in CATEGORIES if c != "anomaly")
 
@@ -55,7 +55,7 @@ METRICS_COLUMNS = (
     Column("rule_keys", "LISTAGG(rule_keys, '\n')", Types.STRING(), "rule<TAB>category<TAB>severity per violation"),
     *(
         column
-        for s in SCORERS
+        for s in MEASURED
         for column in (
             Column(f"{s}_n", f"COUNT({s})", Types.LONG(), f"events with a {s} score"),
             Column(f"{s}_sum", f"SUM({s})", Types.DOUBLE(), f"sum of the events' highest {s} score"),
@@ -82,7 +82,7 @@ ANOMALY_COLUMNS = (
     ),
     *(
         column
-        for s in SCORERS
+        for s in MEASURED
         for column in (
             Column(f"{s}_mean", f"AVG({s})", Types.DOUBLE(), f"mean of the events' highest {s} score"),
             Column(f"{s}_p95", f"PERCENTILE({s}, 0.95)", Types.DOUBLE(), f"95th percentile of {s}"),

@@ -186,12 +186,10 @@ def scores() -> st.SearchStrategy[dict]:
 
 
 @cache
-def detectors(with_models: bool = True) -> dict[str, Detector]:
-    """One opened instance of each registered detector, default params (injection_similarity loads MiniLM)."""
+def detectors() -> dict[str, Detector]:
+    """One opened instance of each registered detector, default params."""
     out = {}
     for name, cls in sorted(DETECTORS.items()):
-        if name == "injection_similarity" and not with_models:
-            continue
         detector = cls()
         detector.open()
         out[name] = detector
@@ -294,9 +292,9 @@ def as_event(text: str) -> AuditEvent:
     )
 
 
-def check_everything(text: str, with_models: bool = True) -> None:
+def check_everything(text: str) -> None:
     """Every check on one text: the detectors, decoders, validators and both engines."""
-    for name, detector in detectors(with_models).items():
+    for name, detector in detectors().items():
         check_detector(name, detector, text)
     check_decoders(text)
     check_validators(text)
@@ -315,8 +313,7 @@ def _signature(where: str, exc: BaseException) -> str:
 def problems(text: str, engine_names: tuple[str, ...] = ("default", "all enabled")) -> list[tuple[str, str]]:
     """Every check on one text, each failure caught: [(signature, description)], empty when all hold.
 
-    What check_everything asserts, for a fuzzer that goes on after a failure. The detectors run
-    directly without the MiniLM one (the "all enabled" engine runs it).
+    What check_everything asserts, for a fuzzer that goes on after a failure.
     """
     found: list[tuple[str, str]] = []
 
@@ -327,7 +324,7 @@ def problems(text: str, engine_names: tuple[str, ...] = ("default", "all enabled
             found.append((_signature(where, exc), f"{where}: {type(exc).__name__}: {str(exc)[:500]}"))
             return None
 
-    for name, detector in detectors(with_models=False).items():
+    for name, detector in detectors().items():
         attempt(f"detector {name}", lambda: check_detector(name, detector, text))
     attempt("decoders", lambda: check_decoders(text))
     for name, validator in VALIDATORS.items():

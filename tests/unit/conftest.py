@@ -11,3 +11,11 @@ def entities_suite() -> ScorerSuite:
     suite = ScorerSuite(load_config(), ["entities"], "cpu")
     suite.open()
     return suite
+
+
+@pytest.fixture(scope="session")
+def injection_suite() -> ScorerSuite:
+    """The default scorers' `injection` model (MiniLM), opened once per run."""
+    suite = ScorerSuite(load_config(), ["injection"], "cpu")
+    suite.open()
+    return suite

@@ -52,7 +52,8 @@ def test_eval_leads_with_leave_one_source_out_for_injection_and_secrets():
     first_table = next(i for i, line in enumerate(lines) if "leave one source out" in line)
     assert first_table < next(i for i, line in enumerate(lines) if "third-party data (test split)" in line)
     for title in ("prompt injection, event level, leave one source out: rules/default.yaml",
-                  "every rule enabled (the semantic layer indexed with the other sources)",
+                  "with the injection scorer, the default (its index: ours and the other sources)",
+                  "rules/default.yaml, no scorers (patterns only)",
                   "secrets, per labelled secret, each scanner's tests a held-out source",
                   "PII values, one per text, each generator or test suite a held-out source"):
         assert title in shown.output

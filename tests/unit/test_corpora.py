@@ -17,7 +17,7 @@ from udfs.evaluation.quality import bootstrap_ci, evaluate_events, evaluate_secr
 from udfs.rules import load_rules
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "udfs" / "detectors" / "data"
+DATA = ROOT / "udfs" / "scorers" / "data"  # what the injection scorer indexes
 
 
 def _norm(text: str) -> str:
@@ -70,13 +70,13 @@ def test_bootstrap_interval_holds_the_estimate_and_narrows_with_more_data():
     assert hi_l - lo_l < hi_s - lo_s
 
 
-@pytest.mark.parametrize("enable_all, min_f1", [(False, 0.70), (True, 0.82)])
-def test_prompt_injection_quality_on_the_third_party_test_split(enable_all, min_f1):
-    ruleset = load_rules(ROOT / "rules" / "default.yaml")
-    engine = RuleEngine(ruleset.all_enabled() if enable_all else ruleset)
+@pytest.mark.parametrize("with_scorer, min_f1", [(False, 0.70), (True, 0.82)])
+def test_prompt_injection_quality_on_the_third_party_test_split(with_scorer, min_f1, request):
+    engine = RuleEngine(load_rules(ROOT / "rules" / "default.yaml"))
     engine.open()
     cases = injection_cases("test", TUNED_INJECTION_SOURCES)
-    report = evaluate_events(engine, [(c.text, c.label) for c in cases], {"prompt_injection"})
+    suite = request.getfixturevalue("injection_suite") if with_scorer else None
+    report = evaluate_events(engine, [(c.text, c.label) for c in cases], {"prompt_injection"}, suite)
     assert report.metrics["precision"][0] >= 0.95, report.false_alarms
     assert report.metrics["f1"][0] >= min_f1, report.misses
 

@@ -6,6 +6,6 @@ from udfs.detectors import DETECTORS, get_detector
 
 
 def test_unknown_detector_lists_the_valid_ones():
-    with pytest.raises(ValueError, match="unknown detector 'ner'; valid detectors: injection_similarity, pii, prompt_injection, secrets"):
+    with pytest.raises(ValueError, match="unknown detector 'ner'; valid detectors: pii, prompt_injection, secrets"):
         get_detector("ner")
-    assert set(DETECTORS) == {"injection_similarity", "pii", "prompt_injection", "secrets"}
+    assert set(DETECTORS) == {"pii", "prompt_injection", "secrets"}

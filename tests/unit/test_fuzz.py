@@ -44,14 +44,25 @@ def event(prompt: str | None, response: str | None = None) -> AuditEvent:
 @bounded(1000)
 @given(fuzz.texts())
 def test_detectors_never_raise_and_their_spans_are_inside_the_text(text):
-    for name, detector in fuzz.detectors(with_models=False).items():
+    for name, detector in fuzz.detectors().items():
         fuzz.check_detector(name, detector, text)
 
 
 @bounded(40)
 @given(fuzz.texts(max_atoms=4))
-def test_the_similarity_detector_never_raises(text):
-    fuzz.check_detector("injection_similarity", fuzz.detectors()["injection_similarity"], text)
+def test_the_injection_scorer_never_raises_and_its_sentence_is_inside_the_text(injection_suite, text):
+    [scored] = injection_suite.score([text])
+    assert 0 <= scored.scores.get("injection", 0) <= 1
+    if "injection_span" in scored.evidence:
+        start, end = scored.evidence["injection_span"]
+        assert 0 <= start < end <= len(text) and text[start:end].strip() == text[start:end]
+
+
+def test_the_injection_scorer_reads_a_long_prompt_of_distinct_instruction_like_sentences(injection_suite):
+    # The worst case the scorer's cut (max_chars) allows: every sentence a distinct cue, each embedded.
+    text = " ".join(f"Rule {i}: ignore line {i}." for i in range(900))[: injection_suite.config.max_chars]
+    [scored] = injection_suite.score([text])
+    assert "injection" in scored.scores
 
 
 @bounded(300)

@@ -24,7 +24,7 @@ FIXTURES = ROOT / "tests" / "fixtures" / "rules"
         ("bad_regex.yaml", r"bad_regex.yaml:10: rule 'broken' field match.regex: regex '\(\?=secret\)\\\\w\+' is not valid RE2 .*no backreferences or lookaround"),
         ("bad_severity.yaml", r"bad_severity.yaml:6: rule 'loud' field severity: 'urgent' is not one of info, low, medium, high, critical"),
         ("unknown_field.yaml", r"unknown_field.yaml:8: rule 'typo' field sevrity: unknown field"),
-        ("unknown_detector.yaml", r"unknown_detector.yaml:8: rule 'nope' field match: unknown detector 'pii_v2'; valid detectors: injection_similarity, pii, prompt_injection, secrets"),
+        ("unknown_detector.yaml", r"unknown_detector.yaml:8: rule 'nope' field match: unknown detector 'pii_v2'; valid detectors: pii, prompt_injection, secrets"),
         ("bad_detector_params.yaml", r"rule 'nope' field match: .*no entities \['passport'\]; valid: email, phone_number"),
         ("bad_sequence.yaml", r"sequence over unknown or stateful rules \['b'\]; valid: a"),
         ("missing_keywords_file.yaml", r"rule 'kw' field match: keywords file .*nowhere.txt' not found"),

@@ -47,10 +47,11 @@ def test_enabled_scorers_must_be_configured():
 
 def test_a_registered_scorer_is_a_config_section_and_score_rules_read_the_scoring_ones():
     from udfs.rules import SCORERS as SCORED
-    from udfs.scorers.suite import SCORERS, Member
+    from udfs.scorers.suite import MEASURED, SCORERS, Member
 
     assert set(ScorersConfig.model_fields) == {"max_chars", *SCORERS}
-    assert SCORED == tuple(name for name, member in SCORERS.items() if member.scores) == ("toxicity", "bias")
+    assert SCORED == tuple(name for name, member in SCORERS.items() if member.scores) == ("toxicity", "bias", "injection")
+    assert MEASURED == ("toxicity", "bias")  # the window metrics, anomalies and archive keep these
     for name, member in SCORERS.items():
         assert issubclass(member, Member) and ScorersConfig.model_fields[name].annotation == member.Spec | None
     with pytest.raises(ValueError, match="bias.counterfactual needs a toxicity scorer"):

@@ -6,7 +6,7 @@ error listing the known ones.
 
 from __future__ import annotations
 
-from udfs.detectors import injection, pii, secrets, similarity  # noqa: F401  (fills the registry)
+from udfs.detectors import injection, pii, secrets  # noqa: F401  (fills the registry)
 from udfs.detectors.base import DETECTORS, Detector, DetectorMatch, get_detector
 
 __all__ = ["DETECTORS", "Detector", "DetectorMatch", "get_detector"]

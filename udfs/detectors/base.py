@@ -117,11 +117,19 @@ def register(cls: type[Detector]) -> type[Detector]:
     return cls
 
 
+# Detectors that became something else, and what a rule now says instead.
+MOVED = {
+    "injection_similarity": "the injection scorer, batched with the other models: "
+    "match: {type: score, scorer: injection, threshold: 0.45}",
+}
+
+
 def get_detector(name: str) -> type[Detector]:
     try:
         return DETECTORS[name]
     except KeyError:
-        raise ValueError(f"unknown detector {name!r}; valid detectors: {', '.join(sorted(DETECTORS))}") from None
+        moved = f"; {name!r} is now {MOVED[name]}" if name in MOVED else ""
+        raise ValueError(f"unknown detector {name!r}; valid detectors: {', '.join(sorted(DETECTORS))}{moved}") from None
 
 
 @dataclass(frozen=True)

@@ -77,18 +77,18 @@ def rules(engine, categories: set[str]) -> Fit:
     return lambda _train: lambda texts: flagged(engine, texts, categories)
 
 
-def rules_and_similarity(engine, categories: set[str]) -> Fit:
-    """The rules with the semantic layer, whose known attacks and benign anchors are ours (written for this
+def rules_and_similarity(engine, suite, categories: set[str]) -> Fit:
+    """The rules with the injection scorer, whose known attacks and benign anchors are ours (written for this
     project) and the training sources' texts: a held-out source is never in the index."""
-    from udfs.detectors.similarity import DATA, corpus_lines
     from udfs.evaluation.quality import flagged
+    from udfs.scorers.injection import DATA, corpus_lines
 
-    (similarity,) = engine.detectors("injection_similarity")
+    index = suite.member("injection").index
     attacks, benign = corpus_lines(DATA / "injection_attacks.txt"), corpus_lines(DATA / "benign_instructions.txt")
 
     def fit(train: list[LabelledText]) -> Callable[[Sequence[str]], list[bool]]:
-        similarity.index(attacks + [c.text for c in train if c.label], benign + [c.text for c in train if not c.label])
-        return lambda texts: flagged(engine, texts, categories)
+        index.index(attacks + [c.text for c in train if c.label], benign + [c.text for c in train if not c.label])
+        return lambda texts: flagged(engine, texts, categories, suite)
 
     return fit
 

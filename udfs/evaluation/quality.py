@@ -13,9 +13,13 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from udfs.engine import RuleEngine
 from udfs.events import AuditEvent
+
+if TYPE_CHECKING:
+    from udfs.scorers.suite import ScorerSuite
 
 TEMPLATES = (
     "Hi, please update my record: {}. Thanks!",
@@ -208,15 +212,29 @@ class BinaryReport:
     false_alarms: tuple[str, ...]
 
 
-def flagged(engine: RuleEngine, texts: Sequence[str], categories: set[str]) -> list[bool]:
-    """Per text (as a prompt): whether a finding of one of `categories` is on it."""
-    return [any(f.category in categories for f in engine.evaluate(_as_prompt(i, text))) for i, text in enumerate(texts)]
+def flagged(
+    engine: RuleEngine, texts: Sequence[str], categories: set[str], suite: ScorerSuite | None = None
+) -> list[bool]:
+    """Per text (as a prompt): whether a finding of one of `categories` is on it; with a ScorerSuite, the
+    score rules read its scores, batched as in the job."""
+    events = [_as_prompt(i, text) for i, text in enumerate(texts)]
+    scored: list[tuple[dict, dict]] = [({}, {})] * len(events)
+    if suite is not None:
+        scored = [
+            pair for first in range(0, len(events), 64) for pair in suite.score_events(events[first : first + 64])
+        ]
+    return [
+        any(f.category in categories for f in engine.evaluate(event, scores, evidence))
+        for event, (scores, evidence) in zip(events, scored)
+    ]
 
 
-def evaluate_events(engine: RuleEngine, texts: list[tuple[str, bool]], categories: set[str]) -> BinaryReport:
+def evaluate_events(
+    engine: RuleEngine, texts: list[tuple[str, bool]], categories: set[str], suite: ScorerSuite | None = None
+) -> BinaryReport:
     """Flag each text (as a prompt) when a finding of one of `categories` is on it; compare with its label."""
     started = time.process_time()
-    pairs = list(zip((label for _, label in texts), flagged(engine, [text for text, _ in texts], categories)))
+    pairs = list(zip((label for _, label in texts), flagged(engine, [text for text, _ in texts], categories, suite)))
     cpu = (time.process_time() - started) / max(1, len(texts)) * 1e6
     misses = [text for (text, _), (label, hit) in zip(texts, pairs) if label and not hit]
     false_alarms = [text for (text, _), (label, hit) in zip(texts, pairs) if hit and not label]

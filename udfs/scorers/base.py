@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -106,6 +107,15 @@ def pick_device(requested: str = "auto") -> str:
 def models_dir() -> Path:
     """Where `llm-audit models build` puts the models it trains."""
     return cache_dir() / "models"
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def without_surrogates(text: str) -> str:
+    """Each lone surrogate (a str may hold one, UTF-8 cannot) as U+FFFD: what tokenizers written in Rust and spaCy
+    can read. One code point for one, so offsets into the result are offsets into the text."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def chunk_spans(length: int, size: int, stride: int | None = None) -> list[tuple[int, int]]:

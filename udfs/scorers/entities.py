@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from udfs.scorers.base import ScorerError
+from udfs.scorers.base import ScorerError, without_surrogates
 
 Entity = Literal["PERSON", "LOCATION", "ORGANIZATION", "NRP"]
 
@@ -30,7 +30,6 @@ Span = tuple[int, int, str, str]
 # What no name has: the characters of code and e-mail addresses, digits inside a word (keys, identifiers).
 # (Figures beside a name, "Afridi 88" in a scorecard, stay: the name is in the span.)
 _NOT_IN_NAMES = re.compile(r"[_@=/\\<>{}\[\]|#$%^*+~`]|[^\W\d_]\d|\d[^\W\d_]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _LETTERS = re.compile(r"[^\W\d_]+")
 # Words of LLM traffic that the model, trained on news, takes for names: the acronyms of software and of
 # business, product tiers, jailbreak personas.
@@ -105,7 +104,7 @@ class EntityRecognizer:
         out: list[list[Span]] = [[] for _ in texts]
         gated = [i for i, text in enumerate(texts) if _GATE.search(text)]
         # spaCy stores text as UTF-8: a lone surrogate (JSON allows "\\ud800") becomes U+FFFD, offsets kept.
-        docs = self._nlp.pipe([_SURROGATE.sub("\ufffd", texts[i]) for i in gated], batch_size=self.spec.batch_size)
+        docs = self._nlp.pipe([without_surrogates(texts[i]) for i in gated], batch_size=self.spec.batch_size)
         labels = self.spec.labels
         for i, doc in zip(gated, docs):
             text = texts[i]

@@ -11,7 +11,7 @@ from flink_jobs.streaming.records import ANOMALY_POINTS, bucketed
 from flink_jobs.streaming.windows import ANOMALY_FIELDS, RATE_CATEGORIES
 from udfs.anomaly import AnomalyDetector, AnomalySettings
 from udfs.metrics import anomaly_point
-from udfs.rules import SCORERS
+from udfs.scorers.suite import MEASURED
 
 
 def anomaly_metrics(row: Row) -> dict[str, float]:
@@ -20,7 +20,7 @@ def anomaly_metrics(row: Row) -> dict[str, float]:
     w = dict(zip(ANOMALY_FIELDS, row))
     metrics = {"events": float(w["events"]), "tokens": float(w["tokens"]), "cost_usd": round(w["cost_usd"], 6)}
     metrics.update({f"violation_rate.{c}": w[f"violating_{c}"] / w["events"] for c in RATE_CATEGORIES})
-    for name in (*(f"{s}_{m}" for s in SCORERS for m in ("mean", "p95")), "latency_p95_ms"):
+    for name in (*(f"{s}_{m}" for s in MEASURED for m in ("mean", "p95")), "latency_p95_ms"):
         if w[name] is not None:  # no scored text, or no latency, in the window
             metrics[name] = w[name]
     return metrics

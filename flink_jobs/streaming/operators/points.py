@@ -9,7 +9,7 @@ from pyflink.common import Row
 from flink_jobs.streaming.records import bucketed
 from flink_jobs.streaming.windows import METRICS_FIELDS
 from udfs.metrics import Point, WindowCounts, dead_letter_point
-from udfs.rules import SCORERS
+from udfs.scorers.suite import MEASURED
 
 
 def series(point: Point) -> str:
@@ -35,7 +35,7 @@ def metrics_points(row: Row) -> list[Point]:
         w["tokens"],
         w["cost_usd"],
         dict(Counter(tuple(k.split("\t")) for k in (w["rule_keys"] or "").split("\n") if k)),
-        {s: (w[f"{s}_n"], w[f"{s}_sum"], w[f"{s}_max"]) for s in SCORERS if w[f"{s}_n"]},
+        {s: (w[f"{s}_n"], w[f"{s}_sum"], w[f"{s}_max"]) for s in MEASURED if w[f"{s}_n"]},
     )
     return counts.points(w["tenant"], w["model"], w["end_ms"])
 
