@@ -48,5 +48,5 @@ def test_run_audit_fails_fast_on_a_missing_rules_file_or_a_bad_setting(tmp_path)
     # The default rules read the scorers (score and entities rules): without them it is an error, not silence.
     rules_only = run("run", "audit", "--bounded", env={"LLM_AUDIT_SCORERS": "[]"})
     assert rules_only.returncode == 1
-    needed = "score and entities rules need scorers ['bias', 'entities', 'toxicity']"
+    needed = "score and entities rules need scorers ['bias', 'entities', 'injection', 'toxicity']"
     assert needed in rules_only.stderr.replace("\n", "")
