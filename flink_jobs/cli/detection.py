@@ -17,7 +17,7 @@ from flink_jobs.cli.rules import engine_for, load
 from udfs.engine import RuleEngine
 from udfs.evaluation.quality import BinaryReport
 from udfs.events import EventError, parse_event
-from udfs.rules import RuleSet
+from udfs.rules import RuleSet, ScoreMatch
 from udfs.scorers import ScorerSuite, load_config
 from udfs.scorers.suite import DEFAULT_CONFIG as DEFAULT_SCORERS
 
@@ -89,6 +89,12 @@ def evaluate(
     seed: int = typer.Option(13, "--seed"),
     split: str = typer.Option("test", help="Split of the third-party data: test (the measurement) or train."),
     third_party: bool = typer.Option(True, "--third-party/--synthetic-only", help="Also measure on third-party data."),
+    retrain: bool = typer.Option(
+        True,
+        "--retrain/--no-retrain",
+        help="Retrain a model without each source it trained on, for that source's fold (minutes, once per build); "
+        "--no-retrain scores such a fold with the default model, within its source.",
+    ),
 ) -> None:
     """Detection quality: on our synthetic labelled set (an upper bound), and on third-party data.
 
@@ -131,6 +137,7 @@ def evaluate(
         suite = ScorerSuite(load_config(DEFAULT_SCORERS), ["injection"], "cpu")
         suite.open()
         _leave_one_source_out_injection(ruleset, rules, suite)
+        _leave_one_source_out_scores(ruleset, retrain)
         _third_party_injection(ruleset, rules, split, suite)
         _third_party_secrets(ruleset, rules, split)
         _third_party_pii(ruleset, rules)
@@ -220,7 +227,7 @@ def _third_party_injection(ruleset: RuleSet, rules: Path, split: str, suite: Sco
 
     labelled = injection_cases(split)  # type: ignore[arg-type]
     texts = [(case.text, case.label) for case in labelled]
-    suite.member("injection").index.index_shipped()  # as the job runs it (its training splits indexed)
+    suite.attack_index.index_shipped()  # as the job runs it (its training splits indexed)
     table = Table(
         "rules",
         "n",
@@ -268,6 +275,67 @@ def _leave_one_source_out_injection(ruleset: RuleSet, rules: Path, suite: Scorer
         )
     for source in INJECTION_SOURCES:
         console.print(f"  {source.name}: {source.package} {source.version} ({source.license}); {source.what}")
+
+
+def _leave_one_source_out_scores(ruleset: RuleSet, retrain: bool, min_precision: float = 0.9) -> None:
+    """The toxicity and bias scores on sources the models never fitted, each rule's threshold chosen on the
+    others (udfs/evaluation/thresholds.py)."""
+    from udfs.evaluation import thresholds
+    from udfs.evaluation.corpora import BIAS_SOURCES, TOXICITY_SOURCES, bias_cases, toxicity_cases
+    from udfs.scorers.build import MODELS
+
+    config = load_config(DEFAULT_SCORERS)
+    # The bias rule reads the stereotype score; the counterfactual is another score, and costs toxicity's models.
+    config = config.model_copy(update={"bias": config.section("bias").model_copy(update={"counterfactual": False})})
+    fitted_on = {name: spec.sources for name, spec in MODELS.items()}
+    for scorer, rule_id, cases, sources in (
+        ("toxicity", "toxicity.high", toxicity_cases, TOXICITY_SOURCES),
+        ("bias", "bias.stereotype", bias_cases, BIAS_SOURCES),
+    ):
+        report = thresholds.leave_one_source_out(
+            cases(), thresholds.refit(config, scorer, fitted_on, retrain), min_precision
+        )
+        _threshold_table(f"{scorer} score, leave one source out: each source's test split", report)
+        rule = next((r.match for r in ruleset.rules if r.id == rule_id and isinstance(r.match, ScoreMatch)), None)
+        at = report.at_threshold
+        assert at is not None
+        console.print(
+            f"  {rule_id}: threshold {report.threshold:.3f} is the lowest with precision >= {min_precision} on "
+            f"every source's test split, pooled and each source with both classes: there precision "
+            f"{at.metrics['precision'][0]:.3f}, recall {at.metrics['recall'][0]:.3f}, FPR {at.metrics['fpr'][0]:.3f}, "
+            f"ROC AUC {at.metrics['roc_auc'][0]:.3f} (chosen there: an upper bound; the folds are the figure); "
+            f"the rules have {rule.threshold if rule else 'no ' + rule_id}"
+        )
+        for source in sources:
+            console.print(f"  {source.name}: {source.package} {source.version} ({source.license}); {source.what}")
+
+
+def _threshold_table(title: str, report) -> None:
+    """_loso_table's layout with what scored each fold and its threshold, chosen on the other sources."""
+    names = ("precision", "recall", "f1", "fpr", "roc_auc")
+    table = Table(
+        Column("held-out source", no_wrap=True),
+        "positives",
+        "negatives",
+        "scored by",
+        f"threshold (P >= {report.min_precision} on the others)",
+        *names,
+        title=f"{title} [95 % CI]",
+    )
+    for fold in report.folds:
+        table.add_row(
+            fold.source,
+            str(fold.positives),
+            str(fold.negatives),
+            fold.scorer,
+            f"{fold.threshold:.3f}",
+            *(_metric(fold.report, n) if fold.defined(n) else "" for n in names),
+        )
+    summaries = [report.summary(n) for n in names]
+    table.add_row("min", "", "", "", "", *(f"{s[0]:.3f}" if s else "" for s in summaries))
+    table.add_row("mean", "", "", "", "", *(f"{s[1]:.3f}" if s else "" for s in summaries))
+    table.add_row("pooled", "", "", "", "", *(_metric(report.pooled, n) for n in names[:4]), "")
+    console.print(table)
 
 
 def _loso_table(title: str, report) -> None:

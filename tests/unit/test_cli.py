@@ -46,7 +46,7 @@ def test_the_sweep_sees_every_flag():
 
 
 def test_eval_leads_with_leave_one_source_out_for_injection_and_secrets():
-    shown = CliRunner().invoke(app, ["eval", "--n", "10"], env=WIDE)
+    shown = CliRunner().invoke(app, ["eval", "--n", "10", "--no-retrain"], env=WIDE)
     assert shown.exit_code == 0, shown.output
     lines = shown.output.splitlines()
     first_table = next(i for i, line in enumerate(lines) if "leave one source out" in line)
@@ -55,8 +55,11 @@ def test_eval_leads_with_leave_one_source_out_for_injection_and_secrets():
                   "with the injection scorer, the default (its index: ours and the other sources)",
                   "rules/default.yaml, no scorers (patterns only)",
                   "secrets, per labelled secret, each scanner's tests a held-out source",
-                  "PII values, one per text, each generator or test suite a held-out source"):
+                  "PII values, one per text, each generator or test suite a held-out source",
+                  "toxicity score, leave one source out", "bias score, leave one source out",
+                  "trained on its train split: not held out", "toxicity.high: threshold"):
         assert title in shown.output
     rows = {line.split("│")[1].strip() for line in lines if line.startswith("│")}
     assert {"bastioncorpus", "agent-injection-bench", "blastcontain-drill", "trufflehog", "ripsecrets", "trivy",
-            "libphonenumber: phone_number", "python-stdnum: iban", "min", "mean", "pooled"} <= rows
+            "libphonenumber: phone_number", "python-stdnum: iban", "toxigen", "crows-pairs", "min", "mean",
+            "pooled"} <= rows

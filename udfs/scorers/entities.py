@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from udfs.scorers.base import ScorerError, without_surrogates
+from udfs.scorers.base import ScorerError, english_stop_words, reads_as_english, without_surrogates
 
 Entity = Literal["PERSON", "LOCATION", "ORGANIZATION", "NRP"]
 
@@ -30,7 +30,6 @@ Span = tuple[int, int, str, str]
 # What no name has: the characters of code and e-mail addresses, digits inside a word (keys, identifiers).
 # (Figures beside a name, "Afridi 88" in a scorecard, stay: the name is in the span.)
 _NOT_IN_NAMES = re.compile(r"[_@=/\\<>{}\[\]|#$%^*+~`]|[^\W\d_]\d|\d[^\W\d_]")
-_LETTERS = re.compile(r"[^\W\d_]+")
 # Words of LLM traffic that the model, trained on news, takes for names: the acronyms of software and of
 # business, product tiers, jailbreak personas.
 NOT_NAMES = (
@@ -96,9 +95,7 @@ class EntityRecognizer:
             ) from None
         self.model = f"{self.spec.package} {self._nlp.meta.get('version', '')}".strip()
         self._gazetteer = Gazetteer.load() if self.spec.gazetteers else None
-        from spacy.lang.en.stop_words import STOP_WORDS
-
-        self._stop_words = STOP_WORDS
+        self._stop_words = english_stop_words()
 
     def find(self, texts: Sequence[str]) -> list[list[Span]]:
         out: list[list[Span]] = [[] for _ in texts]
@@ -132,8 +129,7 @@ class EntityRecognizer:
         characters either side of the span: a long text without full stops has many spans."""
         left = max(start - 501, *(text.rfind(stop, max(0, start - 500), start) for stop in ".!?;\n"))
         right = min((i for i in (text.find(stop, end, end + 500) for stop in ".!?;\n") if i >= 0), default=end + 500)
-        lower = [word for word in _LETTERS.findall(text[max(0, left + 1) : right]) if word.islower()]
-        return sum(len(word) > 2 for word in lower) < 3 or any(word in self._stop_words for word in lower)
+        return reads_as_english(text[max(0, left + 1) : right], self._stop_words)
 
     def _opens_sentence_alone(self, text: str, start: int, end: int) -> bool:
         """One capitalised word that starts a sentence ("Translate ...", "Shut up ..."): the capital says nothing

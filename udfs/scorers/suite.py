@@ -23,7 +23,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from udfs.detectors.base import shorten
 from udfs.faults import Failure
-from udfs.scorers.base import LabelScores, Scorer, ScorerError, build_scorer, pick_device
+from udfs.scorers.base import (
+    LabelScores,
+    Scorer,
+    ScorerError,
+    build_scorer,
+    english_stop_words,
+    pick_device,
+    reads_as_english,
+)
 from udfs.scorers.entities import EntityRecognizer, EntitySpec
 from udfs.scorers.groups import Mention, default_lexicon
 from udfs.scorers.injection import AttackIndex, InjectionSpec
@@ -49,6 +57,11 @@ class ScorerSpec(_Strict):
         default="text",
         description="score whole texts, or each sentence (max-pooled: one insult in a long "
         "response is not diluted, and its sentence is the evidence)",
+    )
+    english_only: bool = Field(
+        default=False,
+        description="score only the sentences (or texts) that read as English, and count the others as "
+        "evidence (`<name>_not_english`): models that read English score other languages at random",
     )
 
     @model_validator(mode="after")
@@ -142,12 +155,14 @@ class Classifier(Member):
 
     def open(self, device: str) -> None:
         self.model = self.suite.model(self.name)
+        self.stop_words = english_stop_words() if self.spec.english_only else None
 
     def score(self, texts: Sequence[str], out: list[TextScores]) -> None:
         name, main = self.name, self.spec.main
         if self.spec.granularity == "text":
-            for result, scores in zip(out, self.model.score(texts)):
-                result.scores.update(_named(name, scores, main))
+            idx = self._readable(out, [(i, texts[i]) for i in range(len(texts))])
+            for i, scores in zip(idx, self.model.score([texts[i] for i in idx])):
+                out[i].scores.update(_named(name, scores, main))
             return
         spans = [
             (i, m.start(), m.end())
@@ -155,6 +170,7 @@ class Classifier(Member):
             for m in _SENTENCE.finditer(text)
             if m.group().strip()
         ]
+        spans = [spans[k] for k in self._readable(out, [(i, texts[i][a:b]) for i, a, b in spans])]
         per_sentence = self.model.score([texts[i][a:b] for i, a, b in spans])
         for (i, a, b), sentence in zip(spans, per_sentence):
             named = _named(name, sentence, main)
@@ -163,6 +179,20 @@ class Classifier(Member):
                 result.evidence[f"{name}_span"] = [a, b]  # the top sentence
             for label, value in named.items():  # max-pool every label over the sentences
                 result.scores[label] = max(value, result.scores.get(label, 0.0))
+
+    def _readable(self, out: list[TextScores], pieces: list[tuple[int, str]]) -> list[int]:
+        """The indices of the pieces (text index, text or sentence) to score: all, or those that read as
+        English, the others counted in their text's evidence."""
+        if self.stop_words is None:
+            return list(range(len(pieces)))
+        keep = []
+        for k, (i, piece) in enumerate(pieces):
+            if reads_as_english(piece, self.stop_words):
+                keep.append(k)
+            else:
+                evidence = out[i].evidence
+                evidence[f"{self.name}_not_english"] = evidence.get(f"{self.name}_not_english", 0) + 1
+        return keep
 
 
 class GroupBias(Member):
@@ -315,12 +345,13 @@ class ScorerSuite:
             self._models[name] = scorer
         return self._models[name]
 
-    def member(self, name: str) -> Member:
-        """An enabled scorer's member (its opened model within)."""
-        found = [m for m in self._members if m.name == name]
+    @property
+    def attack_index(self) -> AttackIndex:
+        """The injection scorer's index of known attacks, once open (an evaluation re-indexes it per fold)."""
+        found = [m for m in self._members if isinstance(m, Injection)]
         if not found:
-            raise ScorerError(f"scorer {name!r} is not enabled; enabled: {', '.join(self.enabled) or 'none'}")
-        return found[0]
+            raise ScorerError(f"scorer 'injection' is not enabled; enabled: {', '.join(self.enabled) or 'none'}")
+        return found[0].index
 
     @property
     def entities_model(self) -> str | None:
