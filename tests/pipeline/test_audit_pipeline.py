@@ -169,8 +169,10 @@ def test_rule_pushes_are_validated_and_reported():
 
     pem, public = generate_key()
     key = load_private_key(pem, "test.pem")
-    # FAST runs the toxicity scorer only: a ruleset with bias or name rules needs scorers it does not run.
-    ruleset = RuleSet(rules=[rule for rule in RULES.rules if rule.category != "bias" and rule.match.type != "entities"])
+    # FAST runs the toxicity scorer only: a ruleset with bias, name or injection-similarity rules needs scorers it
+    # does not run.
+    ruleset = RuleSet(rules=[rule for rule in RULES.rules
+                             if rule.match.type != "entities" and getattr(rule.match, "scorer", "toxicity") == "toxicity"])
     good = sign(push_record(ruleset, "default", 1, "alice", "first"), key)
     bad = {**push_record(ruleset, "default", 2, "bob", "typo"), "hash": "0"}
     bad["rules"] = {"rules": [{**bad["rules"]["rules"][0], "severity": "urgent"}]}
@@ -193,7 +195,7 @@ def test_rule_pushes_are_validated_and_reported():
     assert summary[0] == (1, True, "")
     assert summary[1][:2] == (2, False) and "severity: 'urgent' is not one of info, low" in changes[1]["reason"]
     assert summary[2][:2] == (3, False) and "hash does not match" in changes[2]["reason"]
-    assert summary[3][:2] == (4, False) and "need scorers ['bias', 'entities']" in changes[3]["reason"]
+    assert summary[3][:2] == (4, False) and "need scorers ['bias', 'entities', 'injection']" in changes[3]["reason"]
     assert summary[4][:2] == (None, False) and changes[4]["reason"].startswith("not JSON")
     assert summary[5] == (5, True, "")
     assert summary[6][:2] == (1, False) and "version 1 is not above the running version 5" in changes[6]["reason"]

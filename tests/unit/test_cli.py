@@ -57,7 +57,7 @@ def test_eval_leads_with_leave_one_source_out_for_injection_and_secrets():
                   "secrets, per labelled secret, each scanner's tests a held-out source",
                   "PII values, one per text, each generator or test suite a held-out source",
                   "toxicity score, leave one source out", "bias score, leave one source out",
-                  "trained on its train split: not held out", "toxicity.high: threshold"):
+                  "toxicity.high: threshold"):
         assert title in shown.output
     rows = {line.split("│")[1].strip() for line in lines if line.startswith("│")}
     assert {"bastioncorpus", "agent-injection-bench", "blastcontain-drill", "trufflehog", "ripsecrets", "trivy",
