@@ -311,66 +311,58 @@ def _leave_one_source_out_scores(ruleset: RuleSet, retrain: bool, min_precision:
 
 
 def _threshold_table(title: str, report) -> None:
-    """_loso_table's layout with what scored each fold and its threshold, chosen on the other sources."""
-    names = ("precision", "recall", "f1", "fpr", "roc_auc")
-    table = Table(
-        Column("held-out source", no_wrap=True),
-        "positives",
-        "negatives",
-        "scored by",
-        f"threshold (P >= {report.min_precision} on the others)",
-        *names,
-        title=f"{title} [95 % CI]",
+    """_loso_table with what scored each fold and its threshold, chosen on the other sources, and ROC AUC."""
+    _loso_table(
+        title,
+        report,
+        {
+            "scored by": lambda fold: fold.scorer,
+            f"threshold (P >= {report.min_precision} on the others)": lambda fold: f"{fold.threshold:.3f}",
+        },
+        extra_metrics=("roc_auc",),
     )
-    for fold in report.folds:
-        table.add_row(
-            fold.source,
-            str(fold.positives),
-            str(fold.negatives),
-            fold.scorer,
-            f"{fold.threshold:.3f}",
-            *(_metric(fold.report, n) if fold.defined(n) else "" for n in names),
-        )
-    summaries = [report.summary(n) for n in names]
-    table.add_row("min", "", "", "", "", *(f"{s[0]:.3f}" if s else "" for s in summaries))
-    table.add_row("mean", "", "", "", "", *(f"{s[1]:.3f}" if s else "" for s in summaries))
-    table.add_row("pooled", "", "", "", "", *(_metric(report.pooled, n) for n in names[:4]), "")
-    console.print(table)
 
 
-def _loso_table(title: str, report) -> None:
+def _loso_table(title: str, report, columns: dict | None = None, extra_metrics: tuple[str, ...] = ()) -> None:
     """One row per held-out source, then the minimum and mean over the sources where a figure is defined,
-    and every fold pooled; a figure a source cannot give (recall without attacks) is blank."""
+    and every fold pooled; a figure a source cannot give (recall without attacks) is blank. `columns`: more
+    cells per fold (header -> fold -> text), after its counts."""
     from udfs.evaluation.quality import METRICS
 
-    names = [name for name, _ in METRICS if name in report.folds[0].report.metrics]
+    columns = columns or {}
+    names = [name for name, _ in METRICS if name in report.folds[0].report.metrics] + list(extra_metrics)
+    cpu = not all(math.isnan(fold.report.cpu_us_per_event) for fold in report.folds)
     table = Table(
         Column("held-out source", no_wrap=True),
         "positives",
         "negatives",
+        *columns,
         *names,
-        "CPU µs/text",
+        *(["CPU µs/text"] if cpu else []),
         title=f"{title} [95 % CI]",
     )
+    blank = [""] * len(columns)
     for fold in report.folds:
         table.add_row(
             fold.source,
             str(fold.positives),
             str(fold.negatives),
+            *(cell(fold) for cell in columns.values()),
             *(_metric(fold.report, n) if fold.defined(n) else "" for n in names),
-            f"{fold.report.cpu_us_per_event:,.0f}",
+            *([f"{fold.report.cpu_us_per_event:,.0f}"] if cpu else []),
         )
     summaries = [report.summary(n) for n in names]
-    table.add_row("min", "", "", *(f"{s[0]:.3f}" if s else "" for s in summaries), "")
-    table.add_row("mean", "", "", *(f"{s[1]:.3f}" if s else "" for s in summaries), "")
+    for row, at in (("min", 0), ("mean", 1)):
+        table.add_row(row, "", "", *blank, *(f"{s[at]:.3f}" if s else "" for s in summaries), *([""] if cpu else []))
     pooled = report.pooled
     if pooled is not None:
         table.add_row(
             "pooled",
             str(sum(fold.positives for fold in report.folds)),
             str(sum(fold.negatives for fold in report.folds)),
-            *(_metric(pooled, n) for n in names),
-            "" if math.isnan(pooled.cpu_us_per_event) else f"{pooled.cpu_us_per_event:,.0f}",
+            *blank,
+            *(_metric(pooled, n) if n in pooled.metrics else "" for n in names),
+            *(["" if math.isnan(pooled.cpu_us_per_event) else f"{pooled.cpu_us_per_event:,.0f}"] if cpu else []),
         )
     console.print(table)
 
