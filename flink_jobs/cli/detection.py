@@ -299,13 +299,19 @@ def _leave_one_source_out_scores(ruleset: RuleSet, retrain: bool, min_precision:
         rule = next((r.match for r in ruleset.rules if r.id == rule_id and isinstance(r.match, ScoreMatch)), None)
         at = report.at_threshold
         assert at is not None
-        console.print(
-            f"  {rule_id}: threshold {report.threshold:.3f} is the lowest with precision >= {min_precision} on "
-            f"every source's test split, pooled and each source with both classes: there precision "
-            f"{at.metrics['precision'][0]:.3f}, recall {at.metrics['recall'][0]:.3f}, FPR {at.metrics['fpr'][0]:.3f}, "
-            f"ROC AUC {at.metrics['roc_auc'][0]:.3f} (chosen there: an upper bound; the folds are the figure); "
-            f"the rules have {rule.threshold if rule else 'no ' + rule_id}"
-        )
+        have = f"the rules have {rule.threshold if rule else 'no ' + rule_id}"
+        if at.tp == 0:
+            console.print(
+                f"  {rule_id}: no threshold reaches precision >= {min_precision} on every source's test split "
+                f"(ROC AUC there {at.metrics['roc_auc'][0]:.3f}); {have}"
+            )
+        else:
+            console.print(
+                f"  {rule_id}: threshold {report.threshold:.3f} is the lowest with precision >= {min_precision} on "
+                f"every source's test split, pooled and each source with both classes: there precision "
+                f"{at.metrics['precision'][0]:.3f}, recall {at.metrics['recall'][0]:.3f}, FPR {at.metrics['fpr'][0]:.3f}, "
+                f"ROC AUC {at.metrics['roc_auc'][0]:.3f} (chosen there: an upper bound; the folds are the figure); {have}"
+            )
         for source in sources:
             console.print(f"  {source.name}: {source.package} {source.version} ({source.license}); {source.what}")
 
