@@ -179,11 +179,10 @@ def engine_rate(rules_path: Path, values: list[str]) -> float:
 def scorer_rate(values: list[str]) -> float:
     """Events/s at which the job's scorers, batched as the job batches them, score these events'
     texts in plain Python: the ceiling of the audit with scorers."""
-    from flink_jobs.settings import load_settings
     from udfs.events import EventError, parse_event
     from udfs.scorers import ScorerSuite, load_config
 
-    settings = load_settings()
+    settings = local_job_settings()  # the job's scorers; unsigned pushes, as every local run here
     events = []
     for value in values:
         try:
