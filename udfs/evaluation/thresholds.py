@@ -1,11 +1,11 @@
 """Score rules on other people's data, leave one source out: a threshold chosen where the figure is not taken.
 
-For each source in turn, the scorer without the models fitted on that source scores the texts of every
-source's test split (texts no model fitted on). The rule's threshold is chosen on the other sources, as the
-lowest at which their precision reaches the target, pooled and on each source with both classes (the most
-recall that precision allows); the figure is
-what that threshold gives on the source left out, beside the ROC AUC of the scores there. The threshold a
-rule ships with is chosen the same way on every source together; the folds say how far to trust it.
+For each source in turn, the scorer less what fitted on that source (an ensemble's members trained on it, or a
+model retrained without it) scores the texts of every source's test split (texts no model fitted on). The
+rule's threshold is chosen on the other sources, as the lowest at which their precision reaches the target,
+pooled and on each source with both classes (the most recall that precision allows); the figure is what that
+threshold gives on the source left out, beside the ROC AUC of the scores there. The threshold a rule ships
+with is chosen the same way on every source together; the folds say how far to trust it.
 """
 
 from __future__ import annotations
