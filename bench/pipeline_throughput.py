@@ -8,18 +8,20 @@ Beside the jobs, the same run measures what the job is held against:
 Jobs (each bounded, on the local MiniCluster and stack, Python functions in process or thread mode):
 - pass-through: Kafka source -> three Python maps (parse JSON, identity, size) -> discarding sink;
 - audit, rules only: the real job (parse, rules, sequences, windows, anomalies, MongoDB, InfluxDB, DLQ);
-- audit, with scorers: the same with the default toxicity and bias models;
+- audit, toxicity+bias: the same with the toxicity and bias models (the defaults of session 24);
+- audit, default models: the same with the job's default scorers (toxicity, bias, entities, injection);
 - in process mode, where the audit's time goes: a Python function that only parses each event
   (the audit's shape, SQL event time included, with no audit in it), parse and rules
   in one non-keyed Python map (the pass-through's shape), and the audit with an empty ruleset.
 
 Events/s are measured by difference: each job runs on N and on a small M events from the same
 topic, and the rate is (N - M) / (T(N) - T(M)), which cancels JVM, worker and model start-up.
-Then the audit in the job's default Python mode runs unbounded on live traffic at half its measured
-rate (or --rate), and the event-to-MongoDB latency is each violation's stored_at minus its event
-time (p50, p99).
+Then the audit in the job's default Python mode runs unbounded on live traffic, rules only and with the default
+models, each at half its measured rate (--rate sets the rules-only one), in a process of its own; per violation,
+the latency of each stage (event time -> Kafka append -> stored in MongoDB), p50, p99 and p99.9.
 The last line is `SUMMARY engine_eps=… consumer_eps=… passthrough_eps=… audit_rules_eps=…
-audit_scorers_eps=… p50_ms=… p99_ms=…`, the best mode of each.
+audit_scorers_eps=… audit_default_eps=… p50_ms=… p99_ms=… p999_ms=… models_p50_ms=… models_p99_ms=…`, the best
+mode of each (audit_scorers_eps: toxicity+bias; latencies: event time -> stored).
 Each run's databases, topics and checkpoints are dropped after it, and the bench's topics at the end:
 the stack is the one the tests use.
 
@@ -36,6 +38,7 @@ import shutil
 import sys
 import time
 import uuid
+from datetime import timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -176,9 +179,9 @@ def engine_rate(rules_path: Path, values: list[str]) -> float:
     return rate(audit, values, repeats=1)
 
 
-def scorer_rate(values: list[str]) -> float:
-    """Events/s at which the job's scorers, batched as the job batches them, score these events'
-    texts in plain Python: the ceiling of the audit with scorers."""
+def scorer_rate(values: list[str], scorers: tuple[str, ...]) -> float:
+    """Events/s at which these scorers, batched as the job batches them, score these events' texts in
+    plain Python: the ceiling of the audit with them."""
     from udfs.events import EventError, parse_event
     from udfs.scorers import ScorerSuite, load_config
 
@@ -189,7 +192,7 @@ def scorer_rate(values: list[str]) -> float:
             events.append(parse_event(value))
         except EventError:
             pass
-    suite = ScorerSuite(load_config(settings.scorers_path), tuple(settings.scorers), settings.scorer_device)
+    suite = ScorerSuite(load_config(settings.scorers_path), scorers, settings.scorer_device)
     suite.open()
     size = settings.score_batch_size
     suite.score_events(events[:size])  # the first batch warms the models up
@@ -281,8 +284,22 @@ def rate_of(name: str, build, topics: dict[int, str], overrides: dict) -> tuple[
     return (big - small) / (t_big - t_small), times
 
 
-def latency(overrides: dict, rate: float, seconds: float) -> list[float]:
-    """Live traffic at `rate`; seconds from each violating event's time to its stored_at."""
+STAGES = ("event time -> Kafka append", "Kafka append -> stored", "event time -> stored")
+
+
+def latency(overrides: dict, rate: float, seconds: float) -> dict[str, list[float]]:
+    """Live traffic at `rate` for `seconds`; per violation of it, the seconds of each of STAGES (the Kafka
+    append time is the record's timestamp; stored is the violation's stored_at). Runs in a process of its own,
+    a fresh JVM as a deployment has: after the bounded jobs, translating the archive's sink in the bench's
+    process failed ("no format factory for 'parquet'")."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_latency, (overrides, rate, seconds))
+
+
+def _latency(overrides: dict, rate: float, seconds: float) -> dict[str, list[float]]:
+    from kafka import KafkaConsumer
     from pymongo import MongoClient
 
     run = uuid.uuid4().hex[:8]
@@ -290,21 +307,44 @@ def latency(overrides: dict, rate: float, seconds: float) -> list[float]:
     stack.create_topics("127.0.0.1:9092", {topic: {}})
     settings = settings_for(run, topic, **{**overrides, "bounded": False, "starting_offsets": "earliest"})
     client = job.build_job(settings).execute_async(f"bench-latency-{run}")
+    mongo = MongoClient(settings.mongo_uri.get_secret_value())
+    violations = mongo[settings.mongo_database][settings.violations_collection]
     try:
-        while client.get_job_status().result().name != "RUNNING":
+        # Warm-up traffic until its first violation is stored: tasks deployed, Python workers and models up.
+        warm_up = traffic.produce(settings.kafka_bootstrap, topic, 200, seed=6, rate=50)
+        deadline = time.monotonic() + 300
+        while not violations.find_one({"event_id": {"$in": [t["event_id"] for t in warm_up]}}):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the latency run's job stored nothing of its warm-up traffic in 300 s")
             time.sleep(0.5)
-        time.sleep(15)  # tasks deployed and the Python workers up
         truths = traffic.produce(settings.kafka_bootstrap, topic, int(rate * seconds), seed=5, rate=rate)
-        time.sleep(5)
+        time.sleep(10)  # the last batches: flushed within the sinks' and scorers' deadlines
     finally:
         client.cancel().result()
-    valid = {t["event_id"] for t in truths if not t["malformed"]}
-    with MongoClient(settings.mongo_uri.get_secret_value()) as mongo:
-        docs = list(mongo[settings.mongo_database][settings.violations_collection].find(
-            {}, {"event_id": 1, "event_time": 1, "stored_at": 1}))
-    drop_run_data(settings)
-    stack.delete_topics(settings.kafka_bootstrap, [topic])
-    return sorted((d["stored_at"] - d["event_time"]).total_seconds() for d in docs if d["event_id"] in valid)
+    try:
+        valid = {t["event_id"] for t in truths if not t["malformed"]}
+        docs = list(violations.find({"event_id": {"$in": list(valid)}}, {"event_id": 1, "event_time": 1, "stored_at": 1}))
+        consumer = KafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest",
+                                 consumer_timeout_ms=5000)
+        appended = {}
+        for record in consumer:
+            try:
+                appended[json.loads(record.value)["event_id"]] = record.timestamp / 1000
+            except (ValueError, KeyError, TypeError):  # the stream's malformed share
+                continue
+        consumer.close()
+    finally:
+        mongo.close()
+        drop_run_data(settings)
+        stack.delete_topics(settings.kafka_bootstrap, [topic])
+    out: dict[str, list[float]] = {stage: [] for stage in STAGES}
+    for d in docs:
+        # MongoDB returns naive UTC datetimes
+        event, stored = (d[key].replace(tzinfo=timezone.utc).timestamp() for key in ("event_time", "stored_at"))
+        append = appended.get(d["event_id"], event)
+        for stage, value in zip(STAGES, (append - event, stored - append, stored - event)):
+            out[stage].append(value)
+    return {stage: sorted(values) for stage, values in out.items()}
 
 
 def rules_without_scores(folder: Path) -> Path:
@@ -334,6 +374,7 @@ def main() -> None:
                                                    "(default: half the best audit rate, rules only)")
     parser.add_argument("--modes", default="process,thread", help="Python execution modes to try")
     parser.add_argument("--parallelism", type=int, default=1, help="parallelism of every job")
+    parser.add_argument("--latency-seconds", type=float, default=60, help="seconds of live traffic per latency run")
     args = parser.parse_args()
 
     stack.up()
@@ -355,6 +396,11 @@ def main() -> None:
         shutil.rmtree(rules_folder, ignore_errors=True)
 
 
+# The scorer configurations measured: the defaults of session 24 (toxicity and bias), and the defaults now.
+MODELS = {"toxicity+bias": ("toxicity", "bias"),
+          "default models": tuple(AuditJobSettings.model_fields["scorers"].default)}
+
+
 def rate_text(value: float | None) -> str:
     return f"{value:,.0f}" if value else "n/a"
 
@@ -374,8 +420,9 @@ def measure(args, topic: str, small: str, scored: str, size: int, rules_folder: 
     console.print(f"  engine (plain Python, parse and rules): {engine:,.0f} events/s")
     consumer = hand_rolled_consumer(topic, args.events, rules_only_rules)
     console.print(f"  hand-rolled consumer: {consumer:,.0f} events/s")
-    scoring = scorer_rate(values[:args.scored_events])
-    console.print(f"  scorers, batched in plain Python: {scoring:,.0f} events/s")
+    scoring = {name: scorer_rate(values[:args.scored_events], scorers) for name, scorers in MODELS.items()}
+    for name, value in scoring.items():
+        console.print(f"  scorers ({name}), batched in plain Python: {value:,.0f} events/s")
     rows, floors = [], {}
     for mode in args.modes.split(","):
         mode_overrides = {"python_execution_mode": mode, "parallelism": args.parallelism}
@@ -387,11 +434,11 @@ def measure(args, topic: str, small: str, scored: str, size: int, rules_folder: 
         except Exception as exc:  # noqa: BLE001 - a mode PyFlink cannot run is a result too
             causes = [line.strip() for line in str(exc).splitlines() if line.strip().startswith("Caused by")]
             console.print(f"[red]{mode} mode failed[/]: {(causes or [str(exc)])[-1][:400]}")
-            rows.append((mode, None, None, None))
+            rows.append((mode, None, None, None, None))
             continue
-        scores, _ = rate_of(f"audit, with scorers ({mode})", job.build_job,
-                            {args.small: small, args.scored_events: scored}, mode_overrides)
-        rows.append((mode, passed, rules, scores))
+        scores = [rate_of(f"audit, {name} ({mode})", job.build_job, {args.small: small, args.scored_events: scored},
+                          {**mode_overrides, "scorers": list(scorers)})[0] for name, scorers in MODELS.items()]
+        rows.append((mode, passed, rules, *scores))
         if mode == "process":  # where the audit's time goes: the same shape with less and less in it
             empty = Path(rules_only_rules).with_name("empty.yaml")
             empty.write_text("rules: []\n")
@@ -409,16 +456,19 @@ def measure(args, topic: str, small: str, scored: str, size: int, rules_folder: 
                 "audit, rules only": rules,
             }
 
+    batched = ", ".join(f"{name} {value:,.0f}" for name, value in scoring.items())
     title = (f"events/s, generator events of ~{size} bytes, parallelism {args.parallelism}, {os.cpu_count()} CPUs; "
-             f"engine {engine:,.0f}, consumer {consumer:,.0f}, scorers batched {scoring:,.0f}")
-    table = Table("python mode", "pass-through", "audit, rules only", "÷ engine", "÷ consumer", "audit, with scorers",
-                  "÷ scorers batched", title=title)
-    for mode, passed, rules, scores in rows:
+             f"engine {engine:,.0f}, consumer {consumer:,.0f}, scorers batched: {batched}")
+    table = Table("python mode", "pass-through", "audit, rules only", "÷ engine", "÷ consumer",
+                  *(column for name in MODELS for column in (f"audit, {name}", "÷ batched")), title=title)
+    for mode, passed, rules, *scores in rows:
         if passed is None:
-            table.add_row(mode, "failed", "", "", "", "", "")
+            table.add_row(mode, "failed", *[""] * (3 + 2 * len(MODELS)))
             continue
         table.add_row(mode, rate_text(passed), rate_text(rules), ratio_text(rules, engine, 2),
-                      ratio_text(rules, consumer, 2), rate_text(scores), ratio_text(scores, scoring, 2))
+                      ratio_text(rules, consumer, 2),
+                      *(cell for value, name in zip(scores, MODELS)
+                        for cell in (rate_text(value), ratio_text(value, scoring[name], 2))))
     Console().print(table)
     if floors:
         breakdown = Table("job (process mode)", "events/s", "ratio to pass-through", title="where the audit's time goes")
@@ -426,26 +476,40 @@ def measure(args, topic: str, small: str, scored: str, size: int, rules_folder: 
             breakdown.add_row(name, rate_text(value), ratio_text(value, floors["pass-through"], 2))
         Console().print(breakdown)
 
-    best_of = {i: max((r[i] or 0 for r in rows), default=0) or None for i in (1, 2, 3)}
-    p50 = p99 = None
+    best_of = {i: max((r[i] or 0 for r in rows), default=0) or None for i in (1, 2, 3, 4)}
+    lat: dict[str, dict[str, list[float]]] = {}
     measured = [r for r in rows if r[2] is not None]
     if measured:
         # The job's default mode, as users run it; another mode only if the default did not run.
         default = AuditJobSettings.model_fields["python_execution_mode"].default
         chosen = next((r for r in measured if r[0] == default), max(measured, key=lambda r: r[2]))
-        mode, live_rate = chosen[0], args.rate or chosen[2] / 2
-        lat = latency({"python_execution_mode": mode, **rules_only, "rules_path": rules_only_rules}, live_rate, 20)
-        p50, p99 = pct(lat, 0.5) * 1000, pct(lat, 0.99) * 1000
-        print(f"event-to-MongoDB latency, rules only, {mode} mode, {live_rate:.0f} events/s live: "
-              f"p50 {p50:.0f} ms, p99 {p99:.0f} ms ({len(lat)} violations)")
+        mode = chosen[0]
+        runs = {"rules only": ({**rules_only, "rules_path": rules_only_rules}, args.rate or chosen[2] / 2),
+                "the default models": ({}, (chosen[4] or 0) / 2)}
+        table = Table("stage", *(f"{name}: {q}" for name in runs for q in ("p50", "p99", "p99.9")),
+                      title=f"latency (ms), {mode} mode, live traffic at half each configuration's rate: "
+                            + ", ".join(f"{name} {r:.0f} events/s" for name, (_, r) in runs.items()))
+        for name, (overrides, live_rate) in runs.items():
+            if live_rate:
+                lat[name] = latency({"python_execution_mode": mode, **overrides}, live_rate, args.latency_seconds)
+                console.print(f"  latency, {name}: {len(lat[name][STAGES[-1]])} violations")
+        for stage in STAGES:
+            table.add_row(stage, *(f"{pct(lat[name][stage], q) * 1000:,.0f}" if name in lat else "n/a"
+                                   for name in runs for q in (0.5, 0.99, 0.999)))
+        Console().print(table)
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
 
     def figure(value):
         return "n/a" if value is None else f"{value:.0f}"
 
+    def ms(name: str, q: float) -> str:
+        return figure(pct(lat[name][STAGES[-1]], q) * 1000 if name in lat else None)
+
     print(f"SUMMARY engine_eps={figure(engine)} consumer_eps={figure(consumer)} passthrough_eps={figure(best_of[1])} "
           f"audit_rules_eps={figure(best_of[2])} audit_scorers_eps={figure(best_of[3])} "
-          f"p50_ms={figure(p50)} p99_ms={figure(p99)}")
+          f"audit_default_eps={figure(best_of[4])} p50_ms={ms('rules only', 0.5)} p99_ms={ms('rules only', 0.99)} "
+          f"p999_ms={ms('rules only', 0.999)} models_p50_ms={ms('the default models', 0.5)} "
+          f"models_p99_ms={ms('the default models', 0.99)}")
 
 
 if __name__ == "__main__":

@@ -99,19 +99,24 @@ class EntityRecognizer:
 
     def find(self, texts: Sequence[str]) -> list[list[Span]]:
         out: list[list[Span]] = [[] for _ in texts]
-        gated = [i for i, text in enumerate(texts) if _GATE.search(text)]
+        # The model reads only the sentences the gate lets through (8 % of the generator's characters, 39 % in
+        # whole texts that pass it): a name it could find elsewhere would be a lone first word, dropped below.
+        gated = [(i, start, end) for i, text in enumerate(texts) for start, end in _sentences(text)
+                 if _GATE.search(text, start, end)]  # fmt: skip
         # spaCy stores text as UTF-8: a lone surrogate (JSON allows "\\ud800") becomes U+FFFD, offsets kept.
-        docs = self._nlp.pipe([without_surrogates(texts[i]) for i in gated], batch_size=self.spec.batch_size)
+        docs = self._nlp.pipe(
+            (without_surrogates(texts[i][start:end]) for i, start, end in gated), batch_size=self.spec.batch_size
+        )
         labels = self.spec.labels
-        for i, doc in zip(gated, docs):
+        for (i, start, _), doc in zip(gated, docs):
             text = texts[i]
-            out[i] = [
-                (e.start_char, e.end_char, labels[e.label_], e.label_)
+            out[i] += [
+                (start + e.start_char, start + e.end_char, labels[e.label_], e.label_)
                 for e in doc.ents
                 if e.label_ in labels
-                and self._name_shaped(text[e.start_char : e.end_char])
-                and self._in_english(text, e.start_char, e.end_char)
-                and not self._opens_sentence_alone(text, e.start_char, e.end_char)
+                and self._name_shaped(text[start + e.start_char : start + e.end_char])
+                and self._in_english(text, start + e.start_char, start + e.end_char)
+                and not self._opens_sentence_alone(text, start + e.start_char, start + e.end_char)
             ]
         if self._gazetteer is not None:  # cheap, so on every text: the gate skips datelines ("LONDON 1996-12-06")
             out = [self._gazetteer.add(text, spans) for text, spans in zip(texts, out)]
@@ -141,6 +146,19 @@ class EntityRecognizer:
         return self._gazetteer is None or (
             word not in self._gazetteer.first_names and word not in self._gazetteer.places
         )
+
+
+# Where a sentence ends: after a word with two lower-case letters before its stop ("Smith.", not "Mr.", "U.S.",
+# "St."), so that an abbreviation keeps its name; a line break too (lists, headlines).
+_SENTENCE_END = re.compile(r"(?<=[a-z]{2}[.!?])\s+|\n\s*")
+
+
+def _sentences(text: str) -> Iterable[tuple[int, int]]:
+    start = 0
+    for m in _SENTENCE_END.finditer(text):
+        yield start, m.start()
+        start = m.end()
+    yield start, len(text)
 
 
 # "Jane Doe", "Kenichi Shimokawa", "Des O'Neil-Smith": a first name, then a capitalised word with lower case.

@@ -17,6 +17,7 @@ from pathlib import Path
 from udfs.scorers.base import package_dir
 
 _TERM = re.compile(r"^[a-z][a-z\- ]*[a-z]$")
+_WORD = re.compile(r"\w+")
 # Descriptors that are everyday words far more often than group labels: gating on them would
 # score nearly every text.
 _TOO_COMMON = {
@@ -93,12 +94,20 @@ class GroupLexicon:
         self._axes, self._swaps = axes, swaps
         alternation = "|".join(re.escape(t) for t in sorted(self.axis_of, key=len, reverse=True))
         self._pattern = re.compile(rf"\b(?:{alternation})\b", re.IGNORECASE)
+        # Scanning every position with 1,264 alternatives cost 0.35 ms a sentence (a fifth of the default
+        # scorers' time): the pattern is tried only where a word starts that some term starts with.
+        self._first_words = frozenset(_WORD.findall(term)[0] for term in self.axis_of)
 
     def mentions(self, text: str) -> list[Mention]:
-        return [
-            Mention(m.group().lower(), self.axis_of[m.group().lower()], m.start(), m.end())
-            for m in self._pattern.finditer(text)
-        ]
+        found, end = [], 0
+        for word in _WORD.finditer(text):
+            if word.start() < end or word.group().lower() not in self._first_words:
+                continue
+            m = self._pattern.match(text, word.start())
+            if m and m.group().lower() in self.axis_of:  # not so for case-folded look-alikes ("ſ" matches "s")
+                found.append(Mention(m.group().lower(), self.axis_of[m.group().lower()], m.start(), m.end()))
+                end = m.end()
+        return found
 
     def partner(self, term: str) -> str | None:
         """The counterfactual group term: the opposite pair, else the next descriptor of the axis."""

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field
 
 from udfs.scorers.base import BackendParams, LabelScores, Scorer, ScorerError, by_length, max_pool, models_dir, register
+from udfs.scorers.runtime import RUNTIME_HELP, Runtime, load_forward
 
 
 class TransformersParams(BackendParams):
@@ -27,6 +28,7 @@ class TransformersParams(BackendParams):
     )
     max_length: int = Field(default=256, ge=8, le=4096, description="tokens per chunk; longer texts are chunked")
     batch_size: int = Field(default=32, ge=1)
+    runtime: Runtime = Field(default="auto", description=RUNTIME_HELP)
 
 
 def resolve_model(model: str) -> str:
@@ -44,13 +46,13 @@ def resolve_model(model: str) -> str:
 
 @register
 class TransformersScorer(Scorer):
-    """AutoTokenizer + AutoModelForSequenceClassification; fp16 under inference mode on CUDA."""
+    """AutoTokenizer + AutoModelForSequenceClassification, run as its `runtime` param says (udfs.scorers.runtime)."""
 
     backend = "transformers"
     Params = TransformersParams
 
     def open(self, device: str = "cpu") -> None:
-        import torch
+        import numpy as np
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
@@ -62,11 +64,8 @@ class TransformersScorer(Scorer):
             model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True)
         except OSError as exc:
             raise ScorerError(f"cannot load transformers model {self.params.model!r} offline: {exc}") from None
-        self._device = device
-        if device.startswith("cuda"):
-            model = model.half()
-        self._model = model.to(device).eval()
         config = model.config
+        self._forward = load_forward(model.eval(), path, device, self.params.runtime, "logits", int8=True)
         self._multi = self.params.problem == "multi_label" or (
             self.params.problem == "auto" and config.problem_type == "multi_label_classification"
         )
@@ -74,13 +73,13 @@ class TransformersScorer(Scorer):
         self._names = [self.params.labels.get(name, name) for name in names]
         keep = self.params.keep
         self.labels = tuple(n for n in self._names if keep is None or n in keep)
-        self._torch = torch
+        self._np = np
 
     def score(self, texts: Sequence[str]) -> list[LabelScores]:
         return by_length(texts, self._score_batch, self.params.batch_size)
 
     def _score_batch(self, texts: list[str]) -> list[LabelScores]:
-        torch = self._torch
+        np = self._np
         # Long texts become overlapping chunks at the model's limit (special tokens included);
         # padding is per batch; chunk scores max-pool back to their text.
         limit = min(self.params.max_length, self._tokenizer.model_max_length)
@@ -91,13 +90,15 @@ class TransformersScorer(Scorer):
             stride=limit // 4,
             padding=True,
             return_overflowing_tokens=True,
-            return_tensors="pt",
+            return_tensors="np",
         )
         owners = batch.pop("overflow_to_sample_mapping").tolist()
-        batch = batch.to(self._device)
-        with torch.inference_mode():
-            logits = self._model(**batch).logits.float()
-        probs = torch.sigmoid(logits) if self._multi else torch.softmax(logits, dim=-1)
+        logits = self._forward(dict(batch))
+        if self._multi:
+            probs = 1 / (1 + np.exp(-logits))
+        else:
+            exp = np.exp(logits - logits.max(axis=-1, keepdims=True))
+            probs = exp / exp.sum(axis=-1, keepdims=True)
         keep = set(self.labels)
-        per_chunk = [{n: float(v) for n, v in zip(self._names, row) if n in keep} for row in probs.cpu().tolist()]
+        per_chunk = [{n: float(v) for n, v in zip(self._names, row) if n in keep} for row in probs.tolist()]
         return max_pool(per_chunk, owners, len(texts))

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from udfs.scorers.base import minilm_dir, without_surrogates
+from udfs.scorers.runtime import RUNTIME_HELP, Runtime, load_forward
 
 DATA = Path(__file__).parent / "data"
 # Ours (injection_attacks.txt), and the training splits of third-party corpora (injection_attacks_<source>.txt).
@@ -45,6 +46,7 @@ class InjectionSpec(BaseModel):
         default="prompt", description="the texts scored: injections arrive in prompts (tool outputs included)"
     )
     batch_size: int = Field(default=128, ge=1, description="sentences per forward pass")
+    runtime: Runtime = Field(default="auto", description=RUNTIME_HELP)
 
 
 @dataclass(frozen=True)
@@ -65,17 +67,16 @@ class AttackIndex:
         self.spec = spec
 
     def open(self, device: str) -> None:
-        import torch
+        import numpy as np
         from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # structured, quiet worker logs
         path = minilm_dir()
         model = AutoModel.from_pretrained(path, local_files_only=True)
-        if device.startswith("cuda"):
-            model = model.half()
-        self._torch, self._device = torch, device
-        self._model = model.to(device).eval()
+        self._np, self._width = np, model.config.hidden_size
+        # fp32: int8 lost two attacks of the within-source test split (F1 0.838 -> 0.821) to save 3 % of the time
+        self._forward = load_forward(model.eval(), path, device, self.spec.runtime, "last_hidden_state", int8=False)
         self._tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.index_shipped()
 
@@ -91,10 +92,8 @@ class AttackIndex:
         self._benign = self._embed(benign)
 
     def _embed(self, texts: list[str]) -> Any:
-        torch = self._torch
-        if not texts:
-            return torch.zeros(0, self._model.config.hidden_size)
-        out = []
+        np = self._np
+        out = [np.zeros((0, self._width), dtype=np.float32)]
         # shortest first: less padding; bounded memory for a large corpus
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for first in range(0, len(texts), self.spec.batch_size):
@@ -103,13 +102,14 @@ class AttackIndex:
                 padding=True,
                 truncation=True,
                 max_length=128,
-                return_tensors="pt",
-            ).to(self._device)
-            with torch.inference_mode():
-                hidden = self._model(**batch).last_hidden_state.float()
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            out.append((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9))  # mean pooling, as the model was trained
-        return torch.nn.functional.normalize(torch.cat(out), dim=-1)[torch.argsort(torch.tensor(order))]
+                return_tensors="np",
+            )
+            hidden = self._forward(dict(batch))
+            mask = batch["attention_mask"][..., None].astype(hidden.dtype)
+            out.append((hidden * mask).sum(1) / np.maximum(mask.sum(1), 1e-9))  # mean pooling, as the model was trained
+        pooled = np.concatenate(out)
+        pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        return pooled[np.argsort(order)] if texts else pooled
 
     def nearest(self, texts: Sequence[str]) -> list[Nearest | None]:
         """Per text, its cue sentence closest to a known attack (past the margin), else its first cue sentence
@@ -127,10 +127,11 @@ class AttackIndex:
         sentences = [without_surrogates(texts[i][a:b]) for i, a, b in spans]
         distinct = list(dict.fromkeys(sentences))
         embedded = self._embed(distinct)
-        attack = (embedded @ self._attacks.T).max(dim=1)
-        benign = (embedded @ self._benign.T).max(dim=1).values.tolist()
+        similar = embedded @ self._attacks.T
+        indices = similar.argmax(axis=1)
+        values = similar[range(len(distinct)), indices].tolist()
+        benign = (embedded @ self._benign.T).max(axis=1, initial=-1.0).tolist()
         row = {sentence: k for k, sentence in enumerate(distinct)}
-        values, indices = attack.values.tolist(), attack.indices.tolist()
         for (i, a, b), sentence in zip(spans, sentences):
             k = row[sentence]
             score = values[k] if values[k] - benign[k] >= self.spec.margin else 0.0

@@ -3,7 +3,7 @@
 The package ships Keras weights (model.weights.h5) and a pickled Keras tokenizer but needs
 TensorFlow to run; we read both without it: h5py for the weights, a restricted unpickler for
 the tokenizer's word index. Same architecture, same 100-token pre-padding, so its scores
-match the original to 4 decimals.
+match the original to 4 decimals. On a CPU it runs in ONNX Runtime (udfs.scorers.runtime).
 """
 
 from __future__ import annotations
@@ -13,7 +13,20 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from udfs.scorers.base import LabelScores, Scorer, by_length, chunk_spans, max_pool, package_dir, register
+import numpy as np
+from pydantic import Field
+
+from udfs.scorers.base import (
+    BackendParams,
+    LabelScores,
+    Scorer,
+    by_length,
+    chunk_spans,
+    max_pool,
+    package_dir,
+    register,
+)
+from udfs.scorers.runtime import RUNTIME_HELP, Runtime, cached_graph, onnx_session, use_onnx
 
 LABELS = ("toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate")
 MAXLEN, VOCAB, EMBED, UNITS = 100, 20000, 50, 50
@@ -87,11 +100,16 @@ def load_keras_weights(network, path: Path) -> None:
         network.out.bias.copy_(var(f, "dense_1", 1))
 
 
+class JigsawParams(BackendParams):
+    runtime: Runtime = Field(default="auto", description=RUNTIME_HELP)
+
+
 @register
 class JigsawBiLSTM(Scorer):
     """Six Jigsaw labels: toxic, severe_toxic, obscene, threat, insult, identity_hate."""
 
     backend = "jigsaw_bilstm"
+    Params = JigsawParams
     batch_size = 64
 
     def open(self, device: str = "cpu") -> None:
@@ -101,8 +119,26 @@ class JigsawBiLSTM(Scorer):
         self._index = load_word_index(folder / "tokenizer.pickle")
         network = build_network()
         load_keras_weights(network, folder / "model.weights.h5")
-        self._network, self._device, self._torch = network.to(device).eval(), device, torch
+        network.eval()
         self.labels = LABELS
+        if use_onnx(self.params.runtime, device):
+            sample = (torch.zeros(2, MAXLEN, dtype=torch.long),)
+
+            def export(out: Path) -> None:
+                torch.onnx.export(network, sample, str(out), input_names=["ids"], output_names=["probs"],
+                                  dynamic_axes={"ids": {0: "batch"}, "probs": {0: "batch"}}, opset_version=17,
+                                  dynamo=False)  # fmt: skip
+
+            session = onnx_session(cached_graph("jigsaw-bilstm", [], folder / "model.weights.h5", export, False))
+            self._run = lambda rows: session.run(None, {"ids": np.asarray(rows, dtype=np.int64)})[0].tolist()
+        else:
+            network = network.to(device)
+
+            def run(rows: list[list[int]]) -> list[list[float]]:
+                with torch.inference_mode():
+                    return network(torch.tensor(rows, device=device)).cpu().tolist()
+
+            self._run = run
 
     def token_ids(self, text: str) -> list[int]:
         index = self._index
@@ -112,13 +148,11 @@ class JigsawBiLSTM(Scorer):
         return by_length(texts, self._score_batch, self.batch_size)
 
     def _score_batch(self, texts: list[str]) -> list[LabelScores]:
-        torch = self._torch
         rows, owners = [], []
         for owner, ids in enumerate(map(self.token_ids, texts)):
             for start, end in chunk_spans(len(ids), MAXLEN):
                 chunk = ids[start:end]
                 rows.append([0] * (MAXLEN - len(chunk)) + chunk)  # Keras pad_sequences: zeros in front
                 owners.append(owner)
-        with torch.inference_mode():
-            probs = self._network(torch.tensor(rows, device=self._device)).cpu().tolist()
+        probs = self._run(rows) if rows else []
         return max_pool([dict(zip(LABELS, row)) for row in probs], owners, len(texts))
