@@ -89,3 +89,22 @@ def test_a_lone_surrogate_is_read_around_with_offsets_kept(entities_suite):
         [scored] = entities_suite.score([text])
         assert all(0 <= s[0] < s[1] <= len(text) for s in scored.evidence.get("entities", []))
     assert [text[s[0]:s[1]] for s in scored.evidence["entities"]] == ["Jane Doe", "Berlin"]
+
+
+def test_the_model_reads_only_gated_sentences_and_their_names_keep_their_offsets(entities_suite):
+    # Sentences without a capitalised word past their start skip the model; an abbreviation ("Mr.", "Dr.")
+    # does not end a sentence, so its name stays whole.
+    text = ("please send the report today. thanks for that. "
+            "Yesterday Mr. John Smith met Dr. Angela Merkel in Berlin.\nwe talked to Microsoft about it.")
+    [scored] = entities_suite.score([text])
+    names = {(text[s[0]:s[1]], s[2]) for s in scored.evidence["entities"]}
+    assert {("John Smith", "PERSON"), ("Angela Merkel", "PERSON"), ("Berlin", "LOCATION"),
+            ("Microsoft", "ORGANIZATION")} <= names
+    model = entities_suite._members[0].recognizer._nlp
+    read = []
+    original, model.pipe = model.pipe, lambda texts, **kw: original(read.extend(texts) or read, **kw)
+    try:
+        entities_suite.score([text])
+    finally:
+        model.pipe = original
+    assert read == ["Yesterday Mr. John Smith met Dr. Angela Merkel in Berlin.", "we talked to Microsoft about it."]
