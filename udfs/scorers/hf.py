@@ -65,7 +65,9 @@ class TransformersScorer(Scorer):
         except OSError as exc:
             raise ScorerError(f"cannot load transformers model {self.params.model!r} offline: {exc}") from None
         config = model.config
-        self._forward = load_forward(model.eval(), path, device, self.params.runtime, "logits", int8=True)
+        self._forward = load_forward(
+            model.eval(), path, device, self.params.runtime, "logits", True, self._tokenizer.model_input_names
+        )
         self._multi = self.params.problem == "multi_label" or (
             self.params.problem == "auto" and config.problem_type == "multi_label_classification"
         )

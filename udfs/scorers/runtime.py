@@ -1,8 +1,8 @@
 """How a network runs: PyTorch (fp16 on a GPU), or on a CPU ONNX Runtime.
 
 On this project's 2-core machine the MiniLM classifiers are bound by fp32 matrix products (PyTorch runs
-them at the cores' peak), so only fewer bits help: dynamic int8 quantization runs them 1.7x faster, with
-the leave-one-source-out ROC AUCs within 0.01 (docs/benchmarks.md). The Jigsaw BiLSTM and the injection
+them at the cores' peak), so only fewer bits help: dynamic int8 quantization, one text per run, runs them
+1.1-1.3x faster in the suite, with the leave-one-source-out ROC AUCs within 0.01 (docs/benchmarks.md). The Jigsaw BiLSTM and the injection
 encoder stay fp32 (int8 moves the BiLSTM's scores by up to 0.025), in ONNX Runtime all the same: the
 BiLSTM runs 1.5x faster there, the same to 1e-7. Each graph is exported once, on first open, and cached
 beside the other built models, keyed by the weights' hash.
@@ -38,11 +38,17 @@ def use_onnx(runtime: Runtime, device: str) -> bool:
     return runtime == "onnx" or (runtime == "auto" and not device.startswith("cuda"))
 
 
-def load_forward(model: Any, path: str, device: str, runtime: Runtime, output: str, int8: bool) -> Forward:
+def load_forward(
+    model: Any, path: str, device: str, runtime: Runtime, output: str, int8: bool, inputs: list[str]
+) -> Forward:
     """The forward pass of `model` (a loaded transformers model, in eval mode, from checkpoint `path`):
-    `output` ("logits" or "last_hidden_state") for a tokenized batch; in ONNX Runtime with int8 weights
-    where `int8`."""
+    `output` ("logits" or "last_hidden_state") for a batch of its tokenizer's `inputs` (its
+    model_input_names); in ONNX Runtime with int8 weights where `int8` (logits only)."""
+    import numpy as np
     import torch
+
+    if int8 and output != "logits":
+        raise ValueError("int8 runs a text at a time, for logits only")
 
     if not use_onnx(runtime, device):
         if device.startswith("cuda"):
@@ -57,8 +63,9 @@ def load_forward(model: Any, path: str, device: str, runtime: Runtime, output: s
         return run_torch
     weights = next((p for p in sorted(Path(path).glob("*")) if p.suffix in (".safetensors", ".bin")), None)
     graph = cached_graph(
-        f"{Path(path).name}-{output}", [output], weights or Path(path), lambda out: _export(model, out, output), int8
-    )
+        f"{Path(path).name}-{output}", [output, *inputs], weights or Path(path),
+        lambda out: _export(model, out, output, inputs), int8,
+    )  # fmt: skip
     session = onnx_session(graph)
     names = [i.name for i in session.get_inputs()]
 
@@ -68,18 +75,12 @@ def load_forward(model: Any, path: str, device: str, runtime: Runtime, output: s
     def run_int8(batch: dict[str, Any]) -> Any:
         # One text per run: int8 activations are scaled per run, so in a batch a text's score would depend on
         # the texts beside it and on their padding (by up to 0.38 in a logit, measured), and a replay after a
-        # restart, batched otherwise, could flip a finding. Unpadded, one at a time is also the faster here.
-        import numpy as np
-
+        # restart, batched otherwise, could flip a finding. Unpadded, a text at a time costs little here.
         inputs = {name: _numpy(batch[name]) for name in names if name in batch}
         lengths = inputs["attention_mask"].sum(axis=1)
-        rows = [session.run(None, {k: v[i : i + 1, :n] for k, v in inputs.items()})[0] for i, n in enumerate(lengths)]
-        if output == "logits":
-            return np.concatenate(rows)
-        out = np.zeros((len(rows), inputs["attention_mask"].shape[1], rows[0].shape[-1]), dtype=np.float32)
-        for i, row in enumerate(rows):
-            out[i, : row.shape[1]] = row[0]  # padding positions stay zero: masked out by the caller
-        return out
+        return np.concatenate(
+            [session.run(None, {k: v[i : i + 1, :n] for k, v in inputs.items()})[0] for i, n in enumerate(lengths)]
+        )
 
     return run_int8 if int8 else run_fp32
 
@@ -87,7 +88,7 @@ def load_forward(model: Any, path: str, device: str, runtime: Runtime, output: s
 def _numpy(value: Any) -> Any:
     import numpy as np
 
-    return np.asarray(value.numpy() if hasattr(value, "numpy") else value, dtype=np.int64)
+    return np.asarray(value, dtype=np.int64)
 
 
 def onnx_session(graph: Path) -> Any:
@@ -140,7 +141,7 @@ def cached_graph(name: str, key: list[str], weights: Path, export: Callable[[Pat
     return graph
 
 
-def _export(model: Any, out: Path, output: str) -> None:
+def _export(model: Any, out: Path, output: str, names: list[str]) -> None:
     import torch
 
     class Named(torch.nn.Module):  # by keyword: positional order differs between model classes
@@ -148,12 +149,10 @@ def _export(model: Any, out: Path, output: str) -> None:
             super().__init__()
             self.model = model.float().cpu().eval()
 
-        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-            out = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
-            return getattr(out, output)
+        def forward(self, *tensors: Any) -> Any:
+            return getattr(self.model(**dict(zip(names, tensors))), output)
 
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    sample = tuple(torch.ones(2, 8, dtype=torch.long) for _ in names)
+    sample = tuple((torch.zeros if name == "token_type_ids" else torch.ones)(2, 8, dtype=torch.long) for name in names)
     axes = {name: {0: "batch", 1: "tokens"} for name in names}
     axes[output] = {0: "batch"} if output == "logits" else {0: "batch", 1: "tokens"}
     torch.onnx.export(
