@@ -65,7 +65,8 @@ class StackSettings(BaseSettings):
 
 
 TOPICS = {
-    "model-audit-logs": {},
+    # Events keep their own (possibly past) timestamps: no time retention on a stack that predates the broker's.
+    "model-audit-logs": {"retention.ms": "-1"},
     "model-audit-dlq": {},
     "audit-rules": {"cleanup.policy": "compact"},  # one partition: pushes stay in order
 }
@@ -111,6 +112,9 @@ def _kafka_config(settings: StackSettings, data: Path) -> Path:
                 "group.initial.rebalance.delay.ms=0",
                 # Flink's exactly-once sink holds transactions open across checkpoints.
                 "transaction.max.timeout.ms=3600000",
+                # No time retention: tests, benches and replays write events with past timestamps, and the default
+                # (7 days, checked every 5 minutes) deleted them between produce and read once they were older.
+                "log.retention.ms=-1",
                 "",
             ]
         )
