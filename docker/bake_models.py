@@ -81,7 +81,8 @@ def scorers_config(toxicity: Path, bias: Path) -> dict:
             "backend": "transformers",
             "main": ["toxicity", "threat", "identity_hate"],
             "granularity": "sentence",
-            "params": {"model": str(toxicity), "problem": "multi_label", "labels": LABELS, "keep": KEEP},
+            # fp32 on CPU TaskManagers: int8 was measured on the project's MiniLMs only (docs/scorers.md)
+            "params": {"model": str(toxicity), "problem": "multi_label", "labels": LABELS, "keep": KEEP, "int8": False},
         },
         "bias": {
             "backend": "transformers",
