@@ -92,3 +92,26 @@ def test_a_checkpoint_without_token_type_ids_exports_and_scores(tmp_path, monkey
     int8, exact = scorer(path, "onnx"), scorer(path, "torch")
     assert int8._tokenizer.model_input_names == ["input_ids", "attention_mask"]
     assert max(abs(a[k] - b[k]) for a, b in zip(int8.score(TEXTS), exact.score(TEXTS)) for k in a) < 0.05
+
+
+def test_a_sharded_checkpoint_changed_in_a_later_shard_is_exported_again(tiny_checkpoint, tmp_path, monkeypatch):
+    import shutil
+
+    import torch
+    from transformers import BertForSequenceClassification
+
+    monkeypatch.setattr(runtime, "models_dir", lambda: tmp_path / "cache")
+    sharded = tmp_path / "sharded"
+    shutil.copytree(tiny_checkpoint, sharded)
+    model = BertForSequenceClassification.from_pretrained(tiny_checkpoint)
+    for old in sharded.glob("*.safetensors"):
+        old.unlink()
+    model.save_pretrained(sharded, max_shard_size="200KB")
+    shards = sorted(sharded.glob("*.safetensors"))
+    assert len(shards) > 1
+    before, first = scorer(sharded, "onnx").score(TEXTS), shards[0].read_bytes()
+    with torch.no_grad():
+        model.classifier.bias.add_(1.0)  # the head: saved in the last shard
+    model.save_pretrained(sharded, max_shard_size="200KB")
+    assert sorted(sharded.glob("*.safetensors")) == shards and shards[0].read_bytes() == first  # unchanged
+    assert scorer(sharded, "onnx").score(TEXTS) != before

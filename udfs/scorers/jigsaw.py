@@ -129,7 +129,7 @@ class JigsawBiLSTM(Scorer):
                                   dynamic_axes={"ids": {0: "batch"}, "probs": {0: "batch"}}, opset_version=17,
                                   dynamo=False)  # fmt: skip
 
-            session = onnx_session(cached_graph("jigsaw-bilstm", [], folder / "model.weights.h5", export, False))
+            session = onnx_session(cached_graph("jigsaw-bilstm", [], [folder / "model.weights.h5"], export, False))
             self._run = lambda rows: session.run(None, {"ids": np.asarray(rows, dtype=np.int64)})[0].tolist()
         else:
             network = network.to(device)

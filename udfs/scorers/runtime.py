@@ -61,9 +61,10 @@ def load_forward(
             return getattr(out, output).float().cpu().numpy()
 
         return run_torch
-    weights = next((p for p in sorted(Path(path).glob("*")) if p.suffix in (".safetensors", ".bin")), None)
+    # Every weights file: a sharded checkpoint changed in its second shard must not reuse the old graph.
+    weights = sorted(p for p in Path(path).glob("*") if p.suffix in (".safetensors", ".bin"))
     graph = cached_graph(
-        f"{Path(path).name}-{output}", [output, *inputs], weights or Path(path),
+        f"{Path(path).name}-{output}", [output, *inputs], weights or [Path(path)],
         lambda out: _export(model, out, output, inputs), int8,
     )  # fmt: skip
     session = onnx_session(graph)
@@ -107,22 +108,23 @@ def onnx_session(graph: Path) -> Any:
     return ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
 
 
-def cached_graph(name: str, key: list[str], weights: Path, export: Callable[[Path], None], int8: bool) -> Path:
+def cached_graph(name: str, key: list[str], weights: list[Path], export: Callable[[Path], None], int8: bool) -> Path:
     """The ONNX graph of a network, exported (by `export`, to the path it is given) and, where `int8`, its
-    weights quantized, on first use; cached under the models directory, keyed by `key`, the weights file's
-    bytes (a directory: its path), the export code and the library versions."""
+    weights quantized, on first use; cached under the models directory, keyed by `key`, the weights files'
+    bytes (a path that is no file: the path), the export code and the library versions."""
     import onnxruntime
     import torch
 
     digest = hashlib.sha256()
     for part in (*key, str(int8), EXPORT_VERSION, torch.__version__, onnxruntime.__version__):
         digest.update(part.encode())
-    if weights.is_file():
-        with open(weights, "rb") as f:
+    for path in weights:
+        if not path.is_file():
+            digest.update(str(path.resolve()).encode())
+            continue
+        with open(path, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
-    else:
-        digest.update(str(weights.resolve()).encode())
     cache = models_dir() / "onnx"
     graph = cache / f"{name}-{digest.hexdigest()[:16]}{'.int8' if int8 else ''}.onnx"
     if graph.exists():
